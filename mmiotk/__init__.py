@@ -1,0 +1,29 @@
+"""mmiotk: write a register-level driver once; run it on mock MMIO, models, RTL, QEMU and hardware."""
+
+from .buffer import MmioBuffer, MmioView
+from .devmem import DevMemSpace
+from .errors import (
+    AccessError,
+    AlignmentError,
+    BadStateError,
+    MmioError,
+    MmioValueError,
+    OutOfRangeError,
+    PolicyError,
+    RevokedError,
+)
+from .irq import Interrupt, IrqTimeoutError
+from .pci import PciSysfsSpace
+from .policy import CachePolicy
+from .ram import RamSpace
+from .region import MmioResource, PhysicalRegion
+from .space import AddressSpace, MemoryWindow, Window
+from .uio import UioSpace
+
+__all__ = [
+    "AccessError", "AddressSpace", "AlignmentError", "BadStateError", "CachePolicy", "DevMemSpace",
+    "Interrupt", "IrqTimeoutError", "MemoryWindow", "MmioBuffer", "MmioError", "MmioResource",
+    "MmioValueError", "MmioView", "OutOfRangeError", "PciSysfsSpace", "PhysicalRegion", "PolicyError",
+    "RamSpace", "RevokedError", "UioSpace", "Window",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh machine: system packages (when root), a .venv, and the project in it.
+# Safe to run again: each step checks first and does nothing when already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(iverilog qemu-system-arm qemu-utils libnbd-bin fio e2fsprogs dosfstools)
+PYTHON=${PYTHON:-python3}
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "bootstrap: installing system packages: ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    else
+        echo "bootstrap: missing system packages: ${missing[*]}" >&2
+        echo "bootstrap: install them with: sudo apt-get install -y ${missing[*]}" >&2
+        exit 1
+    fi
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    echo "bootstrap: creating .venv"
+    "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.mmiotk-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    echo "bootstrap: installing mmiotk[dev,sim] into .venv"
+    .venv/bin/python -m pip install -q --upgrade pip
+    .venv/bin/python -m pip install -q -e ".[dev,sim]"
+    touch "$stamp"
+fi
