@@ -300,6 +300,12 @@ class MmioBuffer:
             op(self._start + offset, size)
 
     # --- revocation and tracing hooks ---------------------------------------------------------------
+    def trace(self, regmap: Any = None) -> Any:
+        """A context manager yielding a `mmiotk.trace.Trace` of every access made inside it."""
+        from .trace import trace_buffer
+
+        return trace_buffer(self, regmap)
+
     def _revoke(self) -> None:
         self._revoked = True
         name = self.region.name
