@@ -1,0 +1,186 @@
+"""The block protocol every block device speaks, after Fuchsia's block_impl (RAM-disk example).
+
+`query()` describes the device; `queue(op, completion)` starts one operation and calls
+`completion(status, op)` exactly once — before `queue` returns or later, from any thread. Lengths and
+offsets count blocks. Buffers are `Vmo`s (after Fuchsia's VMOs): a byte array and, when it lives in memory
+the device can reach by DMA, its device-visible address, so drivers can use it in place (zero-copy).
+The synchronous helpers `read_blocks`, `write_blocks` and `flush` wait with a timeout and raise
+`BlockError` naming the status.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+MAX_TRANSFER_UNBOUNDED = 0xFFFF_FFFF
+DEFAULT_TIMEOUT = 30.0
+
+
+class BlockFlag(enum.IntFlag):
+    NONE = 0
+    READONLY = 0x1
+    REMOVABLE = 0x2
+    BOOTPART = 0x4
+
+
+class BlockCommand(enum.IntEnum):
+    READ = 1
+    WRITE = 2
+    FLUSH = 3
+    TRIM = 4
+
+
+class OpFlag(enum.IntFlag):
+    NONE = 0
+    FORCE_ACCESS = 0x4  # the write is durable when it completes (FUA, or emulated by a flush)
+
+
+class BlockStatus(enum.IntEnum):
+    OK = 0
+    OUT_OF_RANGE = 1
+    NOT_SUPPORTED = 2
+    IO_NOT_PRESENT = 3
+    IO = 4
+    ACCESS_DENIED = 5
+    INVALID_ARGS = 6
+
+
+@dataclass(frozen=True)
+class BlockInfo:
+    block_count: int
+    block_size: int
+    max_transfer_size: int = MAX_TRANSFER_UNBOUNDED  # bytes
+    flags: BlockFlag = BlockFlag.NONE
+
+    @property
+    def size(self) -> int:
+        return self.block_count * self.block_size
+
+
+class Vmo:
+    """A buffer a block op reads into or writes from: `array` (uint8) and, if DMA-able, `dma_addr`."""
+
+    def __init__(self, array: np.ndarray | bytearray | memoryview, dma_addr: int | None = None) -> None:
+        arr = np.frombuffer(array, dtype=np.uint8) if not isinstance(array, np.ndarray) else array
+        if arr.dtype != np.uint8 or arr.ndim != 1 or not arr.flags.c_contiguous:
+            raise ValueError(f"a Vmo needs a contiguous 1-D uint8 array, got {arr.dtype} shape {arr.shape}")
+        self.array = arr
+        self.dma_addr = dma_addr
+
+    @property
+    def size(self) -> int:
+        return int(self.array.size)
+
+    def __repr__(self) -> str:
+        where = f" dma={self.dma_addr:#x}" if self.dma_addr is not None else ""
+        return f"<Vmo {self.size} bytes{where}>"
+
+
+@dataclass
+class BlockOp:
+    """One operation. `length`, `offset_dev` and `offset_vmo` count blocks; FLUSH uses none of them."""
+
+    command: BlockCommand
+    length: int = 0
+    offset_dev: int = 0
+    offset_vmo: int = 0
+    vmo: Vmo | None = None
+    flags: OpFlag = OpFlag.NONE
+    cookie: Any = field(default=None, repr=False)  # the caller's, untouched
+
+
+Completion = Callable[[BlockStatus, BlockOp], None]
+
+
+class BlockError(Exception):
+    """A synchronous block helper saw a status other than OK."""
+
+    def __init__(self, status: BlockStatus, what: str) -> None:
+        super().__init__(f"{what}: {status.name}")
+        self.status = status
+
+
+def validate(info: BlockInfo, op: BlockOp) -> BlockStatus | None:
+    """The checks every device makes before touching anything; None when the op may proceed."""
+    if op.command is BlockCommand.FLUSH:
+        return None
+    if op.command not in (BlockCommand.READ, BlockCommand.WRITE, BlockCommand.TRIM):
+        return BlockStatus.NOT_SUPPORTED
+    if op.length <= 0 or op.offset_dev < 0 or op.offset_vmo < 0:
+        return BlockStatus.INVALID_ARGS if op.length <= 0 else BlockStatus.OUT_OF_RANGE
+    if op.offset_dev >= info.block_count or op.length > info.block_count - op.offset_dev:
+        return BlockStatus.OUT_OF_RANGE
+    nbytes = op.length * info.block_size
+    if info.max_transfer_size != MAX_TRANSFER_UNBOUNDED and nbytes > info.max_transfer_size:
+        return BlockStatus.OUT_OF_RANGE
+    if op.command is not BlockCommand.TRIM:
+        if op.vmo is None:
+            return BlockStatus.INVALID_ARGS
+        if (op.offset_vmo + op.length) * info.block_size > op.vmo.size:
+            return BlockStatus.OUT_OF_RANGE
+    if op.command in (BlockCommand.WRITE, BlockCommand.TRIM) and info.flags & BlockFlag.READONLY:
+        return BlockStatus.ACCESS_DENIED
+    return None
+
+
+class BlockDevice(ABC):
+    """What a block driver implements."""
+
+    @abstractmethod
+    def query(self) -> BlockInfo: ...
+
+    @abstractmethod
+    def queue(self, op: BlockOp, completion: Completion) -> None: ...
+
+
+def run_op(device: BlockDevice, op: BlockOp, timeout: float = DEFAULT_TIMEOUT) -> BlockStatus:
+    """Queue one op and wait for its completion (raises TimeoutError after `timeout` seconds)."""
+    done = threading.Event()
+    result: list[BlockStatus] = []
+
+    def completion(status: BlockStatus, _op: BlockOp) -> None:
+        result.append(BlockStatus(status))
+        done.set()
+
+    device.queue(op, completion)
+    if not done.wait(timeout):
+        raise TimeoutError(f"{op.command.name} of {op.length} blocks at block {op.offset_dev} did not "
+                           f"complete within {timeout} s")
+    return result[0]
+
+
+def _check(status: BlockStatus, what: str) -> None:
+    if status is not BlockStatus.OK:
+        raise BlockError(status, what)
+
+
+def read_blocks(device: BlockDevice, offset: int, count: int, timeout: float = DEFAULT_TIMEOUT) -> bytes:
+    """Read `count` blocks starting at block `offset`."""
+    info = device.query()
+    vmo = Vmo(np.zeros(count * info.block_size, dtype=np.uint8))
+    status = run_op(device, BlockOp(BlockCommand.READ, count, offset, 0, vmo), timeout)
+    _check(status, f"read of {count} blocks at block {offset}")
+    return vmo.array.tobytes()
+
+
+def write_blocks(device: BlockDevice, offset: int, data: bytes | bytearray | memoryview | np.ndarray,
+                 timeout: float = DEFAULT_TIMEOUT, flags: OpFlag = OpFlag.NONE) -> None:
+    """Write whole blocks starting at block `offset`."""
+    info = device.query()
+    arr = np.frombuffer(bytes(data), dtype=np.uint8).copy()
+    if arr.size == 0 or arr.size % info.block_size:
+        raise ValueError(f"write of {arr.size} bytes at block {offset}: not a whole number of "
+                         f"{info.block_size}-byte blocks")
+    op = BlockOp(BlockCommand.WRITE, arr.size // info.block_size, offset, 0, Vmo(arr), flags)
+    _check(run_op(device, op, timeout), f"write of {op.length} blocks at block {offset}")
+
+
+def flush(device: BlockDevice, timeout: float = DEFAULT_TIMEOUT) -> None:
+    _check(run_op(device, BlockOp(BlockCommand.FLUSH), timeout), "flush")
