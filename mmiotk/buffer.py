@@ -245,7 +245,7 @@ class MmioBuffer:
 
     def write_block(self, offset: int, data: bytes | bytearray | memoryview | np.ndarray) -> None:
         """Copy `data` in; checked whole before any byte is written."""
-        view = memoryview(data)
+        view = memoryview(data)  # type: ignore[arg-type]  # ndarray exports the buffer protocol
         if not view.contiguous:
             raise MmioValueError(f"{self.name}: write_block at offset {offset:#x}: data is not contiguous")
         view = view.cast("B")

@@ -9,12 +9,12 @@ byte-swaps. Revocation swaps a buffer's lanes for `RevokedLane`s, so live buffer
 from __future__ import annotations
 
 import sys
-from typing import Protocol
+from typing import Literal, Protocol
 
 from .errors import RevokedError
 from .space import Window
 
-FORMATS = {1: "B", 2: "H", 4: "I", 8: "Q"}
+FORMATS: dict[int, Literal["B", "H", "I", "Q"]] = {1: "B", 2: "H", 4: "I", 8: "Q"}
 NATIVE = sys.byteorder
 
 

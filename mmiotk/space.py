@@ -12,9 +12,10 @@ model: write-combining buffers and stale caches behave the way hardware would (s
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from .errors import OutOfRangeError
 from .policy import CachePolicy, normalize_arch
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from .memmodel import WriteCombiningWindow
 
 PAGE_SIZE = mmap.PAGESIZE
+_Space = TypeVar("_Space", bound="AddressSpace")
 
 
 def page_span(paddr: int, size: int) -> tuple[int, int]:
@@ -94,10 +96,8 @@ class MemoryWindow(Window):
             except BufferError:
                 return  # a numpy view still uses it; the mmap goes when that does
         if self._owner is not None:
-            try:
+            with contextlib.suppress(BufferError):
                 self._owner.close()
-            except BufferError:
-                pass
             self._owner = None
 
 
@@ -139,7 +139,7 @@ class AddressSpace(ABC):
     def close(self) -> None:
         """Release the space's resources; safe to call twice."""
 
-    def __enter__(self) -> AddressSpace:
+    def __enter__(self: _Space) -> _Space:
         return self
 
     def __exit__(self, *exc: object) -> None:
