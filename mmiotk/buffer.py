@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 # large, or not a multiple of the width: one AND and one truth test on the hot path.
 _NEG = ~((1 << 48) - 1)
 _BAD8, _BAD16, _BAD32, _BAD64 = _NEG, _NEG | 1, _NEG | 3, _NEG | 7
+_NOT32 = ~0xFFFF_FFFF
 _WRITE_ERRORS = (IndexError, ValueError, TypeError, OverflowError)
 
 
@@ -45,6 +46,8 @@ class MmioBuffer:
         self._start = start
         self._revoked = False
         self._l8, self._l16, self._l32, self._l64 = make_lanes(window, start, size, byteorder)
+        # Block copies on memory-backed windows slice this directly; None when transaction-backed or revoked.
+        self._mem = window.memory[start:start + size] if window.memory is not None else None
         region._track(self)
 
     # --- identity -----------------------------------------------------------------------------------
@@ -214,11 +217,16 @@ class MmioBuffer:
     # --- read-modify-write (Linux clrsetbits) -------------------------------------------------------
     def modify32(self, offset: int, clear_mask: int, set_mask: int) -> int:
         """Write `(old & ~clear_mask) | set_mask`; returns the value written. Masks are checked first."""
-        for label, mask in (("clear_mask", clear_mask), ("set_mask", set_mask)):
-            if not isinstance(mask, int) or not 0 <= mask <= 0xFFFFFFFF:
-                raise MmioValueError(f"{self.name}: modify32 at offset {offset:#x}: {label} {mask!r} "
-                                     "does not fit in 32 bits")
-        new = (self.read32(offset) & ~clear_mask & 0xFFFFFFFF) | set_mask
+        try:
+            bad = (clear_mask | set_mask) & _NOT32  # negative or too wide; TypeError for non-ints
+        except TypeError:
+            bad = True
+        if bad:
+            for label, mask in (("clear_mask", clear_mask), ("set_mask", set_mask)):
+                if not isinstance(mask, int) or not 0 <= mask <= 0xFFFFFFFF:
+                    raise MmioValueError(f"{self.name}: modify32 at offset {offset:#x}: {label} {mask!r} "
+                                         "does not fit in 32 bits")
+        new = (self.read32(offset) & ~clear_mask) | set_mask
         self.write32(offset, new)
         return new
 
@@ -240,11 +248,19 @@ class MmioBuffer:
 
     def read_block(self, offset: int, n: int) -> bytes:
         """Copy `n` bytes out (a block copy, not a sequence of register accesses)."""
+        mem = self._mem
+        if mem is not None and 0 <= offset and 0 <= n and offset + n <= self.size:
+            return mem[offset:offset + n].tobytes()
         self._check_span(offset, n, "read_block")
         return self._window.read_block(self._start + offset, n)
 
     def write_block(self, offset: int, data: bytes | bytearray | memoryview | np.ndarray) -> None:
         """Copy `data` in; checked whole before any byte is written."""
+        mem = self._mem
+        if mem is not None and type(data) in (bytes, bytearray) and 0 <= offset \
+                and offset + len(data) <= self.size:
+            mem[offset:offset + len(data)] = data
+            return
         view = memoryview(data)  # type: ignore[arg-type]  # ndarray exports the buffer protocol
         if not view.contiguous:
             raise MmioValueError(f"{self.name}: write_block at offset {offset:#x}: data is not contiguous")
@@ -308,6 +324,7 @@ class MmioBuffer:
 
     def _revoke(self) -> None:
         self._revoked = True
+        self._mem = None
         name = self.region.name
         self._l8, self._l16, self._l32, self._l64 = (RevokedLane(name, w) for w in (1, 2, 4, 8))
 

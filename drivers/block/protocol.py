@@ -28,6 +28,8 @@ class BlockFlag(enum.IntFlag):
     READONLY = 0x1
     REMOVABLE = 0x2
     BOOTPART = 0x4
+    TRIM_SUPPORT = 0x8  # the device implements TRIM
+    FUA_SUPPORT = 0x10  # FORCE_ACCESS is native; without it a flush after the write emulates it
 
 
 class BlockCommand(enum.IntEnum):

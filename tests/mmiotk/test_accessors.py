@@ -162,3 +162,9 @@ def test_file_backed_ram_is_shared_with_a_second_mapping(tmp_path):
         buf.write64(8, 0x1122334455667788)
         assert path.read_bytes()[8:16] == (0x1122334455667788).to_bytes(8, "little")
     assert not path.exists()
+
+
+@pytest.mark.parametrize("mask", [1.5, "1", None])
+def test_modify32_with_non_integer_mask_raises_before_reading(regs, mask):
+    with pytest.raises(MmioValueError, match="clear_mask"):
+        regs.modify32(0, mask, 0)
