@@ -1,0 +1,159 @@
+"""Device: what a bus found, and the capabilities it hands the bound driver.
+
+A device knows its physical ranges (`Reg`) and interrupt numbers, but a driver never sees those as raw
+numbers to map: it asks `mmio(i)` for a `PhysicalRegion`, `irq(i)` for an `Interrupt`, `dma_pool()` for a
+`DmaPool`. Everything handed out is remembered, and revoked (or freed) by the bus on unbind and removal.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..errors import MmioValueError
+from .errors import DeviceGoneError, NoResourceError
+
+if TYPE_CHECKING:
+    from ..dma import DmaPool
+    from ..irq import Interrupt
+    from ..region import PhysicalRegion
+    from .bus import Bus
+    from .driver import Driver
+
+
+@dataclass(frozen=True)
+class Reg:
+    """One physical range of a device (a devicetree `reg` entry, or an assigned PCI BAR)."""
+
+    paddr: int
+    size: int
+    prefetchable: bool = False
+
+    @property
+    def end(self) -> int:
+        return self.paddr + self.size
+
+
+class DeviceState(enum.Enum):
+    UNBOUND = "unbound"
+    BINDING = "binding"
+    BOUND = "bound"
+    UNBINDING = "unbinding"
+    REMOVED = "removed"
+
+
+class Device:
+    """One device on a bus. `regs` maps an index (platform: position in `reg`; PCI: BAR number) to a range."""
+
+    def __init__(self, bus: Bus, name: str, *, compatible: Sequence[str] = (), vendor_id: int | None = None,
+                 device_id: int | None = None, regs: Mapping[int, Reg] | Sequence[Reg] = (),
+                 irqs: Sequence[int] = (), parent: str | None = None,
+                 properties: Mapping[str, Any] | None = None) -> None:
+        self.bus = bus
+        self.name = name
+        self.compatible = tuple(compatible)
+        self.vendor_id = vendor_id
+        self.device_id = device_id
+        self.regs: dict[int, Reg] = dict(regs) if isinstance(regs, Mapping) else dict(enumerate(regs))
+        self.irq_numbers = tuple(irqs)
+        self.parent = parent
+        self.properties: dict[str, Any] = dict(properties or {})
+        self.state = DeviceState.UNBOUND
+        self.driver: Driver | None = None
+        self.bind_errors: list[str] = []
+        self._lock = threading.RLock()
+        self._regions: dict[int, PhysicalRegion] = {}
+        self._irqs: dict[int, Interrupt] = {}
+        self._pool: DmaPool | None = None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} {self.state.value}>"
+
+    # --- capabilities -------------------------------------------------------------------------------
+    def _check_present(self, what: str) -> None:
+        if self.state is DeviceState.REMOVED:
+            raise DeviceGoneError(f"device {self.name!r} was removed from bus {self.bus.name!r}: no {what}")
+
+    def _no_mmio(self, index: int) -> NoResourceError:
+        if not self.regs:
+            behind = f" (it sits behind {self.parent!r})" if self.parent else ""
+            return NoResourceError(f"device {self.name!r} has no MMIO of its own{behind}: mmio({index}) has "
+                                   "nothing to give")
+        return NoResourceError(f"device {self.name!r} has no MMIO region {index}; it has "
+                               f"{', '.join(str(i) for i in sorted(self.regs))}")
+
+    def mmio(self, index: int = 0) -> PhysicalRegion:
+        """The region for range `index`; the same object until unbind revokes it, then a fresh one."""
+        with self._lock:
+            self._check_present(f"MMIO region {index}")
+            region = self._regions.get(index)
+            if region is not None and not region.revoked:
+                return region
+            reg = self.regs.get(index) if isinstance(index, int) else None
+            if reg is None:
+                raise self._no_mmio(index)
+            region = self.bus._create_region(self, index, reg)
+            self._regions[index] = region
+            return region
+
+    @property
+    def num_mmio(self) -> int:
+        return len(self.regs)
+
+    @property
+    def num_irqs(self) -> int:
+        return len(self.irq_numbers)
+
+    def irq(self, index: int = 0) -> Interrupt:
+        """Interrupt `index` of this device, made by the bus's irq factory; revoked on unbind."""
+        with self._lock:
+            self._check_present(f"interrupt {index}")
+            line = self._irqs.get(index)
+            if line is not None and not line.revoked:
+                return line
+            if not isinstance(index, int) or not 0 <= index < len(self.irq_numbers):
+                raise NoResourceError(f"device {self.name!r} has no interrupt {index}; it has "
+                                      f"{len(self.irq_numbers)}")
+            line = self.bus._create_irq(self, self.irq_numbers[index])
+            self._irqs[index] = line
+            return line
+
+    def dma_pool(self) -> DmaPool:
+        """This device's pool in the bus's DMA memory; closed (every buffer freed) on unbind."""
+        with self._lock:
+            self._check_present("DMA pool")
+            if self._pool is None or self._pool.closed:
+                self._pool = self.bus._create_dma_pool(self)
+            return self._pool
+
+    # --- revocation (the bus calls these) ----------------------------------------------------------
+    def _revoke_mmio_and_irqs(self) -> None:
+        with self._lock:
+            for region in self._regions.values():
+                region.revoke()
+            for line in self._irqs.values():
+                line.revoke()
+            self._regions.clear()
+            self._irqs.clear()
+
+    def _close_dma(self) -> int:
+        with self._lock:
+            pool, self._pool = self._pool, None
+            return pool.close() if pool is not None else 0
+
+    def handed_out(self) -> dict[str, list[str]]:
+        """Names of the live capabilities this device has handed out (for diagnostics and the demo)."""
+        with self._lock:
+            return {"mmio": [r.name for r in self._regions.values() if not r.revoked],
+                    "irq": [i.name for i in self._irqs.values() if not i.revoked],
+                    "dma": [self._pool.name] if self._pool is not None and not self._pool.closed else []}
+
+    def set_regs(self, regs: Mapping[int, Reg]) -> None:
+        """Replace the ranges of an unbound device (a bus reassigning BARs)."""
+        with self._lock:
+            if self.driver is not None or self._regions:
+                raise MmioValueError(f"device {self.name!r}: ranges can change only while nothing is mapped")
+            self.regs = dict(regs)
