@@ -1,0 +1,259 @@
+"""QemuSpace: QEMU's `-M virt` machine as an AddressSpace, reached through qtest and shared guest RAM.
+
+Register windows (anything below guest RAM, e.g. the virtio-mmio slots at 0x0a000000) are
+transaction-backed: every access is one qtest `readl`/`writel`/... line. Guest RAM (0x40000000 up) is a
+file under /dev/shm that QEMU maps with `share=on` and this process maps too, so RAM windows are
+memory-backed and DMA buffers are numpy views: only register accesses cross the socket.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from mmiotk.errors import MmioValueError, OutOfRangeError, RevokedError
+from mmiotk.irq import Interrupt, IrqTimeoutError
+from mmiotk.policy import CachePolicy
+from mmiotk.space import AddressSpace, MemoryWindow, Window
+
+from .errors import QemuError
+from .process import MiB, QemuOptions, QemuProcess
+from .qmp import QmpClient
+from .qtest import QtestClient
+
+# hw/arm/virt.c: VIRT_MMIO = {0x0a000000, 0x200} x NUM_VIRTIO_TRANSPORTS (32), irqmap[VIRT_MMIO] = 16
+VIRT_MMIO_BASE = 0x0A000000
+VIRT_MMIO_STRIDE = 0x200
+VIRT_MMIO_SLOTS = 32
+VIRT_MMIO_IRQ_BASE = 16
+VIRT_RAM_BASE = 0x40000000
+RESERVED_RAM = 1 * MiB            # the DTB sits at the start of guest RAM
+VIRTIO_MAGIC = 0x74726976
+VIRTIO_ID_BLOCK = 2
+GIC_TYPES = ("arm_gic", "arm-gicv3", "kvm-arm-gic", "kvm-arm-gicv3")
+
+
+class QemuWindow(Window):
+    """A transaction-backed window: one qtest line per access."""
+
+    mechanism = "qemu qtest"
+
+    def __init__(self, paddr: int, size: int, client: QtestClient) -> None:
+        super().__init__(paddr, size)
+        self._client = client
+
+    def read(self, offset: int, width: int) -> int:
+        return self._client.read(self.paddr + offset, width)
+
+    def write(self, offset: int, width: int, value: int) -> None:
+        self._client.write(self.paddr + offset, width, value)
+
+    def read_block(self, offset: int, n: int) -> bytes:
+        return self._client.read_bytes(self.paddr + offset, n)
+
+    def write_block(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        self._client.write_bytes(self.paddr + offset, data)
+
+
+class QemuIrq(Interrupt):
+    """One input of the GIC, intercepted by qtest. Level-triggered: `wait` returns while the line is high.
+
+    As with every mmiotk interrupt, a delivered interrupt is in service until `ack()`: the next wait
+    times out until then. The device keeps its line high until the driver writes its own acknowledge
+    register (virtio-mmio InterruptACK), so a line still high after `ack()` is delivered again at once.
+    `wait` returns the number of raises seen since the previous delivery (at least 1). A masked line is
+    never delivered; revoking wakes a blocked wait, which raises RevokedError.
+    """
+
+    def __init__(self, client: QtestClient, line: int, name: str) -> None:
+        super().__init__(name)
+        self._client = client
+        self.line = line
+        self._masked = False
+        self._in_service = False
+        self._seen = client.irq_raises.get(line, 0)
+
+    @property
+    def level(self) -> int:
+        """The line's level as of the last line read from QEMU."""
+        return self._client.irq_levels.get(self.line, 0)
+
+    def _ready(self) -> bool:
+        return self._revoked or (not self._masked and not self._in_service
+                                 and self._client.irq_levels.get(self.line, 0) == 1)
+
+    def _wait(self, timeout: float) -> int:
+        delivered = self._client.wait_irq(self.line, time.monotonic() + timeout, self._ready)
+        if self._revoked:
+            raise RevokedError(f"interrupt {self.name!r} was revoked while waiting")
+        if not delivered:
+            why = "low"
+            if self.level and self._in_service:
+                why = "high but in service: the previous interrupt was never acked"
+            elif self.level and self._masked:
+                why = "high but masked"
+            raise IrqTimeoutError(f"interrupt {self.name!r} (GIC input {self.line}): no interrupt within "
+                                  f"{timeout:g} s; the line is {why}")
+        raises = self._client.irq_raises.get(self.line, 0)
+        events = max(1, raises - self._seen)
+        self._seen = raises
+        self._in_service = True
+        return events
+
+    def _ack(self) -> None:
+        self._in_service = False
+
+    def _mask(self) -> None:
+        self._masked = True
+
+    def _unmask(self) -> None:
+        self._masked = False
+
+
+def _teardown(process: QemuProcess, closers: list[Callable[[], None]]) -> None:
+    """Close the connections, stop QEMU, remove files. Holds no reference to the space."""
+    for close in closers:
+        with contextlib.suppress(Exception):
+            close()
+    process.cleanup()
+
+
+class QemuSpace(AddressSpace):
+    """`qemu-system-aarch64 -M virt` with one virtio-blk-device; see the package docstring for an example.
+
+    Keyword arguments are `QemuOptions` fields (image, image_format, disk_size, readonly, ram_size,
+    qemu_binary, modern, logical_block_size, cache, config_wce, timeouts, extra_args).
+    """
+
+    simulated = True
+    coherent = True
+
+    def __init__(self, options: QemuOptions | None = None, **kwargs: Any) -> None:
+        if options is not None and kwargs:
+            raise MmioValueError("QemuSpace takes either a QemuOptions or keyword options, not both")
+        self.options = options if options is not None else QemuOptions(**kwargs)
+        self.ram_base = VIRT_RAM_BASE
+        self.ram_size = self.options.ram_size
+        super().__init__(0, self.ram_base + self.ram_size, name="qemu-virt", arch="aarch64")
+        self._closed = False
+        self._process = QemuProcess(self.options)
+        self._closers: list[Callable[[], None]] = []
+        self._finalizer = weakref.finalize(self, _teardown, self._process, self._closers)
+        try:
+            self._start()
+        except BaseException:
+            self._finalizer()
+            raise
+
+    def _start(self) -> None:
+        process = self._process
+        self.ram_path = process.ram_path
+        fd = os.open(self.ram_path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.ftruncate(fd, self.ram_size)
+            self._ram_mmap = mmap.mmap(fd, self.ram_size, mmap.MAP_SHARED)
+        finally:
+            os.close(fd)
+        self._ram_memory = memoryview(self._ram_mmap)
+        self.ram = np.frombuffer(self._ram_mmap, dtype=np.uint8)
+        qtest_sock, qmp_sock = process.start()
+        self.pid = process.proc.pid if process.proc else -1
+        self.command = process.command
+        self.qtest = QtestClient(qtest_sock, timeout=self.options.command_timeout,
+                                 describe_death=process.describe)
+        self._closers.append(self.qtest.close)
+        self._closers.append(qmp_sock.close)
+        self.qmp = QmpClient(qmp_sock, timeout=self.options.command_timeout, describe_death=process.describe)
+        self._closers.append(self.qmp.close)
+        if self.qtest.command("endianness") != "little":
+            raise QemuError("QEMU's target is not little-endian; QemuSpace expects aarch64 virt")
+        self.gic_path = self._find_gic()
+        self.qtest.intercept_irqs(self.gic_path)
+        self.devices = self._scan_slots()
+        blk = [slot for slot, device_id in self.devices.items() if device_id == VIRTIO_ID_BLOCK]
+        if not blk:
+            raise QemuError(f"no virtio-blk device in any virtio-mmio slot (found {self.devices}); "
+                            f"{process.describe()}")
+        self.device_slot = blk[0]
+        self.device_base = VIRT_MMIO_BASE + self.device_slot * VIRT_MMIO_STRIDE
+        self.irq_number = VIRT_MMIO_IRQ_BASE + self.device_slot
+        self.dma_base = self.ram_base + RESERVED_RAM
+        self.dma_size = self.ram_size - RESERVED_RAM
+        # QEMU has every file open now: unlink them, so nothing is left behind even if we are killed.
+        process.unlink_files()
+
+    def _find_gic(self) -> str:
+        for parent in ("/machine/unattached", "/machine"):
+            children = self.qmp.execute("qom-list", {"path": parent})
+            for child in children:
+                kind = child.get("type", "")
+                if kind.startswith("child<") and kind[6:-1] in GIC_TYPES:
+                    return f"{parent}/{child['name']}"
+        raise QemuError("no GIC found under /machine/unattached or /machine via QMP qom-list")
+
+    def _scan_slots(self) -> dict[int, int]:
+        """{slot: DeviceID} for every virtio-mmio slot with a device behind it."""
+        found = {}
+        for slot in range(VIRT_MMIO_SLOTS):
+            base = VIRT_MMIO_BASE + slot * VIRT_MMIO_STRIDE
+            if self.qtest.read(base, 4) == VIRTIO_MAGIC:
+                device_id = self.qtest.read(base + 8, 4)
+                if device_id:
+                    found[slot] = device_id
+        return found
+
+    # --- AddressSpace --------------------------------------------------------------------------------
+    def open(self, paddr: int, size: int, policy: CachePolicy) -> Window:
+        if self._closed:
+            raise QemuError(f"QEMU space: open [{paddr:#x}, {paddr + size:#x}) after close()")
+        self.check_range(paddr, size)
+        if paddr >= self.ram_base:
+            start = paddr - self.ram_base
+            return MemoryWindow(paddr, self._ram_memory[start:start + size], "qemu guest RAM (shared memory)")
+        if paddr + size > self.ram_base:
+            raise OutOfRangeError(f"[{paddr:#x}, {paddr + size:#x}) straddles the start of guest RAM at "
+                                  f"{self.ram_base:#x}; map registers and RAM separately")
+        return QemuWindow(paddr, size, self.qtest)
+
+    def interrupt(self, line: int | None = None, name: str | None = None) -> QemuIrq:
+        """The GIC input `line` (default: the virtio-blk device's, `irq_number`) as an Interrupt."""
+        line = self.irq_number if line is None else line
+        if not isinstance(line, int) or not 0 <= line < 256:
+            raise MmioValueError(f"GIC input must be 0..255, got {line!r}")
+        return QemuIrq(self.qtest, line, name or f"qemu-virt gic input {line}")
+
+    irq_factory = interrupt  # an IrqFactory: GIC input number -> Interrupt
+
+    def ram_view(self, paddr: int, size: int) -> memoryview:
+        """A byte memoryview of guest RAM [paddr, paddr + size) (for stdlib code without mappings)."""
+        if not (self.ram_base <= paddr and size >= 0 and paddr + size <= self.ram_base + self.ram_size):
+            raise OutOfRangeError(f"[{paddr:#x}, {paddr + size:#x}) is not inside guest RAM "
+                                  f"[{self.ram_base:#x}, {self.ram_base + self.ram_size:#x})")
+        return self._ram_memory[paddr - self.ram_base:paddr - self.ram_base + size]
+
+    @property
+    def alive(self) -> bool:
+        proc = self._process.proc
+        return not self._closed and proc is not None and proc.poll() is None
+
+    def stderr_tail(self) -> str:
+        return self._process.stderr_tail()
+
+    def close(self) -> None:
+        """Stop QEMU (SIGTERM, then SIGKILL) and remove its files. Safe to call twice.
+
+        A graceful stop lets QEMU flush its write cache into the image. Numpy views of guest RAM stay
+        readable (the mapping lives while they do) but no longer mean anything.
+        """
+        self._closed = True
+        self._finalizer()
+
+    def __enter__(self) -> QemuSpace:
+        return self
