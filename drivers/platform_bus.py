@@ -259,7 +259,7 @@ class PlatformBus(Bus):
         self.memory_space = mem_space
         self.resource = MmioResource(space, space.base, space.size)
         for node in board.devices:
-            self._add(Device(self, node.name, compatible=node.compatible,
+            self.add_device(Device(self, node.name, compatible=node.compatible,
                              regs=[Reg(b, s, node.prefetchable) for b, s in node.reg], irqs=node.interrupts,
                              parent=node.parent, properties=node.properties), probe=False)
 

@@ -89,6 +89,10 @@ class DmaBuffer(np.ndarray):
 
     _dma: _Block | None = None
 
+    if TYPE_CHECKING:  # slices and views stay DmaBuffers; say so to type checkers, cost nothing at run time
+        def __getitem__(self, key: Any) -> Any: ...
+        def view(self, *args: Any, **kwargs: Any) -> Any: ...
+
     def __array_finalize__(self, obj: Any) -> None:
         self._dma = getattr(obj, "_dma", None)
 

@@ -125,7 +125,9 @@ class Bus(ABC):
             raise NoResourceError(f"bus {self.name!r} has no device {name!r}; it has "
                                   f"{', '.join(self.devices) or 'none'}") from None
 
-    def _add(self, device: Device, probe: bool) -> Device:
+    def add_device(self, device: Device, *, probe: bool = True) -> Device:
+        """Put `device` on the bus; with `probe`, bind it to the best matching driver (refusals are kept in
+        `device.bind_errors`, as Linux keeps a failed probe from failing device_add)."""
         with self._lock:
             if device.name in self.devices:
                 raise MmioValueError(f"bus {self.name!r} already has a device named {device.name!r}")

@@ -36,7 +36,7 @@ class Driver:
 
     compatible: ClassVar[tuple[str, ...]] = ()
     ids: ClassVar[tuple[tuple[int, int | None], ...]] = ()
-    unbind_timeout: ClassVar[float] = 1.0
+    unbind_timeout: float = 1.0  # seconds unbind waits for in-flight work, before and after revocation
 
     def __init__(self) -> None:
         self.device: Device | None = None
