@@ -1,0 +1,1 @@
+"""Tests of the block FIFO server, the NBD export and the file-backed disk."""
