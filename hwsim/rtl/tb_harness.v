@@ -1,0 +1,211 @@
+// Simulation harness around virtio_blk (not synthesizable): memory models and a bus transactor.
+//
+//  * Host RAM and media are served by hwsim_shm (DPI-C under Verilator, VPI under Icarus): the bytes
+//    live in the Python process's own mmaps, so DMA needs no Python call at all.
+//  * The AXI4-Lite master is HDL: software writes cmd_addr/cmd_wdata/cmd_wstrb and flips cmd_tgl;
+//    the transactor runs the whole transaction and flips rsp_tgl with the result. One software wait
+//    per bus transaction, no per-clock callbacks. cmd_wstrb == 0 means read.
+//  * bus_sel = 1 hands the slave port to an external master on ext_axil_* (a Python bus model).
+//  * stall != 0 withholds dma_gnt/med_gnt on about stall/256 of cycles (pseudo-random), to exercise
+//    the controller's back-pressure handling.
+`timescale 1ns/1ps
+`default_nettype none
+
+module tb_harness #(
+    parameter [63:0] HOST_BASE    = 64'h0000_0000_8000_0000,
+    parameter [63:0] HOST_SIZE    = 64'h0000_0000_0100_0000,
+    parameter        F_RO         = 0,
+    parameter        F_FLUSH      = 1,
+    parameter        F_CONFIG_WCE = 1
+) (
+    input  wire        clk,
+    input  wire        rst_n,
+
+    input  wire [31:0] cmd_addr,
+    input  wire [31:0] cmd_wdata,
+    input  wire [3:0]  cmd_wstrb,
+    input  wire        cmd_tgl,
+    output reg  [31:0] rsp_rdata,
+    output reg  [1:0]  rsp_resp,
+    output reg         rsp_tgl,
+
+    input  wire        bus_sel,
+    input  wire [11:0] ext_axil_awaddr,
+    input  wire        ext_axil_awvalid,
+    output wire        ext_axil_awready,
+    input  wire [31:0] ext_axil_wdata,
+    input  wire [3:0]  ext_axil_wstrb,
+    input  wire        ext_axil_wvalid,
+    output wire        ext_axil_wready,
+    output wire [1:0]  ext_axil_bresp,
+    output wire        ext_axil_bvalid,
+    input  wire        ext_axil_bready,
+    input  wire [11:0] ext_axil_araddr,
+    input  wire        ext_axil_arvalid,
+    output wire        ext_axil_arready,
+    output wire [31:0] ext_axil_rdata,
+    output wire [1:0]  ext_axil_rresp,
+    output wire        ext_axil_rvalid,
+    input  wire        ext_axil_rready,
+
+    input  wire [63:0] capacity,
+    input  wire [7:0]  stall,
+    output wire        irq
+);
+`ifdef VERILATOR
+    import "DPI-C" function int hwsim_dpi_read(input int space, input longint addr);
+    import "DPI-C" function void hwsim_dpi_write(input int space, input longint addr, input int data,
+                                                 input int strb);
+    import "DPI-C" function void hwsim_dpi_sync(input int space);
+`define SHM_READ(s, a)           hwsim_dpi_read(s, a)
+`define SHM_WRITE(s, a, d, strb) hwsim_dpi_write(s, a, d, strb)
+`define SHM_SYNC(s)              hwsim_dpi_sync(s)
+`else
+`define SHM_READ(s, a)           $hwsim_read(s, a)
+`define SHM_WRITE(s, a, d, strb) $hwsim_write(s, a, d, strb)
+`define SHM_SYNC(s)              $hwsim_sync(s)
+`endif
+
+    // ---- the device --------------------------------------------------------------------------------
+    wire [11:0] awaddr, araddr;
+    wire [31:0] wdata, rdata;
+    wire [3:0]  wstrb;
+    wire        awvalid, awready, wvalid, wready, bvalid, bready, arvalid, arready, rvalid, rready;
+    wire [1:0]  bresp, rresp;
+
+    wire        dma_req, dma_we, dma_gnt, med_req, med_gnt;
+    wire [63:0] dma_addr;
+    wire [31:0] dma_wdata, med_wdata;
+    wire [3:0]  dma_wstrb;
+    wire [1:0]  med_cmd;
+    wire [47:0] med_addr;
+    reg         dma_rvalid, med_rvalid;
+    reg  [31:0] dma_rdata, med_rdata;
+
+    virtio_blk #(.HOST_BASE(HOST_BASE), .HOST_SIZE(HOST_SIZE), .F_RO(F_RO), .F_FLUSH(F_FLUSH),
+                 .F_CONFIG_WCE(F_CONFIG_WCE)) dut (
+        .clk(clk), .rst_n(rst_n),
+        .s_axil_awaddr(awaddr), .s_axil_awvalid(awvalid), .s_axil_awready(awready),
+        .s_axil_wdata(wdata), .s_axil_wstrb(wstrb), .s_axil_wvalid(wvalid), .s_axil_wready(wready),
+        .s_axil_bresp(bresp), .s_axil_bvalid(bvalid), .s_axil_bready(bready),
+        .s_axil_araddr(araddr), .s_axil_arvalid(arvalid), .s_axil_arready(arready),
+        .s_axil_rdata(rdata), .s_axil_rresp(rresp), .s_axil_rvalid(rvalid), .s_axil_rready(rready),
+        .dma_req(dma_req), .dma_we(dma_we), .dma_addr(dma_addr), .dma_wdata(dma_wdata),
+        .dma_wstrb(dma_wstrb), .dma_gnt(dma_gnt), .dma_rvalid(dma_rvalid), .dma_rdata(dma_rdata),
+        .med_req(med_req), .med_cmd(med_cmd), .med_addr(med_addr), .med_wdata(med_wdata),
+        .med_gnt(med_gnt), .med_rvalid(med_rvalid), .med_rdata(med_rdata),
+        .capacity(capacity), .irq(irq));
+
+    // ---- memory models -----------------------------------------------------------------------------
+    reg [15:0] lfsr;
+    always @(posedge clk)
+        lfsr <= (!rst_n || lfsr == 16'd0) ? 16'hace1 : {lfsr[14:0], lfsr[15] ^ lfsr[13] ^ lfsr[12] ^ lfsr[10]};
+    assign dma_gnt = (stall == 8'd0) || (lfsr[7:0] >= stall);
+    assign med_gnt = (stall == 8'd0) || (lfsr[15:8] >= stall);
+
+    always @(posedge clk) begin
+        dma_rvalid <= 1'b0;
+        med_rvalid <= 1'b0;
+        if (rst_n && dma_req && dma_gnt) begin
+            if (dma_we)
+                `SHM_WRITE(0, dma_addr, dma_wdata, {28'd0, dma_wstrb});
+            else begin
+                dma_rdata  <= `SHM_READ(0, dma_addr);
+                dma_rvalid <= 1'b1;
+            end
+        end
+        if (rst_n && med_req && med_gnt) begin
+            case (med_cmd)
+            2'd0: begin
+                med_rdata  <= `SHM_READ(1, {14'd0, med_addr, 2'b00});
+                med_rvalid <= 1'b1;
+            end
+            2'd1: `SHM_WRITE(1, {14'd0, med_addr, 2'b00}, med_wdata, 32'hf);
+            default: begin
+                `SHM_SYNC(1);
+                med_rvalid <= 1'b1;
+            end
+            endcase
+        end
+    end
+
+    // ---- HDL AXI4-Lite master: one whole transaction per cmd_tgl flip ------------------------------
+    reg  [1:0]  mst;
+    reg         seen;
+    reg         m_awvalid, m_wvalid, m_arvalid;
+    reg  [11:0] m_awaddr, m_araddr;
+    reg  [31:0] m_wdata;
+    reg  [3:0]  m_wstrb;
+
+    always @(posedge clk) begin
+        if (!rst_n) begin
+            mst       <= 2'd0;
+            seen      <= cmd_tgl;
+            m_awvalid <= 1'b0;
+            m_wvalid  <= 1'b0;
+            m_arvalid <= 1'b0;
+            rsp_tgl   <= 1'b0;
+            rsp_rdata <= 32'd0;
+            rsp_resp  <= 2'd0;
+        end else begin
+            case (mst)
+            2'd0:
+                if (cmd_tgl != seen) begin
+                    seen <= cmd_tgl;
+                    if (cmd_wstrb != 4'd0) begin
+                        m_awaddr  <= cmd_addr[11:0];
+                        m_wdata   <= cmd_wdata;
+                        m_wstrb   <= cmd_wstrb;
+                        m_awvalid <= 1'b1;
+                        m_wvalid  <= 1'b1;
+                        mst       <= 2'd1;
+                    end else begin
+                        m_araddr  <= cmd_addr[11:0];
+                        m_arvalid <= 1'b1;
+                        mst       <= 2'd2;
+                    end
+                end
+            2'd1: begin
+                if (awready) m_awvalid <= 1'b0;
+                if (wready)  m_wvalid  <= 1'b0;
+                if (bvalid) begin
+                    rsp_resp <= bresp;
+                    rsp_tgl  <= ~rsp_tgl;
+                    mst      <= 2'd0;
+                end
+            end
+            2'd2: begin
+                if (arready) m_arvalid <= 1'b0;
+                if (rvalid) begin
+                    rsp_rdata <= rdata;
+                    rsp_resp  <= rresp;
+                    rsp_tgl   <= ~rsp_tgl;
+                    mst       <= 2'd0;
+                end
+            end
+            default: mst <= 2'd0;
+            endcase
+        end
+    end
+
+    assign awaddr  = bus_sel ? ext_axil_awaddr  : m_awaddr;
+    assign awvalid = bus_sel ? ext_axil_awvalid : m_awvalid;
+    assign wdata   = bus_sel ? ext_axil_wdata   : m_wdata;
+    assign wstrb   = bus_sel ? ext_axil_wstrb   : m_wstrb;
+    assign wvalid  = bus_sel ? ext_axil_wvalid  : m_wvalid;
+    assign bready  = bus_sel ? ext_axil_bready  : 1'b1;
+    assign araddr  = bus_sel ? ext_axil_araddr  : m_araddr;
+    assign arvalid = bus_sel ? ext_axil_arvalid : m_arvalid;
+    assign rready  = bus_sel ? ext_axil_rready  : 1'b1;
+
+    assign ext_axil_awready = bus_sel && awready;
+    assign ext_axil_wready  = bus_sel && wready;
+    assign ext_axil_bresp   = bresp;
+    assign ext_axil_bvalid  = bus_sel && bvalid;
+    assign ext_axil_arready = bus_sel && arready;
+    assign ext_axil_rdata   = rdata;
+    assign ext_axil_rresp   = rresp;
+    assign ext_axil_rvalid  = bus_sel && rvalid;
+endmodule
+
+`default_nettype wire

@@ -1,0 +1,247 @@
+// virtio-mmio (Version 2) register file of a virtio-blk device, behind a 32-bit AXI4-Lite slave.
+//
+// Holds everything the driver can see: identification, feature negotiation, the one split virtqueue's
+// configuration, interrupt status/ACK, device status (with the FEATURES_OK check and reset on Status=0)
+// and the virtio-blk configuration space at 0x100. The request engine (vblk_engine) only sees the
+// negotiated state and reports events back (used buffer, fatal ring error).
+//
+// AXI4-Lite: a write is accepted when AW and W are both valid (legal: a slave may wait for both), the
+// response follows one cycle later. Reads have no side effects. Every response is OKAY; undefined
+// offsets read as zero and ignore writes.
+`default_nettype none
+
+module vblk_regs #(
+    parameter [31:0] VENDOR_ID     = 32'h4b544d4d,  // "MMTK"
+    parameter [15:0] QUEUE_NUM_MAX = 16'd64,
+    parameter        F_SEG_MAX     = 1,
+    parameter        F_RO          = 0,
+    parameter        F_BLK_SIZE    = 1,
+    parameter        F_FLUSH       = 1,
+    parameter        F_CONFIG_WCE  = 1,
+    parameter [31:0] SEG_MAX       = 32'd30,
+    parameter [31:0] BLK_SIZE      = 32'd512
+) (
+    input  wire        clk,
+    input  wire        rst_n,
+
+    input  wire [11:0] s_axil_awaddr,
+    input  wire        s_axil_awvalid,
+    output wire        s_axil_awready,
+    input  wire [31:0] s_axil_wdata,
+    input  wire [3:0]  s_axil_wstrb,
+    input  wire        s_axil_wvalid,
+    output wire        s_axil_wready,
+    output wire [1:0]  s_axil_bresp,
+    output reg         s_axil_bvalid,
+    input  wire        s_axil_bready,
+    input  wire [11:0] s_axil_araddr,
+    input  wire        s_axil_arvalid,
+    output wire        s_axil_arready,
+    output reg  [31:0] s_axil_rdata,
+    output wire [1:0]  s_axil_rresp,
+    output reg         s_axil_rvalid,
+    input  wire        s_axil_rready,
+
+    input  wire [63:0] capacity,      // media size in 512-byte sectors
+    input  wire        used_event,    // engine completed a request and wants a used-buffer interrupt
+    input  wire        fatal_event,   // engine found the rings unusable: DEVICE_NEEDS_RESET
+    output reg         dev_reset,     // one-cycle pulse: driver wrote Status=0
+    output wire        run,           // DRIVER_OK, FEATURES_OK, queue ready, no error
+    output reg         notify,        // one-cycle pulse: QueueNotify(0)
+    output reg  [15:0] q_num,
+    output reg  [63:0] q_desc,
+    output reg  [63:0] q_avail,
+    output reg  [63:0] q_used,
+    output reg         writeback,     // cache mode in effect: 1 = writeback, 0 = writethrough
+    output wire        irq            // level: any InterruptStatus bit set
+);
+    localparam [63:0] DEV_FEATURES =
+        (64'd1 << 32)                                  // VIRTIO_F_VERSION_1
+      | ((F_SEG_MAX    != 0) ? (64'd1 << 2)  : 64'd0)
+      | ((F_RO         != 0) ? (64'd1 << 5)  : 64'd0)
+      | ((F_BLK_SIZE   != 0) ? (64'd1 << 6)  : 64'd0)
+      | ((F_FLUSH      != 0) ? (64'd1 << 9)  : 64'd0)
+      | ((F_CONFIG_WCE != 0) ? (64'd1 << 11) : 64'd0);
+
+    localparam [7:0] ST_ACK = 8'h01, ST_DRIVER = 8'h02, ST_DRIVER_OK = 8'h04, ST_FEATURES_OK = 8'h08,
+                     ST_NEEDS_RESET = 8'h40, ST_FAILED = 8'h80;
+
+    reg  [31:0] dev_feat_sel;
+    reg  [31:0] drv_feat_sel;
+    reg  [63:0] drv_feat;
+    reg  [31:0] queue_sel;
+    reg         q_ready;
+    reg  [1:0]  int_status;
+    reg  [7:0]  status;
+    reg  [31:0] config_gen;
+    reg  [63:0] capacity_seen;
+
+    // ---- AXI4-Lite handshakes --------------------------------------------------------------------
+    wire wr_go = s_axil_awvalid && s_axil_wvalid && !s_axil_bvalid;
+    wire rd_go = s_axil_arvalid && !s_axil_rvalid;
+    assign s_axil_awready = wr_go;
+    assign s_axil_wready  = wr_go;
+    assign s_axil_arready = rd_go;
+    assign s_axil_bresp   = 2'b00;
+    assign s_axil_rresp   = 2'b00;
+
+    wire [11:0] wa = {s_axil_awaddr[11:2], 2'b00};
+    wire [11:0] ra = {s_axil_araddr[11:2], 2'b00};
+    wire [31:0] wd = s_axil_wdata;
+    wire        full_word = (s_axil_wstrb == 4'hf);
+    wire        q0 = (queue_sel == 32'd0);
+    wire        features_locked = (status & ST_FEATURES_OK) != 8'd0;
+
+    // FEATURES_OK is accepted only for a subset of what we offer that includes VERSION_1.
+    wire        feat_ok = ((drv_feat & ~DEV_FEATURES) == 64'd0) && drv_feat[32];
+    wire        wce_negotiated = drv_feat[11] && features_locked;
+
+    assign run = ((status & (ST_DRIVER_OK | ST_FEATURES_OK)) == (ST_DRIVER_OK | ST_FEATURES_OK))
+              && ((status & (ST_NEEDS_RESET | ST_FAILED)) == 8'd0) && q_ready;
+    assign irq = |int_status;
+
+    // ---- register writes, device events ------------------------------------------------------------
+    always @(posedge clk) begin
+        notify    <= 1'b0;
+        dev_reset <= 1'b0;
+        if (!rst_n) begin
+            s_axil_bvalid <= 1'b0;
+            dev_feat_sel  <= 32'd0;
+            drv_feat_sel  <= 32'd0;
+            drv_feat      <= 64'd0;
+            queue_sel     <= 32'd0;
+            q_num         <= 16'd0;
+            q_ready       <= 1'b0;
+            q_desc        <= 64'd0;
+            q_avail       <= 64'd0;
+            q_used        <= 64'd0;
+            int_status    <= 2'b00;
+            status        <= 8'd0;
+            writeback     <= 1'b0;
+            config_gen    <= 32'd0;
+            capacity_seen <= capacity;
+            dev_reset     <= 1'b1;
+        end else begin
+            if (s_axil_bvalid && s_axil_bready)
+                s_axil_bvalid <= 1'b0;
+
+            if (wr_go) begin
+                s_axil_bvalid <= 1'b1;
+                if (full_word) begin
+                    case (wa)
+                    12'h014: dev_feat_sel <= wd;
+                    12'h020: if (!features_locked) begin
+                                 if (drv_feat_sel == 32'd0) drv_feat[31:0]  <= wd;
+                                 if (drv_feat_sel == 32'd1) drv_feat[63:32] <= wd;
+                             end
+                    12'h024: drv_feat_sel <= wd;
+                    12'h030: queue_sel <= wd;
+                    12'h038: if (q0 && !q_ready) q_num <= (wd[31:16] != 16'd0) ? 16'hffff : wd[15:0];
+                    12'h044: if (q0) q_ready <= wd[0];
+                    12'h050: if (wd == 32'd0) notify <= 1'b1;
+                    12'h064: int_status <= int_status & ~wd[1:0];
+                    12'h070: begin
+                        if (wd == 32'd0) begin
+                            // Device reset: back to the power-on state of everything the driver sees.
+                            dev_feat_sel <= 32'd0;
+                            drv_feat_sel <= 32'd0;
+                            drv_feat     <= 64'd0;
+                            queue_sel    <= 32'd0;
+                            q_num        <= 16'd0;
+                            q_ready      <= 1'b0;
+                            q_desc       <= 64'd0;
+                            q_avail      <= 64'd0;
+                            q_used       <= 64'd0;
+                            int_status   <= 2'b00;
+                            status       <= 8'd0;
+                            writeback    <= 1'b0;
+                            dev_reset    <= 1'b1;
+                        end else begin
+                            status <= (wd[7:0] & (ST_ACK | ST_DRIVER | ST_DRIVER_OK | ST_FAILED))
+                                    | (status & ST_NEEDS_RESET)
+                                    | ((wd[3] && (features_locked || feat_ok)) ? ST_FEATURES_OK : 8'd0);
+                            if (wd[3] && !features_locked && feat_ok)
+                                // Initial cache mode: writeback when the driver can flush (virtio 1.2
+                                // 5.2.5.1: without FLUSH, writeback starts at 0).
+                                writeback <= drv_feat[9];
+                        end
+                    end
+                    12'h080: if (q0 && !q_ready) q_desc[31:0]   <= wd;
+                    12'h084: if (q0 && !q_ready) q_desc[63:32]  <= wd;
+                    12'h090: if (q0 && !q_ready) q_avail[31:0]  <= wd;
+                    12'h094: if (q0 && !q_ready) q_avail[63:32] <= wd;
+                    12'h0a0: if (q0 && !q_ready) q_used[31:0]   <= wd;
+                    12'h0a4: if (q0 && !q_ready) q_used[63:32]  <= wd;
+                    default: ;
+                    endcase
+                end
+                // Config space takes byte writes: `writeback` (u8 at 0x120) is the only writable field.
+                if (wa == 12'h120 && s_axil_wstrb[0] && wce_negotiated)
+                    writeback <= wd[0];
+            end
+
+            if (used_event)
+                int_status[0] <= 1'b1;
+            if (fatal_event) begin
+                status        <= status | ST_NEEDS_RESET;
+                int_status[1] <= 1'b1;
+            end
+            if (capacity != capacity_seen) begin
+                capacity_seen <= capacity;
+                config_gen    <= config_gen + 32'd1;
+                if ((status & ST_DRIVER_OK) != 8'd0)
+                    int_status[1] <= 1'b1;
+            end
+        end
+    end
+
+    // ---- register reads ----------------------------------------------------------------------------
+    always @(posedge clk) begin
+        if (!rst_n) begin
+            s_axil_rvalid <= 1'b0;
+            s_axil_rdata  <= 32'd0;
+        end else begin
+            if (s_axil_rvalid && s_axil_rready)
+                s_axil_rvalid <= 1'b0;
+            if (rd_go) begin
+                s_axil_rvalid <= 1'b1;
+                case (ra)
+                12'h000: s_axil_rdata <= 32'h74726976;
+                12'h004: s_axil_rdata <= 32'd2;
+                12'h008: s_axil_rdata <= 32'd2;
+                12'h00c: s_axil_rdata <= VENDOR_ID;
+                12'h010: s_axil_rdata <= (dev_feat_sel == 32'd0) ? DEV_FEATURES[31:0]
+                                       : (dev_feat_sel == 32'd1) ? DEV_FEATURES[63:32] : 32'd0;
+                12'h014: s_axil_rdata <= dev_feat_sel;
+                12'h020: s_axil_rdata <= (drv_feat_sel == 32'd0) ? drv_feat[31:0]
+                                       : (drv_feat_sel == 32'd1) ? drv_feat[63:32] : 32'd0;
+                12'h024: s_axil_rdata <= drv_feat_sel;
+                12'h030: s_axil_rdata <= queue_sel;
+                12'h034: s_axil_rdata <= q0 ? {16'd0, QUEUE_NUM_MAX} : 32'd0;
+                12'h038: s_axil_rdata <= q0 ? {16'd0, q_num} : 32'd0;
+                12'h044: s_axil_rdata <= {31'd0, q0 && q_ready};
+                12'h060: s_axil_rdata <= {30'd0, int_status};
+                12'h070: s_axil_rdata <= {24'd0, status};
+                12'h080: s_axil_rdata <= q0 ? q_desc[31:0]   : 32'd0;
+                12'h084: s_axil_rdata <= q0 ? q_desc[63:32]  : 32'd0;
+                12'h090: s_axil_rdata <= q0 ? q_avail[31:0]  : 32'd0;
+                12'h094: s_axil_rdata <= q0 ? q_avail[63:32] : 32'd0;
+                12'h0a0: s_axil_rdata <= q0 ? q_used[31:0]   : 32'd0;
+                12'h0a4: s_axil_rdata <= q0 ? q_used[63:32]  : 32'd0;
+                12'h0fc: s_axil_rdata <= config_gen;
+                // struct virtio_blk_config
+                12'h100: s_axil_rdata <= capacity[31:0];
+                12'h104: s_axil_rdata <= capacity[63:32];
+                12'h10c: s_axil_rdata <= (F_SEG_MAX != 0) ? SEG_MAX : 32'd0;
+                12'h114: s_axil_rdata <= (F_BLK_SIZE != 0) ? BLK_SIZE : 32'd0;
+                12'h120: s_axil_rdata <= {31'd0, writeback};  // writeback, unused0, num_queues = 0
+                default: s_axil_rdata <= 32'd0;
+                endcase
+            end
+        end
+    end
+
+    wire unused_ok = &{1'b0, s_axil_awaddr[1:0], s_axil_araddr[1:0]};
+endmodule
+
+`default_nettype wire
