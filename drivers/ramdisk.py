@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from mmiotk.bus import Device, DeviceGoneError, Driver
+
 from .block.protocol import (
     MAX_TRANSFER_UNBOUNDED,
     BlockCommand,
@@ -180,3 +182,36 @@ def ramdisk_from_properties(props: dict[str, Any], name: str = "ramdisk") -> Ram
     return RamDisk(int(props["size"]), int(props.get("block-size", 512)), flags,
                    max_transfer_size=int(props.get("max-transfer-size", MAX_TRANSFER_UNBOUNDED)),
                    worker=bool(props.get("worker", False)), name=name)
+
+
+class RamDiskDriver(Driver, BlockDevice):
+    """The bus driver for board nodes `compatible: mmiotk,ramdisk`; the bound driver is the BlockDevice.
+
+    The node's `properties` configure the disk (see `ramdisk_from_properties`); it needs no MMIO. On unbind
+    every op completes IO_NOT_PRESENT, as does every op on a driver that was never bound.
+    """
+
+    compatible = (COMPATIBLE,)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.disk: RamDisk | None = None
+
+    def bind(self, device: Device) -> None:
+        self.disk = ramdisk_from_properties(device.properties, name=device.name)
+
+    def unbind(self) -> None:
+        if self.disk is not None:
+            self.disk.unbind()
+        super().unbind()
+
+    def query(self) -> BlockInfo:
+        if self.disk is None:
+            raise DeviceGoneError(f"{self.name}: not bound to a device")
+        return self.disk.query()
+
+    def queue(self, op: BlockOp, completion: Completion) -> None:
+        if self.disk is None:
+            completion(BlockStatus.IO_NOT_PRESENT, op)
+            return
+        self.disk.queue(op, completion)

@@ -20,7 +20,10 @@ from drivers.block.protocol import (
     run_op,
     write_blocks,
 )
-from drivers.ramdisk import RamDisk, ramdisk_from_properties
+from drivers.platform_bus import PlatformBus
+from drivers.ramdisk import RamDisk, RamDiskDriver, ramdisk_from_properties
+from mmiotk import RamSpace
+from mmiotk.bus import BindError
 
 BS = 512
 BLOCKS = 64
@@ -204,3 +207,44 @@ def test_properties_build_the_disk_and_unknown_keys_are_refused() -> None:
         ramdisk_from_properties({"sise": 8192})
     with pytest.raises(ValueError, match="'size' property"):
         ramdisk_from_properties({})
+
+
+# --- binding through the bus ------------------------------------------------------------------------
+@pytest.fixture
+def bus() -> Iterator[PlatformBus]:
+    board = {"name": "rd-board", "devices": [
+        {"name": "rd0", "compatible": "mmiotk,ramdisk",
+         "properties": {"size": 64 * BS, "block-size": BS, "removable": True, "worker": True}}]}
+    with RamSpace(1 << 16, name="regs") as space:
+        platform = PlatformBus.from_board(board, space)
+        platform.register_driver(RamDiskDriver)
+        yield platform
+        platform.close()
+
+
+def test_bus_binds_the_ramdisk_driver_from_the_board_node(bus: PlatformBus) -> None:
+    driver = bus.bind("rd0")
+    assert isinstance(driver, RamDiskDriver)
+    assert driver.query().block_count == 64
+    assert driver.query().flags == BlockFlag.REMOVABLE
+    write_blocks(driver, 3, pattern(2))
+    assert read_blocks(driver, 3, 2) == pattern(2)
+
+
+def test_bus_unbind_makes_every_op_io_not_present(bus: PlatformBus) -> None:
+    driver = bus.bind("rd0")
+    assert isinstance(driver, RamDiskDriver)
+    disk = driver.disk
+    bus.unbind("rd0")
+    assert disk is not None and disk.dead
+    vmo = Vmo(np.zeros(BS, dtype=np.uint8))
+    assert run_op(driver, BlockOp(BlockCommand.READ, 1, 0, 0, vmo)) is BlockStatus.IO_NOT_PRESENT
+
+
+def test_bad_ramdisk_properties_refuse_the_bind_naming_the_key() -> None:
+    board = {"devices": [{"name": "rd1", "compatible": "mmiotk,ramdisk", "properties": {"bogus": 1}}]}
+    with RamSpace(1 << 16) as space:
+        platform = PlatformBus.from_board(board, space)
+        platform.register_driver(RamDiskDriver)
+        with pytest.raises(BindError, match="bogus"):
+            platform.bind("rd1")
