@@ -93,9 +93,12 @@ class Bus(ABC):
         entries = []
         for device in self.devices.values():
             owner = device.driver.name if device.driver is not None else device.state.value
+            what = device.compatible[0] if device.compatible else ""
+            irqs = f" irq {','.join(str(n) for n in device.irq_numbers)}" if device.irq_numbers else ""
             for index, reg in device.regs.items():
-                pref = ", prefetchable" if reg.prefetchable else ""
-                entries.append(MapEntry(reg.paddr, reg.size, "mmio", f"{device.name}[{index}]", f"{owner}{pref}"))
+                pref = " prefetchable" if reg.prefetchable else ""
+                entries.append(MapEntry(reg.paddr, reg.size, "mmio", f"{device.name}[{index}]",
+                                        f"{what}{irqs}{pref} -> {owner}".lstrip()))
         return entries
 
     # --- drivers ------------------------------------------------------------------------------------
@@ -230,8 +233,8 @@ class Bus(ABC):
             leaked = device._close_dma()
             device.driver = None
             device.state = DeviceState.UNBOUND
-            self.log.append(f"unbind {name} <- {driver.name}" + (f" ({leaked} DMA buffers freed by the bus)"
-                                                                 if leaked else ""))
+            self.log.append(f"unbind {name} <- {driver.name}" + (f" (the bus freed {leaked} DMA buffer(s) left "
+                                                                 "behind)" if leaked else ""))
             if failure is not None:
                 stage, cause = failure
                 raise BindError(f"device {name!r}: {driver.name}.{stage}() raised {cause!r}; the device was "
