@@ -30,7 +30,7 @@ from mmiotk.bus import (
 )
 from mmiotk.dma import DmaPool
 from mmiotk.errors import MmioValueError
-from mmiotk.irq import IrqFactory
+from mmiotk.irq import IrqFactory, irq_factory_for
 from mmiotk.region import MmioResource, PhysicalRegion
 from mmiotk.space import AddressSpace
 
@@ -107,7 +107,8 @@ class PciBus(Bus):
                  pref_window: tuple[int, int] | None = None, hotplug_mem: int = 0, hotplug_pref: int = 0,
                  irq_base: int = 64, irq_count: int = 64, irq_factory: IrqFactory | None = None,
                  dma: DmaPool | None = None, name: str = "pci0") -> None:
-        super().__init__(name, irq_factory=irq_factory, dma=dma)
+        super().__init__(name, irq_factory=irq_factory if irq_factory is not None else irq_factory_for(space),
+                         dma=dma)
         self.space = space
         self.mem = self._window(space, mem_window, "mem", hotplug_mem)
         self.pref = self._window(space, pref_window, "pref", hotplug_pref) if pref_window is not None else None

@@ -33,7 +33,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from mmiotk.bus import Bus, Device, MapEntry, Reg
 from mmiotk.dma import DmaPool
 from mmiotk.errors import MmioError
-from mmiotk.irq import IrqFactory
+from mmiotk.irq import IrqFactory, irq_factory_for
 from mmiotk.region import MmioResource, PhysicalRegion
 from mmiotk.space import AddressSpace
 
@@ -253,7 +253,8 @@ class PlatformBus(Bus):
             base = mem.base if carve.base is None else carve.base
             size = mem.base + mem.size - base if carve.size is None else carve.size
             dma = DmaPool.from_space(mem_space, base, size, coherent=carve.coherent, name=f"{board.name}-dma")
-        super().__init__(board.name, irq_factory=irq_factory, dma=dma)
+        super().__init__(board.name, irq_factory=irq_factory if irq_factory is not None else irq_factory_for(space),
+                         dma=dma)
         self.board = board
         self.space = space
         self.memory_space = mem_space

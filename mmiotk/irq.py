@@ -347,5 +347,18 @@ def uio_irq_factory(space: UioSpace) -> IrqFactory:
     return factory
 
 
+def irq_factory_for(space: object) -> IrqFactory:
+    """The interrupts a target offers with its space: its own `irq_factory` (simulation, QEMU), UIO's
+    device node, or else mock lines a test triggers."""
+    offered = getattr(space, "irq_factory", None)
+    if callable(offered):
+        return offered
+    from .uio import UioSpace
+
+    if isinstance(space, UioSpace):
+        return uio_irq_factory(space)
+    return MockInterruptController()
+
+
 __all__ = ["Interrupt", "IrqFactory", "IrqTimeoutError", "MockInterrupt", "MockInterruptController",
-           "UioInterrupt", "mock_irq_factory", "uio_irq_factory"]
+           "UioInterrupt", "irq_factory_for", "mock_irq_factory", "uio_irq_factory"]

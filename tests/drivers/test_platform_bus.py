@@ -261,3 +261,13 @@ def test_unreadable_and_malformed_files_name_the_file(tmp_path: Path) -> None:
     listing.write_text("- 1\n")
     with pytest.raises(BoardError, match="expected a mapping"):
         load_board(listing)
+
+
+def test_interrupts_offered_by_the_space_are_used_by_default(mmio: RamSpace) -> None:
+    class QemuLikeSpace(RamSpace):
+        def irq_factory(self, number: int) -> Interrupt:
+            return MockInterrupt(f"gic-{number}")
+
+    with QemuLikeSpace(0x4000, base=SLOT, name="qemu-like") as target:
+        tbus = PlatformBus.from_board(board(memory=None), target)
+        assert tbus.devices["blk0"].irq(0).name == "gic-79"

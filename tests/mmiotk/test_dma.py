@@ -3,8 +3,10 @@ and buffers shared with another process's view of the memory (the QEMU guest-RAM
 
 from __future__ import annotations
 
+import itertools
 import mmap
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
@@ -253,3 +255,22 @@ def test_buffers_in_a_shm_file_are_seen_by_another_mapping_of_it(tmp_path: Path)
         off = buf.paddr - BASE
         assert other[off:off + 16] == bytes(range(16))
         other.close()
+
+
+def test_concurrent_allocations_never_overlap(pool: DmaPool) -> None:
+    got: list[DmaBuffer] = []
+    lock = threading.Lock()
+
+    def grab() -> None:
+        for _ in range(16):
+            buf = pool.alloc(64, align=64)
+            with lock:
+                got.append(buf)
+
+    threads = [threading.Thread(target=grab) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    starts = sorted(b.paddr for b in got)
+    assert len(starts) == 64 and all(b - a >= 64 for a, b in itertools.pairwise(starts))

@@ -12,7 +12,15 @@ from collections.abc import Iterator
 import pytest
 
 from mmiotk.errors import MmioValueError, RevokedError
-from mmiotk.irq import Interrupt, IrqTimeoutError, MockInterrupt, MockInterruptController, UioInterrupt
+from mmiotk.irq import (
+    Interrupt,
+    IrqTimeoutError,
+    MockInterrupt,
+    MockInterruptController,
+    UioInterrupt,
+    irq_factory_for,
+)
+from mmiotk.uio import UioSpace
 
 EVENT = struct.Struct("=i")
 
@@ -238,3 +246,51 @@ def test_uio_missing_node_is_a_clear_error(tmp_path: os.PathLike[str]) -> None:
 def test_uio_needs_exactly_one_of_path_or_fd() -> None:
     with pytest.raises(MmioValueError, match="exactly one"):
         UioInterrupt()
+
+
+def test_triggers_from_many_threads_are_all_delivered(line: MockInterrupt) -> None:
+    def fire() -> None:
+        for _ in range(200):
+            line.trigger()
+
+    threads = [threading.Thread(target=fire) for _ in range(4)]
+    for t in threads:
+        t.start()
+    seen = 0
+    while seen < 800:
+        seen += line.wait(5)
+        line.ack()
+    for t in threads:
+        t.join(5)
+    assert seen == 800 and line.pending == 0
+
+
+# --- which interrupts a target offers ----------------------------------------------------------------
+def test_a_space_that_offers_interrupts_supplies_the_factory() -> None:
+    class TargetSpace:
+        def irq_factory(self, number: int) -> Interrupt:
+            return MockInterrupt(f"gic-{number}")
+
+    assert irq_factory_for(TargetSpace())(7).name == "gic-7"
+
+
+def test_a_uio_space_supplies_its_device_node(tmp_path: os.PathLike[str]) -> None:
+    root = os.fspath(tmp_path)
+    map0 = os.path.join(root, "sys", "class", "uio", "uio3", "maps", "map0")
+    os.makedirs(map0)
+    for name, value in (("addr", "0x10000000"), ("size", "0x1000"), ("offset", "0")):
+        with open(os.path.join(map0, name), "w") as f:
+            f.write(value)
+    os.makedirs(os.path.join(root, "dev"))
+    os.mkfifo(os.path.join(root, "dev", "uio3"))
+    space = UioSpace("uio3", sysfs_root=os.path.join(root, "sys"), dev_root=os.path.join(root, "dev"))
+    irq = irq_factory_for(space)(42)
+    try:
+        assert isinstance(irq, UioInterrupt) and irq.name == "uio3.irq42"
+        assert irq.path == os.path.join(root, "dev", "uio3")
+    finally:
+        irq.revoke()
+
+
+def test_other_spaces_get_mock_lines() -> None:
+    assert isinstance(irq_factory_for(object()), MockInterruptController)
