@@ -1,0 +1,116 @@
+"""BlockMedia: the persistent store of a block device model, with an explicit on-device write cache.
+
+The *media* is what survives a power loss: a disk image file mapped shared (so other processes and the
+test see exactly what is on it) or anonymous memory. The *write cache* holds written sectors that have not
+reached the media yet. A write either goes through to the media (writethrough) or into the cache
+(writeback); `flush()` writes the cache back and msyncs the file; `power_loss()` throws the cache away.
+Reads always see the newest data (cache first). Sector numbers are in 512-byte units.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+
+from mmiotk.errors import MmioValueError
+
+SECTOR = 512
+
+
+class BlockMedia:
+    """An image file (`path`) or `size` bytes of anonymous memory; `readonly` maps the file read-only."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, size: int | None = None,
+                 readonly: bool = False) -> None:
+        self.path = os.fspath(path) if path is not None else None
+        self.readonly = readonly
+        self._mmap: mmap.mmap | None = None
+        if self.path is not None:
+            if size is not None:
+                raise MmioValueError("BlockMedia takes a path or a size, not both")
+            try:
+                fd = os.open(self.path, os.O_RDONLY if readonly else os.O_RDWR)
+            except OSError as exc:
+                raise MmioValueError(f"disk image {self.path!r}: {exc.strerror}") from None
+            try:
+                size = os.fstat(fd).st_size
+                if size == 0 or size % SECTOR:
+                    raise MmioValueError(f"disk image {self.path!r} is {size} bytes; a positive multiple "
+                                         f"of {SECTOR} is needed")
+                self._mmap = mmap.mmap(fd, size, mmap.MAP_SHARED,
+                                       mmap.PROT_READ | (0 if readonly else mmap.PROT_WRITE))
+            finally:
+                os.close(fd)
+            self._data = memoryview(self._mmap)
+        else:
+            if not isinstance(size, int) or size <= 0 or size % SECTOR:
+                raise MmioValueError(f"media size must be a positive multiple of {SECTOR} bytes, got {size!r}")
+            self._data = memoryview(bytearray(size))
+        self.size = size
+        self.sectors = size // SECTOR
+        self._cache: dict[int, bytes] = {}
+        self.flushes = 0
+
+    @property
+    def dirty_sectors(self) -> int:
+        """Sectors written into the cache and not yet on the media."""
+        return len(self._cache)
+
+    def media_bytes(self, offset: int, n: int) -> bytes:
+        """What is on the media itself, bypassing the cache (what a power loss would leave)."""
+        return bytes(self._data[offset:offset + n])
+
+    def read_into(self, sector: int, out: memoryview) -> None:
+        """Fill `out` (a multiple of 512 bytes) from `sector` on, newest data first."""
+        start = sector * SECTOR
+        out[:] = self._data[start:start + len(out)]
+        if self._cache:
+            for i in range(len(out) // SECTOR):
+                cached = self._cache.get(sector + i)
+                if cached is not None:
+                    out[i * SECTOR:(i + 1) * SECTOR] = cached
+
+    def write(self, sector: int, data: memoryview, *, writeback: bool) -> None:
+        """Store `data` (a multiple of 512 bytes) from `sector` on, into the cache or onto the media."""
+        if self.readonly:
+            raise MmioValueError("write to read-only media")
+        count = len(data) // SECTOR
+        if writeback:
+            for i in range(count):
+                self._cache[sector + i] = bytes(data[i * SECTOR:(i + 1) * SECTOR])
+            return
+        start = sector * SECTOR
+        self._data[start:start + len(data)] = data
+        if self._cache:
+            for i in range(count):
+                self._cache.pop(sector + i, None)
+        self._sync(start, len(data))
+
+    def flush(self) -> int:
+        """Write the cache back to the media and make the file durable; the number of sectors written."""
+        written = len(self._cache)
+        for sector in sorted(self._cache):
+            self._data[sector * SECTOR:(sector + 1) * SECTOR] = self._cache[sector]
+        self._cache.clear()
+        self._sync(0, self.size)
+        self.flushes += 1
+        return written
+
+    def power_loss(self) -> int:
+        """Lose the write cache, as a power cut would; the number of sectors lost."""
+        lost = len(self._cache)
+        self._cache.clear()
+        return lost
+
+    def _sync(self, start: int, length: int) -> None:
+        if self._mmap is not None and not self.readonly and length:
+            lo = start - start % mmap.PAGESIZE
+            self._mmap.flush(lo, min(self.size, start + length) - lo)
+
+    def close(self) -> None:
+        """Unmap the image (the cache is lost, as on power-off: flush first to keep it)."""
+        self._cache.clear()
+        self._data.release()
+        if self._mmap is not None:
+            self._mmap.close()
+            self._mmap = None
