@@ -178,6 +178,10 @@ class Bus(ABC):
             device.bind_errors = []
             for cls, factory in candidates:
                 instance = factory()
+                if not isinstance(instance, Driver) or not hasattr(instance, "_cond"):
+                    made = type(instance).__name__
+                    raise BindError(f"device {name!r}: the factory for {cls.__name__} made a {made}, not an "
+                                    "initialised Driver (does its __init__ call super().__init__()?)")
                 device.state = DeviceState.BINDING
                 instance.device = device
                 try:

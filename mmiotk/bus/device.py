@@ -13,7 +13,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..errors import MmioValueError
 from .errors import DeviceGoneError, NoResourceError
 
 if TYPE_CHECKING:
@@ -150,10 +149,3 @@ class Device:
             return {"mmio": [r.name for r in self._regions.values() if not r.revoked],
                     "irq": [i.name for i in self._irqs.values() if not i.revoked],
                     "dma": [self._pool.name] if self._pool is not None and not self._pool.closed else []}
-
-    def set_regs(self, regs: Mapping[int, Reg]) -> None:
-        """Replace the ranges of an unbound device (a bus reassigning BARs)."""
-        with self._lock:
-            if self.driver is not None or self._regions:
-                raise MmioValueError(f"device {self.name!r}: ranges can change only while nothing is mapped")
-            self.regs = dict(regs)

@@ -49,8 +49,9 @@ class Driver:
         return type(self).__name__
 
     def __repr__(self) -> str:
-        where = self.device.name if self.device is not None else "unbound"
-        return f"<{self.name} {where}{' gone' if self._gone else ''}>"
+        device = getattr(self, "device", None)
+        where = device.name if device is not None else "unbound"
+        return f"<{self.name} {where}{' gone' if getattr(self, '_gone', False) else ''}>"
 
     @classmethod
     def match(cls, device: Device) -> int | None:

@@ -388,3 +388,19 @@ def test_handed_out_lists_live_capabilities(bus: FixedBus) -> None:
     assert bus.devices["w0"].handed_out() == {"mmio": [], "irq": [], "dma": []}
 
 
+
+
+def test_a_driver_that_skips_base_init_is_a_clear_bind_error(bus: FixedBus) -> None:
+    class Sloppy(Driver):
+        compatible = ("acme,widget",)
+
+        def __init__(self) -> None:  # forgets super().__init__()
+            self.x = 1
+
+        def bind(self, device: Device) -> None:
+            pass
+
+    bus.register_driver(Sloppy)
+    with pytest.raises(BindError, match=r"super\(\).__init__"):
+        bus.bind("w0")
+    assert bus.devices["w0"].driver is None
