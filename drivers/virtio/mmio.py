@@ -1,0 +1,236 @@
+"""The virtio-mmio transport (virtio 1.2 §4.2, modern devices only: Version 2).
+
+What every virtio-mmio driver does to a device, in the order the spec gives: reset and wait for Status to
+read 0, ACKNOWLEDGE, DRIVER, feature negotiation closed by the FEATURES_OK check, queue set-up, DRIVER_OK.
+Configuration reads go through `read_config`, which repeats them until ConfigGeneration is stable. Control
+registers are accessed 32 bits wide only; device configuration fields with their own width, 64-bit ones as
+two 32-bit halves (§4.2.2.2).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from mmiotk import MmioBuffer
+from mmiotk.registers import RO, WO, Field, Register, RegisterBlock
+
+from . import VirtioError
+
+T = TypeVar("T")
+B = TypeVar("B", bound=RegisterBlock)
+
+MAGIC = 0x7472_6976  # "virt"
+VERSION_MODERN = 2
+
+
+class VirtioMmioRegs(RegisterBlock, name="virtio-mmio"):
+    """The control registers (§4.2.2, "MMIO Device Register Layout"); the device's own config follows at
+    CONFIG_OFFSET."""
+
+    MAGIC_VALUE = Register(0x000, access=RO)
+    VERSION = Register(0x004, access=RO)
+    DEVICE_ID = Register(0x008, access=RO)
+    VENDOR_ID = Register(0x00C, access=RO)
+    DEVICE_FEATURES = Register(0x010, access=RO)
+    DEVICE_FEATURES_SEL = Register(0x014, access=WO)
+    DRIVER_FEATURES = Register(0x020, access=WO)
+    DRIVER_FEATURES_SEL = Register(0x024, access=WO)
+    QUEUE_SEL = Register(0x030, access=WO)
+    QUEUE_NUM_MAX = Register(0x034, access=RO)
+    QUEUE_NUM = Register(0x038, access=WO)
+    QUEUE_READY = Register(0x044, fields=[Field("READY", 0)])
+    QUEUE_NOTIFY = Register(0x050, access=WO)
+    INTERRUPT_STATUS = Register(0x060, access=RO, fields=[Field("USED_BUFFER", 0), Field("CONFIG_CHANGE", 1)])
+    INTERRUPT_ACK = Register(0x064, access=WO, fields=[Field("USED_BUFFER", 0), Field("CONFIG_CHANGE", 1)])
+    STATUS = Register(0x070, fields=[
+        Field("ACKNOWLEDGE", 0), Field("DRIVER", 1), Field("DRIVER_OK", 2), Field("FEATURES_OK", 3),
+        Field("DEVICE_NEEDS_RESET", 6), Field("FAILED", 7)])
+    QUEUE_DESC_LOW = Register(0x080, access=WO)
+    QUEUE_DESC_HIGH = Register(0x084, access=WO)
+    QUEUE_DRIVER_LOW = Register(0x090, access=WO)
+    QUEUE_DRIVER_HIGH = Register(0x094, access=WO)
+    QUEUE_DEVICE_LOW = Register(0x0A0, access=WO)
+    QUEUE_DEVICE_HIGH = Register(0x0A4, access=WO)
+    CONFIG_GENERATION = Register(0x0FC, access=RO)
+
+
+CONFIG_OFFSET = 0x100
+
+
+class Status:
+    """Device status bits (§2.1)."""
+
+    ACKNOWLEDGE = 0x01
+    DRIVER = 0x02
+    DRIVER_OK = 0x04
+    FEATURES_OK = 0x08
+    DEVICE_NEEDS_RESET = 0x40
+    FAILED = 0x80
+
+
+class Feature:
+    """Transport feature bits (§6), as bit numbers."""
+
+    RING_INDIRECT_DESC = 28
+    RING_EVENT_IDX = 29
+    VERSION_1 = 32
+    ACCESS_PLATFORM = 33
+    RING_PACKED = 34
+
+
+
+def bit(n: int) -> int:
+    return 1 << n
+
+
+class VirtioMmio:
+    """One virtio-mmio device behind a mapped register window (at least 0x100 bytes plus its config)."""
+
+    def __init__(self, window: MmioBuffer, *, reset_timeout: float = 1.0) -> None:
+        if window.size < CONFIG_OFFSET:
+            raise VirtioError(f"{window.name}: a virtio-mmio window needs at least {CONFIG_OFFSET:#x} bytes, "
+                              f"got {window.size:#x}")
+        self.window = window
+        self.name = window.name
+        self.regs = regs = VirtioMmioRegs(window)
+        self.reset_timeout = reset_timeout
+        magic = int(regs.MAGIC_VALUE.read())
+        if magic != MAGIC:
+            raise VirtioError(f"{self.name}: MagicValue is {magic:#010x}, not {MAGIC:#010x} ('virt'): "
+                              "not a virtio-mmio device")
+        self.version = int(regs.VERSION.read())
+        if self.version != VERSION_MODERN:
+            raise VirtioError(f"{self.name}: virtio-mmio Version {self.version}; only modern devices "
+                              f"(Version {VERSION_MODERN}) are supported")
+        self.device_id = int(regs.DEVICE_ID.read())
+        self.vendor_id = int(regs.VENDOR_ID.read())
+        self.features = 0  # negotiated
+        # the doorbell is the one register on the hot path: a bound write32, no field handling
+        self._notify_write = window.write32
+        self._notify_offset = VirtioMmioRegs.specs()["QUEUE_NOTIFY"].offset
+
+    def __repr__(self) -> str:
+        return f"<VirtioMmio {self.name} device {self.device_id} vendor {self.vendor_id:#x}>"
+
+    # --- status -------------------------------------------------------------------------------------
+    @property
+    def status(self) -> int:
+        return int(self.regs.STATUS.read())
+
+    def reset(self) -> None:
+        """Write 0 to Status and wait until it reads 0 (§4.2.3.1: the reset may take time)."""
+        self.regs.STATUS.write(0)
+        deadline = time.monotonic() + self.reset_timeout
+        while int(self.regs.STATUS.read()) != 0:
+            if time.monotonic() > deadline:
+                raise VirtioError(f"{self.name}: Status did not read 0 within {self.reset_timeout} s "
+                                  "after reset")
+        self.features = 0
+
+    def fail(self) -> None:
+        """Tell the device the driver gave up (FAILED); never raises."""
+        with contextlib.suppress(Exception):  # the device may be gone already; nothing else to do
+            self.regs.STATUS.modify(FAILED=1)
+
+    # --- features -----------------------------------------------------------------------------------
+    def device_features(self) -> int:
+        regs = self.regs
+        regs.DEVICE_FEATURES_SEL.write(0)
+        low = int(regs.DEVICE_FEATURES.read())
+        regs.DEVICE_FEATURES_SEL.write(1)
+        return (int(regs.DEVICE_FEATURES.read()) << 32) | low
+
+    def negotiate(self, wanted: int, required: int = 0) -> int:
+        """Accept `device & wanted` (VERSION_1 is always required), then check that FEATURES_OK stuck.
+
+        Raises VirtioError naming the bits when the device lacks a required feature or refuses the subset
+        (FEATURES_OK reads back clear); the device is marked FAILED then.
+        """
+        required |= bit(Feature.VERSION_1)
+        offered = self.device_features()
+        missing = required & ~offered
+        if missing:
+            self.fail()
+            raise VirtioError(f"{self.name}: device lacks required feature bits {_bits(missing)} "
+                              f"(offers {offered:#x})")
+        accepted = offered & (wanted | required)
+        regs = self.regs
+        regs.DRIVER_FEATURES_SEL.write(0)
+        regs.DRIVER_FEATURES.write(accepted & 0xFFFF_FFFF)
+        regs.DRIVER_FEATURES_SEL.write(1)
+        regs.DRIVER_FEATURES.write(accepted >> 32)
+        regs.STATUS.modify(FEATURES_OK=1)
+        if not int(regs.STATUS.read()) & Status.FEATURES_OK:
+            self.fail()
+            raise VirtioError(f"{self.name}: device refused features {accepted:#x} (FEATURES_OK did not "
+                              "stick)")
+        self.features = accepted
+        return accepted
+
+    def has(self, feature_bit: int) -> bool:
+        return bool(self.features >> feature_bit & 1)
+
+    # --- queues -------------------------------------------------------------------------------------
+    def queue_max(self, index: int) -> int:
+        """QueueNumMax of queue `index` (0: the queue does not exist)."""
+        self.regs.QUEUE_SEL.write(index)
+        return int(self.regs.QUEUE_NUM_MAX.read())
+
+    def setup_queue(self, index: int, size: int, desc: int, driver: int, device: int) -> None:
+        """Program queue `index` with `size` entries at the given ring addresses and mark it ready."""
+        regs = self.regs
+        regs.QUEUE_SEL.write(index)
+        if int(regs.QUEUE_READY.read()) & 1:
+            raise VirtioError(f"{self.name}: queue {index} is already ready; reset the device first")
+        limit = int(regs.QUEUE_NUM_MAX.read())
+        if not 0 < size <= limit:
+            raise VirtioError(f"{self.name}: queue {index} size {size} outside 1..QueueNumMax {limit}")
+        regs.QUEUE_NUM.write(size)
+        regs.QUEUE_DESC_LOW.write(desc & 0xFFFF_FFFF)
+        regs.QUEUE_DESC_HIGH.write(desc >> 32)
+        regs.QUEUE_DRIVER_LOW.write(driver & 0xFFFF_FFFF)
+        regs.QUEUE_DRIVER_HIGH.write(driver >> 32)
+        regs.QUEUE_DEVICE_LOW.write(device & 0xFFFF_FFFF)
+        regs.QUEUE_DEVICE_HIGH.write(device >> 32)
+        regs.QUEUE_READY.write(READY=1)
+
+    def driver_ok(self) -> None:
+        self.regs.STATUS.modify(DRIVER_OK=1)
+        if int(self.regs.STATUS.read()) & Status.DEVICE_NEEDS_RESET:
+            raise VirtioError(f"{self.name}: device set DEVICE_NEEDS_RESET at DRIVER_OK")
+
+    def notify(self, index: int) -> None:
+        """Ring the doorbell of queue `index` (QueueNotify)."""
+        self._notify_write(self._notify_offset, index)
+
+    # --- interrupts ---------------------------------------------------------------------------------
+    def interrupt_status(self) -> int:
+        return int(self.regs.INTERRUPT_STATUS.read())
+
+    def ack_interrupt(self, bits: int) -> None:
+        if bits:
+            self.regs.INTERRUPT_ACK.write(bits)
+
+    # --- device configuration -----------------------------------------------------------------------
+    def config_block(self, block: type[B]) -> B:
+        """The device-specific configuration, declared as a RegisterBlock at offset 0 of the config space.
+
+        Declare 64-bit fields as two 32-bit registers (§4.2.2.2) and read them inside `read_config`."""
+        return block(self.window, offset=CONFIG_OFFSET)
+
+    def read_config(self, reader: Callable[[], T], attempts: int = 100) -> T:
+        """Run `reader` until ConfigGeneration is the same before and after it (§2.5.1: consistent reads)."""
+        gen = self.regs.CONFIG_GENERATION
+        for _ in range(attempts):
+            before = int(gen.read())
+            value = reader()
+            if int(gen.read()) == before:
+                return value
+        raise VirtioError(f"{self.name}: ConfigGeneration kept changing over {attempts} reads")
+
+
+def _bits(mask: int) -> str:
+    return "{" + ", ".join(str(n) for n in range(64) if mask >> n & 1) + "}"

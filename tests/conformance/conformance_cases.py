@@ -1,0 +1,355 @@
+"""The conformance cases: plain synchronous functions, run with the same virtio-blk driver on every target.
+
+A case gets a `Target` (which knows how to boot a device with a given disk and bind the driver through the
+platform bus) and a scratch directory; it raises AssertionError when the target or the driver misbehaves.
+Cases use no threads and never sleep on host primitives: completions come from `VirtioBlk.poll`, which is
+what lets the same code run inside a cocotb simulation through the greenlet bridge.
+
+`CASES` maps each case id (what pytest shows in brackets after the target) to (function, keyword arguments).
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import subprocess
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from drivers.block.protocol import BlockCommand, BlockFlag, BlockOp, BlockStatus, OpFlag, Vmo
+from drivers.virtio.mmio import Feature, Status
+from drivers.virtio_blk import BlkFeature, VirtioBlk
+
+MiB = 1 << 20
+TIMEOUT = 30.0  # seconds any one batch of requests may take, on the slowest simulator
+
+
+class Target(ABC):
+    """Where the cases run. `scale` shrinks request counts on slow targets (RTL simulators)."""
+
+    name: str = "?"
+    scale: float = 1.0
+
+    @abstractmethod
+    def device(self, *, image: Path | None = None, disk_size: int = 4 * MiB, readonly: bool = False,
+               **options: Any) -> AbstractContextManager[VirtioBlk]:
+        """Boot a device on that disk (the file `image`, used in place, or `disk_size` zero bytes), bind the
+        driver through the bus with `options` (always completions="poll"), yield the bound VirtioBlk."""
+
+    def count(self, n: int) -> int:
+        return max(4, int(n * self.scale))
+
+
+# --- helpers ------------------------------------------------------------------------------------------
+def dma_vmo(blk: VirtioBlk, nbytes: int) -> Vmo:
+    """A Vmo in the device's DMA pool: the driver uses it in place."""
+    buf = blk.pool.alloc(nbytes, align=4096)
+    return Vmo(buf, buf.dma_addr)
+
+
+def run_ops(blk: VirtioBlk, ops: list[BlockOp], depth: int,
+            on_done: Callable[[BlockOp, BlockStatus], None] | None = None) -> list[BlockStatus]:
+    """Run `ops` keeping at most `depth` in flight; statuses in op order. Polls; never blocks forever."""
+    statuses: list[BlockStatus | None] = [None] * len(ops)
+    pending = iter(enumerate(ops))
+    inflight = 0
+
+    def completion(status: BlockStatus, op: BlockOp) -> None:
+        nonlocal inflight
+        inflight -= 1
+        statuses[op.cookie] = BlockStatus(status)
+        if on_done is not None:
+            on_done(op, status)
+
+    def submit() -> bool:
+        nonlocal inflight
+        item = next(pending, None)
+        if item is None:
+            return False
+        i, op = item
+        op.cookie = i
+        inflight += 1
+        blk.queue(op, completion)
+        return True
+
+    with blk.batch():
+        while inflight < depth and submit():
+            pass
+    while inflight or any(s is None for s in statuses):
+        if not blk.poll(TIMEOUT):
+            missing = [i for i, s in enumerate(statuses) if s is None]
+            raise AssertionError(f"{len(missing)} ops did not complete within {TIMEOUT} s (first: {missing[0]})")
+        with blk.batch():
+            while inflight < depth and submit():
+                pass
+    return [s for s in statuses if s is not None]
+
+
+def _chunks(blk: VirtioBlk, offset: int, count: int) -> list[tuple[int, int]]:
+    """(first block, blocks) pieces of at most max_transfer bytes covering [offset, offset + count)."""
+    info = blk.query()
+    per = max(1, info.max_transfer_size // info.block_size)
+    return [(b, min(per, offset + count - b)) for b in range(offset, offset + count, per)]
+
+
+def read(blk: VirtioBlk, offset: int, count: int) -> bytes:
+    """Blocks [offset, offset + count), in max_transfer-sized requests, 8 in flight."""
+    vmo = dma_vmo(blk, count * blk.query().block_size)
+    ops = [BlockOp(BlockCommand.READ, n, b, b - offset, vmo) for b, n in _chunks(blk, offset, count)]
+    statuses = run_ops(blk, ops, 8)
+    assert all(s is BlockStatus.OK for s in statuses), f"read of {count} blocks at {offset}: {statuses}"
+    return vmo.array.tobytes()
+
+
+def write(blk: VirtioBlk, offset: int, data: bytes, flags: OpFlag = OpFlag.NONE) -> BlockStatus:
+    """Write whole blocks; the first status other than OK, else OK."""
+    vmo = dma_vmo(blk, len(data))
+    vmo.array[:] = np.frombuffer(data, dtype=np.uint8)
+    count = len(data) // blk.query().block_size
+    ops = [BlockOp(BlockCommand.WRITE, n, b, b - offset, vmo, flags) for b, n in _chunks(blk, offset, count)]
+    return next((s for s in run_ops(blk, ops, 8) if s is not BlockStatus.OK), BlockStatus.OK)
+
+
+def read_all(blk: VirtioBlk) -> bytes:
+    return read(blk, 0, blk.query().block_count)
+
+
+def pattern(nbytes: int, seed: int) -> bytes:
+    return np.random.default_rng(seed).integers(0, 256, nbytes, dtype=np.uint8).tobytes()
+
+
+# --- the cases ----------------------------------------------------------------------------------------
+def case_feature_negotiation(target: Target, workdir: Path) -> None:
+    """VERSION_1 negotiated, FEATURES_OK and DRIVER_OK set, nothing accepted that was not offered."""
+    with target.device() as blk:
+        dev = blk.dev
+        status = dev.status
+        for name in ("ACKNOWLEDGE", "DRIVER", "FEATURES_OK", "DRIVER_OK"):
+            assert status & getattr(Status, name), f"device status {status:#x} lacks {name}"
+        assert not status & (Status.FAILED | Status.DEVICE_NEEDS_RESET), f"device status {status:#x}"
+        assert dev.has(Feature.VERSION_1)
+        offered = dev.device_features()
+        assert dev.features & ~offered == 0, f"accepted {dev.features:#x} but the device offers {offered:#x}"
+        assert not dev.has(Feature.RING_EVENT_IDX) and not dev.has(Feature.RING_PACKED)
+        assert blk.query().block_count * blk.query().block_size == 4 * MiB
+
+
+def case_read_write_flush(target: Target, workdir: Path) -> None:
+    """Written blocks read back; FLUSH and FORCE_ACCESS writes complete OK; neighbours untouched."""
+    with target.device() as blk:
+        bs = blk.query().block_size
+        data = pattern(8 * bs, 1)
+        assert write(blk, 16, data) is BlockStatus.OK
+        assert read(blk, 16, 8) == data
+        assert read(blk, 15, 1) == bytes(bs) and read(blk, 24, 1) == bytes(bs)
+        [flushed] = run_ops(blk, [BlockOp(BlockCommand.FLUSH)], 1)
+        assert flushed is BlockStatus.OK
+        assert write(blk, 40, data[:bs], OpFlag.FORCE_ACCESS) is BlockStatus.OK
+        assert read(blk, 40, 1) == data[:bs]
+
+
+def case_random_io(target: Target, workdir: Path, depth: int) -> None:
+    """Random reads and writes of 1-8 blocks at queue depth `depth`, checked against a shadow copy."""
+    area = 512
+    with target.device() as blk:
+        bs = blk.query().block_size
+        shadow = bytearray(pattern(area * bs, depth))
+        status = write(blk, 0, bytes(shadow))
+        assert status is BlockStatus.OK, f"initial write: {status.name}"
+        rng = random.Random(depth)
+        n = target.count(400)
+        vmo = dma_vmo(blk, 8 * bs * n)
+        ops: list[BlockOp] = []
+        for i in range(n):
+            length = rng.randint(1, 8)
+            op = BlockOp(BlockCommand.WRITE if rng.random() < 0.5 else BlockCommand.READ, length,
+                         rng.randrange(area - length + 1), 8 * i, vmo)
+            if op.command is BlockCommand.WRITE:
+                vmo.array[8 * i * bs:(8 * i + length) * bs] = np.frombuffer(pattern(length * bs, i),
+                                                                            dtype=np.uint8)
+            ops.append(op)
+        # order-sensitive pairs (a write and anything overlapping it) must not be in flight together
+        ops = _serialize_conflicts(ops, depth)
+        mismatches: list[int] = []
+
+        def check(op: BlockOp, status: BlockStatus) -> None:
+            lo, hi = op.offset_dev * bs, (op.offset_dev + op.length) * bs
+            mem = vmo.array[op.offset_vmo * bs:op.offset_vmo * bs + hi - lo]
+            if op.command is BlockCommand.WRITE:
+                shadow[lo:hi] = mem.tobytes()
+            elif mem.tobytes() != bytes(shadow[lo:hi]):
+                mismatches.append(op.offset_dev)
+
+        for batch in ops_batches(ops):
+            statuses = run_ops(blk, batch, depth, check)
+            assert all(s is BlockStatus.OK for s in statuses), f"statuses {set(statuses)}"
+        assert not mismatches, f"reads disagreeing with the shadow at blocks {mismatches[:10]}"
+        assert read(blk, 0, area) == bytes(shadow), "the disk disagrees with the shadow copy"
+        assert blk.bytes_copied == 0, f"{blk.bytes_copied} bytes bounced although every buffer is DMA-able"
+
+
+def _serialize_conflicts(ops: list[BlockOp], depth: int) -> list[BlockOp]:
+    """Mark batch boundaries (cookie=None placeholders) so that no window of `depth` consecutive ops holds
+    a write overlapping another op; the shadow is then exact whatever order the device completes them."""
+    out: list[BlockOp] = []
+    window: list[BlockOp] = []
+    for op in ops:
+        clash = any(o.offset_dev < op.offset_dev + op.length and op.offset_dev < o.offset_dev + o.length
+                    and BlockCommand.WRITE in (o.command, op.command) for o in window)
+        if clash:
+            out.append(BARRIER)
+            window = []
+        out.append(op)
+        window.append(op)
+    return out
+
+
+BARRIER = BlockOp(BlockCommand.FLUSH, cookie="barrier")
+
+
+def ops_batches(ops: list[BlockOp]) -> Iterator[list[BlockOp]]:
+    batch: list[BlockOp] = []
+    for op in ops:
+        if op is BARRIER:
+            if batch:
+                yield batch
+            batch = []
+        else:
+            batch.append(op)
+    if batch:
+        yield batch
+
+
+def case_readonly_device(target: Target, workdir: Path) -> None:
+    """A read-only device (VIRTIO_BLK_F_RO): READONLY flag, writes ACCESS_DENIED, reads still work."""
+    image = workdir / "ro.img"
+    image.write_bytes(pattern(MiB, 7))
+    with target.device(image=image, readonly=True) as blk:
+        assert blk.dev.has(BlkFeature.RO), "the device did not offer VIRTIO_BLK_F_RO"
+        assert blk.query().flags & BlockFlag.READONLY
+        bs = blk.query().block_size
+        assert write(blk, 0, bytes(bs)) is BlockStatus.ACCESS_DENIED
+        assert read(blk, 0, 4) == image.read_bytes()[:4 * bs]
+
+
+def case_out_of_range(target: Target, workdir: Path) -> None:
+    """Ops past the end of the disk or of their buffer complete OUT_OF_RANGE and change nothing."""
+    with target.device() as blk:
+        info = blk.query()
+        bs, last = info.block_size, info.block_count
+        vmo = dma_vmo(blk, 4 * bs)
+        vmo.array[:] = 0xAB
+        before = read(blk, last - 2, 2)
+        bad = [BlockOp(BlockCommand.READ, 1, last, 0, vmo), BlockOp(BlockCommand.WRITE, 4, last - 2, 0, vmo),
+               BlockOp(BlockCommand.READ, 2, 0, 3, vmo), BlockOp(BlockCommand.WRITE, 1, -1, 0, vmo)]
+        statuses = run_ops(blk, bad, 4)
+        assert statuses == [BlockStatus.OUT_OF_RANGE] * 4, statuses
+        assert read(blk, last - 2, 2) == before
+
+
+def case_range_option(target: Target, workdir: Path) -> None:
+    """start/length expose part of the disk: block 0 of the range is block `start` of the disk."""
+    image = workdir / "range.img"
+    image.write_bytes(pattern(2 * MiB, 3))
+    start, length = 100, 50
+    with target.device(image=image, start=start, length=length) as blk:
+        bs = blk.query().block_size
+        assert blk.query().block_count == length
+        assert read(blk, 0, 2) == image.read_bytes()[start * bs:(start + 2) * bs]
+        assert write(blk, length - 1, pattern(bs, 9)) is BlockStatus.OK
+        vmo = dma_vmo(blk, bs)
+        [status] = run_ops(blk, [BlockOp(BlockCommand.READ, 1, length, 0, vmo)], 1)
+        assert status is BlockStatus.OUT_OF_RANGE
+        assert run_ops(blk, [BlockOp(BlockCommand.FLUSH)], 1) == [BlockStatus.OK]
+    disk, original = image.read_bytes(), pattern(2 * MiB, 3)
+    end = (start + length) * bs
+    assert disk[end - bs:end] == pattern(bs, 9), "the write to the range's last block landed elsewhere"
+    assert disk[:end - bs] == original[:end - bs] and disk[end:] == original[end:], "other blocks changed"
+
+
+def case_tool_made_image(target: Target, workdir: Path, fs: str) -> None:
+    """A disk image made by qemu-img and mkfs reads back through the driver byte for byte."""
+    image = workdir / f"{fs}.img"
+    size = "4M" if fs == "ext4" else "2M"
+    subprocess.run([_tool("qemu-img"), "create", "-q", "-f", "raw", str(image), size], check=True)
+    mkfs = [_tool("mkfs.ext4"), "-q", "-F", str(image)] if fs == "ext4" else \
+        [_tool("mkfs.vfat"), str(image)]
+    subprocess.run(mkfs, check=True, capture_output=True)
+    expected = image.read_bytes()
+    with target.device(image=image) as blk:
+        got = read_all(blk)
+    assert len(got) == len(expected), f"disk is {len(got)} bytes, image {len(expected)}"
+    if got != expected:
+        first = next(i for i in range(len(got)) if got[i] != expected[i])
+        raise AssertionError(f"{fs} image differs from byte {first:#x} on")
+    if fs == "ext4":
+        assert got[0x438:0x43A] == b"\x53\xef", "no ext4 superblock magic at 0x438"
+    else:
+        assert got[510:512] == b"\x55\xaa", "no boot sector signature at 510"
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/bin")
+    if path is None:
+        raise AssertionError(f"{name} is not installed (make bootstrap installs it)")
+    return path
+
+
+def case_bounce_counts_copies(target: Target, workdir: Path) -> None:
+    """A Vmo the device cannot reach is bounced and counted; a DMA-able one is used in place."""
+    with target.device() as blk:
+        bs = blk.query().block_size
+        plain = Vmo(np.frombuffer(pattern(4 * bs, 5), dtype=np.uint8).copy())
+        assert run_ops(blk, [BlockOp(BlockCommand.WRITE, 4, 0, 0, plain)], 1) == [BlockStatus.OK]
+        assert blk.bytes_copied == 4 * bs
+        assert read(blk, 0, 4) == plain.array.tobytes()
+        assert blk.bytes_copied == 4 * bs, "a DMA-able read was bounced"
+        back = Vmo(np.zeros(4 * bs, dtype=np.uint8))
+        assert run_ops(blk, [BlockOp(BlockCommand.READ, 4, 0, 0, back)], 1) == [BlockStatus.OK]
+        assert back.array.tobytes() == plain.array.tobytes() and blk.bytes_copied == 8 * bs
+
+
+def case_writethrough_option(target: Target, workdir: Path) -> None:
+    """writeback=False turns the device's cache off (CONFIG_WCE) or emulates writethrough with flushes."""
+    with target.device(writeback=False) as blk:
+        assert not blk.writeback or blk.emulated_writethrough
+        bs = blk.query().block_size
+        assert write(blk, 3, pattern(bs, 4)) is BlockStatus.OK
+        assert read(blk, 3, 1) == pattern(bs, 4)
+
+
+def case_unbind_fails_everything(target: Target, workdir: Path) -> None:
+    """After unbind, every op completes IO_NOT_PRESENT."""
+    with target.device() as blk:
+        vmo = dma_vmo(blk, blk.query().block_size)
+        blk.unbind()
+        ops = [BlockOp(BlockCommand.READ, 1, 0, 0, vmo), BlockOp(BlockCommand.WRITE, 1, 0, 0, vmo),
+               BlockOp(BlockCommand.FLUSH)]
+        assert run_ops(blk, ops, 3) == [BlockStatus.IO_NOT_PRESENT] * 3
+
+
+CaseFn = Callable[..., None]
+CASES: dict[str, tuple[CaseFn, dict[str, Any]]] = {
+    "feature_negotiation": (case_feature_negotiation, {}),
+    "read_write_flush": (case_read_write_flush, {}),
+    **{f"random_io-qd{d}": (case_random_io, {"depth": d}) for d in (1, 4, 16, 64)},
+    "readonly_device": (case_readonly_device, {}),
+    "out_of_range": (case_out_of_range, {}),
+    "range_option": (case_range_option, {}),
+    "tool_image-ext4": (case_tool_made_image, {"fs": "ext4"}),
+    "tool_image-vfat": (case_tool_made_image, {"fs": "vfat"}),
+    "bounce_counts_copies": (case_bounce_counts_copies, {}),
+    "writethrough_option": (case_writethrough_option, {}),
+    "unbind_fails_everything": (case_unbind_fails_everything, {}),
+}
+
+
+def run_case(case_id: str, target: Target, workdir: Path) -> None:
+    fn, kwargs = CASES[case_id]
+    workdir.mkdir(parents=True, exist_ok=True)
+    fn(target, workdir, **kwargs)
