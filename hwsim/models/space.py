@@ -157,6 +157,9 @@ class ModelSpace(AddressSpace):
     irq_factory = interrupt  # an IrqFactory: number -> Interrupt
 
     def close(self) -> None:
-        """Remove the RAM file if any. The model's media stays open (close it, or flush, yourself)."""
-        self._closed = True
+        """Power down in order (the device saves its write cache to the media) and remove the RAM file,
+        if any. Safe to call twice. The media stays mapped for inspection; `device.media.close()` unmaps."""
+        if not self._closed:
+            self._closed = True
+            self.device.shutdown()
         self._ram.close()

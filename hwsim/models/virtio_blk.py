@@ -72,6 +72,9 @@ element's len is the number of bytes the device wrote (data, then the 1 status b
   * GET_ID (8): the 20-byte id (`serial`, zero padded) into the data bytes, truncated to their length; OK.
   * any other type (DISCARD, WRITE_ZEROES, ...): UNSUPP. A zero-length IN/OUT is OK when sector <= capacity.
 Nothing but the status byte is written for a failed request.
+
+Power: `ModelSpace.close()` is an orderly power-down and flushes the write cache to the media (as QEMU
+does on SIGTERM); `media.power_loss()` is the crash that loses it.
 """
 
 from __future__ import annotations
@@ -179,6 +182,11 @@ class VirtioBlkModel(VirtioMmioDevice):
     def on_features_ok(self) -> None:
         if not self.has_feature(F_FLUSH):
             self._set_wce(0)
+
+    def shutdown(self) -> None:
+        """An orderly power-down writes the cache back, as QEMU does when it exits on SIGTERM."""
+        with self.lock:
+            self.media.flush()
 
     def _set_wce(self, wce: int) -> None:
         if not wce:

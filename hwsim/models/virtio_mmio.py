@@ -101,6 +101,9 @@ class VirtioMmioDevice:
     def on_features_ok(self) -> None:
         """Called once the negotiated features are fixed."""
 
+    def shutdown(self) -> None:
+        """An orderly power-down (what ModelSpace.close does): whatever the device must save, it saves."""
+
     # --- state ---------------------------------------------------------------------------------------
     def attach(self, memory: GuestMemory) -> None:
         """Give the device its view of guest RAM (done by ModelSpace)."""
