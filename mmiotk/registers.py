@@ -139,12 +139,14 @@ class Register:
     """A register declaration: offset in bytes, width in bits, access, reset value, fields.
 
     `count`/`stride` declare an array (`block.REG[i]`); `stride` defaults to the register's size.
-    In a block class the attribute name is the register's name.
+    In a block class the attribute name is the register's name. `alternate_of` names a register whose
+    bytes this one deliberately shares (another view of the same address, as SVD's alternateRegister).
     """
 
     def __init__(self, offset: int, width: int = 32, *, access: Access | str = Access.RW,
                  reset: int | None = None, fields: Iterable[Field] = (), count: int = 1,
-                 stride: int | None = None, doc: str = "", name: str | None = None) -> None:
+                 stride: int | None = None, doc: str = "", name: str | None = None,
+                 alternate_of: str | None = None) -> None:
         self.offset = offset
         self.width = width
         self.access = Access.parse(access)
@@ -154,6 +156,7 @@ class Register:
         self.stride = stride
         self.doc = doc
         self.name = name
+        self.alternate_of = alternate_of
 
     def __set_name__(self, owner: type, name: str) -> None:
         if self.name is None:
@@ -291,7 +294,7 @@ class RegisterSpec:
         self.name = f"{block}.{name}" if block else name
         self.short = name
         self.block = block
-        where = f"register {self.name}"
+        where = f"block {block}, register {name}" if block else f"register {name}"
         offset, width, count = decl.offset, decl.width, decl.count
         if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
             raise RegisterDefinitionError(f"{where}: offset must be an int >= 0, not {offset!r}")
@@ -311,6 +314,7 @@ class RegisterSpec:
         self.end = offset + (count - 1) * stride + self.nbytes
         self.access = decl.access
         self.doc = decl.doc
+        self.alternate_of = decl.alternate_of
         self.all = (1 << width) - 1
 
         # fields
@@ -786,7 +790,18 @@ class RegisterBlock:
     @classmethod
     def locate(cls, offset: int) -> tuple[RegisterSpec, int | None] | None:
         """The register (and array index) covering byte `offset` from the block base, if any."""
-        for spec in cls._specs.values():
+        return cls._locate(offset)
+
+    @classmethod
+    def decode(cls, offset: int, width: int, value: int) -> tuple[str, dict[str, Any]] | None:
+        """(register name, field values) for an access of `width` bits at `offset` from the block base."""
+        return cls._decode(offset, width, value)
+
+    # Underscore forms: what mmiotk itself calls, since a register may be named like a public method
+    # (a register `size` shadows `size()` on its block; names starting with '_' are refused).
+    @classmethod
+    def _locate(cls, offset: int) -> tuple[RegisterSpec, int | None] | None:
+        for spec in sorted(cls._specs.values(), key=lambda sp: sp.alternate_of is not None):
             if spec.offset <= offset < spec.end:
                 rel = offset - spec.offset
                 index, within = divmod(rel, spec.stride)
@@ -795,13 +810,12 @@ class RegisterBlock:
         return None
 
     @classmethod
-    def decode(cls, offset: int, width: int, value: int) -> tuple[str, dict[str, Any]] | None:
-        """(register name, field values) for an access of `width` bits at `offset` from the block base."""
-        found = cls.locate(offset)
+    def _decode(cls, offset: int, width: int, value: int) -> tuple[str, dict[str, Any]] | None:
+        found = cls._locate(offset)
         if found is None:
             return None
         spec, index = found
-        name = spec.short if index is None else f"{spec.short}[{index}]"
+        name = spec.name if index is None else f"{spec.name}[{index}]"
         if width != spec.width or (offset - spec.offset) % spec.stride:
             return f"{name}+{(offset - spec.offset) % spec.stride}", {}
         return name, spec.decode(value)
@@ -853,16 +867,22 @@ class RegisterBlock:
 
 
 def _check_overlaps(block: str, specs: Mapping[str, RegisterSpec]) -> None:
-    """Every byte of the block belongs to at most one register (arrays included)."""
+    """Every byte of the block belongs to at most one register (arrays included), except for registers
+    declared `alternate_of` another."""
     owner: dict[int, str] = {}
     for name, spec in specs.items():
+        if spec.alternate_of is not None:
+            if spec.alternate_of not in specs:
+                raise RegisterDefinitionError(f"block {block}, register {name}: alternate_of names register "
+                                              f"{spec.alternate_of!r}, which the block does not have")
+            continue
         for i in range(spec.count):
             start = spec.offset + i * spec.stride
             label = name if spec.count == 1 else f"{name}[{i}]"
             for byte in range(start, start + spec.nbytes):
                 other = owner.get(byte)
                 if other is not None:
-                    raise RegisterDefinitionError(f"block {block}: register {label} at {start:#x} overlaps "
+                    raise RegisterDefinitionError(f"block {block}, register {label} at {start:#x} overlaps "
                                                   f"register {other} (byte {byte:#x})")
                 owner[byte] = label
 

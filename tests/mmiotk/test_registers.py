@@ -363,10 +363,10 @@ def test_indirect_checks_definition():
 
 # --- definitions ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("make", "message"), [
-    (lambda: Register(0x2), r"B\.R: offset 0x2 is not aligned"),
+    (lambda: Register(0x2), r"block B, register R: offset 0x2 is not aligned"),
     (lambda: Register(0x0, width=24), "width must be one of"),
     (lambda: Register(0x0, fields=[Field("A", (3, 0)), Field("B", (4, 3))]),
-     r"B\.R, field B: bits \[4:3\] overlap field A"),
+     r"block B, register R, field B: bits \[4:3\] overlap field A"),
     (lambda: Register(0x0, width=8, fields=[Field("A", (8, 1))]),
      r"field A: bits \[8:1\] go beyond the register width \(8"),
     (lambda: Register(0x0, width=8, reset=0x100), "reset 256 does not fit in 8 bits"),
@@ -384,7 +384,7 @@ def test_bad_definitions_name_block_register_field(make, message):
 
 
 def test_overlapping_registers_rejected():
-    with pytest.raises(RegisterDefinitionError, match=r"block X: register B at 0x4 overlaps register A"):
+    with pytest.raises(RegisterDefinitionError, match=r"block X, register B at 0x4 overlaps register A"):
         class X(RegisterBlock):
             A = Register(0x0, width=64)
             B = Register(0x4)
@@ -405,7 +405,7 @@ def test_access_strings_and_field_access_inherits():
 
 
 def test_decode_and_locate():
-    assert Dev.decode(0x48, 32, 7) == ("LUT[1]", {"VAL": 7})
+    assert Dev.decode(0x48, 32, 7) == ("DEV0.LUT[1]", {"VAL": 7})
     assert Dev.decode(0x00, 32, 1 << 1)[1]["MODE"] is Mode.RUN
     assert Dev.decode(0x30, 32, 0) is None
     assert Dev.size() == 0x5C

@@ -1,0 +1,253 @@
+"""Register maps: load YAML/JSON, SystemRDL or CMSIS-SVD into RegisterBlock classes; export docs and C.
+
+    regmap = mmiotk.regmap.load("uart.yaml")       # .yaml .yml .json .rdl .svd, picked by suffix
+    uart = regmap.bind(buffer)                     # one block: no name needed; several: bind(buf, "UART0")
+    uart.LINECTRL.modify(PARITY="ODD")             # the same handle API as a hand-written RegisterBlock
+    open("uart.h", "w").write(regmap.to_c_header())
+    open("uart.md", "w").write(regmap.to_markdown())
+
+Every format is brought to the one schema (`mmiotk.regmap.schema`) and goes through the same checks, so a
+bad file of any kind raises `RegmapError` naming the file, block, register and field.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import types
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from ..errors import MmioError
+from ..registers import Field, Register, RegisterBlock, RegisterDefinitionError
+from .schema import BlockModel, FieldModel, MapModel, RegisterModel
+
+__all__ = ["BlockModel", "FieldModel", "MapModel", "RegisterMap", "RegisterModel", "RegmapError", "load",
+           "loads"]
+
+SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".rdl": "rdl", ".svd": "svd"}
+
+
+class RegmapError(MmioError, ValueError):
+    """A register map that cannot be loaded: the message names file, block, register and field."""
+
+    def __init__(self, message: str, source: str = "") -> None:
+        super().__init__(f"{source}: {message}" if source else message)
+        self.source = source
+
+
+class RegisterMap:
+    """A named set of register blocks (RegisterBlock classes) with their base addresses."""
+
+    def __init__(self, name: str, blocks: Iterable[type[RegisterBlock]], *, bases: dict[str, int] | None = None,
+                 description: str = "", source: str = "") -> None:
+        self.name = name
+        self.description = description
+        self.source = source
+        self.blocks: dict[str, type[RegisterBlock]] = {}
+        for cls in blocks:
+            bname = cls._block_name
+            if bname in self.blocks:
+                raise RegmapError(f"block {bname}: declared twice", source)
+            self.blocks[bname] = cls
+        if not self.blocks:
+            raise RegmapError("a register map needs at least one block", source)
+        self.bases: dict[str, int] = {n: (bases or {}).get(n, 0) for n in self.blocks}
+
+    def __repr__(self) -> str:
+        regs = sum(len(b._specs) for b in self.blocks.values())
+        return f"<RegisterMap {self.name!r}: {len(self.blocks)} block(s), {regs} registers>"
+
+    # --- building -------------------------------------------------------------------------------------
+    @classmethod
+    def from_model(cls, model: MapModel, source: str = "") -> RegisterMap:
+        """Block classes for a validated schema model; definition errors become RegmapError."""
+        blocks = []
+        seen: set[str] = set()
+        for bm in model.blocks:
+            if bm.name in seen:
+                raise RegmapError(f"block {bm.name}: declared twice", source)
+            seen.add(bm.name)
+            blocks.append(_block_class(bm, source))
+        return cls(model.name, blocks, bases={bm.name: bm.base for bm in model.blocks},
+                   description=model.description, source=source)
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "") -> RegisterMap:
+        """Validate `data` (the YAML/JSON form) and build the map."""
+        if not isinstance(data, dict):
+            raise RegmapError(f"the top level must be a mapping with 'name' and 'blocks', not "
+                              f"{type(data).__name__}", source)
+        try:
+            model = MapModel.model_validate(data)
+        except ValidationError as exc:
+            raise RegmapError(_describe_validation(exc, data), source) from None
+        return cls.from_model(model, source)
+
+    @classmethod
+    def from_blocks(cls, name: str, *blocks: type[RegisterBlock], bases: dict[str, int] | None = None,
+                    description: str = "") -> RegisterMap:
+        """A map of hand-written RegisterBlock classes (to export them as docs or a C header)."""
+        return cls(name, blocks, bases=bases, description=description)
+
+    # --- using ----------------------------------------------------------------------------------------
+    def block_class(self, block: str | None = None) -> type[RegisterBlock]:
+        """The RegisterBlock class of `block` (may be omitted when the map has one block)."""
+        if block is None:
+            if len(self.blocks) == 1:
+                return next(iter(self.blocks.values()))
+            raise RegmapError(f"map {self.name!r} has {len(self.blocks)} blocks ({', '.join(self.blocks)}); "
+                              "name one", self.source)
+        try:
+            return self.blocks[block]
+        except KeyError:
+            raise RegmapError(f"map {self.name!r} has no block {block!r} (blocks: {', '.join(self.blocks)})",
+                              self.source) from None
+
+    def __getitem__(self, block: str) -> type[RegisterBlock]:
+        return self.block_class(block)
+
+    def bind(self, buffer: Any, block: str | None = None, offset: int = 0) -> Any:
+        """A bound RegisterBlock: the same handle API as a hand-written block class."""
+        return self.block_class(block)(buffer, offset)
+
+    def decode(self, offset: int, width: int, value: int) -> tuple[str, dict[str, Any]] | None:
+        """Decode an access for tracing. One block: `offset` is from the block base. Several: `offset` is
+        from the lowest block base, and the block is found by its base."""
+        if len(self.blocks) == 1:
+            return next(iter(self.blocks.values()))._decode(offset, width, value)
+        address = min(self.bases.values()) + offset
+        for name, cls in self.blocks.items():
+            base = self.bases[name]
+            if base <= address < base + cls._size:
+                return cls._decode(address - base, width, value)
+        return None
+
+    # --- exporting ------------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The schema form (what a YAML/JSON file holds), e.g. to convert SVD or SystemRDL to YAML."""
+        from .export import map_to_dict
+
+        return map_to_dict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def to_markdown(self) -> str:
+        """Register tables: one overview per block, one field table per register."""
+        from .export import to_markdown
+
+        return to_markdown(self)
+
+    def to_c_header(self, guard: str | None = None) -> str:
+        """A C header: base, offset, reset, shift/mask and enum defines for every block/register/field."""
+        from .export import to_c_header
+
+        return to_c_header(self, guard)
+
+
+def _block_class(bm: BlockModel, source: str) -> type[RegisterBlock]:
+    where = f"block {bm.name}"
+    attrs: dict[str, Any] = {}
+    for rm in bm.registers:
+        if rm.name in attrs:
+            raise RegmapError(f"{where}, register {rm.name}: declared twice", source)
+        names: set[str] = set()
+        for fm in rm.fields:
+            if fm.name in names:
+                raise RegmapError(f"{where}, register {rm.name}, field {fm.name}: declared twice", source)
+            names.add(fm.name)
+        fields = [Field(fm.name, lsb=fm.lsb, width=fm.width, access=fm.access, reset=fm.reset, enum=fm.enum,
+                        doc=fm.description) for fm in rm.fields]
+        attrs[rm.name] = Register(rm.offset, rm.width, access=rm.access, reset=rm.reset, fields=fields,
+                                  count=rm.count, stride=rm.stride, doc=rm.description, name=rm.name,
+                                  alternate_of=rm.alternate_of)
+    try:
+        return types.new_class(bm.name, (RegisterBlock,), {"name": bm.name}, lambda ns: ns.update(attrs))
+    except RegisterDefinitionError as exc:
+        raise RegmapError(str(exc), source) from None
+
+
+def _describe_validation(exc: ValidationError, data: Any) -> str:
+    """pydantic's errors, with list indices replaced by the names of what they point at."""
+    lines = []
+    for err in exc.errors()[:10]:
+        path: list[str] = []
+        node: Any = data
+        keys: list[str] = []
+        loc = list(err["loc"])
+        i = 0
+        while i < len(loc):
+            part = loc[i]
+            if part in ("blocks", "registers", "fields") and i + 1 < len(loc) and isinstance(loc[i + 1], int):
+                idx = int(loc[i + 1])
+                items = node.get(part) if isinstance(node, dict) else None
+                item = items[idx] if isinstance(items, list) and idx < len(items) else None
+                label = item.get("name") if isinstance(item, dict) else None
+                kind = part[:-1]
+                path.append(f"{kind} {label}" if isinstance(label, str) else f"{kind} #{idx + 1}")
+                node = item
+                i += 2
+                continue
+            keys.append(str(part))
+            node = node.get(part) if isinstance(node, dict) else None
+            i += 1
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "missing":
+            msg = "missing"
+        where = ", ".join(path)
+        key = ".".join(k for k in keys if not k.startswith("function-"))
+        lines.append(f"{where}{': ' if where else ''}{key + ': ' if key else ''}{msg}")
+    more = len(exc.errors()) - 10
+    if more > 0:
+        lines.append(f"... and {more} more")
+    return lines[0] if len(lines) == 1 else "\n  " + "\n  ".join(lines)
+
+
+def loads(text: str, fmt: str = "yaml", source: str = "<string>") -> RegisterMap:
+    """A map from the text of a YAML or JSON file."""
+    if fmt == "yaml":
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise RegmapError(f"{where}not valid YAML: {problem}", source) from None
+    elif fmt == "json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise RegmapError(f"line {exc.lineno}, column {exc.colno}: not valid JSON: {exc.msg}", source) from None
+    else:
+        raise RegmapError(f"loads() reads yaml or json, not {fmt!r}", source)
+    return RegisterMap.from_dict(data, source)
+
+
+def load(path: str | os.PathLike[str]) -> RegisterMap:
+    """Load a register map, the format picked by suffix: .yaml/.yml/.json, .rdl (SystemRDL), .svd."""
+    p = Path(path)
+    source = os.fspath(path)
+    fmt = SUFFIXES.get(p.suffix.lower())
+    if fmt is None:
+        raise RegmapError(f"unknown register-map format {p.suffix!r} (known: {', '.join(SUFFIXES)})", source)
+    if not p.is_file():
+        raise RegmapError("no such file", source)
+    if fmt == "rdl":
+        from .rdl import load_rdl
+
+        return RegisterMap.from_dict(load_rdl(p), source)
+    if fmt == "svd":
+        from .svd import load_svd
+
+        return RegisterMap.from_dict(load_svd(p), source)
+    return loads(p.read_text(encoding="utf-8"), fmt, source)
