@@ -2,6 +2,7 @@
 
 from .buffer import MmioBuffer, MmioView
 from .devmem import DevMemSpace
+from .dma import DmaBuffer, DmaDirection, DmaPool, FreedBufferError
 from .errors import (
     AccessError,
     AlignmentError,
@@ -12,7 +13,7 @@ from .errors import (
     PolicyError,
     RevokedError,
 )
-from .irq import Interrupt, IrqTimeoutError
+from .irq import Interrupt, IrqTimeoutError, MockInterrupt, MockInterruptController, UioInterrupt
 from .pci import PciSysfsSpace
 from .policy import CachePolicy
 from .ram import RamSpace
@@ -22,8 +23,9 @@ from .uio import UioSpace
 
 __all__ = [
     "AccessError", "AddressSpace", "AlignmentError", "BadStateError", "CachePolicy", "DevMemSpace",
-    "Interrupt", "IrqTimeoutError", "MemoryWindow", "MmioBuffer", "MmioError", "MmioResource",
-    "MmioValueError", "MmioView", "OutOfRangeError", "PciSysfsSpace", "PhysicalRegion", "PolicyError",
-    "RamSpace", "RevokedError", "UioSpace", "Window",
+    "DmaBuffer", "DmaDirection", "DmaPool", "FreedBufferError", "Interrupt", "IrqTimeoutError", "MemoryWindow",
+    "MmioBuffer", "MmioError", "MmioResource", "MmioValueError", "MmioView", "MockInterrupt",
+    "MockInterruptController", "OutOfRangeError", "PciSysfsSpace", "PhysicalRegion", "PolicyError", "RamSpace",
+    "RevokedError", "UioInterrupt", "UioSpace", "Window",
 ]
 __version__ = "0.1.0"

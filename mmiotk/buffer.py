@@ -259,7 +259,7 @@ class MmioBuffer:
         mem = self._mem
         if mem is not None and type(data) in (bytes, bytearray) and 0 <= offset \
                 and offset + len(data) <= self.size:
-            mem[offset:offset + len(data)] = data
+            mem[offset:offset + len(data)] = data  # type: ignore[assignment]  # bytes/bytearray here
             return
         view = memoryview(data)  # type: ignore[arg-type]  # ndarray exports the buffer protocol
         if not view.contiguous:
