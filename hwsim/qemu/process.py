@@ -208,11 +208,17 @@ class QemuProcess:
         except (OSError, ValueError):
             return ""
 
-    def describe(self) -> str:
-        """Exit status (if any) and stderr tail, for error messages."""
+    def describe(self, settle: float = 0.0) -> str:
+        """Exit status (if any) and stderr tail, for error messages. `settle` seconds are given to a process
+        whose socket just closed to finish exiting, so the status is known."""
         parts = []
         if self.proc is not None:
             code = self.proc.poll()
+            if code is None and settle > 0:
+                try:
+                    code = self.proc.wait(timeout=settle)
+                except subprocess.TimeoutExpired:
+                    code = None
             parts.append(f"pid {self.proc.pid} " + ("still running" if code is None else f"exit status {code}"))
         tail = self.stderr_tail()
         parts.append(f"stderr: {tail}" if tail else "no stderr output")

@@ -166,11 +166,13 @@ class QemuSpace(AddressSpace):
         qtest_sock, qmp_sock = process.start()
         self.pid = process.proc.pid if process.proc else -1
         self.command = process.command
-        self.qtest = QtestClient(qtest_sock, timeout=self.options.command_timeout,
-                                 describe_death=process.describe)
+        def describe_death() -> str:
+            return process.describe(settle=0.5)
+
+        self.qtest = QtestClient(qtest_sock, timeout=self.options.command_timeout, describe_death=describe_death)
         self._closers.append(self.qtest.close)
         self._closers.append(qmp_sock.close)
-        self.qmp = QmpClient(qmp_sock, timeout=self.options.command_timeout, describe_death=process.describe)
+        self.qmp = QmpClient(qmp_sock, timeout=self.options.command_timeout, describe_death=describe_death)
         self._closers.append(self.qmp.close)
         if self.qtest.command("endianness") != "little":
             raise QemuError("QEMU's target is not little-endian; QemuSpace expects aarch64 virt")
