@@ -1,28 +1,297 @@
-"""The `mmiotk` command. Subcommands come from the entry-point group `mmiotk.commands`, so layers above
-mmiotk (drivers, hwsim) add theirs without mmiotk importing them.
+"""The `mmiotk` command.
 
-An entry point names a callable `register(subparsers) -> None` that adds one subparser and sets
-`func(args) -> int` on it.
+Core subcommands live here: `peek`, `poke` and `dump` (devmem-style access to /dev/mem or any file via
+`--mem`, decoded with a register map via `--map`), `trace` (show a recorded trace) and the core `demo`.
+Layers above mmiotk (drivers, hwsim) add theirs through the entry-point group `mmiotk.commands`: an entry
+names a callable `register(subparsers) -> None` that adds one subparser and sets `func(args) -> int`. A
+registered command wins over a core one of the same name (so drivers can offer a richer `demo`).
+
+Errors a user can act on (a missing file, an address outside the file, a bad register map) print one line
+naming what was wrong and exit 1; `--debug` shows the traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
+import stat
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from importlib.metadata import entry_points
+from typing import Any, TextIO
 
 from .errors import MmioError
 
-
-def _core_commands(sub: argparse._SubParsersAction) -> None:
-    from . import demo_core
-
-    demo_core.register(sub)
+Register = Callable[[argparse._SubParsersAction], None]
+WIDTHS = (8, 16, 32, 64)
 
 
-def build_parser() -> argparse.ArgumentParser:
+# --- helpers ------------------------------------------------------------------------------------------
+def parse_int(text: str) -> int:
+    """0x1000, 4096, 0o17, 0b101, 1_000; K/M/G suffixes (powers of two) for sizes."""
+    scale = 1
+    if text[-1:].upper() in "KMG" and not text.lower().startswith("0x"):
+        scale = 1 << (10 * ("KMG".index(text[-1].upper()) + 1))
+        text = text[:-1]
+    try:
+        value = int(text, 0) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number (use 0x... for hex)") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is negative")
+    return value
+
+
+def parse_width(text: str) -> int:
+    digits = text.lower().removeprefix("u")
+    width = int(digits) if digits.isdigit() else -1
+    if width not in WIDTHS:
+        raise argparse.ArgumentTypeError(f"width must be one of {', '.join(map(str, WIDTHS))} (bits), "
+                                         f"got {text!r}")
+    return width
+
+
+class Progress:
+    """A one-line progress bar on stderr for long runs (only when stderr is a terminal, or when forced)."""
+
+    def __init__(self, total: int, what: str, stream: TextIO | None = None, force: bool = False) -> None:
+        self.total = max(total, 1)
+        self.what = what
+        self.stream = stream or sys.stderr
+        self.enabled = force or self.stream.isatty()
+        self.done = 0
+        self._last = 0.0
+        self._start = time.monotonic()
+
+    def update(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if self.enabled and (now - self._last > 0.1 or self.done >= self.total):
+            self._last = now
+            frac = min(self.done / self.total, 1.0)
+            bar = "#" * int(frac * 30)
+            rate = self.done / max(now - self._start, 1e-9) / (1 << 20)
+            self.stream.write(f"\r{self.what} [{bar:<30}] {frac:6.1%} {rate:8.1f} MiB/s")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+class Memory:
+    """A mapping of [addr, addr + size) of /dev/mem or a file, through the core's DevMemSpace."""
+
+    def __init__(self, path: str, addr: int, size: int, cached: bool = False) -> None:
+        from . import CachePolicy, DevMemSpace, MmioResource
+        from .space import page_span
+
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            raise MmioError(f"cannot open {path}: {exc.strerror}") from None
+        if stat.S_ISREG(st.st_mode) and addr + size > st.st_size:
+            raise MmioError(f"[{addr:#x}, {addr + size:#x}) is beyond the end of {path} ({st.st_size:#x} bytes)")
+        if not os.access(path, os.R_OK | os.W_OK):
+            hint = " (run as root for /dev/mem)" if path == "/dev/mem" else ""
+            raise MmioError(f"no read-write access to {path}{hint}")
+        start, span = page_span(addr, size)
+        resource = MmioResource(DevMemSpace(path), start, span)
+        self.buffer = resource.create_region(start, span, f"{path}@{start:#x}").map(
+            CachePolicy.CACHED if cached else CachePolicy.UNCACHED)
+        self.start = start
+
+    def read(self, addr: int, width: int) -> int:
+        return int(getattr(self.buffer, f"read{width}")(addr - self.start))
+
+    def write(self, addr: int, width: int, value: int) -> None:
+        getattr(self.buffer, f"write{width}")(addr - self.start, value)
+
+
+def load_map(path: str | None) -> Any:
+    if path is None:
+        return None
+    try:
+        from . import regmap
+    except ImportError:
+        raise MmioError("--map needs mmiotk.regmap, which this installation does not have") from None
+    return regmap.load(path)
+
+
+def decode(regmap: Any, base: int | None, addr: int, width: int, value: int) -> str:
+    """'  REG {FIELD=..}' for an access the map covers, else ''. `base` overrides where the map sits (the
+    lowest block's base when the map has several)."""
+    if regmap is None:
+        return ""
+    offset = addr - (base if base is not None else min(regmap.bases.values()))
+    got = regmap.decode(offset, width, value) if offset >= 0 else None
+    if got is None:
+        return ""
+    reg, fields = got
+    body = " ".join(f"{k}={v}" for k, v in fields.items())
+    return f"  {reg} {{{body}}}" if body else f"  {reg}"
+
+
+def _fmt(value: int, width: int) -> str:
+    return f"{value:#0{width // 4 + 2}x}"
+
+
+# --- peek / poke / dump ---------------------------------------------------------------------------------
+def run_peek(args: argparse.Namespace) -> int:
+    nbytes = args.width // 8
+    if args.addr % nbytes:
+        raise MmioError(f"address {args.addr:#x} is not aligned to the {args.width}-bit width")
+    mem = Memory(args.mem, args.addr, nbytes * args.count)
+    regmap = load_map(args.map)
+    for i in range(args.count):
+        addr = args.addr + i * nbytes
+        value = mem.read(addr, args.width)
+        print(f"{addr:#010x}: {_fmt(value, args.width)}{decode(regmap, args.map_base, addr, args.width, value)}")
+    return 0
+
+
+def run_poke(args: argparse.Namespace) -> int:
+    nbytes = args.width // 8
+    if args.addr % nbytes:
+        raise MmioError(f"address {args.addr:#x} is not aligned to the {args.width}-bit width")
+    if args.value >= 1 << args.width:
+        raise MmioError(f"value {args.value:#x} does not fit in {args.width} bits")
+    mem = Memory(args.mem, args.addr, nbytes)
+    regmap = load_map(args.map)
+    mem.write(args.addr, args.width, args.value)
+    after = mem.read(args.addr, args.width) if args.verify else None
+    line = f"{args.addr:#010x} <- {_fmt(args.value, args.width)}"
+    line += decode(regmap, args.map_base, args.addr, args.width, args.value)
+    if after is not None:
+        line += f"   read back {_fmt(after, args.width)}"
+    print(line)
+    return 0 if after is None or after == args.value or not args.strict else 2
+
+
+def _hexdump(addr: int, data: bytes, width: int, out: TextIO) -> None:
+    nbytes = width // 8
+    for row in range(0, len(data), 16):
+        chunk = data[row:row + 16]
+        words = [int.from_bytes(chunk[i:i + nbytes], "little") for i in range(0, len(chunk), nbytes)]
+        text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
+        cols = " ".join(f"{w:0{width // 4}x}" for w in words)
+        out.write(f"{addr + row:08x}  {cols:<{(16 // nbytes) * (width // 4 + 1)}} |{text}|\n")
+
+
+def run_dump(args: argparse.Namespace) -> int:
+    if args.length <= 0:
+        raise MmioError("dump length must be positive")
+    nbytes = args.width // 8
+    if args.addr % nbytes or args.length % nbytes:
+        raise MmioError(f"address {args.addr:#x} and length {args.length:#x} must be multiples of the "
+                        f"{args.width}-bit width")
+    mem = Memory(args.mem, args.addr, args.length)
+    progress = Progress(args.length, "dump", force=args.progress)
+    chunk = 1 << 16
+    out_bin = open(args.output, "wb") if args.output else None  # noqa: SIM115 - closed below
+    try:
+        for pos in range(args.addr, args.addr + args.length, chunk):
+            n = min(chunk, args.addr + args.length - pos)
+            data = b"".join(mem.read(a, args.width).to_bytes(nbytes, "little") for a in range(pos, pos + n, nbytes))
+            if out_bin is not None:
+                out_bin.write(data)
+            else:
+                _hexdump(pos, data, args.width, sys.stdout)
+            progress.update(n)
+    finally:
+        progress.close()
+        if out_bin is not None:
+            out_bin.close()
+    if args.output:
+        print(f"wrote {args.length} bytes from {args.addr:#x} to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _add_mem_options(parser: argparse.ArgumentParser, width_default: int = 32) -> None:
+    parser.add_argument("--mem", default="/dev/mem", metavar="PATH",
+                        help="memory to access: /dev/mem (default) or any file, e.g. a /dev/shm RAM file")
+    parser.add_argument("-w", "--width", type=parse_width, default=width_default, metavar="BITS",
+                        help=f"access width in bits: 8, 16, 32 or 64 (default {width_default})")
+    parser.add_argument("--map", metavar="FILE", help="decode with a register map (.yaml .json .rdl .svd)")
+    parser.add_argument("--map-base", type=parse_int, metavar="ADDR",
+                        help="the address the map's block sits at (default: the base in the map)")
+
+
+# --- trace ----------------------------------------------------------------------------------------------
+def run_trace(args: argparse.Namespace) -> int:
+    try:
+        from .trace import Trace
+    except ImportError:
+        raise MmioError("`mmiotk trace` needs mmiotk.trace, which this installation does not have") from None
+    try:
+        trace = Trace.load(args.file)
+    except OSError as exc:
+        raise MmioError(f"cannot read trace {args.file}: {exc.strerror}") from None
+    regmap = load_map(args.map)
+    accesses: Iterable[Any] = trace.accesses
+    if args.kind:
+        accesses = [a for a in accesses if a.kind.startswith(args.kind)]
+    count = 0
+    for access in accesses:
+        if regmap is not None and not access.is_block and isinstance(access.value, int):
+            got = regmap.decode(access.offset, access.width, access.value)
+            if got is not None:
+                access = dataclasses.replace(access, register=got[0], fields=got[1])
+        print(f"{access.time_ns / 1e3:12.3f} us  {access.describe()}")
+        count += 1
+    print(f"# {count} of {len(trace)} accesses in {args.file}", file=sys.stderr)
+    return 0
+
+
+# --- the parser -------------------------------------------------------------------------------------------
+def _core_commands(sub: argparse._SubParsersAction, taken: set[str]) -> None:
+    if "peek" not in taken:
+        p = sub.add_parser("peek", help="read registers or memory (like devmem)",
+                           description="Read COUNT values of WIDTH bits at ADDR and print them, decoded with "
+                                       "--map when given.")
+        p.add_argument("addr", type=parse_int, metavar="ADDR", help="physical address (file offset with --mem)")
+        p.add_argument("count", type=parse_int, nargs="?", default=1, metavar="COUNT", help="values (default 1)")
+        _add_mem_options(p)
+        p.set_defaults(func=run_peek)
+    if "poke" not in taken:
+        p = sub.add_parser("poke", help="write a register or memory word (like devmem)",
+                           description="Write VALUE (WIDTH bits) at ADDR.")
+        p.add_argument("addr", type=parse_int, metavar="ADDR")
+        p.add_argument("value", type=parse_int, metavar="VALUE")
+        _add_mem_options(p)
+        p.add_argument("--verify", action="store_true", help="read the value back and show it")
+        p.add_argument("--strict", action="store_true", help="with --verify: exit 2 when it differs")
+        p.set_defaults(func=run_poke)
+    if "dump" not in taken:
+        p = sub.add_parser("dump", help="hexdump (or save) a range of memory",
+                           description="Dump LENGTH bytes at ADDR as a hexdump, or raw into --output.")
+        p.add_argument("addr", type=parse_int, metavar="ADDR")
+        p.add_argument("length", type=parse_int, metavar="LENGTH", help="bytes (K/M/G suffixes work)")
+        _add_mem_options(p)
+        p.add_argument("-o", "--output", metavar="FILE", help="write the raw bytes to FILE")
+        p.add_argument("--progress", action="store_true", help="show progress even when stderr is not a tty")
+        p.set_defaults(func=run_dump)
+    if "trace" not in taken:
+        p = sub.add_parser("trace", help="show a recorded register trace (.jsonl)",
+                           description="Print a trace saved with Trace.save(), one access per line, decoded "
+                                       "with --map when given.")
+        p.add_argument("file", metavar="FILE")
+        p.add_argument("--map", metavar="FILE", help="decode with a register map")
+        p.add_argument("--kind", choices=["read", "write"], help="only reads or only writes")
+        p.set_defaults(func=run_trace)
+    if "demo" not in taken:
+        from . import demo_core
+
+        demo_core.register(sub)
+
+
+def build_parser(extra: Sequence[Register] = ()) -> argparse.ArgumentParser:
+    """The full parser: registered commands, `extra` registrations (tests), then the core's."""
     parser = argparse.ArgumentParser(prog="mmiotk", description="Register access and MMIO drivers, written once.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     seen: set[str] = set()
@@ -31,21 +300,24 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         seen.add(ep.name)
         ep.load()(sub)
-    if "demo" not in sub.choices:
-        _core_commands(sub)
+    for register in extra:
+        register(sub)
+    _core_commands(sub, set(sub.choices))
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: Sequence[str] | None = None, extra: Sequence[Register] = ()) -> int:
+    parser = build_parser(extra)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except MmioError as exc:
-        print(f"mmiotk {args.command}: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 130
+    except (MmioError, OSError, ValueError, TimeoutError) as exc:
+        if args.debug:
+            raise
+        print(f"mmiotk {args.command}: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

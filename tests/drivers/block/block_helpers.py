@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
+from drivers.block import nbdproto as P
 from drivers.block.protocol import BlockDevice, BlockInfo, BlockOp, Completion
 
 BS = 512
@@ -77,3 +79,67 @@ class Procs:
             if proc.poll() is None:
                 os.kill(proc.pid, signal.SIGKILL)
             proc.communicate(timeout=10)
+
+
+class RawNbd:
+    """A minimal NBD client for the protocol cases real tools never produce."""
+
+    def __init__(self, path: str) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(10)
+        self.sock.connect(path)
+
+    def recv(self, n: int) -> bytes:
+        buf = b""
+        while len(buf) < n:
+            chunk = self.sock.recv(n - len(buf))
+            if not chunk:
+                raise EOFError(f"server closed after {len(buf)} of {n} bytes")
+            buf += chunk
+        return buf
+
+    def greet(self, client_flags: int = 3) -> int:
+        magic, opt, flags = P.HANDSHAKE.unpack(self.recv(P.HANDSHAKE.size))
+        assert (magic, opt) == (P.NBDMAGIC, P.IHAVEOPT)
+        self.sock.sendall(client_flags.to_bytes(4, "big"))
+        return int(flags)
+
+    def option(self, option: int, data: bytes = b"") -> None:
+        self.sock.sendall(P.OPTION.pack(P.IHAVEOPT, option, len(data)) + data)
+
+    def reply(self) -> tuple[int, int, bytes]:
+        magic, option, kind, length = P.OPT_REPLY.unpack(self.recv(P.OPT_REPLY.size))
+        assert magic == P.OPT_REPLY_MAGIC
+        return option, kind, self.recv(length)
+
+    def go(self, name: bytes = b"", infos: tuple[int, ...] = ()) -> list[tuple[int, bytes]]:
+        """NBD_OPT_GO; the NBD_REP_INFO payloads on success (raises AssertionError on an error reply)."""
+        data = len(name).to_bytes(4, "big") + name + len(infos).to_bytes(2, "big")
+        data += b"".join(i.to_bytes(2, "big") for i in infos)
+        self.option(P.OPT_GO, data)
+        got: list[tuple[int, bytes]] = []
+        while True:
+            _, kind, payload = self.reply()
+            if kind == P.REP_ACK:
+                return got
+            assert kind == P.REP_INFO, f"GO failed with reply {kind:#x}: {payload!r}"
+            got.append((int.from_bytes(payload[:2], "big"), payload[2:]))
+
+    def request(self, kind: int, offset: int = 0, length: int = 0, flags: int = 0, handle: int = 1,
+                payload: bytes = b"") -> None:
+        self.sock.sendall(P.REQUEST.pack(P.REQUEST_MAGIC, flags, kind, handle, offset, length) + payload)
+
+    def simple_reply(self, data_len: int = 0) -> tuple[int, int, bytes]:
+        magic, error, handle = P.SIMPLE_REPLY.unpack(self.recv(P.SIMPLE_REPLY.size))
+        assert magic == P.SIMPLE_REPLY_MAGIC
+        return error, handle, self.recv(data_len) if data_len and not error else b""
+
+    def closed(self) -> bool:
+        """True when the server has closed the connection (EOF)."""
+        try:
+            return self.sock.recv(1) == b""
+        except ConnectionResetError:
+            return True
+
+    def close(self) -> None:
+        self.sock.close()
