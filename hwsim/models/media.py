@@ -50,6 +50,7 @@ class BlockMedia:
         self.sectors = size // SECTOR
         self._cache: dict[int, bytes] = {}
         self.flushes = 0
+        self.closed = False
 
     @property
     def dirty_sectors(self) -> int:
@@ -108,7 +109,10 @@ class BlockMedia:
             self._mmap.flush(lo, min(self.size, start + length) - lo)
 
     def close(self) -> None:
-        """Unmap the image (the cache is lost, as on power-off: flush first to keep it)."""
+        """Unmap the image (the cache is lost, as on power-off: flush first to keep it). Idempotent."""
+        if self.closed:
+            return
+        self.closed = True
         self._cache.clear()
         self._data.release()
         if self._mmap is not None:

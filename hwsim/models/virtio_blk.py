@@ -186,7 +186,8 @@ class VirtioBlkModel(VirtioMmioDevice):
     def shutdown(self) -> None:
         """An orderly power-down writes the cache back, as QEMU does when it exits on SIGTERM."""
         with self.lock:
-            self.media.flush()
+            if not self.media.closed:
+                self.media.flush()
 
     def _set_wce(self, wce: int) -> None:
         if not wce:

@@ -424,6 +424,18 @@ def test_indirect_without_negotiation_needs_reset(drv: RawDriver, blk: VirtioBlk
     _expect_needs_reset(drv, blk, space, "RING_INDIRECT_DESC was not negotiated")
 
 
+def test_head_outside_the_table_or_avail_index_racing_ahead_needs_reset(drv: RawDriver, blk: VirtioBlkModel,
+                                                                         space: ModelSpace) -> None:
+    drv.start()
+    drv.submit(QSIZE + 3)
+    _expect_needs_reset(drv, blk, space, "head descriptor 19")
+    drv.avail_idx = drv.used_seen = 0
+    drv.start()
+    struct.pack_into("<H", drv.buf, AVAIL + 2, QSIZE + 1)
+    drv.regs.write32(QUEUE_NOTIFY, 0)
+    assert "ran 17 entries ahead" in str(blk.last_error)
+
+
 def test_reset_recovers_from_needs_reset(drv: RawDriver) -> None:
     drv.start()
     drv.desc(0, HDR, 16)
