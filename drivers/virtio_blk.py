@@ -349,6 +349,8 @@ class VirtioBlk(BlockDevice):
                     if op.command is BlockCommand.READ and status is BlockStatus.OK:
                         self._copy_in(req)
                     req.bounce = None
+                elif not self._coherent and op.command is BlockCommand.READ:
+                    self._sync_in_place(op)
                 if req.flush_after and not req.flushing and status is BlockStatus.OK:
                     req.flushing = True  # FORCE_ACCESS: the write completes when the flush does
                     self._backlog.appendleft(req)
@@ -367,6 +369,12 @@ class VirtioBlk(BlockDevice):
                 if not self._plug and not self._dead:
                     self.vq.kick()
         return len(done)
+
+    def _sync_in_place(self, op: BlockOp) -> None:
+        """Make what the device read into a DMA-able Vmo visible to the CPU (non-coherent pools)."""
+        array, bs = op.vmo.array if op.vmo is not None else None, self._info.block_size
+        if isinstance(array, DmaBuffer):
+            cast(DmaBuffer, array[op.offset_vmo * bs:(op.offset_vmo + op.length) * bs]).sync_for_cpu()
 
     def _copy_in(self, req: _Req) -> None:
         op, bounce = req.op, req.bounce
