@@ -29,14 +29,15 @@ Negotiation and status:
     VERSION_1 missing → FEATURES_OK is not latched (reads back 0) and `last_error` says why. Once latched,
     the features are fixed and DriverFeatures writes are ignored;
   * setting DRIVER_OK without FEATURES_OK → DEVICE_NEEDS_RESET;
-  * once FEATURES_OK is set: if FLUSH was not negotiated, or CONFIG_WCE was and FLUSH not, `writeback`
-    becomes 0 (writethrough). Entering writethrough (also via a `writeback` write of 0) first flushes
-    the cache to the media.
+  * once FEATURES_OK is set: if FLUSH was not negotiated, `writeback` becomes 0 (writethrough; this covers
+    the spec's "CONFIG_WCE without FLUSH"). Entering writethrough (also via a `writeback` write of 0)
+    first flushes the cache to the media.
 
 Queue setup: queue registers (QueueNum, the three addresses) are ignored while QueueReady is 1 or another
 queue is selected. QueueReady=1 enables the queue only if FEATURES_OK is set, QueueNum is a power of two in
 1..QueueNumMax, descriptor table/avail/used are 16/2/4-byte aligned and each lies wholly in guest RAM;
-otherwise QueueReady stays 0 and `last_error` says why. QueueReady=0 disables the queue (the settings stay).
+otherwise QueueReady stays 0 and `last_error` says why. QueueReady=0 disables the queue (the settings
+stay); enabling it again starts over at avail and used ring index 0.
 
 Notification: a QueueNotify of 0 runs the queue if it is enabled, DRIVER_OK is set and neither
 DEVICE_NEEDS_RESET nor FAILED is; any other QueueNotify is ignored. `deferred=True` only marks the queue:
@@ -70,7 +71,8 @@ element's len is the number of bytes the device wrote (data, then the 1 status b
     Writeback mode: the data goes into the write cache; writethrough: onto the media (and msync'd).
   * FLUSH (4): UNSUPP if FLUSH was not negotiated; otherwise the cache goes to the media, msync, OK.
   * GET_ID (8): the 20-byte id (`serial`, zero padded) into the data bytes, truncated to their length; OK.
-  * any other type (DISCARD, WRITE_ZEROES, ...): UNSUPP. A zero-length IN/OUT is OK when sector <= capacity.
+  * any other type (DISCARD, WRITE_ZEROES, ...): UNSUPP. A zero-length IN/OUT passes the same checks
+    (sector <= capacity, sector aligned to blk_size) and is then OK.
 Nothing but the status byte is written for a failed request.
 
 Power: `ModelSpace.close()` is an orderly power-down and flushes the write cache to the media (as QEMU
