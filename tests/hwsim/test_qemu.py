@@ -59,6 +59,7 @@ def test_device_sits_in_the_last_virt_slot_with_its_spi(qemu: QemuSpace) -> None
     assert qemu.irq_number == 16 + 31
     assert qemu.devices == {31: 2}
     assert qemu.ram_base == 0x40000000 and qemu.dma_base == 0x40100000
+    assert qemu.arch == "aarch64" and qemu.simulated
 
 
 def test_numpy_writes_to_guest_ram_are_what_qemu_reads(qemu: QemuSpace, pool: MmioBuffer) -> None:
