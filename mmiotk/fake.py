@@ -119,7 +119,7 @@ class FakeDevice:
     def peek(self, name: str) -> RegisterValue:
         """The register's state (write-only bits included), without any read side effect."""
         reg = self._reg(name)
-        return reg.spec.value_class(reg.value)
+        return reg.spec.state_class(reg.value)
 
     def poke(self, name: str, value: int | None = None, **fields: Any) -> RegisterValue:
         """Set state as the hardware would (raise an interrupt bit, load a FIFO level): `value`, then the
@@ -134,7 +134,7 @@ class FakeDevice:
             f = spec.field(fname, "poke")
             new = (new & ~f.mask) | (f.coerce(fv, "poke") << f.lsb)
         reg.value = new
-        return spec.value_class(new)
+        return spec.state_class(new)
 
     def __getitem__(self, name: str) -> RegisterValue:
         return self.peek(name)
@@ -145,8 +145,8 @@ class FakeDevice:
         return self._add_hook(self._read_hooks, name, hook)
 
     def on_write(self, name: str, hook: Hook | None = None) -> Any:
-        """Call `hook(dev, written)` after every write of register `name` (state already updated).
-        Usable as a decorator."""
+        """Call `hook(dev, written)` after every write of register `name` (state already updated); the
+        written value shows write-only fields too. Usable as a decorator."""
         return self._add_hook(self._write_hooks, name, hook)
 
     def _add_hook(self, table: dict[str, list[Hook]], name: str, hook: Hook | None) -> Any:
@@ -180,7 +180,7 @@ class FakeDevice:
         spec = reg.spec
         value = reg.value & ~reg.wo
         for hook in self._read_hooks.get(reg.name, ()):
-            result = hook(self, spec.value_class(value))
+            result = hook(self, spec.state_class(value))
             if result is not None:
                 value = int(result) & spec.all
         if self.rmw_garbage:
@@ -216,7 +216,7 @@ class FakeDevice:
         reg.value = new
         self.log.append(DeviceEvent("write", reg.name, value))
         for hook in self._write_hooks.get(reg.name, ()):
-            hook(self, spec.value_class(value))
+            hook(self, spec.state_class(value))
 
 
 def _make_reg(spec: RegisterSpec, name: str, offset: int) -> _Reg:

@@ -262,9 +262,9 @@ class RegisterValue(int):
     __str__ = __repr__
 
 
-def _field_getter(f: FieldSpec) -> property:
+def _field_getter(f: FieldSpec, device_view: bool = False) -> property:
     lsb, mx = f.lsb, f.max
-    if f.access is WO:
+    if f.access is WO and not device_view:
         qual = f.qualname
 
         def write_only(self: int) -> int:
@@ -393,6 +393,16 @@ class RegisterSpec:
 
     def __repr__(self) -> str:
         return f"<RegisterSpec {self.name} @{self.offset:#x} {self.width}-bit {self.access.value}>"
+
+    @property
+    def state_class(self) -> type[RegisterValue]:
+        """Like `value_class`, but write-only fields read too: the device side's view (fakes, models)."""
+        cls = self.__dict__.get("_state_class")
+        if cls is None:
+            getters = {n: _field_getter(f, device_view=True) for n, f in self.fields.items()}
+            cls = type(f"{self.short}State", (RegisterValue,), {"__slots__": (), "_spec": self, **getters})
+            self.__dict__["_state_class"] = cls
+        return cls
 
     # --- cold-path helpers (error messages) -----------------------------------------------------------
     def field(self, name: str, op: str) -> FieldSpec:

@@ -13,10 +13,13 @@ with the wrong semantics. Reset values and `encode` enums are kept; `desc` becom
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 from . import RegmapError
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def load_rdl(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -32,7 +35,7 @@ def load_rdl(path: str | os.PathLike[str]) -> dict[str, Any]:
 
     class Collect(MessagePrinter):
         def emit_message(self, lines: list[str]) -> None:
-            messages.append("\n".join(lines))
+            messages.append(_ANSI.sub("", "\n".join(lines)))
 
     compiler = RDLCompiler(message_printer=Collect())
     try:
