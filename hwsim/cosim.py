@@ -68,7 +68,7 @@ class Bridge:
             while not driver.dead:
                 try:
                     value = await request
-                except BaseException as exc:  # noqa: BLE001 - handed to the driver, which decides
+                except BaseException as exc:
                     request = driver.throw(exc)
                 else:
                     request = driver.switch(value)
@@ -154,32 +154,37 @@ class AxiLiteMasterBus:
 
 
 class SimWindow(Window):
-    """A window whose every access is one transaction on the simulated bus (two for 64-bit)."""
+    """A window whose every access is one transaction on its space's bus (two for 64-bit).
+
+    The bus is looked up per access, so a test can swap bus models under live mappings.
+    """
 
     mechanism = "simulated bus (cocotb)"
 
-    def __init__(self, paddr: int, size: int, bus: SimBus) -> None:
+    def __init__(self, paddr: int, size: int, space: SimSpace) -> None:
         super().__init__(paddr, size)
-        self._bus = bus
+        self._space = space
 
     def read(self, offset: int, width: int) -> int:
         addr = self.paddr + offset
+        bus = self._space.bus
         if width == 8:
-            low = bridge_await(self._bus.read32(addr))
-            return low | bridge_await(self._bus.read32(addr + 4)) << 32
+            low = bridge_await(bus.read32(addr))
+            return low | bridge_await(bus.read32(addr + 4)) << 32
         shift = 8 * (addr & 3)
-        word = bridge_await(self._bus.read32(addr & ~3))
+        word = bridge_await(bus.read32(addr & ~3))
         return (word >> shift) & ((1 << (8 * width)) - 1)
 
     def write(self, offset: int, width: int, value: int) -> None:
         addr = self.paddr + offset
+        bus = self._space.bus
         if width == 8:
-            bridge_await(self._bus.write32(addr, value & 0xFFFF_FFFF, 0xF))
-            bridge_await(self._bus.write32(addr + 4, value >> 32, 0xF))
+            bridge_await(bus.write32(addr, value & 0xFFFF_FFFF, 0xF))
+            bridge_await(bus.write32(addr + 4, value >> 32, 0xF))
             return
         shift = 8 * (addr & 3)
         strobes = ((1 << width) - 1) << (addr & 3)
-        bridge_await(self._bus.write32(addr & ~3, value << shift, strobes))
+        bridge_await(bus.write32(addr & ~3, value << shift, strobes))
 
 
 class SimSpace(AddressSpace):
@@ -193,7 +198,7 @@ class SimSpace(AddressSpace):
 
     def open(self, paddr: int, size: int, policy: CachePolicy) -> Window:
         self.check_range(paddr, size)
-        return SimWindow(paddr, size, self.bus)
+        return SimWindow(paddr, size, self)
 
     def sleep(self, seconds: float) -> None:
         """Let `seconds` of simulated time pass (for code that polls DMA memory instead of the bus)."""

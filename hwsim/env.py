@@ -9,11 +9,12 @@ The clock runs in HDL (tb_cosim.v); nothing here awaits per cycle.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import mmap
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from cocotb.handle import Immediate
@@ -48,6 +49,9 @@ class ShmLib:
 
     HOST, MEDIA = 0, 1
     READS, WRITES, SYNCS, FAULTS = range(4)
+    # The simulator holds raw pointers: what is attached stays alive until replaced or detached, even
+    # if the test that attached it failed before cleaning up.
+    _pinned: ClassVar[dict[int, np.ndarray]] = {}
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         where = path or os.environ.get("HWSIM_SHM_LIB") or find_loaded_library()
@@ -62,7 +66,6 @@ class ShmLib:
         lib.hwsim_stat.argtypes = [ctypes.c_int, ctypes.c_int]
         lib.hwsim_stat.restype = ctypes.c_uint64
         self._lib = lib
-        self._pinned: dict[int, np.ndarray] = {}
 
     def attach(self, space: int, array: np.ndarray, base: int = 0) -> None:
         """Serve `space` from `array` (uint8, contiguous), whose index 0 is address `base`."""
@@ -111,10 +114,8 @@ class MediaImage:
 
     def close(self) -> None:
         self.array = np.empty(0, dtype=np.uint8)
-        try:
+        with contextlib.suppress(BufferError):  # a view is still alive; the mapping goes with it
             self._mmap.close()
-        except BufferError:
-            pass  # a view is still alive; the mapping goes with it
 
 
 class VblkEnv:
@@ -142,6 +143,9 @@ class VblkEnv:
     async def create(cls, dut: Any, media: MediaImage | None = None, media_sectors: int = 2048,
                      stall: int = 0) -> VblkEnv:
         env = cls(dut, media, media_sectors)
+        # Verilator applies the HDL's declaration initialisers in its first evaluation, after a test
+        # starting at time 0 could have written anything: let that happen first.
+        await Timer(1, "ns")
         dut.capacity.value = Immediate(env.media.sectors)
         dut.stall.value = Immediate(stall)
         dut.bus_sel.value = Immediate(0)

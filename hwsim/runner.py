@@ -171,7 +171,7 @@ def run(built: SimBuild, module: str, *, test_dir: Path, testcase: str | Sequenc
     from cocotb_tools.runner import get_runner
 
     setup_simulator(built.sim)
-    for path in (REPO_ROOT, module_dir):
+    for path in (REPO_ROOT, module_dir.resolve() if module_dir else None):
         if path is not None and str(path) not in sys.path:
             sys.path.insert(0, str(path))  # the runner hands sys.path to the simulator as PYTHONPATH
     test_dir.mkdir(parents=True, exist_ok=True)
@@ -180,14 +180,12 @@ def run(built: SimBuild, module: str, *, test_dir: Path, testcase: str | Sequenc
     results_xml.unlink(missing_ok=True)
     env = {"HWSIM_SHM_LIB": str(built.shm_lib), "COCOTB_ANSI_OUTPUT": "0", **(extra_env or {})}
     runner = get_runner(built.sim)
-    try:
+    # cocotb's runner exits on failing cases under pytest; the results file tells which failed.
+    with contextlib.suppress(SystemExit):
         runner.test(test_module=module, hdl_toplevel=built.top, hdl_toplevel_lang="verilog",
-                    build_dir=built.build_dir,
-                    test_dir=test_dir, testcase=testcase, extra_env=env, waves=built.waves,
-                    parameters={k: _verilog_param(v) for k, v in built.parameters.items()},
+                    build_dir=built.build_dir, test_dir=test_dir, testcase=testcase, extra_env=env,
+                    waves=built.waves, parameters={k: _verilog_param(v) for k, v in built.parameters.items()},
                     plusargs=list(plusargs), results_xml=str(results_xml), log_file=log_file)
-    except SystemExit:
-        pass  # cocotb's runner exits on failing cases under pytest; the results file tells which
     if not results_xml.exists():
         tail = log_file.read_text(errors="replace")[-4000:] if log_file.exists() else "(no log)"
         raise RuntimeError(f"{built.sim}: {module} produced no results; log tail:\n{tail}")

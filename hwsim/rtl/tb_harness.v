@@ -206,6 +206,8 @@ module tb_harness #(
     assign ext_axil_rdata   = rdata;
     assign ext_axil_rresp   = rresp;
     assign ext_axil_rvalid  = bus_sel && rvalid;
+
+    wire unused_ok = &{1'b0, cmd_addr[31:12]};  // the device decodes 4 KiB
 endmodule
 
 `default_nettype wire

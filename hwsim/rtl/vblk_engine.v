@@ -110,7 +110,6 @@ module vblk_engine #(
     reg         last_wr, last_win;
     reg  [DTAB_AW:0] rs_i, ws_i;
     reg  [31:0] rs_off, ws_off;
-    reg         eng_rs_adv;
 
     // the request
     reg  [1:0]  hw;
@@ -159,6 +158,7 @@ module vblk_engine #(
 
     wire [63:0] rs_addr = dt_addr[rs_i[DTAB_AW-1:0]] + {32'd0, rs_off};
     wire [63:0] ws_addr = dt_addr[ws_i[DTAB_AW-1:0]] + {32'd0, ws_off};
+    wire        eng_rs_adv = (st == S_HDR_R);  // the engine consumed one header word
     wire        rs_step = cp_hrs_adv || eng_rs_adv;
 
     // descriptor checks (S_DCHK)
@@ -281,7 +281,6 @@ module vblk_engine #(
         used_event  <= 1'b0;
         fatal_event <= 1'b0;
         cp_start    <= 1'b0;
-        eng_rs_adv  <= 1'b0;
 
         if (!cp_busy && h_rvalid)
             rd_pend <= 1'b0;
@@ -442,7 +441,6 @@ module vblk_engine #(
                 host_read(rs_addr, S_HDR_R);
 
             S_HDR_R: begin
-                eng_rs_adv <= 1'b1;
                 case (hw)
                 2'd0: h_type <= acc_rdata;
                 2'd2: h_sector[31:0] <= acc_rdata;
