@@ -34,6 +34,7 @@ class Target(ABC):
 
     name: str = "?"
     scale: float = 1.0
+    image_sizes: dict[str, str] = {"ext4": "4M", "vfat": "2M"}
 
     @abstractmethod
     def device(self, *, image: Path | None = None, disk_size: int = 4 * MiB, readonly: bool = False,
@@ -275,7 +276,7 @@ def case_range_option(target: Target, workdir: Path) -> None:
 def case_tool_made_image(target: Target, workdir: Path, fs: str) -> None:
     """A disk image made by qemu-img and mkfs reads back through the driver byte for byte."""
     image = workdir / f"{fs}.img"
-    size = "4M" if fs == "ext4" else "2M"
+    size = target.image_sizes[fs]
     subprocess.run([_tool("qemu-img"), "create", "-q", "-f", "raw", str(image), size], check=True)
     mkfs = [_tool("mkfs.ext4"), "-q", "-F", str(image)] if fs == "ext4" else \
         [_tool("mkfs.vfat"), str(image)]

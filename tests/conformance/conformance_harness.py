@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-TARGETS = ("model", "qemu")  # icarus, verilator: wired in with the cosim bridge
+TARGETS = ("model", "qemu", "icarus", "verilator")
 IN_PROCESS = ("model", "qemu")
 
 
