@@ -640,38 +640,69 @@ def _bind_handle(spec: RegisterSpec, bus: Any, offset: int, index: int | None = 
         handle._rd = refuse_read
     if not spec.readable or not spec.writable or spec.has_rc:
         handle._keep = -1  # modify refuses before accessing anything
-    else:
-        _install_fast_paths(handle, spec)
+    _install_fast_paths(handle, spec)
     return handle
 
 
 def _install_fast_paths(handle: RegisterHandle, spec: RegisterSpec) -> None:
-    """Per-handle closures for the two hottest calls, `read()` and a one-field `modify()`, with the
-    offset, masks and accessor methods bound in; anything else falls back to the methods above.
-    (The accessors stay the buffer's own methods, so tracing and revocation see every access.)"""
+    """Per-handle closures for the hot calls — `read()`, `write(**fields)`, `modify(**fields)` with int
+    values — with the offset, masks and accessor methods bound in. Anything else (enum members, names,
+    errors, refusals) falls back to the methods of RegisterHandle, which are the reference behaviour.
+    The accessors stay the buffer's own methods, so tracing and revocation see every access."""
     rd, wr, off, vcls = handle._rd, handle._wr, handle._off, spec.value_class
-    generic_modify = RegisterHandle.modify.__get__(handle)
-    keep, wo_reset = spec.keep, spec.wo_reset
-    single = {name: (keep & ~f.mask, wo_reset & ~f.mask, f.lsb, f.max)
-              for name, f in spec.fields.items() if f.access.writable}
+    # name -> (mask to keep everything else, shift, max): only fields that take written values
+    table = {name: (~f.mask, f.lsb, f.max) for name, f in spec.fields.items() if f.access.writable}
 
-    def read() -> RegisterValue:
-        return vcls(rd(off))
+    if spec.readable:
+        def read() -> RegisterValue:
+            return vcls(rd(off))
+        read.__doc__ = RegisterHandle.read.__doc__
+        handle.__dict__["read"] = read
 
-    def modify(**fields: Any) -> int:
-        if len(fields) == 1:
-            [(name, v)] = fields.items()
-            c = single.get(name)
-            if c is not None and v.__class__ is int and 0 <= v <= c[3]:
-                new = (rd(off) & c[0]) | c[1] | (v << c[2])
-                wr(off, new)
-                return new
-        return generic_modify(**fields)
+    if spec.writable:
+        generic_write = RegisterHandle.write.__get__(handle)
+        base = spec.write_base
 
-    read.__doc__ = RegisterHandle.read.__doc__
-    modify.__doc__ = RegisterHandle.modify.__doc__
-    handle.__dict__["read"] = read
-    handle.__dict__["modify"] = modify
+        def write(value: int | None = None, **fields: Any) -> int:
+            if value is None:
+                v = base
+                for name, fv in fields.items():
+                    c = table.get(name)
+                    if c is None or fv.__class__ is not int or not 0 <= fv <= c[2]:
+                        return generic_write(None, **fields)
+                    v = (v & c[0]) | (fv << c[1])
+                wr(off, v)
+                return v
+            return generic_write(value, **fields)
+        write.__doc__ = RegisterHandle.write.__doc__
+        handle.__dict__["write"] = write
+
+    if handle._keep >= 0:
+        generic_modify = RegisterHandle.modify.__get__(handle)
+        keep, wo_reset = spec.keep, spec.wo_reset
+        single = {name: (keep & c[0], wo_reset & c[0], c[1], c[2]) for name, c in table.items()}
+
+        def modify(**fields: Any) -> int:
+            for name, v in fields.items():  # one field: looked at once, then out (the common case)
+                c1 = single.get(name)
+                if c1 is not None and v.__class__ is int and 0 <= v <= c1[3] and len(fields) == 1:
+                    new = (rd(off) & c1[0]) | c1[1] | (v << c1[2])
+                    wr(off, new)
+                    return new
+                break
+            k, w, setv = keep, wo_reset, 0
+            for name, v in fields.items():
+                c = table.get(name)
+                if c is None or v.__class__ is not int or not 0 <= v <= c[2]:
+                    return generic_modify(**fields)
+                k &= c[0]
+                w &= c[0]
+                setv |= v << c[1]
+            new = (rd(off) & k) | w | setv
+            wr(off, new)
+            return new
+        modify.__doc__ = RegisterHandle.modify.__doc__
+        handle.__dict__["modify"] = modify
 
 
 class RegisterArrayHandle(RegisterHandle):

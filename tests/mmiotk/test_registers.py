@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mmiotk import AccessError, CachePolicy, MmioError, MmioResource, MmioValueError, RamSpace
 from mmiotk.registers import (
@@ -409,3 +411,29 @@ def test_decode_and_locate():
     assert Dev.decode(0x00, 32, 1 << 1)[1]["MODE"] is Mode.RUN
     assert Dev.decode(0x30, 32, 0) is None
     assert Dev.size() == 0x5C
+
+
+# --- the fast paths installed at bind time behave exactly like the reference methods -------------------
+WRITABLE = {"EN": 1, "MODE": 3, "DIV": 15, "DONE": 1, "ERR": 3, "KICK": 1, "CMD": 15, "RES": 15, "VER": 15}
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=st.integers(0, 0xFFFF_FFFF),
+       fields=st.dictionaries(st.sampled_from(sorted(WRITABLE)), st.integers(-1, 17), max_size=4))
+def test_fast_paths_match_reference_methods(raw, fields):
+    from mmiotk.registers import RegisterHandle
+
+    results = []
+    for fast in (True, False):
+        buf = ram_buffer(0x100)
+        d = Dev(buf)
+        out = []
+        for op in ("modify", "write"):
+            buf.write32(0x0, raw)
+            call = getattr(d.CTRL, op) if fast else getattr(RegisterHandle, op).__get__(d.CTRL)
+            try:
+                out.append(("ok", call(**fields), buf.read32(0x0)))
+            except (FieldError, AccessError) as exc:
+                out.append((type(exc).__name__, str(exc), buf.read32(0x0)))
+        results.append(out)
+    assert results[0] == results[1]
