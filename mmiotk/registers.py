@@ -375,10 +375,9 @@ class RegisterSpec:
         self.wo_reset = self.reset & self.m_wo
         # write: starts from the reset value, without write-1 effects and reserved bits
         self.write_base = self.reset & ~(self.m_w1c | self.m_w1s | self.m_rsvdz)
-        if fields:
-            self.readable = decl.access.readable and any(f.access.readable for f in fields.values())
-            self.writable = decl.access.writable and (
-                any(f.access.writable for f in fields.values()) or bool(undeclared))
+        if fields:  # the fields' own access types decide (the register's is their default)
+            self.readable = any(f.access.readable for f in fields.values())
+            self.writable = any(f.access.writable for f in fields.values())
         else:
             self.readable = decl.access.readable
             self.writable = decl.access.writable
@@ -523,7 +522,9 @@ class RegisterHandle:
     def value(self, raw: int | None = None, **fields: Any) -> RegisterValue:
         """A value of this register built offline (reset value unless `raw`), with fields set: no access."""
         s = self._spec
-        v = s.reset if raw is None else s.check_raw(raw, "value")
+        if raw is not None and (isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw <= s.all):
+            raise MmioValueError(f"value {s.name}: {raw!r} does not fit in {s.width} bits")
+        v = s.reset if raw is None else int(raw)
         for name, fv in fields.items():
             f = s.field(name, "value")
             v = (v & ~f.mask) | (f.coerce(fv, "value") << f.lsb)

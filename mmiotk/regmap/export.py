@@ -141,5 +141,8 @@ def _register_c(b: str, spec: RegisterSpec) -> list[str]:
         lines.append(f"#define {fl}_MASK {f.mask:#x}{u}")
         if f.enum is not None:
             for m in f.enum:
-                lines.append(f"#define {fl}_{_c_ident(m.name)} {int(m):#x}{u}")
+                member = _c_ident(m.name)
+                if member in ("SHIFT", "MASK"):  # would clash with the field's own defines
+                    member = f"V_{member}"
+                lines.append(f"#define {fl}_{member} {int(m):#x}{u}")
     return lines

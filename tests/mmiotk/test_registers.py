@@ -437,3 +437,22 @@ def test_fast_paths_match_reference_methods(raw, fields):
                 out.append((type(exc).__name__, str(exc), buf.read32(0x0)))
         results.append(out)
     assert results[0] == results[1]
+
+
+def test_field_access_decides_over_the_register_default():
+    class Irq(RegisterBlock, name="IRQ"):
+        PENDING = Register(0x0, access=RO, fields=[Field("RX", 0, access=W1C), Field("LEVEL", (7, 4))])
+        ONLY_RO = Register(0x4, fields=[Field("A", 0, access=RO)])
+        ONLY_WO = Register(0x8, access=RO, fields=[Field("GO", 0, access=WO)])
+
+    buf = ram_buffer(0x100)
+    irq = Irq(buf)
+    buf.write32(0x0, 0x31)
+    irq.PENDING.clear("RX")                    # an RO register with a W1C field can be acknowledged
+    assert buf.read32(0x0) == 0x31 and irq.PENDING.read().LEVEL == 3
+    with pytest.raises(AccessError, match="ONLY_RO"):
+        irq.ONLY_RO.write(0)
+    irq.ONLY_WO.write(GO=1)
+    with pytest.raises(AccessError, match="ONLY_WO"):
+        irq.ONLY_WO.read()
+    assert irq.PENDING.value(0xFF).LEVEL == 0xF  # offline values take any bits
