@@ -583,8 +583,9 @@ class RegisterHandle:
     def clear(self, *names: str, **fields: Any) -> int:
         """Write 1 to exactly the named W1C bits: `clear("TXDONE")` (whole field) or `clear(ERR=0b10)`.
 
-        RW/RO and undeclared bits are kept (one read first, only when the register has RW or RO fields);
-        other W1C/W1S bits are written 0. Returns the value written.
+        When the register has RW fields, it is read first and RW, RO and undeclared bits are written back
+        as read; otherwise there is no read and they take their reset values. Other W1C/W1S bits are
+        written 0, WO fields their reset value. Returns the value written.
         """
         s = self._spec
         bits = 0
@@ -597,12 +598,12 @@ class RegisterHandle:
             raise self._refuse("clear")
         if not bits:
             raise FieldError(f"clear {self._name}: name at least one W1C field")
-        if s.m_rw | s.m_ro:
+        if s.m_rw:
             if not s.readable or s.has_rc:
                 raise self._refuse("clear")
             new = (self._rd(self._off) & s.keep) | s.wo_reset | bits
         else:
-            new = (s.reset & s.undeclared) | s.wo_reset | bits
+            new = (s.reset & s.keep) | s.wo_reset | bits
         self._wr(self._off, new)
         return new
 
