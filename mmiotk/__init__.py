@@ -18,10 +18,12 @@ from .pci import PciSysfsSpace
 from .policy import CachePolicy
 from .ram import RamSpace
 from .region import MmioResource, PhysicalRegion
+from .registers import RC, RO, RSVDZ, RW, W1C, W1S, WO, Access, Field, Indirect, Register, RegisterBlock
 from .space import AddressSpace, MemoryWindow, Window
 from .uio import UioSpace
 
 __all__ = [
+    "RC", "RO", "RSVDZ", "RW", "W1C", "W1S", "WO", "Access", "Field", "Indirect", "Register", "RegisterBlock",
     "AccessError", "AddressSpace", "AlignmentError", "BadStateError", "CachePolicy", "DevMemSpace",
     "DmaBuffer", "DmaDirection", "DmaPool", "FreedBufferError", "Interrupt", "IrqTimeoutError", "MemoryWindow",
     "MmioBuffer", "MmioError", "MmioResource", "MmioValueError", "MmioView", "MockInterrupt",
