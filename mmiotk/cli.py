@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import enum
 import os
 import stat
 import sys
@@ -83,9 +84,11 @@ class Progress:
 
 
 class Memory:
-    """A mapping of [addr, addr + size) of /dev/mem or a file, through the core's DevMemSpace."""
+    """[addr, addr + size) of /dev/mem (or another device node) through the core's DevMemSpace, so every
+    access is one exact-width load or store; regular files (memory images, /dev/shm RAM files) are read
+    and written with pread/pwrite, which needs no page-sized mapping beyond the end of a small file."""
 
-    def __init__(self, path: str, addr: int, size: int, cached: bool = False) -> None:
+    def __init__(self, path: str, addr: int, size: int) -> None:
         from . import CachePolicy, DevMemSpace, MmioResource
         from .space import page_span
 
@@ -93,22 +96,50 @@ class Memory:
             st = os.stat(path)
         except OSError as exc:
             raise MmioError(f"cannot open {path}: {exc.strerror}") from None
-        if stat.S_ISREG(st.st_mode) and addr + size > st.st_size:
-            raise MmioError(f"[{addr:#x}, {addr + size:#x}) is beyond the end of {path} ({st.st_size:#x} bytes)")
         if not os.access(path, os.R_OK | os.W_OK):
             hint = " (run as root for /dev/mem)" if path == "/dev/mem" else ""
             raise MmioError(f"no read-write access to {path}{hint}")
+        self.path = path
+        self.fd = -1
+        if stat.S_ISREG(st.st_mode):
+            if addr + size > st.st_size:
+                raise MmioError(f"[{addr:#x}, {addr + size:#x}) is beyond the end of {path} "
+                                f"({st.st_size:#x} bytes)")
+            self.fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+            return
         start, span = page_span(addr, size)
         resource = MmioResource(DevMemSpace(path), start, span)
-        self.buffer = resource.create_region(start, span, f"{path}@{start:#x}").map(
-            CachePolicy.CACHED if cached else CachePolicy.UNCACHED)
+        self.buffer = resource.create_region(start, span, f"{path}@{start:#x}").map(CachePolicy.UNCACHED)
         self.start = start
 
     def read(self, addr: int, width: int) -> int:
+        if self.fd >= 0:
+            return int.from_bytes(os.pread(self.fd, width // 8, addr), "little")
         return int(getattr(self.buffer, f"read{width}")(addr - self.start))
 
     def write(self, addr: int, width: int, value: int) -> None:
+        if self.fd >= 0:
+            os.pwrite(self.fd, value.to_bytes(width // 8, "little"), addr)
+            return
         getattr(self.buffer, f"write{width}")(addr - self.start, value)
+
+    def read_block(self, addr: int, n: int, width: int) -> bytes:
+        """n bytes at addr: one pread from a file, exact-width loads from a device."""
+        if self.fd >= 0:
+            return os.pread(self.fd, n, addr)
+        step = width // 8
+        return b"".join(self.read(a, width).to_bytes(step, "little") for a in range(addr, addr + n, step))
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> Memory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def load_map(path: str | None) -> Any:
@@ -131,7 +162,7 @@ def decode(regmap: Any, base: int | None, addr: int, width: int, value: int) -> 
     if got is None:
         return ""
     reg, fields = got
-    body = " ".join(f"{k}={v}" for k, v in fields.items())
+    body = " ".join(f"{k}={v.name if isinstance(v, enum.Enum) else v}" for k, v in fields.items())
     return f"  {reg} {{{body}}}" if body else f"  {reg}"
 
 
@@ -144,12 +175,13 @@ def run_peek(args: argparse.Namespace) -> int:
     nbytes = args.width // 8
     if args.addr % nbytes:
         raise MmioError(f"address {args.addr:#x} is not aligned to the {args.width}-bit width")
-    mem = Memory(args.mem, args.addr, nbytes * args.count)
     regmap = load_map(args.map)
-    for i in range(args.count):
-        addr = args.addr + i * nbytes
-        value = mem.read(addr, args.width)
-        print(f"{addr:#010x}: {_fmt(value, args.width)}{decode(regmap, args.map_base, addr, args.width, value)}")
+    with Memory(args.mem, args.addr, nbytes * args.count) as mem:
+        for i in range(args.count):
+            addr = args.addr + i * nbytes
+            value = mem.read(addr, args.width)
+            print(f"{addr:#010x}: {_fmt(value, args.width)}"
+                  f"{decode(regmap, args.map_base, addr, args.width, value)}")
     return 0
 
 
@@ -159,10 +191,10 @@ def run_poke(args: argparse.Namespace) -> int:
         raise MmioError(f"address {args.addr:#x} is not aligned to the {args.width}-bit width")
     if args.value >= 1 << args.width:
         raise MmioError(f"value {args.value:#x} does not fit in {args.width} bits")
-    mem = Memory(args.mem, args.addr, nbytes)
     regmap = load_map(args.map)
-    mem.write(args.addr, args.width, args.value)
-    after = mem.read(args.addr, args.width) if args.verify else None
+    with Memory(args.mem, args.addr, nbytes) as mem:
+        mem.write(args.addr, args.width, args.value)
+        after = mem.read(args.addr, args.width) if args.verify else None
     line = f"{args.addr:#010x} <- {_fmt(args.value, args.width)}"
     line += decode(regmap, args.map_base, args.addr, args.width, args.value)
     if after is not None:
@@ -195,7 +227,7 @@ def run_dump(args: argparse.Namespace) -> int:
     try:
         for pos in range(args.addr, args.addr + args.length, chunk):
             n = min(chunk, args.addr + args.length - pos)
-            data = b"".join(mem.read(a, args.width).to_bytes(nbytes, "little") for a in range(pos, pos + n, nbytes))
+            data = mem.read_block(pos, n, args.width)
             if out_bin is not None:
                 out_bin.write(data)
             else:
@@ -203,6 +235,7 @@ def run_dump(args: argparse.Namespace) -> int:
             progress.update(n)
     finally:
         progress.close()
+        mem.close()
         if out_bin is not None:
             out_bin.close()
     if args.output:
@@ -300,8 +333,11 @@ def build_parser(extra: Sequence[Register] = ()) -> argparse.ArgumentParser:
             continue
         seen.add(ep.name)
         ep.load()(sub)
-    for register in extra:
-        register(sub)
+    for register in extra:  # skipped when the entry points already registered the same command
+        probe = argparse.ArgumentParser().add_subparsers()
+        register(probe)
+        if not set(probe.choices) & set(sub.choices):
+            register(sub)
     _core_commands(sub, set(sub.choices))
     return parser
 

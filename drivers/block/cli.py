@@ -55,6 +55,8 @@ def add_device_options(parser: argparse.ArgumentParser) -> None:
 @contextlib.contextmanager
 def open_device(args: argparse.Namespace) -> Iterator[BlockDevice]:
     """The device the options name; closed on exit."""
+    if args.create is not None and args.image is None:
+        raise ValueError("--create SIZE goes with --image FILE")
     if args.ramdisk is not None:
         from ..ramdisk import RamDisk
 
@@ -68,8 +70,6 @@ def open_device(args: argparse.Namespace) -> Iterator[BlockDevice]:
         finally:
             ram.unbind()
         return
-    if args.create is not None and args.image is None:
-        raise ValueError("--create SIZE goes with --image FILE")
     if args.image is not None:
         from .filedisk import FileDisk
 

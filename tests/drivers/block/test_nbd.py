@@ -24,8 +24,8 @@ MiB = 1 << 20
 SIZE = 16 * MiB
 
 
-def run(*cmd: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+def run(*cmd: str, ok: bool = True, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=cwd)
     if ok:
         assert proc.returncode == 0, f"{cmd[0]} failed ({proc.returncode}): {proc.stdout}\n{proc.stderr}"
     return proc
@@ -139,8 +139,8 @@ def test_nbdcopy_copies_out_of_and_into_the_export(server: NbdServer, disk: RamD
 def test_fio_nbd_engine_verifies_what_it_wrote(server: NbdServer, tmp_path: Path) -> None:
     result = tmp_path / "fio.json"
     run("fio", "--name=verify", "--ioengine=nbd", f"--uri={server.uri}", "--rw=randwrite", "--bs=4k",
-        "--size=4M", "--iodepth=8", "--verify=crc32c", "--do_verify=1", "--output-format=json",
-        f"--output={result}")
+        "--size=4M", "--iodepth=8", "--verify=crc32c", "--do_verify=1", "--verify_state_save=0",
+        "--output-format=json", f"--output={result}", cwd=tmp_path)
     (job,) = json.loads(result.read_text())["jobs"]
     assert job["error"] == 0
     assert job["write"]["io_bytes"] == 4 * MiB and job["read"]["io_bytes"] == 4 * MiB  # every block verified
