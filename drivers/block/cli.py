@@ -156,7 +156,11 @@ def run_serve(args: argparse.Namespace) -> int:
     from .server import BlockServer
 
     with open_device(args) as device:
-        server = BlockServer(device, args.socket)
+        pool = getattr(device, "pool", None) if args.dma else None
+        if args.dma and pool is None:
+            raise ValueError("--dma: this device has no DMA pool to share (virtio-blk targets have one; a "
+                             "RAM disk or image file needs none: it is already zero-copy)")
+        server = BlockServer(device, args.socket, dma=pool)
         server.start()
         stop = _stop_event(args.duration)
         print(f"serving {_describe(device)} over the block FIFO", file=sys.stderr)
@@ -174,5 +178,8 @@ def register_serve(sub: argparse._SubParsersAction) -> None:
                                         "48-byte requests) at a unix socket until Ctrl-C.")
     add_device_options(parser)
     parser.add_argument("--socket", required=True, metavar="PATH", help="the server's unix socket path")
+    parser.add_argument("--dma", action="store_true",
+                        help="let clients allocate buffers in the device's DMA memory (zero-copy; such clients "
+                             "can see all of that memory: trusted clients only)")
     parser.add_argument("--duration", type=float, metavar="SECONDS", help="stop after SECONDS")
     parser.set_defaults(func=run_serve)

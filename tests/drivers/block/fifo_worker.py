@@ -1,4 +1,4 @@
-"""A block FIFO client process for the multi-client tests: `verify`, `hang` or `dma` mode."""
+"""A block FIFO client process for the multi-client tests: `verify` or `hang` mode."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ from drivers.block.client import BlockClient
 from drivers.block.fifo import FifoFlag, FifoOp, Request
 
 
-def verify(path: str, ident: int, first: int, nblocks: int, rounds: int) -> dict[str, object]:
-    """Write a pattern only this client knows to its own blocks, read it back three ways, compare."""
+def verify(path: str, ident: int, first: int, nblocks: int, rounds: int, dma: int = 0) -> dict[str, object]:
+    """Write a pattern only this client knows to its own blocks, read it back three ways, compare. With
+    `dma` the buffer is DMA memory the server allocates, else a memfd this process attaches."""
     with BlockClient(path) as blk:
         bs = blk.info.block_size
-        buf = blk.attach(2 * nblocks * bs)
+        buf = blk.alloc_dma(2 * nblocks * bs) if dma else blk.attach(2 * nblocks * bs)
         rng = np.random.default_rng(ident)
         checked = 0
         for rnd in range(rounds):
@@ -39,7 +40,7 @@ def verify(path: str, ident: int, first: int, nblocks: int, rounds: int) -> dict
             if not np.array_equal(buf.array[nblocks * bs:], data):
                 return {"ok": False, "round": rnd, "ident": ident}
             checked += nblocks * bs
-        return {"ok": True, "ident": ident, "checked": checked, "vmoid": buf.vmoid}
+        return {"ok": True, "ident": ident, "checked": checked, "vmoid": buf.vmoid, "dma_addr": buf.dma_addr}
 
 
 def hang(path: str, block: int) -> None:

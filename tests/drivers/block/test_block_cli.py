@@ -81,6 +81,7 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     (["nbd", "--ramdisk", "1000", "--socket", "{s}"], "not a multiple of the 512-byte block size"),
     (["serve", "--ramdisk", "1M", "--create", "1M", "--socket", "{s}"], "--create SIZE goes with --image"),
     (["nbd", "--ramdisk", "1M", "--tcp", "localhost"], "expected [HOST:]PORT"),
+    (["serve", "--ramdisk", "1M", "--dma", "--socket", "{s}"], "no DMA pool to share"),
 ])
 def test_bad_options_are_one_line_errors(capsys: pytest.CaptureFixture[str], sockdir: Path, argv: list[str],
                                          message: str) -> None:
