@@ -87,21 +87,29 @@ def open_device(args: argparse.Namespace) -> Iterator[BlockDevice]:
                      "".join(f", --{n} IMAGE" for n in sorted(block_targets())))
 
 
-def _stop_event(duration: float | None) -> threading.Event:
-    """Set by SIGINT/SIGTERM, or after `duration` seconds."""
+@contextlib.contextmanager
+def _stop_event(duration: float | None) -> Iterator[threading.Event]:
+    """An event set by SIGINT/SIGTERM or after `duration` seconds; the previous handlers come back after."""
     event = threading.Event()
 
     def handler(signum: int, _frame: object) -> None:
         event.set()
 
+    saved = []
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, handler)
-        signal.signal(signal.SIGTERM, handler)
-    if duration is not None:
-        timer = threading.Timer(duration, event.set)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            saved.append((sig, signal.signal(sig, handler)))
+    timer = threading.Timer(duration, event.set) if duration is not None else None
+    if timer is not None:
         timer.daemon = True
         timer.start()
-    return event
+    try:
+        yield event
+    finally:
+        if timer is not None:
+            timer.cancel()
+        for sig, previous in saved:
+            signal.signal(sig, previous)
 
 
 def _describe(device: BlockDevice) -> str:
@@ -123,14 +131,14 @@ def run_nbd(args: argparse.Namespace) -> int:
         server = NbdServer(device, unix_path=args.socket, tcp=tcp, name=args.name,
                            description=args.description, read_only=args.read_only)
         server.start()
-        stop = _stop_event(args.duration)
-        print(f"serving {_describe(device)} as NBD export {args.name!r}", file=sys.stderr)
-        print(server.uri, flush=True)
-        if tcp is not None and tcp[0] not in ("127.0.0.1", "::1", "localhost"):
-            print("warning: NBD has no authentication; anyone who can reach this address can write "
-                  "the device", file=sys.stderr)
-        print(f"try: qemu-img info '{server.uri}'   (Ctrl-C stops)", file=sys.stderr)
-        server.serve_until(stop)
+        with _stop_event(args.duration) as stop:
+            print(f"serving {_describe(device)} as NBD export {args.name!r}", file=sys.stderr)
+            print(server.uri, flush=True)
+            if tcp is not None and tcp[0] not in ("127.0.0.1", "::1", "localhost"):
+                print("warning: NBD has no authentication; anyone who can reach this address can write "
+                      "the device", file=sys.stderr)
+            print(f"try: qemu-img info '{server.uri}'   (Ctrl-C stops)", file=sys.stderr)
+            server.serve_until(stop)
         s = server.stats
         print(f"stopped: {s.connections} connections, {s.requests} requests, {s.bytes_read} bytes read, "
               f"{s.bytes_written} bytes written, {s.errors} errors", file=sys.stderr)
@@ -162,10 +170,10 @@ def run_serve(args: argparse.Namespace) -> int:
                              "RAM disk or image file needs none: it is already zero-copy)")
         server = BlockServer(device, args.socket, dma=pool)
         server.start()
-        stop = _stop_event(args.duration)
-        print(f"serving {_describe(device)} over the block FIFO", file=sys.stderr)
-        print(args.socket, flush=True)
-        server.serve_until(stop)
+        with _stop_event(args.duration) as stop:
+            print(f"serving {_describe(device)} over the block FIFO", file=sys.stderr)
+            print(args.socket, flush=True)
+            server.serve_until(stop)
         s = server.stats
         print(f"stopped: {s.sessions} clients, {s.requests} requests, {s.bytes_read} bytes read, "
               f"{s.bytes_written} bytes written, {s.bytes_copied} bytes copied", file=sys.stderr)

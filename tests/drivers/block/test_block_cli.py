@@ -122,3 +122,26 @@ def test_registering_twice_keeps_one_command(capsys: pytest.CaptureFixture[str])
     parser = cli.build_parser([register_nbd, register_nbd])
     assert parser.parse_args(["nbd", "--ramdisk", "1M", "--socket", "s"]).command == "nbd"
 
+
+
+class _EntryPoint:
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def load(self) -> object:
+        return self.value
+
+
+def test_a_registered_target_adds_its_option_and_serves(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                        sockdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from drivers.block import cli as block_cli
+    from hwsim.blocktargets import open_model
+
+    monkeypatch.setattr(block_cli, "block_targets", lambda: {"virtio-model": _EntryPoint(open_model)})
+    image = tmp_path / "m.img"
+    image.write_bytes(bytes(1 << 20))
+    before = signal.getsignal(signal.SIGTERM)
+    code, err = run_cli(capsys, "nbd", "--virtio-model", str(image), "--socket", str(sockdir / "m.sock"),
+                        "--duration", "0.2")
+    assert code == 0 and "serving 2048 blocks of 512 bytes" in err and "stopped: 0 connections" in err
+    assert signal.getsignal(signal.SIGTERM) is before  # the handlers are put back
