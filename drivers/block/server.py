@@ -153,6 +153,8 @@ class BlockServer:
             self._shutdown()
 
     def _dispatch(self, kind: str, session: Session | None, mask: int) -> None:
+        if session is not None and session.closed:
+            return  # closed by an earlier event of the same select() (its other socket saw EOF first)
         if kind == "accept":
             self._accept()
         elif kind == "wake":

@@ -274,7 +274,8 @@ def test_a_dma_buffer_reaches_the_driver_with_its_device_address(serve: Serve, r
 
 
 # --- processes ---------------------------------------------------------------------------------------------
-def test_several_client_processes_each_verify_their_own_data(server: BlockServer, procs: Procs) -> None:
+def test_several_client_processes_each_verify_their_own_data(server: BlockServer, procs: Procs,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
     nclients, nblocks = 4, 32
     workers = [procs.worker("verify", server.path, str(i), str(i * nblocks * 2), str(nblocks), "6")
                for i in range(nclients)]
@@ -287,10 +288,13 @@ def test_several_client_processes_each_verify_their_own_data(server: BlockServer
     assert sorted(r["ident"] for r in results) == list(range(nclients))
     assert all(r["checked"] == 6 * nblocks * BS for r in results)
     assert server.stats.sessions == nclients
+    wait_for(lambda: server.stats.clients == 0, "every client to be gone")
+    assert not [r for r in caplog.records if r.name.startswith("drivers.block")]  # clean exits log nothing
 
 
 def test_a_client_killed_mid_request_leaves_the_server_and_others_running(serve: Serve, ramdisk: RamDisk,
-                                                                           procs: Procs) -> None:
+                                                                           procs: Procs,
+                                                                           caplog: pytest.LogCaptureFixture) -> None:
     rec = Recorder(ramdisk)
     rec.hold()
     server = serve(rec)
@@ -309,6 +313,7 @@ def test_a_client_killed_mid_request_leaves_the_server_and_others_running(serve:
         survivor.read(buf, 0, 4)
         assert server.stats.sessions == 2
     assert (ramdisk.data[40 * BS:44 * BS] == 0x3C).all()
+    assert not [r for r in caplog.records if r.name.startswith("drivers.block")]  # a death is no error
 
 
 def test_stopping_the_server_disconnects_clients_and_removes_the_socket(serve: Serve, ramdisk: RamDisk) -> None:

@@ -1,0 +1,207 @@
+"""The block FIFO: 4 KiB requests/s through BlockServer from a client process vs direct driver calls.
+
+Run: .venv/bin/python benchmarks/bench_fifo.py [--seconds 1.5] [--rounds 2] [--no-virtio]
+
+Devices: the RAM-disk (completes inside queue(): the protocol with no device cost, so the server's own
+overhead shows) and virtio-blk on the behavioural model (interrupt-thread completions, as a server needs).
+For each, the baseline is the same device driven directly in this process (queue() + completion, keeping
+QD ops in flight); the FIFO side is a separate client process sending 48-byte requests over the server's
+SEQPACKET FIFO, keeping QD requests outstanding. "round trips/s" is QD1. Every request is a random 4 KiB
+read. Copies: the server's own (always 0) plus the driver's bounce copies, per request, for client
+buffers that are memfds and for buffers in the device's DMA memory. Rounds alternate direct and FIFO
+sides; each keeps its best.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+import numpy as np  # noqa: E402
+from timing import print_table  # noqa: E402
+
+from drivers.block.protocol import BlockCommand, BlockDevice, BlockOp, BlockStatus, Vmo  # noqa: E402
+
+IO = 4096
+MiB = 1 << 20
+DISK = 32 * MiB
+
+
+def direct(dev: BlockDevice, depth: int, seconds: float, seed: int = 1) -> float:
+    """Random 4 KiB reads kept `depth` in flight by calling the driver directly: requests/s."""
+    info = dev.query()
+    per = IO // info.block_size
+    slots = info.block_count // per
+    rng = random.Random(seed)
+    vmo = Vmo(np.zeros(depth * IO, dtype=np.uint8))
+    ready: deque[BlockOp] = deque(BlockOp(BlockCommand.READ, per, 0, k * per, vmo) for k in range(depth))
+    cond = threading.Condition()
+    failed: list[BlockStatus] = []
+    completed = [0]
+
+    def completion(status: BlockStatus, op: BlockOp) -> None:
+        if status is not BlockStatus.OK:
+            failed.append(status)
+        with cond:
+            completed[0] += 1
+            ready.append(op)
+            cond.notify()
+
+    start = time.perf_counter()
+    end = start + seconds
+    while True:
+        with cond:
+            while not ready:
+                cond.wait(1.0)
+            batch = list(ready)
+            ready.clear()
+            done = completed[0]
+        if time.perf_counter() >= end:
+            break
+        for op in batch:
+            op.offset_dev = rng.randrange(slots) * per
+            dev.queue(op, completion)
+    elapsed = time.perf_counter() - start
+    deadline = time.perf_counter() + 10
+    while len(ready) < depth - len(batch) and time.perf_counter() < deadline:  # let the tail finish
+        time.sleep(0.001)
+    if failed:
+        raise RuntimeError(f"direct reads failed: {failed[:3]}")
+    return done / elapsed
+
+
+def client_main(path: str, depth: int, seconds: float, dma: bool) -> None:
+    """The FIFO side, in its own process: prints {"rate": requests/s}."""
+    from drivers.block.client import BlockClient
+    from drivers.block.fifo import FifoOp, Request
+
+    with BlockClient(path) as blk:
+        per = IO // blk.info.block_size
+        slots = blk.info.block_count // per
+        buf = blk.alloc_dma(depth * IO) if dma else blk.attach(depth * IO)
+        rng = random.Random(2)
+
+        def req(k: int) -> Request:
+            return Request(FifoOp.READ, 0, k + 1, 0, buf.vmoid, per, k * per, rng.randrange(slots) * per)
+
+        blk.send([req(k) for k in range(depth)])
+        done = 0
+        start = time.perf_counter()
+        end = start + seconds
+        while True:
+            responses = blk.recv()
+            if any(r.status for r in responses):
+                raise RuntimeError(f"FIFO reads failed: {responses[:3]}")
+            done += len(responses)
+            if time.perf_counter() >= end:
+                break
+            blk.send([req(r.reqid - 1) for r in responses])
+        elapsed = time.perf_counter() - start
+        outstanding = depth - len(responses)
+        while outstanding > 0:
+            outstanding -= len(blk.recv())
+    print(json.dumps({"rate": done / elapsed}))
+
+
+def through_server(path: str, depth: int, seconds: float, dma: bool) -> float:
+    proc = subprocess.run([sys.executable, __file__, "--client", path, "--depth", str(depth), "--seconds",
+                           str(seconds)] + (["--dma"] if dma else []),
+                          capture_output=True, text=True, timeout=seconds + 60)
+    if proc.returncode != 0:
+        raise RuntimeError(f"client process failed: {proc.stderr.strip()[-500:]}")
+    return float(json.loads(proc.stdout)["rate"])
+
+
+@contextmanager
+def ramdisk() -> Iterator[BlockDevice]:
+    from drivers.ramdisk import RamDisk
+
+    disk = RamDisk(DISK, 512)
+    try:
+        yield disk
+    finally:
+        disk.unbind()
+
+
+@contextmanager
+def virtio_model(image: Path) -> Iterator[BlockDevice]:
+    from hwsim.blocktargets import open_model
+
+    with open_model(image, ram_size=64 * MiB) as blk:
+        yield blk
+
+
+def run_device(name: str, opener: AbstractContextManager[BlockDevice], sockdir: str, seconds: float,
+               rounds: int, depths: list[int]) -> list[list[object]]:
+    from drivers.block.server import BlockServer
+    from drivers.block.session import device_bytes_copied
+
+    rows = []
+    with opener as dev:
+        pool = getattr(dev, "pool", None)
+        path = os.path.join(sockdir, f"{name}.sock")
+        with BlockServer(dev, path, dma=pool) as server:
+            kinds = [("memfd", False)] + ([("DMA", True)] if pool is not None else [])
+            for depth in depths:
+                best_direct = 0.0
+                best = dict.fromkeys(kinds, 0.0)
+                copied = dict.fromkeys(kinds, 0.0)
+                for _ in range(rounds):
+                    best_direct = max(best_direct, direct(dev, depth, seconds))
+                    for kind in kinds:
+                        before_req, before_copy = server.stats.requests, device_bytes_copied(dev)
+                        best[kind] = max(best[kind], through_server(path, depth, seconds, kind[1]))
+                        nreq = server.stats.requests - before_req
+                        copied[kind] = (device_bytes_copied(dev) - before_copy + server.stats.bytes_copied) \
+                            / max(nreq, 1)
+                rows.append([name, depth, "direct driver calls", f"{best_direct:,.0f}",
+                             f"{best_direct * IO / MiB:.1f}", "-", "1.00"])
+                for kind in kinds:
+                    rate = best[kind]
+                    rows.append([name, depth, f"FIFO client process, {kind[0]} buffer", f"{rate:,.0f}",
+                                 f"{rate * IO / MiB:.1f}", f"{copied[kind]:.0f}", f"{rate / best_direct:.2f}"])
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=1.5)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--no-virtio", action="store_true", help="only the RAM-disk")
+    parser.add_argument("--client", help=argparse.SUPPRESS)
+    parser.add_argument("--depth", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--dma", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.client:
+        client_main(args.client, args.depth, args.seconds, args.dma)
+        return 0
+    rows: list[list[object]] = []
+    with tempfile.TemporaryDirectory(prefix="bfifo", dir="/tmp") as tmp:
+        rows += run_device("ramdisk", ramdisk(), tmp, args.seconds, args.rounds, [1, 16])
+        if not args.no_virtio:
+            image = Path(tmp) / "disk.img"
+            image.write_bytes(bytes(DISK))
+            rows += run_device("virtio-blk model", virtio_model(image), tmp, args.seconds, args.rounds, [1, 16])
+    print(f"4 KiB random reads, best of {args.rounds} rounds of {args.seconds} s; "
+          "QD1 requests/s = round trips/s")
+    print_table(["device", "QD", "path", "requests/s", "MiB/s", "bytes copied/req", "vs direct"], rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
