@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol, TypeVar
 
 import cocotb.handle
-from cocotb.triggers import First, RisingEdge, Timer
+from cocotb.triggers import First, ReadOnly, RisingEdge, Timer
 from cocotb.utils import get_sim_steps, get_sim_time
 from greenlet import greenlet
 
@@ -40,7 +40,7 @@ class NotBridgedError(MmioError, RuntimeError):
     """A simulated access was made outside `Bridge.run`, where there is no cocotb task to await it."""
 
 
-class _DriverGreenlet(greenlet):  # type: ignore[misc]
+class _DriverGreenlet(greenlet):
     """The greenlet a bridged driver runs in (the type is how accesses know they may switch)."""
 
 
@@ -54,7 +54,7 @@ def bridge_await(awaitable: Awaitable[T]) -> T:
         if hasattr(awaitable, "close"):
             awaitable.close()  # a coroutine that will never run
         raise NotBridgedError("a simulated access needs the driver to run under hwsim.cosim.Bridge.run()")
-    return current.parent.switch(awaitable)  # type: ignore[no-any-return]
+    return current.parent.switch(awaitable)
 
 
 class Bridge:
@@ -75,7 +75,7 @@ class Bridge:
         finally:
             if not driver.dead:
                 driver.throw()  # GreenletExit unwinds the driver's stack (its finally blocks run)
-        return request  # type: ignore[no-any-return]
+        return request
 
 
 class SimBus(Protocol):
@@ -90,7 +90,8 @@ class HdlAxiLiteBus:
     """The HDL AXI4-Lite transactor of tb_harness: write the command, flip a bit, await the answer.
 
     Uses raw GPI handles with immediate writes: three or four signal accesses and one await per
-    transaction, nothing per clock.
+    transaction (a second one only for a slave that answers later than the cycle after it accepts),
+    nothing per clock.
     """
 
     def __init__(self, top: Any) -> None:
@@ -100,23 +101,26 @@ class HdlAxiLiteBus:
         self._tgl_h = top.cmd_tgl._handle
         self._rdata = top.rsp_rdata._handle
         self._resp = top.rsp_resp._handle
+        self._valid = top.rsp_valid
         self._done = top.rsp_tgl.value_change
         self._tgl = int(top.cmd_tgl.value)
         self.transactions = 0
 
-    async def _go(self, strobes: int) -> None:
-        self._wstrb.set_signal_val_int(_NO_DELAY, strobes)
+    async def _late_response(self) -> None:
+        await RisingEdge(self._valid)
+        await ReadOnly()  # let every register of that edge settle before reading the response
+
+    async def read32(self, addr: int) -> int:
+        self._addr.set_signal_val_int(_NO_DELAY, addr & 0xFFFF_FFFF)
+        self._wstrb.set_signal_val_int(_NO_DELAY, 0)
         self._tgl ^= 1
         self._tgl_h.set_signal_val_int(_NO_DELAY, self._tgl)
         self.transactions += 1
         await self._done
-        resp = self._resp.get_signal_val_long()
-        if resp:
-            raise BusError(f"AXI4-Lite response {resp:#x}")
-
-    async def read32(self, addr: int) -> int:
-        self._addr.set_signal_val_int(_NO_DELAY, addr & 0xFFFF_FFFF)
-        await self._go(0)
+        if self._valid._handle.get_signal_val_binstr() != "1":
+            await self._late_response()
+        if self._resp.get_signal_val_long():
+            raise BusError(f"AXI4-Lite read at {addr:#x}: response {self._resp.get_signal_val_long():#x}")
         return self._rdata.get_signal_val_long() & 0xFFFF_FFFF
 
     async def write32(self, addr: int, data: int, strobes: int = 0xF) -> None:
@@ -124,7 +128,15 @@ class HdlAxiLiteBus:
             raise ValueError(f"write strobes {strobes:#x} must be 1..0xf")
         self._addr.set_signal_val_int(_NO_DELAY, addr & 0xFFFF_FFFF)
         self._wdata.set_signal_val_int(_NO_DELAY, data & 0xFFFF_FFFF)
-        await self._go(strobes)
+        self._wstrb.set_signal_val_int(_NO_DELAY, strobes)
+        self._tgl ^= 1
+        self._tgl_h.set_signal_val_int(_NO_DELAY, self._tgl)
+        self.transactions += 1
+        await self._done
+        if self._valid._handle.get_signal_val_binstr() != "1":
+            await self._late_response()
+        if self._resp.get_signal_val_long():
+            raise BusError(f"AXI4-Lite write at {addr:#x}: response {self._resp.get_signal_val_long():#x}")
 
 
 class AxiLiteMasterBus:

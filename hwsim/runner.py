@@ -141,6 +141,34 @@ def build(sim: str | None = None, top: str = "tb_cosim", parameters: Mapping[str
     return SimBuild(sim, top, build_dir, shm, params, waves)
 
 
+def build_standalone(sim: str | None = None, top: str = "tb_bench") -> list[str]:
+    """Build a pure-HDL test bench (no cocotb) and return the command that runs it."""
+    sim = sim or default_simulator()
+    setup_simulator(sim)
+    files = [RTL_DIR / s for s in (*DESIGN_SOURCES, *HARNESS_SOURCES, f"{top}.v")]
+    build_dir = build_root() / sim / f"{top}-standalone"
+    with _locked(build_dir):
+        shm = _compile_shm(sim, build_dir)
+        stamp = build_dir / "build.stamp"
+        newest = max(p.stat().st_mtime for p in [*files, SHM_SOURCE])
+        if sim == "icarus":
+            out = build_dir / f"{top}.vvp"
+            cmd = ["iverilog", "-g2012", "-L", str(build_dir), "-m", "hwsim_shm", "-o", str(out), "-s", top]
+            run_cmd = ["vvp", "-n", str(out)]
+        else:
+            out = build_dir / "obj" / f"V{top}"
+            cmd = ["verilator", "--binary", "--timing", "-Wno-fatal", "-O3", "--x-assign", "fast",
+                   "--x-initial", "fast", "-j", "2", "--top-module", top, "-Mdir", str(build_dir / "obj"),
+                   "-CFLAGS", "-fcoroutines", "-LDFLAGS", f"-L{build_dir} -lhwsim_shm -Wl,-rpath,{build_dir}"]
+            run_cmd = [str(out)]
+        if not stamp.exists() or stamp.stat().st_mtime < newest or not out.exists():
+            with open(build_dir / "build.log", "w") as log:
+                subprocess.run([*cmd, *map(str, files)], cwd=build_dir, check=True, stdout=log,
+                               stderr=subprocess.STDOUT, timeout=1200)
+            stamp.write_text(shm.name)
+    return run_cmd
+
+
 @dataclass(frozen=True)
 class CaseResult:
     name: str

@@ -1,6 +1,7 @@
 // cocotb top level (simulation only): the clock is generated here, in HDL, so that no Python runs per
 // cycle; Python drives reset, the transactor command registers and the knobs below, and waits only for
-// rsp_tgl (one bus transaction) or irq.
+// rsp_tgl (one bus transaction) or irq. HDL_CLOCK=0 leaves clk to a cocotb Clock instead (the usual
+// cocotb set-up, kept for comparison).
 `timescale 1ns/1ps
 `default_nettype none
 
@@ -9,10 +10,15 @@ module tb_cosim #(
     parameter [63:0] HOST_SIZE    = 64'h0000_0000_0100_0000,
     parameter        F_RO         = 0,
     parameter        F_FLUSH      = 1,
-    parameter        F_CONFIG_WCE = 1
+    parameter        F_CONFIG_WCE = 1,
+    parameter        HDL_CLOCK    = 1
 );
     reg         clk = 1'b0;
-    always #5 clk = ~clk;  // 100 MHz
+    generate
+        if (HDL_CLOCK != 0) begin : g_clock
+            always #5 clk = ~clk;  // 100 MHz
+        end
+    endgenerate
 
     reg         rst_n     = 1'b0;
     reg  [31:0] cmd_addr  = 32'd0;
@@ -21,7 +27,7 @@ module tb_cosim #(
     reg         cmd_tgl   = 1'b0;
     wire [31:0] rsp_rdata;
     wire [1:0]  rsp_resp;
-    wire        rsp_tgl;
+    wire        rsp_valid, rsp_tgl;
     reg         bus_sel   = 1'b0;
     reg  [63:0] capacity  = 64'd0;
     reg  [7:0]  stall     = 8'd0;
@@ -54,7 +60,7 @@ module tb_cosim #(
                  .F_CONFIG_WCE(F_CONFIG_WCE)) h (
         .clk(clk), .rst_n(rst_n),
         .cmd_addr(cmd_addr), .cmd_wdata(cmd_wdata), .cmd_wstrb(cmd_wstrb), .cmd_tgl(cmd_tgl),
-        .rsp_rdata(rsp_rdata), .rsp_resp(rsp_resp), .rsp_tgl(rsp_tgl),
+        .rsp_rdata(rsp_rdata), .rsp_resp(rsp_resp), .rsp_valid(rsp_valid), .rsp_tgl(rsp_tgl),
         .bus_sel(bus_sel),
         .ext_axil_awaddr(ext_axil_awaddr), .ext_axil_awvalid(ext_axil_awvalid),
         .ext_axil_awready(ext_axil_awready), .ext_axil_wdata(ext_axil_wdata),

@@ -3,8 +3,12 @@
 //  * Host RAM and media are served by hwsim_shm (DPI-C under Verilator, VPI under Icarus): the bytes
 //    live in the Python process's own mmaps, so DMA needs no Python call at all.
 //  * The AXI4-Lite master is HDL: software writes cmd_addr/cmd_wdata/cmd_wstrb and flips cmd_tgl;
-//    the transactor runs the whole transaction and flips rsp_tgl with the result. One software wait
-//    per bus transaction, no per-clock callbacks. cmd_wstrb == 0 means read.
+//    the transactor presents it at once and flips rsp_tgl when the slave has taken it (1 ps after
+//    that clock edge, when every register of the edge has settled). The response is then on
+//    rsp_valid/rsp_rdata/rsp_resp, straight from the slave (software waits for rsp_valid if it is not
+//    up yet); it is consumed at the next edge, where the next command may already be taken. One
+//    software wait per bus transaction, one clock per transaction, no per-clock callbacks.
+//    cmd_wstrb == 0 means read.
 //  * bus_sel = 1 hands the slave port to an external master on ext_axil_* (a Python bus model).
 //  * stall != 0 withholds dma_gnt/med_gnt on about stall/256 of cycles (pseudo-random), to exercise
 //    the controller's back-pressure handling.
@@ -25,8 +29,9 @@ module tb_harness #(
     input  wire [31:0] cmd_wdata,
     input  wire [3:0]  cmd_wstrb,
     input  wire        cmd_tgl,
-    output reg  [31:0] rsp_rdata,
-    output reg  [1:0]  rsp_resp,
+    output wire [31:0] rsp_rdata,
+    output wire [1:0]  rsp_resp,
+    output wire        rsp_valid,
     output reg         rsp_tgl,
 
     input  wire        bus_sel,
@@ -130,61 +135,46 @@ module tb_harness #(
     end
 
     // ---- HDL AXI4-Lite master: one whole transaction per cmd_tgl flip ------------------------------
-    reg  [1:0]  mst;
-    reg         seen;
-    reg         m_awvalid, m_wvalid, m_arvalid;
-    reg  [11:0] m_awaddr, m_araddr;
-    reg  [31:0] m_wdata;
-    reg  [3:0]  m_wstrb;
+    reg         seen, aw_done, w_done;
+    reg         owed;  // a response to our last command is still to be handed over (even if the port
+                       // has been given to the external master meanwhile)
+    wire        pending   = rst_n && !bus_sel && (cmd_tgl != seen);
+    wire        is_write  = (cmd_wstrb != 4'd0);
+    wire        m_awvalid = pending && is_write && !aw_done;
+    wire        m_wvalid  = pending && is_write && !w_done;
+    wire        m_arvalid = pending && !is_write;
+    wire [11:0] m_awaddr  = cmd_addr[11:0];
+    wire [11:0] m_araddr  = cmd_addr[11:0];
+    wire [31:0] m_wdata   = cmd_wdata;
+    wire [3:0]  m_wstrb   = cmd_wstrb;
+    wire        aw_now    = aw_done || (m_awvalid && awready);
+    wire        w_now     = w_done || (m_wvalid && wready);
+    wire        taken     = is_write ? (aw_now && w_now) : (m_arvalid && arready);
+
+    assign rsp_valid = is_write ? bvalid : rvalid;
+    assign rsp_rdata = rdata;
+    assign rsp_resp  = is_write ? bresp : rresp;
 
     always @(posedge clk) begin
         if (!rst_n) begin
-            mst       <= 2'd0;
-            seen      <= cmd_tgl;
-            m_awvalid <= 1'b0;
-            m_wvalid  <= 1'b0;
-            m_arvalid <= 1'b0;
-            rsp_tgl   <= 1'b0;
-            rsp_rdata <= 32'd0;
-            rsp_resp  <= 2'd0;
+            seen    <= cmd_tgl;
+            aw_done <= 1'b0;
+            w_done  <= 1'b0;
+            rsp_tgl <= 1'b0;
+            owed    <= 1'b0;
         end else begin
-            case (mst)
-            2'd0:
-                if (cmd_tgl != seen) begin
-                    seen <= cmd_tgl;
-                    if (cmd_wstrb != 4'd0) begin
-                        m_awaddr  <= cmd_addr[11:0];
-                        m_wdata   <= cmd_wdata;
-                        m_wstrb   <= cmd_wstrb;
-                        m_awvalid <= 1'b1;
-                        m_wvalid  <= 1'b1;
-                        mst       <= 2'd1;
-                    end else begin
-                        m_araddr  <= cmd_addr[11:0];
-                        m_arvalid <= 1'b1;
-                        mst       <= 2'd2;
-                    end
-                end
-            2'd1: begin
-                if (awready) m_awvalid <= 1'b0;
-                if (wready)  m_wvalid  <= 1'b0;
-                if (bvalid) begin
-                    rsp_resp <= bresp;
-                    rsp_tgl  <= ~rsp_tgl;
-                    mst      <= 2'd0;
-                end
+            if (owed && (bvalid || rvalid))
+                owed <= 1'b0;
+            if (pending && taken) begin
+                seen    <= cmd_tgl;
+                aw_done <= 1'b0;
+                w_done  <= 1'b0;
+                owed    <= 1'b1;
+                rsp_tgl <= #0.001 ~rsp_tgl;
+            end else if (pending) begin
+                aw_done <= aw_now;
+                w_done  <= w_now;
             end
-            2'd2: begin
-                if (arready) m_arvalid <= 1'b0;
-                if (rvalid) begin
-                    rsp_rdata <= rdata;
-                    rsp_resp  <= rresp;
-                    rsp_tgl   <= ~rsp_tgl;
-                    mst       <= 2'd0;
-                end
-            end
-            default: mst <= 2'd0;
-            endcase
         end
     end
 
@@ -193,19 +183,20 @@ module tb_harness #(
     assign wdata   = bus_sel ? ext_axil_wdata   : m_wdata;
     assign wstrb   = bus_sel ? ext_axil_wstrb   : m_wstrb;
     assign wvalid  = bus_sel ? ext_axil_wvalid  : m_wvalid;
-    assign bready  = bus_sel ? ext_axil_bready  : 1'b1;
+    wire   ext     = bus_sel && !owed;
+    assign bready  = ext ? ext_axil_bready  : 1'b1;
     assign araddr  = bus_sel ? ext_axil_araddr  : m_araddr;
     assign arvalid = bus_sel ? ext_axil_arvalid : m_arvalid;
-    assign rready  = bus_sel ? ext_axil_rready  : 1'b1;
+    assign rready  = ext ? ext_axil_rready  : 1'b1;
 
     assign ext_axil_awready = bus_sel && awready;
     assign ext_axil_wready  = bus_sel && wready;
     assign ext_axil_bresp   = bresp;
-    assign ext_axil_bvalid  = bus_sel && bvalid;
+    assign ext_axil_bvalid  = ext && bvalid;
     assign ext_axil_arready = bus_sel && arready;
     assign ext_axil_rdata   = rdata;
     assign ext_axil_rresp   = rresp;
-    assign ext_axil_rvalid  = bus_sel && rvalid;
+    assign ext_axil_rvalid  = ext && rvalid;
 
     wire unused_ok = &{1'b0, cmd_addr[31:12]};  // the device decodes 4 KiB
 endmodule

@@ -6,8 +6,9 @@
 // negotiated state and reports events back (used buffer, fatal ring error).
 //
 // AXI4-Lite: a write is accepted when AW and W are both valid (legal: a slave may wait for both), the
-// response follows one cycle later. Reads have no side effects. Every response is OKAY; undefined
-// offsets read as zero and ignore writes.
+// response follows one cycle later; a new request is taken in the cycle the previous response is
+// handed over, so back-to-back transactions run at one per cycle. Reads have no side effects. Every
+// response is OKAY; undefined offsets read as zero and ignore writes.
 `default_nettype none
 
 module vblk_regs #(
@@ -77,8 +78,8 @@ module vblk_regs #(
     reg  [63:0] capacity_seen;
 
     // ---- AXI4-Lite handshakes --------------------------------------------------------------------
-    wire wr_go = s_axil_awvalid && s_axil_wvalid && !s_axil_bvalid;
-    wire rd_go = s_axil_arvalid && !s_axil_rvalid;
+    wire wr_go = s_axil_awvalid && s_axil_wvalid && (!s_axil_bvalid || s_axil_bready);
+    wire rd_go = s_axil_arvalid && (!s_axil_rvalid || s_axil_rready);
     assign s_axil_awready = wr_go;
     assign s_axil_wready  = wr_go;
     assign s_axil_arready = rd_go;

@@ -1,0 +1,129 @@
+"""MMIO operations per second into the RTL block controller, per bus model, on Icarus and Verilator.
+
+Measured in one run, on the same RTL and the same HDL-generated clock:
+  * synchronous driver code (MmioBuffer.read32/write32 through SimSpace and the greenlet bridge) with the
+    HDL AXI4-Lite transactor: one Python await per whole bus transaction;
+  * the HDL transactor awaited natively from a coroutine (what the bridge costs on top);
+  * the same synchronous code over cocotbext-axi's AxiLiteMaster (one await per clock inside the model);
+  * the baseline: AxiLiteMaster awaited natively, as a cocotb test would do it.
+Operations alternate a 32-bit read (QueueNumMax) and a 32-bit write (QueueSel).
+
+    .venv/bin/python benchmarks/bench_sim_mmio.py [--sims icarus,verilator] [--scale 1.0]
+
+This file is also the cocotb test module the simulator imports (BENCH_OUT names its result file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+QUEUE_SEL, QUEUE_NUM_MAX = 0x030, 0x034
+
+if "COCOTB_TEST_MODULES" in os.environ:  # imported by cocotb inside the simulator
+    import cocotb
+
+    from hwsim.env import REGS_BASE, REGS_SIZE, VblkEnv
+    from mmiotk import CachePolicy
+
+    def _record(name: str, ops: int, seconds: float) -> None:
+        out = Path(os.environ["BENCH_OUT"])
+        data = json.loads(out.read_text()) if out.exists() else {}
+        data[name] = ops / seconds
+        out.write_text(json.dumps(data))
+
+    def _ops(kind: str) -> int:
+        return int(float(os.environ.get(f"BENCH_OPS_{kind}", "1000")))
+
+    def _sync_loop(regs, n: int) -> float:
+        start = time.perf_counter()
+        for _ in range(n // 2):
+            regs.read32(QUEUE_NUM_MAX)
+            regs.write32(QUEUE_SEL, 0)
+        return time.perf_counter() - start
+
+    async def _native_loop(bus, n: int) -> float:
+        start = time.perf_counter()
+        for _ in range(n // 2):
+            await bus.read32(REGS_BASE + QUEUE_NUM_MAX)
+            await bus.write32(REGS_BASE + QUEUE_SEL, 0, 0xF)
+        return time.perf_counter() - start
+
+    @cocotb.test(timeout_time=10_000, timeout_unit="ms")
+    async def hdl_transactor(dut):
+        env = await VblkEnv.create(dut)
+        regs = env.resource.create_region(REGS_BASE, REGS_SIZE, "vblk").map(CachePolicy.UNCACHED)
+        n = _ops("FAST")
+        assert await env.run(regs.read32, QUEUE_NUM_MAX) == 64
+        _record("sync_hdl", n, await env.run(_sync_loop, regs, n))
+        _record("native_hdl", n, await _native_loop(env.hdl_bus, n))
+        env.close()
+
+    @cocotb.test(timeout_time=10_000, timeout_unit="ms")
+    async def cocotbext_axi(dut):
+        env = await VblkEnv.create(dut)
+        regs = env.resource.create_region(REGS_BASE, REGS_SIZE, "vblk").map(CachePolicy.UNCACHED)
+        bus = env.use_axi_master()
+        n = _ops("SLOW")
+        assert await env.run(regs.read32, QUEUE_NUM_MAX) == 64
+        _record("sync_axi", n, await env.run(_sync_loop, regs, n))
+        start = time.perf_counter()
+        for _ in range(n // 2):
+            await bus.master.read_dword(QUEUE_NUM_MAX)
+            await bus.master.write_dword(QUEUE_SEL, 0)
+        _record("native_axi", n, time.perf_counter() - start)
+        env.close()
+
+
+ROWS = [
+    ("sync_hdl", "sync API -> SimSpace -> bridge -> HDL transactor"),
+    ("native_hdl", "HDL transactor, awaited natively (no bridge)"),
+    ("sync_axi", "sync API -> SimSpace -> bridge -> cocotbext-axi"),
+    ("native_axi", "cocotbext-axi AxiLiteMaster, native (baseline)"),
+]
+
+
+def measure(sim: str, scale: float) -> dict[str, float]:
+    from hwsim import runner
+
+    fast = {"icarus": 20_000, "verilator": 60_000}[sim] * scale
+    slow = {"icarus": 1_000, "verilator": 4_000}[sim] * scale
+    sys.path.insert(0, str(REPO))
+    built = runner.build(sim)
+    with tempfile.TemporaryDirectory(prefix="bench-mmio-") as tmp:
+        out = Path(tmp) / "results.json"
+        results = runner.run(built, "bench_sim_mmio", test_dir=Path(tmp), module_dir=Path(__file__).parent,
+                             extra_env={"BENCH_OUT": str(out), "BENCH_OPS_FAST": str(int(fast)),
+                                        "BENCH_OPS_SLOW": str(int(slow))})
+        failed = [name for name, r in results.items() if not r.passed]
+        if failed:
+            raise SystemExit(f"{sim}: benchmark cases failed: {failed}: {results[failed[0]].message}")
+        return dict(json.loads(out.read_text()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sims", default="icarus,verilator")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply the operation counts")
+    args = parser.parse_args()
+    sims = args.sims.split(",")
+    data = {sim: measure(sim, args.scale) for sim in sims}
+    width = max(len(label) for _, label in ROWS)
+    print(f"\nMMIO ops/s into the RTL (alternating 32-bit read and write), {time.strftime('%Y-%m-%d')}")
+    print(f"{'':{width}}  " + "  ".join(f"{sim:>12}" for sim in sims))
+    for key, label in ROWS:
+        print(f"{label:{width}}  " + "  ".join(f"{data[sim][key]:12,.0f}" for sim in sims))
+    print(f"{'ratio sync API+HDL / baseline':{width}}  "
+          + "  ".join(f"{data[sim]['sync_hdl'] / data[sim]['native_axi']:11.1f}x" for sim in sims))
+    print(f"{'bridge cost (sync / native, HDL bus)':{width}}  "
+          + "  ".join(f"{data[sim]['sync_hdl'] / data[sim]['native_hdl']:12.2f}" for sim in sims))
+
+
+if __name__ == "__main__":
+    main()
