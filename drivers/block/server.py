@@ -75,8 +75,10 @@ class BlockServer:
         self._stopping = threading.Event()
 
     # --- lifecycle ------------------------------------------------------------------------------------
-    def start(self) -> BlockServer:
-        if self._thread is not None:
+    def start(self, *, thread: bool = True) -> BlockServer:
+        """Listen, and serve from a thread of its own; with `thread=False` the caller drives the server
+        by calling `poll()` (for single-threaded hosts such as a simulator's driver greenlet)."""
+        if self._thread is not None or self._sel is not None:
             raise RuntimeError(f"block server at {self.path} is already running")
         if os.path.exists(self.path):
             raise FileExistsError(f"{self.path} already exists; remove it or choose another socket path")
@@ -93,14 +95,25 @@ class BlockServer:
         self._sel = selectors.DefaultSelector()
         self._sel.register(listener, selectors.EVENT_READ, ("accept", None))
         self._sel.register(self._wake_fd, selectors.EVENT_READ, ("wake", None))
-        self._thread = threading.Thread(target=self._run, name=f"block-server {self.path}", daemon=True)
-        self._thread.start()
+        if thread:
+            self._thread = threading.Thread(target=self._run, name=f"block-server {self.path}", daemon=True)
+            self._thread.start()
+        else:
+            self._engine.loop_ident = threading.get_ident()
         return self
+
+    def poll(self, timeout: float = 0.0) -> None:
+        """Without a server thread: handle whatever is ready, waiting up to `timeout` s for something."""
+        if self._thread is not None or self._sel is None:
+            raise RuntimeError("poll() drives a server started with thread=False")
+        self._iterate(timeout)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop serving: close every session and the socket, remove the socket file. Safe to call twice."""
         thread = self._thread
         if thread is None:
+            if self._sel is not None:
+                self._shutdown()
             return
         self._stopping.set()
         self._wake()
@@ -135,22 +148,25 @@ class BlockServer:
     # --- the loop -------------------------------------------------------------------------------------
     def _run(self) -> None:
         self._engine.loop_ident = threading.get_ident()
-        assert self._sel is not None
         try:
             while not self._stopping.is_set():
-                for key, mask in self._sel.select(_TICK):
-                    kind, session = key.data
-                    try:
-                        self._dispatch(kind, session, mask)
-                    except Exception:  # a bug handling one client must not take the others down
-                        log.exception("block server: dropping client %s", session.sid if session else "-")
-                        if session is not None:
-                            self._close_session(session)
-                    self._engine.drain()
-                self._engine.drain()
-                self._flush_all()
+                self._iterate(_TICK)
         finally:
             self._shutdown()
+
+    def _iterate(self, timeout: float) -> None:
+        assert self._sel is not None
+        for key, mask in self._sel.select(timeout):
+            kind, session = key.data
+            try:
+                self._dispatch(kind, session, mask)
+            except Exception:  # a bug handling one client must not take the others down
+                log.exception("block server: dropping client %s", session.sid if session else "-")
+                if session is not None:
+                    self._close_session(session)
+            self._engine.drain()
+        self._engine.drain()
+        self._flush_all()
 
     def _dispatch(self, kind: str, session: Session | None, mask: int) -> None:
         if session is not None and session.closed:
@@ -182,6 +198,7 @@ class BlockServer:
             self._close_session(session)
         assert self._sel is not None
         self._sel.close()
+        self._sel = None
         if self._listener is not None:
             self._listener.close()
             self._listener = None

@@ -327,3 +327,25 @@ def test_stopping_the_server_disconnects_clients_and_removes_the_socket(serve: S
     blk.close()
     with pytest.raises(ConnectionError, match="cannot connect"):
         BlockClient(server.path)
+
+
+def test_a_server_without_a_thread_serves_while_its_owner_polls(ramdisk: RamDisk, sockdir: Path,
+                                                                procs: Procs) -> None:
+    server = BlockServer(ramdisk, sockdir / "coop.sock").start(thread=False)
+    try:
+        proc = procs.worker("verify", server.path, "5", "0", "8", "3")
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            server.poll(0.01)
+        out, err = proc.communicate(timeout=10)
+        assert proc.returncode == 0, err
+        assert json.loads(out)["ok"]
+        with pytest.raises(RuntimeError, match="thread=False"):
+            serve_threaded = BlockServer(ramdisk, sockdir / "t.sock").start()
+            try:
+                serve_threaded.poll()
+            finally:
+                serve_threaded.stop()
+    finally:
+        server.stop()
+    assert not (sockdir / "coop.sock").exists()
