@@ -17,6 +17,7 @@ import select
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -412,7 +413,7 @@ class _Connection:
                 finally:
                     self.slots.release()
 
-            export.read(offset, length, read_done)
+            self.submit(lambda: export.read(offset, length, read_done))
         elif kind == P.CMD_WRITE:
             assert payload is not None
             self.acquire()
@@ -427,7 +428,7 @@ class _Connection:
                 finally:
                     self.slots.release()
 
-            export.write(offset, payload, fua, write_done)
+            self.submit(lambda: export.write(offset, payload, fua, write_done))
         else:
             if kind == P.CMD_FLUSH:
                 status = export.flush()
@@ -436,6 +437,14 @@ class _Connection:
             else:
                 status = export.write_zeroes(offset, length, fua)
             self.answer(handle, 0 if status is BlockStatus.OK else _errno(status, kind != P.CMD_FLUSH))
+
+    def submit(self, start: Callable[[], None]) -> None:
+        """Start an asynchronous request that holds a slot; the slot comes back if starting it fails."""
+        try:
+            start()
+        except BaseException:
+            self.slots.release()
+            raise
 
     def acquire(self) -> None:
         while not self.slots.acquire(timeout=_TICK):
