@@ -141,6 +141,11 @@ class BlockDevice(ABC):
     @abstractmethod
     def queue(self, op: BlockOp, completion: Completion) -> None: ...
 
+    def wait_for(self, done: threading.Event, timeout: float) -> bool:
+        """Wait until `done` is set or `timeout` passes. Devices that complete only when polled (no
+        interrupt thread, e.g. virtio-blk in polling mode) override this to poll while they wait."""
+        return done.wait(timeout)
+
 
 def run_op(device: BlockDevice, op: BlockOp, timeout: float = DEFAULT_TIMEOUT) -> BlockStatus:
     """Queue one op and wait for its completion (raises TimeoutError after `timeout` seconds)."""
@@ -152,7 +157,7 @@ def run_op(device: BlockDevice, op: BlockOp, timeout: float = DEFAULT_TIMEOUT) -
         done.set()
 
     device.queue(op, completion)
-    if not done.wait(timeout):
+    if not device.wait_for(done, timeout):
         raise TimeoutError(f"{op.command.name} of {op.length} blocks at block {op.offset_dev} did not "
                            f"complete within {timeout} s")
     return result[0]
