@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import select
 import socket
 import threading
 import time
@@ -28,7 +29,7 @@ _READ = {1: b"readb", 2: b"readw", 4: b"readl", 8: b"readq"}
 _WRITE = {1: b"writeb", 2: b"writew", 4: b"writel", 8: b"writeq"}
 _MAX_ADDR = 1 << 64
 _CHUNK = 1 << 20          # bytes per b64read/b64write line
-_PUMP_SLICE = 0.02        # seconds an interrupt wait holds the lock at a time
+_PUMP_SLICE = 0.02        # longest select() of an interrupt wait before it re-checks (no lock held)
 
 
 class QtestClient:
@@ -202,22 +203,48 @@ class QtestClient:
     def wait_irq(self, line: int, deadline: float, ready: Callable[[], bool]) -> bool:
         """Read asynchronous lines until `ready()` holds or `deadline` (monotonic) passes.
 
-        The lock is held for at most a short slice at a time, so other threads can still make accesses;
-        any thread that reads an `IRQ` line updates the shared levels.
+        The socket is watched with select() WITHOUT the lock, so other threads' register accesses (the
+        doorbell that causes the interrupt, say) never wait behind a waiter; the lock is taken only to parse
+        what has already arrived. Any thread that reads an `IRQ` line updates the shared levels.
         """
+        what = f"wait for IRQ {line}"
         while True:
             with self._lock:
                 self._fail_if_broken()
+                self._pump_arrived(what)
                 if ready():
                     return True
-                now = time.monotonic()
-                if now >= deadline:
-                    return False
-                # No request is outstanding, so an interruption here leaves the stream in step.
-                got = self._read_line(min(deadline, now + _PUMP_SLICE), f"wait for IRQ {line}")
-                if got is not None and not self._take_async(got):
-                    self._broken = f"unexpected line {got!r} while no request was outstanding"
-                    raise QemuError(f"qtest: {self._broken}")
+            now = time.monotonic()
+            if now >= deadline:
+                return False
+            try:
+                select.select([self._sock], [], [], min(deadline - now, _PUMP_SLICE))
+            except (OSError, ValueError) as exc:
+                raise self._died(f"{what} ({exc})") from None
+
+    def _pump_arrived(self, what: str) -> None:
+        """Parse every asynchronous line that has arrived, without blocking. Caller holds the lock and no
+        request is outstanding, so every complete line must be an `IRQ` line."""
+        while True:
+            nl = self._buf.find(b"\n")
+            if nl < 0:
+                readable, _, _ = select.select([self._sock], [], [], 0)
+                if not readable:
+                    return
+                self._sock.settimeout(self.timeout)
+                try:
+                    chunk = self._sock.recv(65536)
+                except OSError as exc:
+                    raise self._died(f"{what} ({exc})") from None
+                if not chunk:
+                    raise self._died(what)
+                self._buf += chunk
+                continue
+            got = bytes(self._buf[:nl])
+            del self._buf[:nl + 1]
+            if not self._take_async(got):
+                self._broken = f"unexpected line {got!r} while no request was outstanding"
+                raise QemuError(f"qtest: {self._broken}")
 
     def close(self) -> None:
         """Close the socket; later requests raise QemuError. Safe to call twice."""
