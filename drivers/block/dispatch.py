@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 
+from .caps import has_fua, has_trim
 from .fifo import (
     KNOWN_FLAGS,
     MAX_TXN_GROUP_COUNT,
@@ -37,8 +38,6 @@ from .session import AttachedVmo, Session, Txn
 
 log = logging.getLogger(__name__)
 
-FLAG_TRIM_SUPPORT = 0x8  # Fuchsia's BLOCK_FLAG_TRIM_SUPPORT
-FLAG_FUA_SUPPORT = 0x10  # Fuchsia's BLOCK_FLAG_FUA_SUPPORT
 
 
 @dataclass
@@ -70,8 +69,8 @@ class Dispatcher:
         self._wake = wake
         mts = info.max_transfer_size
         self._max_blocks = (1 << 62) if mts == MAX_TRANSFER_UNBOUNDED else max(1, mts // info.block_size)
-        self._fua = bool(int(info.flags) & FLAG_FUA_SUPPORT)
-        self._trim = bool(int(info.flags) & FLAG_TRIM_SUPPORT)
+        self._fua = has_fua(info)
+        self._trim = has_trim(info)
         self._done: collections.deque[tuple[Session, Txn, BlockStatus]] = collections.deque()
         self.loop_ident: int | None = None  # completions from other threads wake the loop
 

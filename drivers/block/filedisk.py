@@ -14,6 +14,7 @@ import os
 import stat
 from collections.abc import Callable
 
+from .caps import FLAG_FUA_SUPPORT, FLAG_TRIM_SUPPORT
 from .protocol import (
     MAX_TRANSFER_UNBOUNDED,
     BlockCommand,
@@ -27,8 +28,6 @@ from .protocol import (
     validate,
 )
 
-FLAG_TRIM_SUPPORT = 0x8  # Fuchsia's BLOCK_FLAG_TRIM_SUPPORT
-FLAG_FUA_SUPPORT = 0x10  # Fuchsia's BLOCK_FLAG_FUA_SUPPORT
 _FALLOC_FL_KEEP_SIZE = 0x01  # linux/falloc.h
 _FALLOC_FL_PUNCH_HOLE = 0x02
 

@@ -25,7 +25,8 @@ import threading
 from typing import Any
 
 from . import control
-from .dispatch import FLAG_FUA_SUPPORT, FLAG_TRIM_SUPPORT, Dispatcher, ServerStats
+from .caps import FLAG_FUA_SUPPORT, FLAG_TRIM_SUPPORT
+from .dispatch import Dispatcher, ServerStats
 from .dmaexport import DmaAllocation, PoolExporter
 from .fifo import (
     FIFO_MAX_DEPTH,
@@ -288,6 +289,10 @@ class BlockServer:
         if op != "attach_vmo" and fds:
             raise ValueError(f"control op {op!r} takes no file descriptors, got {len(fds)}")
         if op == "hello":
+            version = msg.get("version", control.PROTOCOL_VERSION)
+            if version != control.PROTOCOL_VERSION:
+                raise ValueError(f"client speaks protocol version {version!r}; this server speaks "
+                                 f"{control.PROTOCOL_VERSION}")
             info = self.info
             return {"ok": True, "version": control.PROTOCOL_VERSION, "block_count": info.block_count,
                     "block_size": info.block_size, "max_transfer_size": info.max_transfer_size,

@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 
 from drivers.block import control
+from drivers.block.caps import FLAG_FUA_SUPPORT, FLAG_TRIM_SUPPORT
 from drivers.block.client import BlockClient, BlockFifoError
 from drivers.block.fifo import RECORD_SIZE, FifoFlag, FifoOp, Request, Response, ZxStatus
 from drivers.block.protocol import BlockCommand, BlockFlag, BlockInfo, OpFlag
-from drivers.block.server import FLAG_FUA_SUPPORT, FLAG_TRIM_SUPPORT, BlockServer
+from drivers.block.server import BlockServer
 from drivers.ramdisk import RamDisk
 from mmiotk import RamSpace
 from mmiotk.dma import DmaPool
@@ -212,6 +213,8 @@ def test_unknown_and_malformed_control_messages_are_refused(server: BlockServer)
         assert not reply["ok"] and "not JSON" in reply["error"]
         with pytest.raises(control.ControlError, match="no DMA pool"):
             control.request(sock, {"op": "alloc_vmo", "size": 4096})
+        with pytest.raises(control.ControlError, match="protocol version 2"):
+            control.request(sock, {"op": "hello", "version": 2})
 
 
 # --- isolation and zero-copy --------------------------------------------------------------------------

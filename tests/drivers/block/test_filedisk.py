@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from drivers.block.filedisk import FLAG_FUA_SUPPORT, FLAG_TRIM_SUPPORT, FileDisk
+from drivers.block.caps import FLAG_FUA_SUPPORT, FLAG_TRIM_SUPPORT
+from drivers.block.filedisk import FileDisk
 from drivers.block.protocol import (
     BlockCommand,
     BlockError,
