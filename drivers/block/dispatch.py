@@ -13,7 +13,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 
-from .caps import has_fua, has_trim
 from .fifo import (
     KNOWN_FLAGS,
     MAX_TXN_GROUP_COUNT,
@@ -69,8 +68,8 @@ class Dispatcher:
         self._wake = wake
         mts = info.max_transfer_size
         self._max_blocks = (1 << 62) if mts == MAX_TRANSFER_UNBOUNDED else max(1, mts // info.block_size)
-        self._fua = has_fua(info)
-        self._trim = has_trim(info)
+        self._fua = info.fua_supported
+        self._trim = info.trim_supported
         self._done: collections.deque[tuple[Session, Txn, BlockStatus]] = collections.deque()
         self.loop_ident: int | None = None  # completions from other threads wake the loop
 

@@ -3,7 +3,7 @@
 Block-aligned reads and writes go to the device asynchronously, split at `max_transfer_size`, straight
 from and into the caller's buffer. Unaligned writes become a read-modify-write of the covering blocks,
 serialised by one lock so two clients writing different bytes of one block cannot lose each other's
-update. FUA is the device's own when it supports it (`caps.has_fua`), otherwise a FLUSH after the
+update. FUA is the device's own when it supports it (`BlockInfo.fua_supported`), otherwise a FLUSH after the
 write. Errors come back as `BlockStatus`.
 """
 
@@ -14,7 +14,6 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .caps import has_fua, has_trim
 from .protocol import (
     MAX_TRANSFER_UNBOUNDED,
     BlockCommand,
@@ -62,8 +61,8 @@ class Export:
         self.block_size = bs = info.block_size
         self.size = info.block_count * bs
         self.read_only = read_only or bool(info.flags & BlockFlag.READONLY)
-        self.fua_native = has_fua(info)
-        self.trim_supported = has_trim(info)
+        self.fua_native = info.fua_supported
+        self.trim_supported = info.trim_supported
         mts = info.max_transfer_size
         self._max_blocks = (1 << 62) if mts == MAX_TRANSFER_UNBOUNDED else max(1, mts // bs)
         self.timeout = timeout

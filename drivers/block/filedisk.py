@@ -14,7 +14,6 @@ import os
 import stat
 from collections.abc import Callable
 
-from .caps import FLAG_FUA_SUPPORT, FLAG_TRIM_SUPPORT
 from .protocol import (
     MAX_TRANSFER_UNBOUNDED,
     BlockCommand,
@@ -74,7 +73,7 @@ class FileDisk(BlockDevice):
             raise
         self._regular = stat.S_ISREG(st.st_mode)
         self._punch = _fallocate() if self._regular else None
-        dev_flags = BlockFlag(FLAG_FUA_SUPPORT | (FLAG_TRIM_SUPPORT if self._punch else 0))
+        dev_flags = BlockFlag.FUA_SUPPORT | (BlockFlag.TRIM_SUPPORT if self._punch else BlockFlag.NONE)
         if read_only:
             dev_flags |= BlockFlag.READONLY
         self._info = BlockInfo(nbytes // block_size, block_size, max_transfer_size, dev_flags)

@@ -65,6 +65,15 @@ class BlockInfo:
     def size(self) -> int:
         return self.block_count * self.block_size
 
+    @property
+    def trim_supported(self) -> bool:
+        return bool(self.flags & BlockFlag.TRIM_SUPPORT)
+
+    @property
+    def fua_supported(self) -> bool:
+        """FORCE_ACCESS is native; otherwise servers emulate it with a flush after the write."""
+        return bool(self.flags & BlockFlag.FUA_SUPPORT)
+
 
 class Vmo:
     """A buffer a block op reads into or writes from: `array` (uint8) and, if DMA-able, `dma_addr`."""

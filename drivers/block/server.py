@@ -25,7 +25,6 @@ import threading
 from typing import Any
 
 from . import control
-from .caps import FLAG_FUA_SUPPORT, FLAG_TRIM_SUPPORT
 from .dispatch import Dispatcher, ServerStats
 from .dmaexport import DmaAllocation, PoolExporter
 from .fifo import (
@@ -38,7 +37,7 @@ from .fifo import (
 from .protocol import BlockDevice
 from .session import AttachedVmo, Session, device_bytes_copied
 
-__all__ = ["FLAG_FUA_SUPPORT", "FLAG_TRIM_SUPPORT", "BlockServer", "ServerStats"]
+__all__ = ["BlockServer", "ServerStats"]
 log = logging.getLogger(__name__)
 _OUTQ_HIGH = 4 * FIFO_MAX_DEPTH * MAX_BATCH  # responses queued for a client before we stop reading from it
 _TICK = 0.25  # seconds: the loop's select timeout, so stop() is noticed promptly

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 from drivers.block import control
-from drivers.block.caps import FLAG_FUA_SUPPORT, FLAG_TRIM_SUPPORT
 from drivers.block.client import BlockClient, BlockFifoError
 from drivers.block.fifo import RECORD_SIZE, FifoFlag, FifoOp, Request, Response, ZxStatus
 from drivers.block.protocol import BlockCommand, BlockFlag, BlockInfo, OpFlag
@@ -67,7 +66,7 @@ def test_write_lands_on_the_device_and_reads_back(client: BlockClient, ramdisk: 
 
 
 def test_flush_and_trim_are_answered(serve: Serve) -> None:
-    disk = RamDisk(BLOCKS * BS, BS, BlockFlag(FLAG_TRIM_SUPPORT))
+    disk = RamDisk(BLOCKS * BS, BS, BlockFlag.TRIM_SUPPORT)
     disk.data[:] = 0xAA
     with BlockClient(serve(disk).path) as blk:
         blk.flush()
@@ -131,7 +130,7 @@ def test_force_access_without_fua_flushes_after_the_write(serve: Serve, ramdisk:
 
 def test_force_access_with_fua_goes_to_the_device_without_a_flush(serve: Serve, ramdisk: RamDisk) -> None:
     info = ramdisk.query()
-    rec = Recorder(ramdisk, BlockInfo(info.block_count, info.block_size, flags=BlockFlag(FLAG_FUA_SUPPORT)))
+    rec = Recorder(ramdisk, BlockInfo(info.block_count, info.block_size, flags=BlockFlag.FUA_SUPPORT))
     with BlockClient(serve(rec).path) as blk:
         buf = blk.attach(BS)
         blk.write(buf, 0, 1, force_access=True)

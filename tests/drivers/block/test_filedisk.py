@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from drivers.block.caps import FLAG_FUA_SUPPORT, FLAG_TRIM_SUPPORT
 from drivers.block.filedisk import FileDisk
 from drivers.block.protocol import (
     BlockCommand,
@@ -34,7 +33,7 @@ def test_geometry_and_capabilities_come_from_the_file(image: Path) -> None:
     with FileDisk(image) as disk:
         info = disk.query()
     assert (info.block_count, info.block_size) == (64, 512)
-    assert int(info.flags) & FLAG_FUA_SUPPORT and int(info.flags) & FLAG_TRIM_SUPPORT
+    assert info.fua_supported and info.trim_supported
 
 
 def test_reads_and_writes_reach_the_file(image: Path) -> None:
