@@ -23,6 +23,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 RTL_DIR = Path(__file__).resolve().parent / "rtl"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -104,6 +105,26 @@ def _compile_shm(sim: str, build_dir: Path) -> Path:
     return out
 
 
+def _get_runner(sim: str) -> Any:
+    """cocotb's runner for `sim`. For Verilator, only the top level's own signals are made public
+    (cocotb's default, every signal, costs half the speed) unless HWSIM_PUBLIC=all asks for them all, and
+    the model is compiled -O2 rather than -Os."""
+    from cocotb_tools.runner import Verilator, get_runner
+
+    if sim != "verilator" or os.environ.get("HWSIM_PUBLIC") == "all":
+        return get_runner(sim)
+
+    class TopPublicVerilator(Verilator):
+        def _build_command(self) -> list[list[str]]:
+            cmds = super()._build_command()
+            cmds[0] = [arg for arg in cmds[0] if arg != "--public-flat-rw"]
+            cmds[0][1:1] = ["--public-depth", "1"]
+            cmds[1] += ["OPT_FAST=-O2"]
+            return cmds
+
+    return TopPublicVerilator()
+
+
 def _verilog_param(value: int) -> str:
     return str(value) if 0 <= value < 1 << 31 else f"64'h{value:x}"
 
@@ -111,15 +132,15 @@ def _verilog_param(value: int) -> str:
 def build(sim: str | None = None, top: str = "tb_cosim", parameters: Mapping[str, int] | None = None, *,
           waves: bool | None = None, sources: Sequence[str] = (), verbose: bool = False) -> SimBuild:
     """Build `top` (tb_cosim by default) for `sim`, or reuse the cached build."""
-    from cocotb_tools.runner import get_runner
-
     sim = sim or default_simulator()
     setup_simulator(sim)
     params = dict(sorted((parameters or {}).items()))
     if waves is None:
         waves = os.environ.get("WAVES", "0") not in ("", "0")
     files = [RTL_DIR / s for s in (*DESIGN_SOURCES, *HARNESS_SOURCES, *sources, f"{top}.v")]
-    key = json.dumps({"top": top, "params": params, "waves": waves, "files": [f.name for f in files]})
+    public = os.environ.get("HWSIM_PUBLIC", "top")
+    key = json.dumps({"top": top, "params": params, "waves": waves, "public": public,
+                      "files": [f.name for f in files]})
     build_dir = build_root() / sim / f"{top}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
     with _locked(build_dir):
         shm = _compile_shm(sim, build_dir)
@@ -132,7 +153,7 @@ def build(sim: str | None = None, top: str = "tb_cosim", parameters: Mapping[str
                 args = ["--timing", "-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast",
                         "-CFLAGS", "-fcoroutines",
                         "-LDFLAGS", f"-L{build_dir} -lhwsim_shm -Wl,-rpath,{build_dir}"]
-            runner = get_runner(sim)
+            runner = _get_runner(sim)
             runner.build(sources=files, hdl_toplevel=top, build_dir=build_dir, always=True,
                          parameters={k: _verilog_param(v) for k, v in params.items()},
                          build_args=args, timescale=("1ns", "1ps"), waves=waves,
@@ -157,15 +178,18 @@ def build_standalone(sim: str | None = None, top: str = "tb_bench") -> list[str]
             run_cmd = ["vvp", "-n", str(out)]
         else:
             out = build_dir / "obj" / f"V{top}"
-            cmd = ["verilator", "--binary", "--timing", "-Wno-fatal", "-O3", "--x-assign", "fast",
-                   "--x-initial", "fast", "-j", "2", "--top-module", top, "-Mdir", str(build_dir / "obj"),
+            cmd = ["verilator", "--binary", "--timing", "--timescale", "1ns/1ps", "-Wno-fatal", "-O3",
+                   "--x-assign", "fast",
+                   "--x-initial", "fast", "-j", "2", "-MAKEFLAGS", "OPT_FAST=-O2", "--top-module", top,
+                   "-Mdir", str(build_dir / "obj"),
                    "-CFLAGS", "-fcoroutines", "-LDFLAGS", f"-L{build_dir} -lhwsim_shm -Wl,-rpath,{build_dir}"]
             run_cmd = [str(out)]
-        if not stamp.exists() or stamp.stat().st_mtime < newest or not out.exists():
+        key = " ".join([*cmd, *map(str, files), shm.name])
+        if not stamp.exists() or stamp.stat().st_mtime < newest or not out.exists() or stamp.read_text() != key:
             with open(build_dir / "build.log", "w") as log:
                 subprocess.run([*cmd, *map(str, files)], cwd=build_dir, check=True, stdout=log,
                                stderr=subprocess.STDOUT, timeout=1200)
-            stamp.write_text(shm.name)
+            stamp.write_text(key)
     return run_cmd
 
 
@@ -196,8 +220,6 @@ def run(built: SimBuild, module: str, *, test_dir: Path, testcase: str | Sequenc
     Never raises for failing test cases (the caller asserts on the results); raises RuntimeError when
     the simulation produced no results at all, with the end of its log.
     """
-    from cocotb_tools.runner import get_runner
-
     setup_simulator(built.sim)
     for path in (REPO_ROOT, module_dir.resolve() if module_dir else None):
         if path is not None and str(path) not in sys.path:
@@ -207,7 +229,7 @@ def run(built: SimBuild, module: str, *, test_dir: Path, testcase: str | Sequenc
     log_file = test_dir / f"{module}.log"
     results_xml.unlink(missing_ok=True)
     env = {"HWSIM_SHM_LIB": str(built.shm_lib), "COCOTB_ANSI_OUTPUT": "0", **(extra_env or {})}
-    runner = get_runner(built.sim)
+    runner = _get_runner(built.sim)
     # cocotb's runner exits on failing cases under pytest; the results file tells which failed.
     with contextlib.suppress(SystemExit):
         runner.test(test_module=module, hdl_toplevel=built.top, hdl_toplevel_lang="verilog",

@@ -135,7 +135,7 @@ module tb_harness #(
     end
 
     // ---- HDL AXI4-Lite master: one whole transaction per cmd_tgl flip ------------------------------
-    reg         seen, aw_done, w_done;
+    reg         seen, aw_done, w_done, taken_tgl;
     reg         owed;  // a response to our last command is still to be handed over (even if the port
                        // has been given to the external master meanwhile)
     wire        pending   = rst_n && !bus_sel && (cmd_tgl != seen);
@@ -160,7 +160,7 @@ module tb_harness #(
             seen    <= cmd_tgl;
             aw_done <= 1'b0;
             w_done  <= 1'b0;
-            rsp_tgl <= 1'b0;
+            taken_tgl <= 1'b0;
             owed    <= 1'b0;
         end else begin
             if (owed && (bvalid || rvalid))
@@ -170,13 +170,22 @@ module tb_harness #(
                 aw_done <= 1'b0;
                 w_done  <= 1'b0;
                 owed    <= 1'b1;
-                rsp_tgl <= #0.001 ~rsp_tgl;
+                taken_tgl <= ~taken_tgl;
             end else if (pending) begin
                 aw_done <= aw_now;
                 w_done  <= w_now;
             end
         end
     end
+
+    // rsp_tgl follows taken_tgl 1 ps later, when every register of that clock edge has settled (a
+    // separate process: Verilator does not wake waiters on an intra-assignment-delayed NBA)
+    /* verilator lint_off SYNCASYNCNET */
+    always @(taken_tgl) begin
+        #0.001;
+        rsp_tgl = taken_tgl;
+    end
+    /* verilator lint_on SYNCASYNCNET */
 
     assign awaddr  = bus_sel ? ext_axil_awaddr  : m_awaddr;
     assign awvalid = bus_sel ? ext_axil_awvalid : m_awvalid;
