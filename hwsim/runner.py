@@ -212,6 +212,11 @@ def read_results(xml_file: Path) -> dict[str, CaseResult]:
     return results
 
 
+def waves_file(built: SimBuild, test_dir: Path) -> Path:
+    """Where a run of a waves build leaves its waveform: FST from Icarus, VCD from Verilator."""
+    return test_dir / ("dump.vcd" if built.sim == "verilator" else f"{built.top}.fst")
+
+
 def run(built: SimBuild, module: str, *, test_dir: Path, testcase: str | Sequence[str] | None = None,
         module_dir: Path | None = None, extra_env: Mapping[str, str] | None = None,
         plusargs: Sequence[str] = ()) -> dict[str, CaseResult]:
@@ -229,6 +234,8 @@ def run(built: SimBuild, module: str, *, test_dir: Path, testcase: str | Sequenc
     log_file = test_dir / f"{module}.log"
     results_xml.unlink(missing_ok=True)
     env = {"HWSIM_SHM_LIB": str(built.shm_lib), "COCOTB_ANSI_OUTPUT": "0", **(extra_env or {})}
+    if built.waves and built.sim == "icarus":
+        plusargs = [*plusargs, f"+dumpfile_path={waves_file(built, test_dir)}"]
     runner = _get_runner(built.sim)
     # cocotb's runner exits on failing cases under pytest; the results file tells which failed.
     with contextlib.suppress(SystemExit):
