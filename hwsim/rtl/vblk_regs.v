@@ -95,6 +95,13 @@ module vblk_regs #(
 
     // FEATURES_OK is accepted only for a subset of what we offer that includes VERSION_1.
     wire        feat_ok = ((drv_feat & ~DEV_FEATURES) == 64'd0) && drv_feat[32];
+    wire        status_write = wr_go && full_word && (wa == 12'h070);
+    wire        reset_write  = status_write && (wd == 32'd0);
+    // the driver owns ACKNOWLEDGE, DRIVER, DRIVER_OK and FAILED; FEATURES_OK sticks only for an
+    // acceptable feature set; DEVICE_NEEDS_RESET is the device's
+    wire [7:0]  status_written = (wd[7:0] & (ST_ACK | ST_DRIVER | ST_DRIVER_OK | ST_FAILED))
+                               | (status & ST_NEEDS_RESET)
+                               | ((wd[3] && (features_locked || feat_ok)) ? ST_FEATURES_OK : 8'd0);
     wire        wce_negotiated = drv_feat[11] && features_locked;
 
     assign run = ((status & (ST_DRIVER_OK | ST_FEATURES_OK)) == (ST_DRIVER_OK | ST_FEATURES_OK))
@@ -158,9 +165,7 @@ module vblk_regs #(
                             writeback    <= 1'b0;
                             dev_reset    <= 1'b1;
                         end else begin
-                            status <= (wd[7:0] & (ST_ACK | ST_DRIVER | ST_DRIVER_OK | ST_FAILED))
-                                    | (status & ST_NEEDS_RESET)
-                                    | ((wd[3] && (features_locked || feat_ok)) ? ST_FEATURES_OK : 8'd0);
+                            status <= status_written;
                             if (wd[3] && !features_locked && feat_ok)
                                 // Initial cache mode: writeback when the driver can flush (virtio 1.2
                                 // 5.2.5.1: without FLUSH, writeback starts at 0).
@@ -181,11 +186,16 @@ module vblk_regs #(
                     writeback <= wd[0];
             end
 
-            if (used_event)
-                int_status[0] <= 1'b1;
-            if (fatal_event) begin
-                status        <= status | ST_NEEDS_RESET;
-                int_status[1] <= 1'b1;
+            // Device events merge with a register write in the same cycle. A reset write wins, and so
+            // does the cycle after it (dev_reset high): what the engine reported then belongs to the
+            // session being torn down.
+            if (!reset_write && !dev_reset) begin
+                if (used_event)
+                    int_status[0] <= 1'b1;
+                if (fatal_event) begin
+                    status        <= (status_write ? status_written : status) | ST_NEEDS_RESET;
+                    int_status[1] <= 1'b1;
+                end
             end
             if (capacity != capacity_seen) begin
                 capacity_seen <= capacity;
