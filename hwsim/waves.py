@@ -21,10 +21,10 @@ from pathlib import Path
 
 CLOCK_PS = 10_000
 PHASES = [
-    ("avail ring + descriptor walk", {"AVF", "AVI", "RING", "HEAD", "DESC", "DESC_R", "DCHK"}),
+    ("avail ring + descriptor walk", {"AVF", "RING", "HEAD", "DESC", "DESC_R", "DCHK"}),
     ("header", {"PARSE", "HDR", "HDR_R", "DISPATCH"}),
     ("data: media -> host RAM", {"SEC", "CWAIT", "EVICT_W", "FLUSH", "FLUSH_W", "SYNC", "SYNC_W", "ID_W"}),
-    ("status + used", {"STATUS", "USED0", "USED1", "USED2", "DONE"}),
+    ("status + used", {"STATUS", "USED0", "USED1", "USED2", "AVI", "DONE"}),
 ]
 
 

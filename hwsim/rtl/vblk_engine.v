@@ -4,7 +4,7 @@
 // Per request: read avail.idx and the ring entry, walk the descriptor chain once (validating it and
 // recording up to 2**DTAB_AW descriptors), read the 16-byte header from the device-readable stream,
 // transfer 512-byte sectors, write the status byte (last byte of the device-writable stream), the used
-// element and used.idx, and raise the used-buffer event.
+// element and used.idx, then read avail.flags and raise the used-buffer event unless NO_INTERRUPT.
 //
 // Malformed input never hangs the engine:
 //   * a request whose status byte is reachable but is otherwise wrong (buffer outside the host window,
@@ -92,7 +92,6 @@ module vblk_engine #(
 
     // ring state
     reg  [15:0] last_avail, used_idx, head, cur;
-    reg         no_interrupt;
     reg  [16:0] count;
     reg  [1:0]  dw;
     reg  [63:0] d_addr;
@@ -336,13 +335,8 @@ module vblk_engine #(
                     st <= S_IDLE;
                 else begin
                     notify_pend <= notify;  // a notify from now on means "look again"
-                    host_read(q_avail, S_AVI);
+                    host_read(q_avail + 64'd2, S_RING);
                 end
-
-            S_AVI: begin
-                no_interrupt <= acc_half[0];  // VIRTQ_AVAIL_F_NO_INTERRUPT
-                host_read(q_avail + 64'd2, S_RING);
-            end
 
             S_RING:
                 if (acc_half == last_avail)
@@ -577,12 +571,17 @@ module vblk_engine #(
                 host_write(q_used + 64'd8 + {45'd0, used_idx & qmask, 3'd0}, used_len, 4'hf, S_USED2);
 
             S_USED2:
-                host_write(q_used, {used_idx + 16'd1, 16'd0}, 4'b1100, S_DONE);
+                host_write(q_used, {used_idx + 16'd1, 16'd0}, 4'b1100, S_AVI);
+
+            S_AVI:
+                // VIRTQ_AVAIL_F_NO_INTERRUPT is read only now, after used.idx is out: a driver that
+                // turns interrupts back on and then checks the used ring cannot miss this completion
+                host_read(q_avail, S_DONE);
 
             S_DONE: begin
                 used_idx   <= used_idx + 16'd1;
                 last_avail <= last_avail + 16'd1;
-                used_event <= !no_interrupt;
+                used_event <= !acc_half[0];
                 st         <= S_AVF;
             end
 

@@ -185,6 +185,30 @@ async def no_interrupt_flag(dut):
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def interrupts_reenabled_mid_request(dut):
+    """A polling driver turns interrupts back on while a request runs, then sleeps on the line: the
+    device decides about the interrupt after writing used.idx, so the completion is not missed."""
+    env, drv = await make(dut)
+
+    def io():
+        drv.init()
+        drv.avail[0] = 1                             # NO_INTERRUPT while spinning
+        drv.mem(drv.header_pa, 16)[:] = 0
+        drv.put_desc(0, drv.header_pa, 16, NEXT, 1)
+        drv.put_desc(1, drv.data_pa, 8 * SECTOR, NEXT | WRITE, 2)
+        drv.put_desc(2, drv.status_pa, 1, WRITE)
+        drv.publish(0)
+        env.space.sleep(200e-9)                      # the device is busy with the request by now
+        assert drv.used_idx() == 0
+        drv.avail[0] = 0                             # going to sleep: interrupts on
+        drv.irq.wait(100e-6)                         # raises IrqTimeoutError if the device skipped it
+        return drv.used_idx()
+
+    assert await env.run(io) == 1
+    env.close()
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
 async def ring_wraparound(dut):
     env, drv = await make(dut, qsize=4)
 
