@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -12,6 +13,12 @@ HERE = Path(__file__).resolve().parent
 
 # The read-only build: no FLUSH, no CONFIG_WCE.
 VARIANT = {"F_RO": 1, "F_FLUSH": 0, "F_CONFIG_WCE": 0}
+
+
+def simulators() -> tuple[str, ...]:
+    """The simulators to run the RTL tests on: both, or only $SIM when it is set."""
+    return (runner.default_simulator(),) if os.environ.get("SIM") else runner.SIMULATORS
+
 
 RunModule = Callable[[str, str, Mapping[str, int]], dict[str, runner.CaseResult]]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from rtl_cases import HERE
+from rtl_cases import HERE, simulators
 
 from hwsim import runner
 
@@ -21,7 +21,7 @@ def expected_pattern() -> bytes:  # rtl_helpers.pattern(SECTOR, 42) without impo
 
 
 @pytest.mark.parametrize("mode", ["writeback", "writethrough", "flushed"])
-@pytest.mark.parametrize("sim", runner.SIMULATORS)
+@pytest.mark.parametrize("sim", simulators())
 def test_durability(sim: str, mode: str, tmp_path: Path) -> None:
     image = tmp_path / "disk.img"
     image.write_bytes(bytes(64 * SECTOR))

@@ -7,9 +7,7 @@ their test cases is reported here as its own pytest test, named after the simula
 from __future__ import annotations
 
 import pytest
-from rtl_cases import VARIANT, RunModule, cocotb_cases
-
-from hwsim.runner import SIMULATORS
+from rtl_cases import VARIANT, RunModule, cocotb_cases, simulators
 
 MODULES = {"cocotb_regs": {}, "cocotb_requests": {}, "cocotb_malformed": {}, "cocotb_variant": VARIANT}
 CASES = [pytest.param(module, case, id=f"{module.removeprefix('cocotb_')}.{case}")
@@ -17,7 +15,7 @@ CASES = [pytest.param(module, case, id=f"{module.removeprefix('cocotb_')}.{case}
 
 
 @pytest.mark.parametrize(("module", "case"), CASES)
-@pytest.mark.parametrize("sim", SIMULATORS)
+@pytest.mark.parametrize("sim", simulators())
 def test_rtl(sim: str, module: str, case: str, rtl_run: RunModule) -> None:
     results = rtl_run(sim, module, MODULES[module])
     assert case in results, f"{case} did not run on {sim}: {sorted(results)}"

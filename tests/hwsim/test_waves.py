@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from rtl_cases import HERE
+from rtl_cases import HERE, simulators
 
 from hwsim import runner
 
 
-@pytest.mark.parametrize("sim", runner.SIMULATORS)
+@pytest.mark.parametrize("sim", simulators())
 def test_waves_are_written(sim: str, tmp_path: Path) -> None:
     built = runner.build(sim, waves=True)
     results = runner.run(built, "cocotb_regs", test_dir=tmp_path, testcase="reset_values", module_dir=HERE)
