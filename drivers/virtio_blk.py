@@ -31,6 +31,7 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Any, cast
 
+from mmiotk import barrier
 from mmiotk.bus import Device, DeviceGoneError, Driver
 from mmiotk.dma import DmaBuffer, DmaPool
 from mmiotk.errors import RevokedError
@@ -76,6 +77,7 @@ class ReqType:
     WRITE_ZEROES = 13
 
 
+_READ, _WRITE = BlockCommand.READ, BlockCommand.WRITE
 _STATUS = {0: BlockStatus.OK, 1: BlockStatus.IO, 2: BlockStatus.NOT_SUPPORTED}  # OK, IOERR, UNSUPP
 
 
@@ -166,6 +168,8 @@ class VirtioBlk(BlockDevice):
             max_transfer = min(max_transfer, self._size_max * segs) // block_size * block_size
             flags = BlockFlag.READONLY if readonly or dev.has(BlkFeature.RO) else BlockFlag.NONE
             self._info = BlockInfo(length, block_size, max_transfer, flags)
+            self._bs, self._max_blocks = block_size, max_transfer // block_size
+            self._writable = not flags & BlockFlag.READONLY
             # 4. the request queue (step 7), slots for headers and status bytes
             qmax = dev.queue_max(0)
             size = 1 << (max(1, min(queue_size, qmax)).bit_length() - 1)  # split queues: a power of two
@@ -183,8 +187,8 @@ class VirtioBlk(BlockDevice):
             self._slot_segs = [((self._slot_addr + SLOT * k, 16, 0), (self._slot_addr + SLOT * k + 32, 1,
                                 DESC_F_WRITE)) for k in range(nslots)]
             self._bounce: list[DmaBuffer | None] = [None] * nslots
-            if completions == "poll" and irq is None:
-                self.vq.suppress_interrupts(True)
+            if completions == "poll":
+                self.vq.suppress_interrupts(True)  # on only while poll() sleeps on the interrupt
             # 5. DRIVER_OK (step 8): the device is live
             dev.driver_ok()
         except BaseException:
@@ -216,17 +220,19 @@ class VirtioBlk(BlockDevice):
         if self._dead:
             completion(BlockStatus.IO_NOT_PRESENT, op)
             return
-        status = validate(self._info, op)
-        cmd = op.command
-        if status is None and cmd is not BlockCommand.READ and cmd is not BlockCommand.WRITE:
-            if cmd is BlockCommand.FLUSH and not self.writeback:
-                status = BlockStatus.OK  # no volatile cache: every completed write is already durable
-            elif cmd is BlockCommand.TRIM and op.length * self._spb > self.max_wz_sectors:
-                status = BlockStatus.OUT_OF_RANGE if self.max_wz_sectors else BlockStatus.NOT_SUPPORTED
+        cmd, vmo, n = op.command, op.vmo, op.length
+        # Fast path: a read/write that is plainly valid (a subset of what validate() accepts); anything
+        # else goes through validate() itself, so the statuses are exactly the protocol's.
+        if (cmd is _READ or (cmd is _WRITE and self._writable)) and vmo is not None and 0 < n <= self._max_blocks \
+                and 0 <= op.offset_dev <= self._info.block_count - n and 0 <= op.offset_vmo \
+                and (op.offset_vmo + n) * self._bs <= vmo.array.size:
+            status = None
+        else:
+            status = self._check(op)
         if status is not None:
             completion(status, op)
             return
-        req = _Req(op, completion, cmd is BlockCommand.WRITE and self.writeback
+        req = _Req(op, completion, cmd is _WRITE and self.writeback
                    and (self.emulated_writethrough or bool(op.flags and op.flags & OpFlag.FORCE_ACCESS)))
         with self._lock:
             if self._dead:
@@ -237,6 +243,16 @@ class VirtioBlk(BlockDevice):
                 self.vq.kick()
         if req is None:
             completion(BlockStatus.IO_NOT_PRESENT, op)
+
+    def _check(self, op: BlockOp) -> BlockStatus | None:
+        """protocol.validate, plus what this device adds: FLUSH without a cache, TRIM limits."""
+        status = validate(self._info, op)
+        cmd = op.command
+        if status is None and cmd is BlockCommand.FLUSH and not self.writeback:
+            status = BlockStatus.OK  # no volatile cache: every completed write is already durable
+        elif status is None and cmd is BlockCommand.TRIM and op.length * self._spb > self.max_wz_sectors:
+            status = BlockStatus.OUT_OF_RANGE if self.max_wz_sectors else BlockStatus.NOT_SUPPORTED
+        return status
 
     def wait_for(self, done: threading.Event, timeout: float) -> bool:
         """Wait for `done`, delivering completions meanwhile when nobody else does (poll mode)."""
@@ -269,44 +285,26 @@ class VirtioBlk(BlockDevice):
         free = self._free_slots
         if not free:
             return False
-        op = req.op
-        k = free[-1]
-        hdr, status_seg = self._slot_segs[k]
+        op, k = req.op, free[-1]
         cmd = op.command
-        sector = (op.offset_dev + self._start) * self._spb
-        if cmd is BlockCommand.FLUSH or req.flushing:
-            kind, sector, segs = ReqType.FLUSH, 0, [hdr, status_seg]
-        elif cmd is BlockCommand.TRIM:
-            kind, segs = ReqType.WRITE_ZEROES, [hdr, (hdr[0] + 16, 16, 0), status_seg]
-            self._h64[8 * k + 2] = sector
-            self._h32[16 * k + 6] = op.length * self._spb
-            self._h32[16 * k + 7] = 0  # flags: no UNMAP
-        else:
-            bs, vmo = self._info.block_size, op.vmo
-            assert vmo is not None
-            nbytes, voff = op.length * bs, op.offset_vmo * bs
-            read = cmd is BlockCommand.READ
-            kind, flag = (ReqType.IN, DESC_F_WRITE) if read else (ReqType.OUT, 0)
-            addr = None if vmo.dma_addr is None else vmo.dma_addr + voff
-            step = self._size_max
-            nsegs = 2 + -(-nbytes // step)
-            if self.vq.num_free < nsegs:
+        if (cmd is _READ or cmd is _WRITE) and not req.flushing:
+            segs = self._rw_segments(req, op, k)
+            if segs is None:
                 return False
-            if addr is not None and self._dma_lo <= addr and addr + nbytes <= self._dma_hi:
-                self.zero_copy_ops += 1
-                if not self._coherent and isinstance(vmo.array, DmaBuffer):
-                    cast(DmaBuffer, vmo.array[voff:voff + nbytes]).sync_for_device()
+            kind = ReqType.IN if cmd is _READ else ReqType.OUT
+        else:
+            hdr, status_seg = self._slot_segs[k]
+            if cmd is BlockCommand.TRIM:
+                kind, segs = ReqType.WRITE_ZEROES, [hdr, (hdr[0] + 16, 16, 0), status_seg]
+                self._h64[8 * k + 2] = (op.offset_dev + self._start) * self._spb
+                self._h32[16 * k + 6] = op.length * self._spb
+                self._h32[16 * k + 7] = 0  # flags: no UNMAP
             else:
-                addr = self._bounce_out(req, k, nbytes, voff, read)
-            if nsegs == 3:
-                segs = [hdr, (addr, nbytes, flag), status_seg]
-            else:
-                segs = [hdr, *((addr + o, min(step, nbytes - o), flag) for o in range(0, nbytes, step)),
-                        status_seg]
-        if self.vq.num_free < len(segs):
-            return False
+                kind, segs = ReqType.FLUSH, [hdr, status_seg]
+            if self.vq.num_free < len(segs):
+                return False
         self._h32[16 * k] = kind
-        self._h64[8 * k + 1] = sector
+        self._h64[8 * k + 1] = 0 if kind == ReqType.FLUSH else (op.offset_dev + self._start) * self._spb
         self._status[SLOT * k + 32] = 0xFF  # the device overwrites it
         if not self._coherent:
             cast(DmaBuffer, self._slots[SLOT * k:SLOT * (k + 1)]).sync_for_device()
@@ -314,6 +312,29 @@ class VirtioBlk(BlockDevice):
         free.pop()
         req.slot = k
         return True
+
+    def _rw_segments(self, req: _Req, op: BlockOp, k: int) -> list[tuple[int, int, int]] | None:
+        """Header, data and status segments of a read or write in slot k; None when the ring is full."""
+        bs, vmo = self._bs, op.vmo
+        assert vmo is not None
+        nbytes, voff = op.length * bs, op.offset_vmo * bs
+        step = self._size_max
+        if self.vq.num_free < 2 + -(-nbytes // step):
+            return None
+        read = op.command is _READ
+        flag = DESC_F_WRITE if read else 0
+        addr = vmo.dma_addr
+        if addr is not None and self._dma_lo <= addr + voff and addr + voff + nbytes <= self._dma_hi:
+            addr += voff
+            self.zero_copy_ops += 1
+            if not self._coherent and isinstance(vmo.array, DmaBuffer):
+                cast(DmaBuffer, vmo.array[voff:voff + nbytes]).sync_for_device()
+        else:
+            addr = self._bounce_out(req, k, nbytes, voff, read)
+        hdr, status_seg = self._slot_segs[k]
+        if nbytes <= step:
+            return [hdr, (addr, nbytes, flag), status_seg]
+        return [hdr, *((addr + o, min(step, nbytes - o), flag) for o in range(0, nbytes, step)), status_seg]
 
     def _bounce_out(self, req: _Req, k: int, nbytes: int, voff: int, read: bool) -> int:
         """Slot k's bounce buffer for data the device cannot reach in place; filled now for writes."""
@@ -410,13 +431,25 @@ class VirtioBlk(BlockDevice):
         return 0
 
     def _wait_device(self, timeout: float) -> None:
-        """Wait for the interrupt (or look at InterruptStatus) and acknowledge it at device and controller."""
-        irq = self.irq
+        """Wait for the interrupt (or look at InterruptStatus) and acknowledge it at device and controller.
+
+        A polling driver keeps the device's interrupts off (avail NO_INTERRUPT) and turns them on only to
+        sleep, checking the used ring once more after turning them on so no completion slips between."""
+        irq, vq = self.irq, self.vq
         if irq is not None:
+            if self._thread is None:
+                vq.suppress_interrupts(False)
+                barrier.mb()
+                if vq.has_used():
+                    vq.suppress_interrupts(True)
+                    return
             try:
                 irq.wait(timeout)
             except IrqTimeoutError:
                 return
+            finally:
+                if self._thread is None:
+                    vq.suppress_interrupts(True)
         self.dev.ack_interrupt(self.dev.interrupt_status())
         if irq is not None:
             irq.ack()
