@@ -1,20 +1,14 @@
 """virtio-blk (virtio 1.2 §5.2): a BlockDevice over one split virtqueue of a virtio-mmio device.
 
-Init follows §3.1.1 top to bottom in `VirtioBlk.__init__`. Each request is a chain: a 16-byte header the
-device reads, the data, and one status byte the device writes; headers and status bytes live in one DMA
-buffer, one 64-byte slot per request in flight (at most 64).
+Init follows §3.1.1 top to bottom in `VirtioBlk.__init__` (the generic steps in `virtio.device`). Each
+request is a chain: a 16-byte header the device reads, the data, one status byte the device writes. Headers
+and status bytes live in one DMA buffer, a 64-byte slot per request in flight (at most 64); requests beyond
+that, or beyond the ring's free descriptors, wait in a backlog.
 
 Zero-copy: when an op's Vmo has a `dma_addr` inside the device's DMA window, that address goes straight into
-the descriptor. Otherwise the data is bounced through a per-slot DMA buffer and `bytes_copied` counts it.
+the descriptor. Otherwise the data is bounced through the slot's DMA buffer and `bytes_copied` counts it.
 
-Completion model: `queue()` may be called from any thread (one lock guards the ring). Completions are
-delivered either
-- by `poll(timeout)` on the caller's thread (`completions="poll"`, no threads at all: what a simulator
-  bridge needs, and the fastest path), or
-- by an IRQ thread the driver starts (`completions="thread"`): it waits on the interrupt (or, without one,
-  polls the used ring every `poll_interval` s) and calls completions from that thread.
-Completions run outside the lock and may queue more work; anything queued from inside a completion, or in
-a `with dev.batch():` block, is published with one doorbell at the end.
+Completions: by `poll()` or an IRQ thread, batched doorbells: see `virtio.device`.
 
 Options: `writeback` (True/False: set the cache mode through CONFIG_WCE, or emulate writethrough with a
 flush after every write when the device has a cache but no CONFIG_WCE), `readonly`, `start`/`length` (expose
@@ -24,18 +18,13 @@ followed by a FLUSH before they complete. TRIM uses WRITE_ZEROES (the blocks rea
 
 from __future__ import annotations
 
-import contextlib
 import threading
-import time
 from collections import deque
-from collections.abc import Iterator
 from typing import Any, cast
 
-from mmiotk import barrier
 from mmiotk.bus import Device, DeviceGoneError, Driver
 from mmiotk.dma import DmaBuffer, DmaPool
-from mmiotk.errors import RevokedError
-from mmiotk.irq import Interrupt, IrqTimeoutError
+from mmiotk.irq import Interrupt
 from mmiotk.policy import CachePolicy
 from mmiotk.registers import RO, Register, RegisterBlock
 
@@ -51,10 +40,10 @@ from .block.protocol import (
     validate,
 )
 from .virtio import VirtioError
-from .virtio.mmio import Feature, Status, VirtioMmio, bit
-from .virtio.virtqueue import DESC_F_WRITE, Virtqueue, le_view, ring_layout
+from .virtio.device import Done, VirtioDevice
+from .virtio.mmio import Feature, bit
+from .virtio.virtqueue import DESC_F_WRITE, le_view
 
-VIRTIO_ID_BLOCK = 2
 SECTOR = 512                  # the unit of `sector` in every request, whatever blk_size says
 MAX_IN_FLIGHT = 64
 SLOT = 64                     # bytes per request slot: header @0, write-zeroes segment @16, status @32
@@ -103,47 +92,37 @@ class _Req:
         self.bounce: DmaBuffer | None = None
 
 
-class VirtioBlk(BlockDevice):
+class VirtioBlk(VirtioDevice, BlockDevice):
     """The driver proper: give it the mapped registers, a DMA pool and (optionally) the interrupt."""
+
+    device_id = 2
+    device_kind = "block device"
 
     def __init__(self, regs: Any, pool: DmaPool, irq: Interrupt | None = None, *,
                  completions: str = "thread", writeback: bool | None = None, readonly: bool = False,
                  start: int = 0, length: int | None = None, queue_size: int = 256,
                  max_transfer: int = 128 * 1024, spin: float = 50e-6, poll_interval: float = 1e-3) -> None:
-        if completions not in ("thread", "poll"):
-            raise ValueError(f"virtio-blk: completions must be 'thread' or 'poll', not {completions!r}")
-        self.pool, self.irq, self.spin, self.poll_interval = pool, irq, spin, poll_interval
         self.bytes_copied = 0      # bounced through DMA buffers (0 when every Vmo is DMA-able)
         self.zero_copy_ops = 0
-        self._lock = threading.Lock()
         self._backlog: deque[_Req] = deque()
-        self._plug = 0
-        self._dead = False
-        self._thread: threading.Thread | None = None
-        self._coherent = pool.coherent
         self._dma_lo = pool.base + pool.dma_offset
         self._dma_hi = self._dma_lo + pool.size
-
+        self._coherent = pool.coherent
         # 1. reset, ACKNOWLEDGE, DRIVER (§3.1.1 steps 1-3)
-        dev = self.dev = VirtioMmio(regs)
-        if dev.device_id != VIRTIO_ID_BLOCK:
-            raise VirtioError(f"{dev.name}: device id {dev.device_id} is not a block device ({VIRTIO_ID_BLOCK})")
-        dev.reset()
-        dev.regs.STATUS.write(Status.ACKNOWLEDGE)
-        dev.regs.STATUS.write(Status.ACKNOWLEDGE | Status.DRIVER)
+        super().__init__(regs, pool, irq, completions=completions, spin=spin, poll_interval=poll_interval)
+        dev = self.dev
         # 2. features (steps 4-6): FEATURES_OK must stick
-        wanted = sum(bit(b) for b in (BlkFeature.SIZE_MAX, BlkFeature.SEG_MAX, BlkFeature.RO, BlkFeature.BLK_SIZE,
-                                      BlkFeature.FLUSH, BlkFeature.CONFIG_WCE, BlkFeature.WRITE_ZEROES,
-                                      Feature.ACCESS_PLATFORM))
-        dev.negotiate(wanted)
+        dev.negotiate(sum(bit(b) for b in (
+            BlkFeature.SIZE_MAX, BlkFeature.SEG_MAX, BlkFeature.RO, BlkFeature.BLK_SIZE, BlkFeature.FLUSH,
+            BlkFeature.CONFIG_WCE, BlkFeature.WRITE_ZEROES, Feature.ACCESS_PLATFORM)))
         try:
             # 3. configuration (step 7), read consistently under ConfigGeneration
             self.config = dev.config_block(VirtioBlkConfig)
             capacity, blk_size, size_max, seg_max, max_wz = dev.read_config(self._read_config)
             self.capacity = capacity  # in 512-byte sectors
-            if dev.has(BlkFeature.CONFIG_WCE) and writeback is not None:
-                self.config.WRITEBACK.write(int(writeback))
             if dev.has(BlkFeature.CONFIG_WCE):
+                if writeback is not None:
+                    self.config.WRITEBACK.write(int(writeback))
                 self.writeback = bool(int(self.config.WRITEBACK.read()))
             else:
                 self.writeback = dev.has(BlkFeature.FLUSH)  # a device with FLUSH but no WCE caches (§5.2.5.1)
@@ -151,53 +130,42 @@ class VirtioBlk(BlockDevice):
                 raise VirtioError(f"{dev.name}: writeback was asked for, but the device offers neither "
                                   "CONFIG_WCE nor FLUSH: it has no write cache")
             self.emulated_writethrough = writeback is False and self.writeback
-            block_size = blk_size if dev.has(BlkFeature.BLK_SIZE) else SECTOR
-            if block_size < SECTOR or block_size & (block_size - 1):
-                raise VirtioError(f"{dev.name}: blk_size {block_size} is not a power of two >= {SECTOR}")
-            self._spb = block_size // SECTOR
+            bs = blk_size if dev.has(BlkFeature.BLK_SIZE) else SECTOR
+            if bs < SECTOR or bs & (bs - 1):
+                raise VirtioError(f"{dev.name}: blk_size {bs} is not a power of two >= {SECTOR}")
+            self._spb = bs // SECTOR
             disk_blocks = capacity // self._spb
             length = disk_blocks - start if length is None else length
             if not (isinstance(start, int) and isinstance(length, int)) or start < 0 or length <= 0 \
                     or start + length > disk_blocks:
                 raise ValueError(f"virtio-blk {dev.name}: range start={start!r} length={length!r} is not inside "
-                                 f"the disk's {disk_blocks} blocks of {block_size} bytes")
+                                 f"the disk's {disk_blocks} blocks of {bs} bytes")
             self._start = start
             self.max_wz_sectors = max_wz if dev.has(BlkFeature.WRITE_ZEROES) else 0
             self._size_max = size_max if dev.has(BlkFeature.SIZE_MAX) and size_max else 1 << 32
             segs = seg_max if dev.has(BlkFeature.SEG_MAX) and seg_max else 1 << 16
-            max_transfer = min(max_transfer, self._size_max * segs) // block_size * block_size
+            max_transfer = min(max_transfer, self._size_max * segs) // bs * bs
             flags = BlockFlag.READONLY if readonly or dev.has(BlkFeature.RO) else BlockFlag.NONE
-            self._info = BlockInfo(length, block_size, max_transfer, flags)
-            self._bs, self._max_blocks = block_size, max_transfer // block_size
-            self._writable = not flags & BlockFlag.READONLY
-            # 4. the request queue (step 7), slots for headers and status bytes
-            qmax = dev.queue_max(0)
-            size = 1 << (max(1, min(queue_size, qmax)).bit_length() - 1)  # split queues: a power of two
-            if size < 4:
-                raise VirtioError(f"{dev.name}: queue 0 has QueueNumMax {qmax}: a request needs 3 descriptors")
-            self._rings = pool.alloc(ring_layout(size)[2], align=4096, name="vq0")
-            self.vq = Virtqueue(dev, 0, size, self._rings)
-            nslots = min(MAX_IN_FLIGHT, size // (2 + -(-max_transfer // self._size_max)))
+            self._info = BlockInfo(length, bs, max_transfer, flags)
+            self._bs, self._max_blocks, self._writable = bs, max_transfer // bs, not flags & BlockFlag.READONLY
+            # 4. the request queue (step 7), and a slot per request in flight for header and status
+            vq = self.setup_queue(queue_size)
+            nslots = min(MAX_IN_FLIGHT, vq.size // (2 + -(-max_transfer // self._size_max)))
             self._slots = pool.alloc(SLOT * nslots, align=SLOT, name="blk-headers")
-            self._slot_addr = self._slots.dma_addr
+            base = self._slots.dma_addr
             self._h32 = le_view(self._slots, 0, SLOT * nslots, "I")
             self._h64 = le_view(self._slots, 0, SLOT * nslots, "Q")
             self._status = memoryview(cast(Any, self._slots)).cast("B")
             self._free_slots = list(range(nslots - 1, -1, -1))
-            self._slot_segs = [((self._slot_addr + SLOT * k, 16, 0), (self._slot_addr + SLOT * k + 32, 1,
-                                DESC_F_WRITE)) for k in range(nslots)]
+            self._slot_segs = [((base + SLOT * k, 16, 0), (base + SLOT * k + 32, 1, DESC_F_WRITE))
+                               for k in range(nslots)]
             self._bounce: list[DmaBuffer | None] = [None] * nslots
-            if completions == "poll":
-                self.vq.suppress_interrupts(True)  # on only while poll() sleeps on the interrupt
+            self.max_in_flight = nslots
             # 5. DRIVER_OK (step 8): the device is live
-            dev.driver_ok()
+            self.start()
         except BaseException:
             dev.fail()
             raise
-        self.max_in_flight = nslots
-        if completions == "thread":
-            self._thread = threading.Thread(target=self._irq_loop, name=f"{dev.name}-irq", daemon=True)
-            self._thread.start()
 
     def _read_config(self) -> tuple[int, int, int, int, int]:
         """Capacity, blk_size, size_max, seg_max, max_write_zeroes_sectors; fields of features the device
@@ -209,8 +177,7 @@ class VirtioBlk(BlockDevice):
         def field(feature: int, reg: Any) -> int:
             return int(reg.read()) if has(feature) else 0
         return (capacity, field(BlkFeature.BLK_SIZE, c.BLK_SIZE), field(BlkFeature.SIZE_MAX, c.SIZE_MAX),
-                field(BlkFeature.SEG_MAX, c.SEG_MAX),
-                field(BlkFeature.WRITE_ZEROES, c.MAX_WRITE_ZEROES_SECTORS))
+                field(BlkFeature.SEG_MAX, c.SEG_MAX), field(BlkFeature.WRITE_ZEROES, c.MAX_WRITE_ZEROES_SECTORS))
 
     # --- the block protocol -------------------------------------------------------------------------
     def query(self) -> BlockInfo:
@@ -253,31 +220,6 @@ class VirtioBlk(BlockDevice):
         elif status is None and cmd is BlockCommand.TRIM and op.length * self._spb > self.max_wz_sectors:
             status = BlockStatus.OUT_OF_RANGE if self.max_wz_sectors else BlockStatus.NOT_SUPPORTED
         return status
-
-    def wait_for(self, done: threading.Event, timeout: float) -> bool:
-        """Wait for `done`, delivering completions meanwhile when nobody else does (poll mode)."""
-        if self._thread is not None:
-            return done.wait(timeout)
-        deadline = time.monotonic() + timeout
-        while not done.is_set():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            self.poll(remaining)
-        return True
-
-    @contextlib.contextmanager
-    def batch(self) -> Iterator[None]:
-        """Requests queued inside share one doorbell, rung on exit."""
-        with self._lock:
-            self._plug += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._plug -= 1
-                if not self._plug and not self._dead:
-                    self.vq.kick()
 
     # --- submission (under the lock) ----------------------------------------------------------------
     def _start_req(self, req: _Req) -> bool:
@@ -351,147 +293,52 @@ class VirtioBlk(BlockDevice):
                 cast(DmaBuffer, bounce[:nbytes]).sync_for_device()
         return int(bounce.dma_addr)
 
-    # --- completion ---------------------------------------------------------------------------------
-    def _reap(self) -> int:
-        """Deliver every returned request; returns how many ops completed."""
-        done: list[tuple[Completion, BlockStatus, BlockOp]] = []
-        with self._lock:
-            if self._dead:
-                return 0
-            status_bytes, free = self._status, self._free_slots
-            for req, _written in self.vq.pop_used():
-                k = req.slot
-                if not self._coherent:
-                    cast(DmaBuffer, self._slots[SLOT * k:SLOT * (k + 1)]).sync_for_cpu()
-                status = _STATUS.get(status_bytes[SLOT * k + 32], BlockStatus.IO)
-                free.append(k)
-                op = req.op
-                if req.bounce is not None:
-                    if op.command is BlockCommand.READ and status is BlockStatus.OK:
-                        self._copy_in(req)
-                    req.bounce = None
-                elif not self._coherent and op.command is BlockCommand.READ:
-                    self._sync_in_place(op)
-                if req.flush_after and not req.flushing and status is BlockStatus.OK:
-                    req.flushing = True  # FORCE_ACCESS: the write completes when the flush does
-                    self._backlog.appendleft(req)
-                    continue
-                done.append((req.completion, status, op))
-            backlog = self._backlog
-            while backlog and self._start_req(backlog[0]):
-                backlog.popleft()
-            self._plug += 1  # work queued by the completions below shares one doorbell
-        try:
-            for completion, status, op in done:
-                completion(status, op)
-        finally:
-            with self._lock:
-                self._plug -= 1
-                if not self._plug and not self._dead:
-                    self.vq.kick()
-        return len(done)
-
-    def _sync_in_place(self, op: BlockOp) -> None:
-        """Make what the device read into a DMA-able Vmo visible to the CPU (non-coherent pools)."""
-        array, bs = op.vmo.array if op.vmo is not None else None, self._info.block_size
-        if isinstance(array, DmaBuffer):
-            cast(DmaBuffer, array[op.offset_vmo * bs:(op.offset_vmo + op.length) * bs]).sync_for_cpu()
-
-    def _copy_in(self, req: _Req) -> None:
-        op, bounce = req.op, req.bounce
-        assert op.vmo is not None and bounce is not None
-        nbytes = op.length * self._info.block_size
+    # --- completion (under the lock; VirtioDevice calls the callbacks after releasing it) --------------
+    def _complete(self, req: _Req, written: int, done: Done) -> None:
+        k, op = req.slot, req.op
         if not self._coherent:
-            cast(DmaBuffer, bounce[:nbytes]).sync_for_cpu()
-        voff = op.offset_vmo * self._info.block_size
-        op.vmo.array[voff:voff + nbytes] = bounce[:nbytes]
-        self.bytes_copied += nbytes
+            cast(DmaBuffer, self._slots[SLOT * k:SLOT * (k + 1)]).sync_for_cpu()
+        status = _STATUS.get(self._status[SLOT * k + 32], BlockStatus.IO)
+        self._free_slots.append(k)
+        if op.command is _READ and status is BlockStatus.OK and not req.flushing:
+            self._data_in(req)
+        req.bounce = None
+        if req.flush_after and not req.flushing and status is BlockStatus.OK:
+            req.flushing = True  # FORCE_ACCESS: the write completes when the flush does
+            self._backlog.appendleft(req)
+            return
+        done.append((req.completion, status, op))
 
-    def poll(self, timeout: float = 0.0) -> int:
-        """Deliver completions on this thread, waiting up to `timeout` s for at least one; returns how many.
+    def _data_in(self, req: _Req) -> None:
+        """What the device read: copy it out of the bounce buffer, or make the Vmo's own memory visible to
+        the CPU (non-coherent pools)."""
+        op, bs = req.op, self._bs
+        assert op.vmo is not None
+        lo, hi = op.offset_vmo * bs, (op.offset_vmo + op.length) * bs
+        bounce, array = req.bounce, op.vmo.array
+        if bounce is not None:
+            if not self._coherent:
+                cast(DmaBuffer, bounce[:hi - lo]).sync_for_cpu()
+            array[lo:hi] = bounce[:hi - lo]
+            self.bytes_copied += hi - lo
+        elif not self._coherent and isinstance(array, DmaBuffer):
+            cast(DmaBuffer, array[lo:hi]).sync_for_cpu()
 
-        It spins on the used ring for `spin` s, then waits on the interrupt or reads InterruptStatus (a
-        register access: what lets a simulated device make progress)."""
-        n = self._reap()
-        if n or timeout <= 0:
-            return n
-        now = time.monotonic()
-        deadline, spin_end = now + timeout, now + self.spin
-        vq = self.vq
-        while not self._dead:
-            if vq.has_used():
-                n = self._reap()
-                if n:
-                    return n
-            now = time.monotonic()
-            if now >= deadline:
-                return 0
-            if now >= spin_end:
-                self._wait_device(min(deadline - now, 0.05))
-        return 0
+    def _restart(self) -> None:
+        backlog = self._backlog
+        while backlog and self._start_req(backlog[0]):
+            backlog.popleft()
 
-    def _wait_device(self, timeout: float) -> None:
-        """Wait for the interrupt (or look at InterruptStatus) and acknowledge it at device and controller.
-
-        A polling driver keeps the device's interrupts off (avail NO_INTERRUPT) and turns them on only to
-        sleep, checking the used ring once more after turning them on so no completion slips between."""
-        irq, vq = self.irq, self.vq
-        if irq is not None:
-            if self._thread is None:
-                vq.suppress_interrupts(False)
-                barrier.mb()
-                if vq.has_used():
-                    vq.suppress_interrupts(True)
-                    return
-            try:
-                irq.wait(timeout)
-            except IrqTimeoutError:
-                return
-            finally:
-                if self._thread is None:
-                    vq.suppress_interrupts(True)
-        self.dev.ack_interrupt(self.dev.interrupt_status())
-        if irq is not None:
-            irq.ack()
-
-    def _irq_loop(self) -> None:
-        while not self._dead:
-            try:
-                if self.irq is not None:
-                    self._wait_device(0.1)
-                else:
-                    time.sleep(self.poll_interval)
-                self._reap()
-            except RevokedError:
-                return  # unbind revoked the registers or the line; unbind() fails what is left
-
-    # --- teardown -----------------------------------------------------------------------------------
-    @property
-    def dead(self) -> bool:
-        return self._dead
-
-    def unbind(self, timeout: float = 2.0) -> None:
-        """Stop the device; every op in flight or queued, and every later op, completes IO_NOT_PRESENT."""
-        with self._lock:
-            if self._dead:
-                return
-            self._dead = True
-            with contextlib.suppress(RevokedError):
-                self.dev.reset()  # the device stops using the rings and buffers
-            pending = [*self.vq.detach_all(), *self._backlog]
-            self._backlog.clear()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
-        for req in pending:
-            req.completion(BlockStatus.IO_NOT_PRESENT, req.op)
+    def _detach(self) -> Done:
+        pending = [*self.vq.detach_all(), *self._backlog]
+        self._backlog.clear()
+        return [(req.completion, BlockStatus.IO_NOT_PRESENT, req.op) for req in pending]
 
     def release(self) -> None:
         """Free the DMA buffers (after unbind)."""
-        for buf in (self._rings, self._slots, *self._bounce):
-            if buf is not None and not buf.freed and not self.pool.closed:
-                buf.free()
+        self._free(self._slots, *self._bounce)
         self._bounce = [None] * len(self._bounce)
+        super().release()
 
     def __repr__(self) -> str:
         i = self._info
@@ -517,10 +364,9 @@ class VirtioBlkDriver(Driver, BlockDevice):
 
     def bind(self, device: Device) -> None:
         props = {k.replace("-", "_"): v for k, v in device.properties.items()}
-        options = {**props, **self.options}
         regs = device.mmio(0).map(CachePolicy.UNCACHED_DEVICE)
         irq = device.irq(0) if device.num_irqs else None
-        self.blk = VirtioBlk(regs, device.dma_pool(), irq, **options)
+        self.blk = VirtioBlk(regs, device.dma_pool(), irq, **{**props, **self.options})
 
     def unbind(self) -> None:
         if self.blk is not None:
@@ -535,11 +381,10 @@ class VirtioBlkDriver(Driver, BlockDevice):
         return self._bound().query()
 
     def queue(self, op: BlockOp, completion: Completion) -> None:
-        blk = self.blk
-        if blk is None:
+        if self.blk is None:
             completion(BlockStatus.IO_NOT_PRESENT, op)
             return
-        blk.queue(op, completion)
+        self.blk.queue(op, completion)
 
     def wait_for(self, done: threading.Event, timeout: float) -> bool:
         return self._bound().wait_for(done, timeout)
