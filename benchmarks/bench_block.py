@@ -232,7 +232,7 @@ def print_rows(rows: list[Row], baseline: list[Row], ratios: dict[int, list[floa
     for target, op, depth, n, t in rows + baseline:
         rate = n / t
         vs_base = f"{median[depth]:.0%}" if target == "qemu" and op == "read" and depth in median else ""
-        vs_ram = f"{rate / ceiling[(op, depth)]:.1%}" if (op, depth) in ceiling and target != "ramdisk" else ""
+        vs_ram = f"{100 * rate / ceiling[(op, depth)]:.2g}%" if (op, depth) in ceiling and target != "ramdisk" else ""
         table.append((target, op, depth, n, f"{t:.2f}", f"{rate:,.0f}", f"{rate * IO / MiB:.1f}", vs_base,
                       vs_ram))
     print_table(("target", "op", "QD", "requests", "s", "req/s", "MiB/s", "vs baseline*", "vs ramdisk"), table)
