@@ -1,0 +1,200 @@
+"""RegisterBlock: registers at offsets from a base, declared as class attributes and bound to a buffer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar
+
+from ..errors import MmioValueError
+from .access import RegisterDefinitionError
+from .fields import Register, RegisterSpec
+from .handle import RegisterArrayHandle, RegisterHandle, _bind_handle
+from .indirect import Indirect
+from .value import RegisterValue
+
+
+# --------------------------------------------------------------------------------------------------
+# Blocks
+# --------------------------------------------------------------------------------------------------
+class RegisterBlock:
+    """Registers at offsets from a base, declared as class attributes and bound to a buffer.
+
+        class Uart(RegisterBlock, name="UART0"):   # name defaults to the class name
+            CTRL = Register(0x0, fields=[...])
+
+        uart = Uart(buffer, offset=0)                # any MmioBuffer / MmioView (or read8..write64 duck)
+    """
+
+    _block_name: ClassVar[str] = ""
+    _specs: ClassVar[dict[str, RegisterSpec]] = {}
+    _indirect: ClassVar[dict[str, Indirect[Any]]] = {}
+    _size: ClassVar[int] = 0
+
+    def __init_subclass__(cls, name: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._block_name = name or cls.__dict__.get("_block_name") or cls.__name__
+        decls: dict[str, Register] = {}
+        indirect: dict[str, Indirect[Any]] = {}
+        for klass in reversed(cls.__mro__):
+            for attr, value in vars(klass).items():
+                if isinstance(value, Register):
+                    decls[attr] = value
+                    indirect.pop(attr, None)
+                elif isinstance(value, Indirect):
+                    indirect[attr] = value
+                    decls.pop(attr, None)
+        specs: dict[str, RegisterSpec] = {}
+        for attr, decl in sorted(decls.items(), key=lambda kv: kv[1].offset):
+            if attr.startswith("_"):
+                raise RegisterDefinitionError(f"block {cls._block_name}: register name {attr!r} must not "
+                                              "start with '_'")
+            specs[attr] = RegisterSpec(decl, cls._block_name, attr)
+        _check_overlaps(cls._block_name, specs)
+        for attr, ind in indirect.items():
+            for role in (ind.index, ind.data):
+                if role not in specs:
+                    raise RegisterDefinitionError(f"block {cls._block_name}: indirect {attr} names register "
+                                                  f"{role!r}, which the block does not have")
+            ind._check(cls._block_name, attr, specs)
+        cls._specs = specs
+        cls._indirect = indirect
+        cls._size = max((s.end for s in specs.values()), default=0)
+
+    def __init__(self, buffer: Any, offset: int = 0) -> None:
+        cls = type(self)
+        if cls is RegisterBlock:
+            raise TypeError("RegisterBlock is abstract: declare a subclass with registers")
+        size = getattr(buffer, "size", None)
+        align = max((sp.nbytes for sp in cls._specs.values()), default=1)
+        if not isinstance(offset, int) or offset < 0 or offset % align:
+            raise MmioValueError(f"block {cls._block_name}: offset {offset!r} must be an int >= 0 and a "
+                                 f"multiple of {align} (its widest register)")
+        if size is not None and offset + cls._size > size:
+            raise MmioValueError(f"block {cls._block_name} needs {cls._size:#x} bytes at offset {offset:#x}; "
+                                 f"the buffer has {size:#x}")
+        self._buffer = buffer
+        self._offset = offset
+        handles: dict[str, RegisterHandle] = {}
+        for attr, spec in cls._specs.items():
+            if spec.count > 1:
+                handles[attr] = RegisterArrayHandle(spec, buffer, offset + spec.offset)
+            else:
+                handles[attr] = _bind_handle(spec, buffer, offset + spec.offset)
+        self._handles = handles
+        self.__dict__.update(handles)
+        for attr, ind in cls._indirect.items():
+            self.__dict__[attr] = ind._bind(self, attr)
+
+    # --- introspection (never touches hardware) -------------------------------------------------------
+    @classmethod
+    def block_name(cls) -> str:
+        return cls._block_name
+
+    @classmethod
+    def specs(cls) -> dict[str, RegisterSpec]:
+        """The compiled registers, by name, in offset order."""
+        return dict(cls._specs)
+
+    @classmethod
+    def size(cls) -> int:
+        """Bytes from the block base to the end of its last register."""
+        return cls._size
+
+    @classmethod
+    def locate(cls, offset: int) -> tuple[RegisterSpec, int | None] | None:
+        """The register (and array index) covering byte `offset` from the block base, if any."""
+        return cls._locate(offset)
+
+    @classmethod
+    def decode(cls, offset: int, width: int, value: int) -> tuple[str, dict[str, Any]] | None:
+        """(register name, field values) for an access of `width` bits at `offset` from the block base."""
+        return cls._decode(offset, width, value)
+
+    # Underscore forms: what mmiotk itself calls, since a register may be named like a public method
+    # (a register `size` shadows `size()` on its block; names starting with '_' are refused).
+    @classmethod
+    def _locate(cls, offset: int) -> tuple[RegisterSpec, int | None] | None:
+        for spec in sorted(cls._specs.values(), key=lambda sp: sp.alternate_of is not None):
+            if spec.offset <= offset < spec.end:
+                rel = offset - spec.offset
+                index, within = divmod(rel, spec.stride)
+                if within < spec.nbytes:
+                    return spec, (index if spec.count > 1 else None)
+        return None
+
+    @classmethod
+    def _decode(cls, offset: int, width: int, value: int) -> tuple[str, dict[str, Any]] | None:
+        found = cls._locate(offset)
+        if found is None:
+            return None
+        spec, index = found
+        name = spec.name if index is None else f"{spec.name}[{index}]"
+        if width != spec.width or (offset - spec.offset) % spec.stride:
+            return f"{name}+{(offset - spec.offset) % spec.stride}", {}
+        return name, spec.decode(value)
+
+    @property
+    def buffer(self) -> Any:
+        return self._buffer
+
+    @property
+    def base(self) -> int:
+        return self._offset
+
+    def __getitem__(self, name: str) -> RegisterHandle:
+        """The handle of register `name` (for names that clash with attributes)."""
+        try:
+            return self._handles[name]
+        except KeyError:
+            raise KeyError(f"block {self._block_name}: no register named {name!r}") from None
+
+    def __iter__(self) -> Iterator[RegisterHandle]:
+        return iter(self._handles.values())
+
+    def __getattr__(self, name: str) -> Any:
+        # only reached for attributes that do not exist
+        if name.startswith("_"):
+            raise AttributeError(name)
+        known = ", ".join(type(self)._specs) or "none"
+        raise AttributeError(f"block {type(self)._block_name}: no register named {name!r} (registers: {known})")
+
+    def __repr__(self) -> str:
+        return (f"<{type(self).__name__} {self._block_name} @{self._offset:#x}, "
+                f"{len(self._specs)} registers>")
+
+    def dump(self) -> dict[str, RegisterValue | list[RegisterValue] | str]:
+        """Read every register that can be read without side effects; RC and WO registers are skipped
+        (listed as '<not read: ...>'), so a debug dump never clears state."""
+        out: dict[str, RegisterValue | list[RegisterValue] | str] = {}
+        for attr, spec in self._specs.items():
+            handle = self._handles[attr]
+            if not spec.readable:
+                out[attr] = "<not read: write-only>"
+            elif spec.has_rc:
+                out[attr] = "<not read: reading clears it (RC)>"
+            elif spec.count > 1:
+                out[attr] = [handle[i].read() for i in range(spec.count)]
+            else:
+                out[attr] = handle.read()
+        return out
+
+
+def _check_overlaps(block: str, specs: Mapping[str, RegisterSpec]) -> None:
+    """Every byte of the block belongs to at most one register (arrays included), except for registers
+    declared `alternate_of` another."""
+    owner: dict[int, str] = {}
+    for name, spec in specs.items():
+        if spec.alternate_of is not None:
+            if spec.alternate_of not in specs:
+                raise RegisterDefinitionError(f"block {block}, register {name}: alternate_of names register "
+                                              f"{spec.alternate_of!r}, which the block does not have")
+            continue
+        for i in range(spec.count):
+            start = spec.offset + i * spec.stride
+            label = name if spec.count == 1 else f"{name}[{i}]"
+            for byte in range(start, start + spec.nbytes):
+                other = owner.get(byte)
+                if other is not None:
+                    raise RegisterDefinitionError(f"block {block}, register {label} at {start:#x} overlaps "
+                                                  f"register {other} (byte {byte:#x})")
+                owner[byte] = label

@@ -1,0 +1,337 @@
+"""Declarations (Field, Register) and what they compile to once per block class (FieldSpec, RegisterSpec)."""
+
+from __future__ import annotations
+
+import enum
+import keyword
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, overload
+
+from ..errors import AccessError, MmioValueError
+from .access import RC, RO, RSVDZ, RW, W1C, W1S, WIDTHS, WO, Access, FieldError, RegisterDefinitionError
+from .value import RegisterValue, _field_getter
+
+if TYPE_CHECKING:
+    from .handle import RegisterHandle
+
+
+# --------------------------------------------------------------------------------------------------
+# Declarations
+# --------------------------------------------------------------------------------------------------
+class Field:
+    """A bit field: `Field("EN", 0)` (bit 0), `Field("MODE", (3, 1))` (bits 3..1, msb first, as in
+    datasheets) or `Field("MODE", lsb=1, width=3)`.
+
+    `access` defaults to the register's; `reset` (the field's own value) overrides the register reset's
+    bits;
+    `enum` is an `IntEnum` subclass or a mapping name -> value (an IntEnum is made from it).
+    """
+
+    __slots__ = ("access", "bits", "doc", "enum", "lsb", "name", "reset", "width")
+
+    def __init__(self, name: str, bits: int | tuple[int, int] | None = None, *, lsb: int | None = None,
+                 width: int | None = None, access: Access | str | None = None, reset: int | None = None,
+                 enum: type[enum.IntEnum] | Mapping[str, int] | None = None, doc: str = "") -> None:
+        self.name = name
+        self.bits = bits
+        self.lsb = lsb
+        self.width = width
+        self.access = None if access is None else Access.parse(access)
+        self.reset = reset
+        self.enum = enum
+        self.doc = doc
+
+    def __repr__(self) -> str:
+        return f"Field({self.name!r}, lsb={self.lsb}, width={self.width})"
+
+    def _range(self, where: str) -> tuple[int, int]:
+        """(lsb, width) from whichever form was given."""
+        bits, lsb, width = self.bits, self.lsb, self.width
+        if bits is not None:
+            if lsb is not None or width is not None:
+                raise RegisterDefinitionError(f"{where}: give either bits or lsb/width, not both")
+            if isinstance(bits, bool):
+                raise RegisterDefinitionError(f"{where}: bits must be an int or (msb, lsb), not {bits!r}")
+            if isinstance(bits, int):
+                lsb, width = bits, 1
+            elif (isinstance(bits, tuple) and len(bits) == 2 and all(isinstance(b, int) for b in bits)):
+                msb, lsb = bits
+                if msb < lsb:
+                    raise RegisterDefinitionError(f"{where}: bits ({msb}, {lsb}) must be (msb, lsb) with "
+                                                  "msb >= lsb")
+                width = msb - lsb + 1
+            else:
+                raise RegisterDefinitionError(f"{where}: bits must be an int or (msb, lsb), not {bits!r}")
+        else:
+            if lsb is None:
+                raise RegisterDefinitionError(f"{where}: no bit position (give bits= or lsb=)")
+            width = 1 if width is None else width
+        if not isinstance(lsb, int) or isinstance(lsb, bool) or lsb < 0:
+            raise RegisterDefinitionError(f"{where}: lsb must be an int >= 0, not {lsb!r}")
+        if not isinstance(width, int) or isinstance(width, bool) or width < 1:
+            raise RegisterDefinitionError(f"{where}: width must be an int >= 1, not {width!r}")
+        return lsb, width
+
+
+class Register:
+    """A register declaration: offset in bytes, width in bits, access, reset value, fields.
+
+    `count`/`stride` declare an array (`block.REG[i]`); `stride` defaults to the register's size.
+    In a block class the attribute name is the register's name. `alternate_of` names a register whose
+    bytes this one deliberately shares (another view of the same address, as SVD's alternateRegister).
+    """
+
+    def __init__(self, offset: int, width: int = 32, *, access: Access | str = Access.RW,
+                 reset: int | None = None, fields: Iterable[Field] = (), count: int = 1,
+                 stride: int | None = None, doc: str = "", name: str | None = None,
+                 alternate_of: str | None = None) -> None:
+        self.offset = offset
+        self.width = width
+        self.access = Access.parse(access)
+        self.reset = reset
+        self.fields = tuple(fields)
+        self.count = count
+        self.stride = stride
+        self.doc = doc
+        self.name = name
+        self.alternate_of = alternate_of
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        if self.name is None:
+            self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> Register: ...
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> RegisterHandle: ...
+
+    def __get__(self, obj: object | None, owner: type | None = None) -> Register | RegisterHandle:
+        # Instances keep their handles in __dict__, which wins over this non-data descriptor; this is
+        # reached only on the class (the declaration) or for a block whose __init__ did not run.
+        if obj is None:
+            return self
+        raise AttributeError(f"register {self.name}: the block was not bound to a buffer")
+
+    def __repr__(self) -> str:
+        return f"Register({self.name!r}, offset={self.offset:#x}, width={self.width}, access={self.access.value})"
+
+
+class FieldSpec:
+    """A compiled field: position, masks, access, reset and enum."""
+
+    __slots__ = ("access", "doc", "enum", "lsb", "mask", "max", "members", "msb", "name", "qualname", "reset",
+                 "width")
+
+    def __init__(self, name: str, qualname: str, lsb: int, width: int, access: Access, reset: int,
+                 enum_cls: type[enum.IntEnum] | None, doc: str) -> None:
+        self.name = name
+        self.qualname = qualname
+        self.lsb = lsb
+        self.width = width
+        self.msb = lsb + width - 1
+        self.max = (1 << width) - 1
+        self.mask = self.max << lsb
+        self.access = access
+        self.reset = reset
+        self.enum = enum_cls
+        self.members: dict[int, enum.IntEnum] = {int(m): m for m in enum_cls} if enum_cls else {}
+        self.doc = doc
+
+    def __repr__(self) -> str:
+        return f"<FieldSpec {self.qualname} [{self.msb}:{self.lsb}] {self.access.value}>"
+
+    def coerce(self, value: Any, op: str) -> int:
+        """The int for `value` (int, bool, enum member or enum member name), checked against the width."""
+        raw: Any = value
+        if isinstance(value, str):
+            member = self.enum.__members__.get(value) if self.enum is not None else None
+            if member is None:
+                known = f" (one of {', '.join(self.enum.__members__)})" if self.enum is not None else ""
+                raise FieldError(f"{op} {self.qualname}: {value!r} is not a value of this field{known}")
+            raw = int(member)
+        elif isinstance(value, enum.Enum):
+            if self.enum is not None and not isinstance(value, self.enum):
+                raise FieldError(f"{op} {self.qualname}: {value!r} is not a member of {self.enum.__name__}")
+            raw = value.value
+        if not isinstance(raw, int):
+            raise FieldError(f"{op} {self.qualname}: value {value!r} is not an int")
+        raw = int(raw)
+        if not 0 <= raw <= self.max:
+            raise FieldError(f"{op} {self.qualname}: value {value!r} does not fit in {self.width} bit"
+                             f"{'s' if self.width > 1 else ''} (0..{self.max:#x})")
+        return raw
+
+
+class RegisterSpec:
+    """A compiled register: everything the handles need, computed once per block class."""
+
+    def __init__(self, decl: Register, block: str, name: str) -> None:
+        self.name = f"{block}.{name}" if block else name
+        self.short = name
+        self.block = block
+        where = f"block {block}, register {name}" if block else f"register {name}"
+        offset, width, count = decl.offset, decl.width, decl.count
+        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+            raise RegisterDefinitionError(f"{where}: offset must be an int >= 0, not {offset!r}")
+        if width not in WIDTHS:
+            raise RegisterDefinitionError(f"{where}: width must be one of 8, 16, 32, 64, not {width!r}")
+        if offset % (width // 8):
+            raise RegisterDefinitionError(f"{where}: offset {offset:#x} is not aligned to its width "
+                                          f"({width // 8} bytes)")
+        if not isinstance(count, int) or count < 1:
+            raise RegisterDefinitionError(f"{where}: count must be an int >= 1, not {count!r}")
+        stride = width // 8 if decl.stride is None else decl.stride
+        if count > 1 and (not isinstance(stride, int) or stride < width // 8 or stride % (width // 8)):
+            raise RegisterDefinitionError(f"{where}: stride {stride!r} must be a multiple of the register "
+                                          f"size ({width // 8} bytes) and at least that")
+        self.offset, self.width, self.count, self.stride = offset, width, count, stride
+        self.nbytes = width // 8
+        self.end = offset + (count - 1) * stride + self.nbytes
+        self.access = decl.access
+        self.doc = decl.doc
+        self.alternate_of = decl.alternate_of
+        self.all = (1 << width) - 1
+
+        # fields
+        fields: dict[str, FieldSpec] = {}
+        used = 0
+        for fd in decl.fields:
+            fname = fd.name
+            fwhere = f"{where}, field {fname}"
+            if not isinstance(fname, str) or not fname.isidentifier() or keyword.iskeyword(fname) \
+                    or fname.startswith("_"):
+                raise RegisterDefinitionError(f"{where}: field name {fname!r} is not a usable identifier")
+            if fname in fields:
+                raise RegisterDefinitionError(f"{fwhere}: declared twice")
+            lsb, fwidth = fd._range(fwhere)
+            if lsb + fwidth > width:
+                raise RegisterDefinitionError(f"{fwhere}: bits [{lsb + fwidth - 1}:{lsb}] go beyond the "
+                                              f"register width ({width} bits)")
+            mask = ((1 << fwidth) - 1) << lsb
+            if used & mask:
+                other = next(f for f in fields.values() if f.mask & mask)
+                raise RegisterDefinitionError(f"{fwhere}: bits [{lsb + fwidth - 1}:{lsb}] overlap field "
+                                              f"{other.name} [{other.msb}:{other.lsb}]")
+            used |= mask
+            enum_cls = _make_enum(fd.enum, fname, fwidth, fwhere)
+            access = fd.access or decl.access
+            fields[fname] = FieldSpec(fname, f"{self.name}.{fname}", lsb, fwidth, access,
+                                      0 if fd.reset is None else fd.reset, enum_cls, fd.doc)
+            if fd.reset is not None and (not isinstance(fd.reset, int) or not 0 <= fd.reset < 1 << fwidth):
+                raise RegisterDefinitionError(f"{fwhere}: reset {fd.reset!r} does not fit in {fwidth} bits")
+        self.fields = fields
+        self.declared = used
+
+        # reset: the register's, with the fields' own resets laid over it
+        reset = decl.reset
+        if reset is not None and (not isinstance(reset, int) or isinstance(reset, bool)
+                                  or not 0 <= reset <= self.all):
+            raise RegisterDefinitionError(f"{where}: reset {reset!r} does not fit in {width} bits")
+        value = reset or 0
+        for fd, f in zip(decl.fields, fields.values(), strict=True):
+            if fd.reset is None:
+                f.reset = (value >> f.lsb) & f.max
+            else:
+                value = (value & ~f.mask) | (fd.reset << f.lsb)
+        self.reset = value
+        for f in fields.values():
+            if f.access is RSVDZ and f.reset:
+                raise RegisterDefinitionError(f"{where}, field {f.name}: a RSVDZ field must reset to 0")
+
+        # masks by access class
+        def bits(*kinds: Access) -> int:
+            return sum(f.mask for f in fields.values() if f.access in kinds)
+        undeclared = self.all & ~used
+        self.undeclared = undeclared
+        self.m_rw, self.m_ro, self.m_wo = bits(RW), bits(RO), bits(WO)
+        self.m_w1c, self.m_w1s, self.m_rc, self.m_rsvdz = bits(W1C), bits(W1S), bits(RC), bits(RSVDZ)
+        # modify/clear: bits kept from the read (RW, RO, undeclared); WO fields get their reset; the rest 0
+        self.keep = self.m_rw | self.m_ro | undeclared
+        self.wo_reset = self.reset & self.m_wo
+        # write: starts from the reset value, without write-1 effects and reserved bits
+        self.write_base = self.reset & ~(self.m_w1c | self.m_w1s | self.m_rsvdz)
+        if fields:  # the fields' own access types decide (the register's is their default)
+            self.readable = any(f.access.readable for f in fields.values())
+            self.writable = any(f.access.writable for f in fields.values())
+        else:
+            self.readable = decl.access.readable
+            self.writable = decl.access.writable
+        self.has_rc = bool(self.m_rc) or (not fields and decl.access is RC)
+        self.w1c_fields = {n: f for n, f in fields.items() if f.access is W1C}
+        # per-field write data for the hot path: name -> (lsb, mask, max); None when the field refuses writes
+        self.wfields: dict[str, tuple[int, int, int] | None] = {
+            n: ((f.lsb, f.mask, f.max) if f.access.writable else None) for n, f in fields.items()}
+        self.value_class: type[RegisterValue] = type(
+            f"{self.short}Value", (RegisterValue,),
+            {"__slots__": (), "_spec": self, **{n: _field_getter(f) for n, f in fields.items()}})
+
+    def __repr__(self) -> str:
+        return f"<RegisterSpec {self.name} @{self.offset:#x} {self.width}-bit {self.access.value}>"
+
+    @property
+    def state_class(self) -> type[RegisterValue]:
+        """Like `value_class`, but write-only fields read too: the device side's view (fakes, models)."""
+        cls = self.__dict__.get("_state_class")
+        if cls is None:
+            getters = {n: _field_getter(f, device_view=True) for n, f in self.fields.items()}
+            cls = type(f"{self.short}State", (RegisterValue,), {"__slots__": (), "_spec": self, **getters})
+            self.__dict__["_state_class"] = cls
+        return cls
+
+    # --- cold-path helpers (error messages) -----------------------------------------------------------
+    def field(self, name: str, op: str) -> FieldSpec:
+        f = self.fields.get(name)
+        if f is None:
+            known = ", ".join(self.fields) or "none"
+            raise FieldError(f"{op} {self.name}: no field named {name!r} (fields: {known})")
+        return f
+
+    def write_value(self, name: str, value: Any, op: str) -> int:
+        """Checked field bits (shifted into place) for an explicit write of `name`."""
+        f = self.field(name, op)
+        if f.access is RSVDZ:
+            raw = f.coerce(value, op)
+            if raw:
+                raise AccessError(f"{op} {f.qualname}: reserved field (RSVDZ) must be written 0, not {value!r}")
+            return 0
+        if not f.access.writable:
+            raise AccessError(f"{op} {f.qualname}: field is {f.access.value.upper()}; it cannot be written")
+        return f.coerce(value, op) << f.lsb
+
+    def check_raw(self, value: Any, op: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= self.all:
+            raise MmioValueError(f"{op} {self.name}: value {value!r} does not fit in {self.width} bits")
+        if value & self.m_rsvdz:
+            names = [f.name for f in self.fields.values() if f.access is RSVDZ and value & f.mask]
+            raise AccessError(f"{op} {self.name}: reserved field{'s' if len(names) > 1 else ''} "
+                              f"{', '.join(names)} (RSVDZ) must be written 0; value {value:#x}")
+        return int(value)
+
+    def decode(self, value: int) -> dict[str, Any]:
+        """Field values of a raw value (no hardware access), write-only fields included as raw bits."""
+        out: dict[str, Any] = {}
+        for f in self.fields.values():
+            v = (value >> f.lsb) & f.max
+            out[f.name] = f.members.get(v, v)
+        return out
+
+
+def _make_enum(spec: Any, fname: str, fwidth: int, where: str) -> type[enum.IntEnum] | None:
+    if spec is None:
+        return None
+    cls: type[enum.IntEnum]
+    if isinstance(spec, type) and issubclass(spec, enum.IntEnum):
+        cls = spec
+    elif isinstance(spec, Mapping):
+        try:
+            made: Any = enum.IntEnum(fname, dict(spec))  # type: ignore[misc]
+            cls = made
+        except (TypeError, ValueError) as exc:
+            raise RegisterDefinitionError(f"{where}: bad enum {dict(spec)!r}: {exc}") from None
+    else:
+        raise RegisterDefinitionError(f"{where}: enum must be an IntEnum subclass or a mapping name -> value")
+    for member in cls:
+        if not 0 <= int(member) < 1 << fwidth:
+            raise RegisterDefinitionError(f"{where}: enum value {member.name}={int(member)} does not fit in "
+                                          f"{fwidth} bit{'s' if fwidth > 1 else ''}")
+    return cls
