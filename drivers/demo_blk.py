@@ -31,7 +31,6 @@ from .virtio.mmio import Feature
 from .virtio_blk import BlkFeature, VirtioBlk, VirtioBlkDriver
 
 BOARD = Path(__file__).parent / "boards" / "qemu-virt.yaml"
-GIC_SPI_BASE = 32  # the board names GIC interrupt IDs; QEMU's GIC inputs count SPIs from 0
 MiB = 1 << 20
 FEATURE_NAMES = {BlkFeature.SIZE_MAX: "SIZE_MAX", BlkFeature.SEG_MAX: "SEG_MAX", BlkFeature.RO: "RO",
                  BlkFeature.BLK_SIZE: "BLK_SIZE", BlkFeature.FLUSH: "FLUSH", BlkFeature.CONFIG_WCE: "CONFIG_WCE",
@@ -136,7 +135,7 @@ def run_blk_demo(boot: Callable[..., AbstractContextManager[Any]], out: TextIO |
             emit(f"boot    {' '.join(qemu.command[:3])} (pid {qemu.pid}), blank {image_mib} MiB disk in "
                  f"virtio-mmio slot {qemu.device_slot}, guest RAM shared at {qemu.ram_path} "
                  f"({time.perf_counter() - t0:.2f} s)")
-            bus = PlatformBus.from_board(BOARD, qemu, irq_factory=lambda n: qemu.interrupt(n - GIC_SPI_BASE))
+            bus = PlatformBus.from_board(BOARD, qemu, irq_factory=qemu.irq_factory)
             bus.register_driver(VirtioBlkDriver, lambda: VirtioBlkDriver(completions="poll", spin=1.0))
             bound = bus.bind_all()
             try:

@@ -18,7 +18,7 @@ Example::
         dma = MmioResource(qemu, qemu.dma_base, 1 << 20)           # guest RAM above the DTB
         pool = dma.create_region(qemu.dma_base, 1 << 20, "dma", memory=True).map(CachePolicy.CACHED)
         ring = pool.array("u2", 0, 64)                             # a numpy view QEMU's DMA sees
-        irq = qemu.interrupt()                                     # GIC input of the device's slot
+        irq = qemu.interrupt()                                     # the device slot's GIC interrupt
         irq.wait(1.0)                                              # IrqTimeoutError when nothing fires
 """
 

@@ -33,6 +33,7 @@ VIRT_MMIO_BASE = 0x0A000000
 VIRT_MMIO_STRIDE = 0x200
 VIRT_MMIO_SLOTS = 32
 VIRT_MMIO_IRQ_BASE = 16
+GIC_SPI_BASE = 32  # GIC interrupt ID of SPI 0; qtest numbers GIC inputs from SPI 0
 VIRT_RAM_BASE = 0x40000000
 RESERVED_RAM = 1 * MiB            # the DTB sits at the start of guest RAM
 VIRTIO_MAGIC = 0x74726976
@@ -185,7 +186,7 @@ class QemuSpace(AddressSpace):
                             f"{process.describe()}")
         self.device_slot = blk[0]
         self.device_base = VIRT_MMIO_BASE + self.device_slot * VIRT_MMIO_STRIDE
-        self.irq_number = VIRT_MMIO_IRQ_BASE + self.device_slot
+        self.irq_number = GIC_SPI_BASE + VIRT_MMIO_IRQ_BASE + self.device_slot  # a GIC interrupt ID, as in boards
         self.dma_base = self.ram_base + RESERVED_RAM
         self.dma_size = self.ram_size - RESERVED_RAM
         # QEMU has every file open now: unlink them, so nothing is left behind even if we are killed.
@@ -224,14 +225,19 @@ class QemuSpace(AddressSpace):
                                   f"{self.ram_base:#x}; map registers and RAM separately")
         return QemuWindow(paddr, size, self.qtest)
 
-    def interrupt(self, line: int | None = None, name: str | None = None) -> QemuIrq:
-        """The GIC input `line` (default: the virtio-blk device's, `irq_number`) as an Interrupt."""
-        line = self.irq_number if line is None else line
-        if not isinstance(line, int) or not 0 <= line < 256:
-            raise MmioValueError(f"GIC input must be 0..255, got {line!r}")
-        return QemuIrq(self.qtest, line, name or f"qemu-virt gic input {line}")
+    def interrupt(self, intid: int | None = None, name: str | None = None) -> QemuIrq:
+        """GIC interrupt ID `intid` (default: the virtio-blk device's, `irq_number`) as an Interrupt.
 
-    irq_factory = interrupt  # an IrqFactory: GIC input number -> Interrupt
+        Interrupt IDs are what board descriptions use (SPI n is ID 32 + n); qtest reports GIC inputs, which
+        count SPIs from 0, so the line watched is `intid - 32`.
+        """
+        intid = self.irq_number if intid is None else intid
+        if not isinstance(intid, int) or not GIC_SPI_BASE <= intid < GIC_SPI_BASE + 256:
+            raise MmioValueError(f"GIC interrupt ID must be an SPI, {GIC_SPI_BASE}..{GIC_SPI_BASE + 255}, "
+                                 f"got {intid!r}")
+        return QemuIrq(self.qtest, intid - GIC_SPI_BASE, name or f"qemu-virt GIC interrupt {intid}")
+
+    irq_factory = interrupt  # an IrqFactory: GIC interrupt ID -> Interrupt
 
     def ram_view(self, paddr: int, size: int) -> memoryview:
         """A byte memoryview of guest RAM [paddr, paddr + size) (for stdlib code without mappings)."""

@@ -56,7 +56,7 @@ def test_device_identity_and_capacity_read_through_a_mapped_buffer(regs: MmioBuf
 def test_device_sits_in_the_last_virt_slot_with_its_spi(qemu: QemuSpace) -> None:
     assert qemu.device_slot == 31
     assert qemu.device_base == 0x0A000000 + 31 * 0x200
-    assert qemu.irq_number == 16 + 31
+    assert qemu.irq_number == 32 + 16 + 31  # GIC interrupt ID of SPI 16 + slot
     assert qemu.devices == {31: 2}
     assert qemu.ram_base == 0x40000000 and qemu.dma_base == 0x40100000
     assert qemu.arch == "aarch64" and qemu.simulated
