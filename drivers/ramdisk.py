@@ -59,7 +59,9 @@ class RamDisk(BlockDevice):
             raise ValueError(f"RamDisk {name!r}: unknown flags {flags!r}") from None
         self.name = name
         self.data = np.zeros(size, dtype=np.uint8)
-        self._info = BlockInfo(size // block_size, block_size, max_transfer_size, flags)
+        # TRIM zeroes; a write is as durable as RAM gets when it completes, so FORCE_ACCESS is native
+        self._info = BlockInfo(size // block_size, block_size, max_transfer_size,
+                               flags | BlockFlag.TRIM_SUPPORT | BlockFlag.FUA_SUPPORT)
         self._bad = np.zeros(size // block_size, dtype=bool)
         self._dead = False
         self._lock = threading.Lock()  # serialises data copies against unbind and fault injection

@@ -146,6 +146,9 @@ class VirtioBlk(VirtioDevice, BlockDevice):
             segs = seg_max if dev.has(BlkFeature.SEG_MAX) and seg_max else 1 << 16
             max_transfer = min(max_transfer, self._size_max * segs) // bs * bs
             flags = BlockFlag.READONLY if readonly or dev.has(BlkFeature.RO) else BlockFlag.NONE
+            flags |= BlockFlag.FUA_SUPPORT  # FORCE_ACCESS is handled here (a FLUSH after the write)
+            if self.max_wz_sectors:
+                flags |= BlockFlag.TRIM_SUPPORT
             self._info = BlockInfo(length, bs, max_transfer, flags)
             self._bs, self._max_blocks, self._writable = bs, max_transfer // bs, not flags & BlockFlag.READONLY
             # 4. the request queue (step 7), and a slot per request in flight for header and status

@@ -324,6 +324,20 @@ def case_writethrough_option(target: Target, workdir: Path) -> None:
         assert read(blk, 3, 1) == pattern(bs, 4)
 
 
+def case_trim(target: Target, workdir: Path) -> None:
+    """TRIM zeroes the blocks when the device can (WRITE_ZEROES), and is NOT_SUPPORTED when it cannot."""
+    with target.device() as blk:
+        bs = blk.query().block_size
+        assert write(blk, 4, pattern(4 * bs, 6)) is BlockStatus.OK
+        [status] = run_ops(blk, [BlockOp(BlockCommand.TRIM, 2, 5)], 1)
+        if blk.query().trim_supported:
+            assert status is BlockStatus.OK
+            assert read(blk, 4, 4) == pattern(bs, 6)[:bs] + bytes(2 * bs) + pattern(4 * bs, 6)[3 * bs:]
+        else:
+            assert status is BlockStatus.NOT_SUPPORTED
+            assert read(blk, 4, 4) == pattern(4 * bs, 6)
+
+
 def case_unbind_fails_everything(target: Target, workdir: Path) -> None:
     """After unbind, every op completes IO_NOT_PRESENT."""
     with target.device() as blk:
@@ -346,6 +360,7 @@ CASES: dict[str, tuple[CaseFn, dict[str, Any]]] = {
     "tool_image-vfat": (case_tool_made_image, {"fs": "vfat"}),
     "bounce_counts_copies": (case_bounce_counts_copies, {}),
     "writethrough_option": (case_writethrough_option, {}),
+    "trim": (case_trim, {}),
     "unbind_fails_everything": (case_unbind_fails_everything, {}),
 }
 

@@ -57,5 +57,10 @@ def test_writethrough_option(conformance: Conformance, target: str) -> None:
 
 
 @on_every_target
+def test_trim_zeroes_or_is_not_supported(conformance: Conformance, target: str) -> None:
+    conformance.run(target, "trim")
+
+
+@on_every_target
 def test_unbind_fails_every_op(conformance: Conformance, target: str) -> None:
     conformance.run(target, "unbind_fails_everything")

@@ -44,7 +44,8 @@ def test_query_reports_geometry_and_flags() -> None:
     d = RamDisk(1 << 20, 4096, BlockFlag.REMOVABLE | BlockFlag.BOOTPART, max_transfer_size=64 * 1024)
     info = d.query()
     assert (info.block_count, info.block_size, info.max_transfer_size) == (256, 4096, 64 * 1024)
-    assert info.flags == BlockFlag.REMOVABLE | BlockFlag.BOOTPART
+    assert info.flags == BlockFlag.REMOVABLE | BlockFlag.BOOTPART | BlockFlag.TRIM_SUPPORT | BlockFlag.FUA_SUPPORT
+    assert info.trim_supported and info.fua_supported
 
 
 def test_write_then_read_returns_the_same_bytes(disk: RamDisk) -> None:
@@ -202,7 +203,8 @@ def test_bad_construction_arguments_raise_naming_the_argument(kwargs: dict, mess
 def test_properties_build_the_disk_and_unknown_keys_are_refused() -> None:
     d = ramdisk_from_properties({"size": 8192, "block-size": 4096, "readonly": True, "bootpart": True})
     assert d.query().block_count == 2
-    assert d.query().flags == BlockFlag.READONLY | BlockFlag.BOOTPART
+    caps = BlockFlag.TRIM_SUPPORT | BlockFlag.FUA_SUPPORT
+    assert d.query().flags & ~caps == BlockFlag.READONLY | BlockFlag.BOOTPART
     with pytest.raises(ValueError, match=r"unknown properties \['sise'\]"):
         ramdisk_from_properties({"sise": 8192})
     with pytest.raises(ValueError, match="'size' property"):
@@ -226,7 +228,7 @@ def test_bus_binds_the_ramdisk_driver_from_the_board_node(bus: PlatformBus) -> N
     driver = bus.bind("rd0")
     assert isinstance(driver, RamDiskDriver)
     assert driver.query().block_count == 64
-    assert driver.query().flags == BlockFlag.REMOVABLE
+    assert driver.query().flags & BlockFlag.REMOVABLE and not driver.query().flags & BlockFlag.READONLY
     write_blocks(driver, 3, pattern(2))
     assert read_blocks(driver, 3, 2) == pattern(2)
 

@@ -241,6 +241,7 @@ def test_blk_size_sets_the_block_size_and_sectors_stay_512_bytes() -> None:
 
 def test_trim_without_write_zeroes_is_not_supported() -> None:
     with model_blk(completions="thread") as blk:
+        assert not blk.query().trim_supported and blk.query().fua_supported
         assert run_op(blk, BlockOp(BlockCommand.TRIM, 1, 0)) is BlockStatus.NOT_SUPPORTED
 
 
