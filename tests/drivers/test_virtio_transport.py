@@ -317,3 +317,50 @@ def test_ring_memory_must_be_page_aligned_and_large_enough(device: Device) -> No
 
 def test_the_regs_window_is_an_mmio_buffer(device: Device) -> None:
     assert isinstance(device.transport().window, MmioBuffer)
+
+
+# --- barriers where virtio puts them -------------------------------------------------------------------
+class Recorder:
+    """A ring view that logs each access into a shared event list."""
+
+    def __init__(self, inner: Any, name: str, log: list[str]) -> None:
+        self.inner, self.name, self.log = inner, name, log
+
+    def __getitem__(self, i: int) -> Any:
+        self.log.append(f"read {self.name}[{i}]")
+        return self.inner[i]
+
+    def __setitem__(self, i: int, value: int) -> None:
+        self.log.append(f"write {self.name}[{i}]")
+        self.inner[i] = value
+
+
+def test_kick_orders_ring_writes_barrier_index_barrier_doorbell(
+        queue: tuple[Device, Virtqueue], monkeypatch: pytest.MonkeyPatch) -> None:
+    device, vq = queue
+    log: list[str] = []
+    import drivers.virtio.virtqueue as vqmod
+
+    monkeypatch.setattr(vqmod.barrier, "wmb", lambda: log.append("wmb"))
+    monkeypatch.setattr(vqmod.barrier, "mb", lambda: log.append("mb"))
+    monkeypatch.setattr(vq, "_avail", Recorder(vq._avail, "avail", log))
+    monkeypatch.setattr(vq.transport, "notify", lambda index: log.append("notify"))
+    vq.add(flush_chain(device), "t")
+    vq.kick()
+    ring_entry, idx = "write avail[2]", "write avail[1]"  # ring[0] is at index 2 of the avail view; idx at 1
+    assert log == [ring_entry, "wmb", idx, "mb", "notify"]
+
+
+def test_pop_used_reads_the_index_then_a_read_barrier_then_the_entries(
+        queue: tuple[Device, Virtqueue], monkeypatch: pytest.MonkeyPatch) -> None:
+    device, vq = queue
+    vq.add(flush_chain(device), "t")
+    vq.kick()
+    log: list[str] = []
+    import drivers.virtio.virtqueue as vqmod
+
+    monkeypatch.setattr(vqmod.barrier, "rmb", lambda: log.append("rmb"))
+    monkeypatch.setattr(vq, "_used16", Recorder(vq._used16, "used", log))
+    monkeypatch.setattr(vq, "_used32", Recorder(vq._used32, "used.ring", log))
+    assert [t for t, _ in vq.pop_used()] == ["t"]
+    assert log == ["read used[1]", "rmb", "read used.ring[0]", "read used.ring[1]"]
