@@ -8,6 +8,9 @@ Completion model: without a worker, `queue()` completes the op before it returns
 With `worker=True` one worker thread completes ops in queue order (so a FLUSH completes after every op queued
 before it); `queue()` only enqueues. Either way `queue()` may be called from several threads at once.
 
+`flags` are advertised as given: pass TRIM_SUPPORT (TRIM always works here) and FUA_SUPPORT (a completed write
+is already as durable as RAM gets) when servers should rely on them.
+
 `inject_io_error(offset, length)` marks blocks bad (ops touching them complete IO) so servers can test error
 paths.
 """
@@ -59,9 +62,7 @@ class RamDisk(BlockDevice):
             raise ValueError(f"RamDisk {name!r}: unknown flags {flags!r}") from None
         self.name = name
         self.data = np.zeros(size, dtype=np.uint8)
-        # TRIM zeroes; a write is as durable as RAM gets when it completes, so FORCE_ACCESS is native
-        self._info = BlockInfo(size // block_size, block_size, max_transfer_size,
-                               flags | BlockFlag.TRIM_SUPPORT | BlockFlag.FUA_SUPPORT)
+        self._info = BlockInfo(size // block_size, block_size, max_transfer_size, flags)
         self._bad = np.zeros(size // block_size, dtype=bool)
         self._dead = False
         self._lock = threading.Lock()  # serialises data copies against unbind and fault injection
@@ -162,14 +163,15 @@ class RamDisk(BlockDevice):
 
 
 _FLAG_PROPERTIES = {"readonly": BlockFlag.READONLY, "removable": BlockFlag.REMOVABLE,
-                    "bootpart": BlockFlag.BOOTPART}
+                    "bootpart": BlockFlag.BOOTPART, "trim": BlockFlag.TRIM_SUPPORT, "fua": BlockFlag.FUA_SUPPORT}
 
 
 def ramdisk_from_properties(props: dict[str, Any], name: str = "ramdisk") -> RamDisk:
     """Build a RamDisk from a board node's properties.
 
     Keys: `size` (bytes, required), `block-size` (default 512), `readonly`/`removable`/`bootpart` (bool),
-    `max-transfer-size` (bytes), `worker` (bool). Unknown keys are an error, naming the key.
+    `trim`/`fua` (bool: advertise TRIM_SUPPORT / FUA_SUPPORT), `max-transfer-size` (bytes), `worker`
+    (bool). Unknown keys are an error, naming the key.
     """
     known = {"size", "block-size", "max-transfer-size", "worker", "compatible", *_FLAG_PROPERTIES}
     unknown = sorted(set(props) - known)
