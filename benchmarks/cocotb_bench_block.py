@@ -12,7 +12,6 @@ from typing import Any
 
 import cocotb
 from bench_block import bind, dma_vmos, measure
-from cocotb.triggers import Timer
 
 from drivers.block.protocol import BlockCommand
 from hwsim.env import HOST_BASE, HOST_SIZE, REGS_BASE, REGS_SIZE, MediaImage, VblkEnv
@@ -22,7 +21,6 @@ DISK_SECTORS = 8192  # 4 MiB
 
 @cocotb.test(timeout_time=60_000, timeout_unit="ms")
 async def bench(dut: Any) -> None:
-    await Timer(1, "step")  # past Verilator's time-0 initialisers (see conformance target)
     env = await VblkEnv.create(dut, media=MediaImage(sectors=DISK_SECTORS))
     requests = int(os.environ.get("BENCH_BLOCK_REQUESTS", "64"))
     board = {"name": "rtl-bench", "memory": {"base": HOST_BASE, "size": HOST_SIZE},

@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import cocotb
-from cocotb.triggers import Timer
-from cocotb.utils import get_sim_time
 from conformance_cases import CASES, MiB, Target, run_case
 from conformance_targets import bound
 
@@ -46,10 +44,6 @@ class RtlTarget(Target):
             raise AssertionError(f"this simulation's build has F_RO={int(self.readonly_build)}; a "
                                  f"{'read-only' if readonly else 'writable'} device needs the other build")
         media = MediaImage(image) if image is not None else MediaImage(sectors=disk_size // SECTOR)
-        if get_sim_time("step") == 0:
-            # Verilator applies the HDL initialisers of tb_cosim's knobs (capacity = 0) in its first
-            # evaluation, after anything deposited at time 0: start the device one step later.
-            bridge_await(Timer(1, "step"))
         env: VblkEnv = bridge_await(VblkEnv.create(self.dut, media=media))
         board = {"name": f"{self.name}-rtl", "memory": {"base": HOST_BASE, "size": HOST_SIZE},
                  "devices": [{"name": "blk0", "compatible": "virtio,mmio", "reg": [[REGS_BASE, REGS_SIZE]],
