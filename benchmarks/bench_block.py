@@ -30,6 +30,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from drivers.block.protocol import BlockCommand, BlockDevice, BlockOp, BlockStatus, Vmo  # noqa: E402
+from hwsim.blocktargets import virtio_blk_board  # noqa: E402
 
 IO = 4096
 MiB = 1 << 20
@@ -103,13 +104,6 @@ def dma_vmos(blk: Any, depth: int) -> list[Vmo]:
     return [Vmo(b, b.dma_addr) for b in bufs]
 
 
-def board_for(space: Any) -> dict[str, Any]:
-    return {"name": "bench", "memory": {"base": space.ram_base, "size": space.ram_size},
-            "dma": {"base": space.dma_base, "size": space.dma_size},
-            "devices": [{"name": "blk0", "compatible": "virtio,mmio", "reg": [[space.device_base, 0x200]],
-                         "interrupts": [space.irq_number]}]}
-
-
 def bind(board: dict[str, Any], space: Any, irq_factory: Any, memory: Any = None, **options: Any) -> tuple[Any, Any]:
     from drivers.platform_bus import PlatformBus
     from drivers.virtio_blk import VirtioBlkDriver
@@ -152,7 +146,7 @@ def bench_model(seconds: float, rounds: int, rows: list[Row]) -> None:
     from hwsim.models import ModelSpace, VirtioBlkModel
 
     with ModelSpace(VirtioBlkModel(size=DISK), ram_size=32 * MiB) as space:
-        bus, blk = bind(board_for(space), space, space.interrupt)
+        bus, blk = bind(virtio_blk_board(space, "bench"), space, space.interrupt)
         try:
             bench_device("model", blk, seconds, rounds, rows)
         finally:
@@ -181,7 +175,7 @@ def bench_qemu(seconds: float, rounds: int, rows: list[Row], baseline: list[Row]
                     best[key] = result
 
             def ours(command: BlockCommand, depth: int) -> tuple[int, float]:
-                bus, blk = bind(board_for(space), space, space.irq_factory, spin=1.0)
+                bus, blk = bind(virtio_blk_board(space, "bench"), space, space.irq_factory, spin=1.0)
                 try:
                     result = measure(blk, command, depth, seconds=seconds, vmos=dma_vmos(blk, 16),
                                      poll=blk.poll, stamp=command is BlockCommand.WRITE)

@@ -24,17 +24,25 @@ from drivers.virtio_blk import VirtioBlk, VirtioBlkDriver
 MiB = 1 << 20
 
 
-def _board(space: Any, name: str) -> dict[str, Any]:
+def virtio_blk_board(space: Any, name: str, *, coherent: bool = True,
+                     properties: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The board description of a target space with one virtio-blk device as `blk0` (QemuSpace and
+    ModelSpace name their RAM, DMA window, device and interrupt alike)."""
+    device: dict[str, Any] = {"name": "blk0", "compatible": "virtio,mmio", "reg": [[space.device_base, 0x200]],
+                              "interrupts": [space.irq_number]}
+    if properties:
+        device["properties"] = properties
     return {"name": name, "memory": {"base": space.ram_base, "size": space.ram_size},
-            "dma": {"base": space.dma_base, "size": space.dma_size},
-            "devices": [{"name": "blk0", "compatible": "virtio,mmio", "reg": [[space.device_base, 0x200]],
-                         "interrupts": [space.irq_number]}]}
+            "dma": {"base": space.dma_base, "size": space.dma_size, "coherent": coherent},
+            "devices": [device]}
 
 
 @contextmanager
-def _bound(space: Any, name: str, irq_factory: Any, **options: Any) -> Iterator[VirtioBlk]:
-    bus = PlatformBus.from_board(_board(space, name), space, irq_factory=irq_factory)
-    bus.register_driver(VirtioBlkDriver, lambda: VirtioBlkDriver(completions="thread", **options))
+def bound_virtio_blk(board: dict[str, Any], space: Any, irq_factory: Any, *, memory: Any = None,
+                     completions: str = "poll", **options: Any) -> Iterator[VirtioBlk]:
+    """`VirtioBlkDriver` bound to `blk0` of `board` through a PlatformBus; unbound (bus closed) on exit."""
+    bus = PlatformBus.from_board(board, space, memory=memory, irq_factory=irq_factory)
+    bus.register_driver(VirtioBlkDriver, lambda: VirtioBlkDriver(completions=completions, **options))
     try:
         driver = bus.bind("blk0")
         assert isinstance(driver, VirtioBlkDriver) and driver.blk is not None
@@ -61,7 +69,8 @@ def open_model(image: str | os.PathLike[str], read_only: bool = False, *, ram_si
     with ModelSpace(model, ram_size=ram_size, ram_path=ram_path) as space:
         if getattr(space, "ram_path", None) is None:
             space.ram_path = ram_path  # type: ignore[attr-defined]  # as QemuSpace names it
-        with _bound(space, "model-virt", space.interrupt, readonly=read_only, **options) as blk:
+        with bound_virtio_blk(virtio_blk_board(space, "model-virt"), space, space.interrupt,
+                              completions="thread", readonly=read_only, **options) as blk:
             yield blk
 
 
@@ -76,7 +85,8 @@ def open_qemu(image: str | os.PathLike[str], read_only: bool = False, *, ram_siz
         if getattr(space, "ram_fd", None) is None:  # QemuSpace unlinks its RAM file once QEMU has it open
             opened = space.ram_fd = _qemu_ram_fd(space)  # type: ignore[attr-defined]
         try:
-            with _bound(space, "qemu-virt", space.irq_factory, readonly=read_only, **options) as blk:
+            with bound_virtio_blk(virtio_blk_board(space, "qemu-virt"), space, space.irq_factory,
+                                  completions="thread", readonly=read_only, **options) as blk:
                 yield blk
         finally:
             if opened is not None:

@@ -17,9 +17,9 @@ from typing import Any
 
 import cocotb
 from conformance_cases import CASES, MiB, Target, run_case
-from conformance_targets import bound
 
 from drivers.virtio_blk import VirtioBlk
+from hwsim.blocktargets import bound_virtio_blk
 from hwsim.cosim import Bridge, bridge_await
 from hwsim.env import HOST_BASE, HOST_SIZE, REGS_BASE, REGS_SIZE, SECTOR, MediaImage, VblkEnv
 
@@ -49,7 +49,7 @@ class RtlTarget(Target):
                  "devices": [{"name": "blk0", "compatible": "virtio,mmio", "reg": [[REGS_BASE, REGS_SIZE]],
                               "interrupts": [0]}]}
         try:
-            with bound(board, env.space, lambda number: env.irq, memory=env.ram, **options) as blk:
+            with bound_virtio_blk(board, env.space, lambda number: env.irq, memory=env.ram, **options) as blk:
                 yield blk
         finally:
             env.close()

@@ -16,32 +16,8 @@ from typing import Any
 
 from conformance_cases import MiB, Target
 
-from drivers.platform_bus import PlatformBus
-from drivers.virtio_blk import VirtioBlk, VirtioBlkDriver
-from mmiotk.irq import IrqFactory
-from mmiotk.space import AddressSpace
-
-
-def board_for(space: Any, name: str) -> dict[str, Any]:
-    """The board description of a space that has one virtio-blk device (QemuSpace and ModelSpace agree)."""
-    return {"name": name, "memory": {"base": space.ram_base, "size": space.ram_size},
-            "dma": {"base": space.dma_base, "size": space.dma_size},
-            "devices": [{"name": "blk0", "compatible": "virtio,mmio", "reg": [[space.device_base, 0x200]],
-                         "interrupts": [space.irq_number]}]}
-
-
-@contextmanager
-def bound(board: dict[str, Any], space: AddressSpace, irq_factory: IrqFactory, memory: AddressSpace | None = None,
-          **options: Any) -> Iterator[VirtioBlk]:
-    """Bind VirtioBlkDriver to blk0 through a PlatformBus; unbind (bus.close) on exit."""
-    bus = PlatformBus.from_board(board, space, memory=memory, irq_factory=irq_factory)
-    bus.register_driver(VirtioBlkDriver, lambda: VirtioBlkDriver(completions="poll", **options))
-    try:
-        driver = bus.bind("blk0")
-        assert isinstance(driver, VirtioBlkDriver) and driver.blk is not None
-        yield driver.blk
-    finally:
-        bus.close()
+from drivers.virtio_blk import VirtioBlk
+from hwsim.blocktargets import bound_virtio_blk, virtio_blk_board
 
 
 class ModelTarget(Target):
@@ -58,7 +34,7 @@ class ModelTarget(Target):
         model = VirtioBlkModel(image=image, readonly=readonly) if image is not None else \
             VirtioBlkModel(size=disk_size, readonly=readonly)
         with ModelSpace(model, ram_size=32 * MiB) as space, \
-                bound(board_for(space, "model-virt"), space, space.interrupt, **options) as blk:
+                bound_virtio_blk(virtio_blk_board(space, "model-virt"), space, space.interrupt, **options) as blk:
             yield blk
 
 
@@ -89,5 +65,5 @@ class QemuTarget(Target):
             else:
                 space = stack.enter_context(self._space(image=image, readonly=readonly) if image is not None
                                             else self._space(disk_size=disk_size, readonly=readonly))
-            with bound(board_for(space, "qemu-virt"), space, space.irq_factory, **options) as blk:
+            with bound_virtio_blk(virtio_blk_board(space, "qemu-virt"), space, space.irq_factory, **options) as blk:
                 yield blk

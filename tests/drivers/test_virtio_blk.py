@@ -27,18 +27,12 @@ from drivers.block.protocol import (
 )
 from drivers.platform_bus import PlatformBus
 from drivers.virtio_blk import VirtioBlk, VirtioBlkDriver
+from hwsim.blocktargets import bound_virtio_blk, virtio_blk_board
 from hwsim.models import ModelSpace, VirtioBlkModel
 from mmiotk.bus import BindError
 
 BS = 512
 T_OUT, T_FLUSH = 1, 4
-
-
-def board(space: Any, coherent: bool = True, **properties: Any) -> dict[str, Any]:
-    return {"name": "test-board", "memory": {"base": space.ram_base, "size": space.ram_size},
-            "dma": {"base": space.dma_base, "size": space.dma_size, "coherent": coherent},
-            "devices": [{"name": "blk0", "compatible": "virtio,mmio", "reg": [[space.device_base, 0x200]],
-                         "interrupts": [space.irq_number], "properties": properties}]}
 
 
 @contextmanager
@@ -48,15 +42,9 @@ def model_blk(model: VirtioBlkModel | None = None, *, coherent: bool = True,
     model = model if model is not None else VirtioBlkModel(size=1 << 20)
     options.setdefault("completions", "poll")
     with ModelSpace(model, ram_size=16 << 20) as space:
-        bus = PlatformBus.from_board(board(space, coherent, **(properties or {})), space,
-                                     irq_factory=space.interrupt)
-        bus.register_driver(VirtioBlkDriver, lambda: VirtioBlkDriver(**options))
-        try:
-            driver = bus.bind("blk0")
-            assert isinstance(driver, VirtioBlkDriver) and driver.blk is not None
-            yield driver.blk
-        finally:
-            bus.close()
+        board = virtio_blk_board(space, "test-board", coherent=coherent, properties=properties)
+        with bound_virtio_blk(board, space, space.interrupt, **options) as blk:
+            yield blk
 
 
 def wait_all(blk: VirtioBlk, done: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -342,7 +330,7 @@ def test_unbind_completes_in_flight_and_queued_ops_io_not_present() -> None:
 
 def test_bus_unbind_releases_the_dma_buffers() -> None:
     with ModelSpace(VirtioBlkModel(size=1 << 20), ram_size=16 << 20) as space:
-        bus = PlatformBus.from_board(board(space), space, irq_factory=space.interrupt)
+        bus = PlatformBus.from_board(virtio_blk_board(space, "test-board"), space, irq_factory=space.interrupt)
         bus.register_driver(VirtioBlkDriver, lambda: VirtioBlkDriver(completions="thread"))
         driver = bus.bind("blk0")
         assert isinstance(driver, VirtioBlkDriver)
@@ -361,7 +349,7 @@ def test_irq_thread_completions_on_qemu(tmp_path: Any) -> None:
     from hwsim.qemu import QemuSpace
 
     with QemuSpace(disk_size=1 << 20, ram_size=32 << 20) as space:
-        bus = PlatformBus.from_board(board(space), space, irq_factory=space.irq_factory)
+        bus = PlatformBus.from_board(virtio_blk_board(space, "test-board"), space, irq_factory=space.irq_factory)
         bus.register_driver(VirtioBlkDriver, lambda: VirtioBlkDriver(completions="thread"))
         driver = bus.bind("blk0")
         try:
