@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(iverilog qemu-system-arm qemu-utils libnbd-bin nbdkit fio e2fsprogs dosfstools)
+APT_PACKAGES=(gcc iverilog qemu-system-arm qemu-utils libnbd-bin nbdkit fio e2fsprogs dosfstools)
 PYTHON=${PYTHON:-python3}
 
 missing=()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -122,9 +121,7 @@ def _generate_rdl(path: Path, blocks: int, regs: int) -> None:
 def test_rdl_generated_hundreds_of_registers(tmp_path):
     path = tmp_path / "big.rdl"
     _generate_rdl(path, blocks=4, regs=150)
-    start = time.perf_counter()
     regmap = load(path)
-    elapsed = time.perf_counter() - start
     assert len(regmap.blocks) == 4 and sum(len(b.specs()) for b in regmap.blocks.values()) == 600
     b3 = regmap.block_class("B3").specs()
     assert b3["R148"].fields["MODE"].enum.FAST == 2 and b3["R148"].reset == 1
@@ -134,7 +131,6 @@ def test_rdl_generated_hundreds_of_registers(tmp_path):
     buf.write32(148 * 4, 0x101)  # DONE pending
     block.R148.modify(MODE="FAST")
     assert buf.read32(148 * 4) == 0x5
-    assert elapsed < 30
 
 
 # --- CMSIS-SVD ------------------------------------------------------------------------------------------
@@ -280,9 +276,7 @@ def _generate_svd(path: Path, peripherals: int, regs: int) -> None:
 def test_svd_generated_hundreds_of_registers(tmp_path):
     path = tmp_path / "big.svd"
     _generate_svd(path, peripherals=6, regs=120)
-    start = time.perf_counter()
     regmap = load(path)
-    elapsed = time.perf_counter() - start
     assert len(regmap.blocks) == 6 and sum(len(b.specs()) for b in regmap.blocks.values()) == 6 * 121
     p5 = regmap.block_class("P5").specs()
     assert p5["R116"].fields["DONE"].access.value == "w1c" and p5["R116"].reset == 1
@@ -294,6 +288,5 @@ def test_svd_generated_hundreds_of_registers(tmp_path):
     assert int(fake.peek("R116")) == 0x103  # DONE still pending: the modify wrote it as 0
     block.R116.clear("DONE")
     assert int(fake.peek("R116")) == 0x003
-    assert elapsed < 30
     md, header = regmap.to_markdown(), regmap.to_c_header()
     assert md.count("### ") == 6 * 121 and "#define P5_ARR_OFFSET(i) (0x1e0u + (i) * 0x4u)" in header
