@@ -100,6 +100,60 @@ IrqFactory = Callable[[int], Interrupt]
 """What a bus calls to get the line for interrupt `number`; supplied by the space or target."""
 
 
+class LevelInterrupt(Interrupt):
+    """A level-triggered line seen through its `level` and a count of its `rises` (a model, QEMU).
+
+    A delivered interrupt is in service until `ack()`; a line still high after `ack()` is delivered again at
+    once; a masked line is never delivered. `wait` returns the rises since the previous delivery (at least
+    1). Subclasses supply `level`, `rises` and `_wait` (their way of sleeping until `_ready()`, then
+    `_deliver`); `level` and `rises` must already work when this __init__ runs.
+    """
+
+    def __init__(self, name: str, where: str = "") -> None:
+        super().__init__(name)
+        self._where = where
+        self._masked = False
+        self._in_service = False
+        self._seen = self.rises
+
+    @property
+    @abstractmethod
+    def level(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def rises(self) -> int: ...
+
+    def _ready(self) -> bool:
+        return self._revoked or (bool(self.level) and not self._masked and not self._in_service)
+
+    def _deliver(self, delivered: bool, timeout: float) -> int:
+        """After a wait for `_ready()`: the event count, or why there is none (revoked, timed out)."""
+        if self._revoked:
+            raise RevokedError(f"interrupt {self.name!r} was revoked while waiting")
+        if not delivered:
+            why = "low"
+            if self.level and self._in_service:
+                why = "high but in service: the previous interrupt was never acked"
+            elif self.level and self._masked:
+                why = "high but masked"
+            raise IrqTimeoutError(f"interrupt {self.name!r}{self._where}: no interrupt within {timeout:g} s; "
+                                  f"the line is {why}")
+        rises = self.rises
+        events, self._seen = max(1, rises - self._seen), rises
+        self._in_service = True
+        return events
+
+    def _ack(self) -> None:
+        self._in_service = False
+
+    def _mask(self) -> None:
+        self._masked = True
+
+    def _unmask(self) -> None:
+        self._masked = False
+
+
 class MockInterrupt(Interrupt):
     """A line a test fires with `trigger()`, from any thread.
 

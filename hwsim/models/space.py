@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 
-from mmiotk.errors import MmioValueError, OutOfRangeError, RevokedError
-from mmiotk.irq import Interrupt, IrqTimeoutError
+from mmiotk.errors import MmioValueError, OutOfRangeError
+from mmiotk.irq import LevelInterrupt
 from mmiotk.policy import CachePolicy
 from mmiotk.ram import RamSpace
 from mmiotk.space import AddressSpace, Window
@@ -40,7 +40,7 @@ class ModelWindow(Window):
         self._device.write(self._offset + offset, width, value)
 
 
-class ModelIrq(Interrupt):
+class ModelIrq(LevelInterrupt):
     """The model's interrupt line: level-triggered, high while InterruptStatus != 0.
 
     Follows mmiotk's interrupt rules: a delivered interrupt is in service until `ack()`; a line still
@@ -50,50 +50,32 @@ class ModelIrq(Interrupt):
     """
 
     def __init__(self, device: VirtioMmioDevice, name: str) -> None:
-        super().__init__(name)
         self._device = device
-        self._masked = False
-        self._in_service = False
-        self._seen = device.irq_rises
+        super().__init__(name)
 
     @property
     def level(self) -> int:
         return self._device.irq_level
 
-    def _ready(self) -> bool:
-        return self._revoked or (bool(self._device.irq_level) and not self._masked and not self._in_service)
+    @property
+    def rises(self) -> int:
+        return self._device.irq_rises
 
     def _wait(self, timeout: float) -> int:
         device = self._device
         with device.irq_changed:
             if device.deferred and device.notify_pending:
                 device.run_queue()            # the device works while the driver sleeps
-            delivered = device.irq_changed.wait_for(self._ready, timeout)
-            if self._revoked:
-                raise RevokedError(f"interrupt {self.name!r} was revoked while waiting")
-            if not delivered:
-                why = "low"
-                if device.irq_level and self._in_service:
-                    why = "high but in service: the previous interrupt was never acked"
-                elif device.irq_level and self._masked:
-                    why = "high but masked"
-                raise IrqTimeoutError(f"interrupt {self.name!r}: no interrupt within {timeout:g} s; "
-                                      f"the line is {why}")
-            events, self._seen = max(1, device.irq_rises - self._seen), device.irq_rises
-            self._in_service = True
-            return events
+            return self._deliver(device.irq_changed.wait_for(self._ready, timeout), timeout)
 
     def _ack(self) -> None:
         with self._device.irq_changed:
-            self._in_service = False
+            super()._ack()
             self._device.irq_changed.notify_all()
-
-    def _mask(self) -> None:
-        self._masked = True
 
     def _unmask(self) -> None:
         with self._device.irq_changed:
-            self._masked = False
+            super()._unmask()
             self._device.irq_changed.notify_all()
 
     def _on_revoke(self) -> None:

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from mmiotk.errors import MmioValueError, OutOfRangeError, RevokedError
-from mmiotk.irq import Interrupt, IrqTimeoutError
+from mmiotk.errors import MmioValueError, OutOfRangeError
+from mmiotk.irq import LevelInterrupt
 from mmiotk.policy import CachePolicy
 from mmiotk.space import AddressSpace, MemoryWindow, Window
 
@@ -63,7 +63,7 @@ class QemuWindow(Window):
         self._client.write_bytes(self.paddr + offset, data)
 
 
-class QemuIrq(Interrupt):
+class QemuIrq(LevelInterrupt):
     """One input of the GIC, intercepted by qtest. Level-triggered: `wait` returns while the line is high.
 
     As with every mmiotk interrupt, a delivered interrupt is in service until `ack()`: the next wait
@@ -74,48 +74,21 @@ class QemuIrq(Interrupt):
     """
 
     def __init__(self, client: QtestClient, line: int, name: str) -> None:
-        super().__init__(name)
         self._client = client
         self.line = line
-        self._masked = False
-        self._in_service = False
-        self._seen = client.irq_raises.get(line, 0)
+        super().__init__(name, f" (GIC input {line})")
 
     @property
     def level(self) -> int:
         """The line's level as of the last line read from QEMU."""
         return self._client.irq_levels.get(self.line, 0)
 
-    def _ready(self) -> bool:
-        return self._revoked or (not self._masked and not self._in_service
-                                 and self._client.irq_levels.get(self.line, 0) == 1)
+    @property
+    def rises(self) -> int:
+        return self._client.irq_raises.get(self.line, 0)
 
     def _wait(self, timeout: float) -> int:
-        delivered = self._client.wait_irq(self.line, time.monotonic() + timeout, self._ready)
-        if self._revoked:
-            raise RevokedError(f"interrupt {self.name!r} was revoked while waiting")
-        if not delivered:
-            why = "low"
-            if self.level and self._in_service:
-                why = "high but in service: the previous interrupt was never acked"
-            elif self.level and self._masked:
-                why = "high but masked"
-            raise IrqTimeoutError(f"interrupt {self.name!r} (GIC input {self.line}): no interrupt within "
-                                  f"{timeout:g} s; the line is {why}")
-        raises = self._client.irq_raises.get(self.line, 0)
-        events = max(1, raises - self._seen)
-        self._seen = raises
-        self._in_service = True
-        return events
-
-    def _ack(self) -> None:
-        self._in_service = False
-
-    def _mask(self) -> None:
-        self._masked = True
-
-    def _unmask(self) -> None:
-        self._masked = False
+        return self._deliver(self._client.wait_irq(self.line, time.monotonic() + timeout, self._ready), timeout)
 
 
 def _teardown(process: QemuProcess, closers: list[Callable[[], None]]) -> None:
