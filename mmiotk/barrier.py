@@ -68,8 +68,3 @@ def wmb() -> None:
     """Write barrier (Linux wmb()); a full fence also drains x86 write-combining buffers like sfence."""
     full_fence()
 
-
-def io_fence() -> None:
-    """The fence an ordered accessor needs on this host; a no-op on TSO hosts, never called there."""
-    if ORDERED_ACCESS_NEEDS_FENCE:
-        full_fence()

@@ -162,38 +162,38 @@ class MmioBuffer:
     if barrier.ORDERED_ACCESS_NEEDS_FENCE:
         def read8(self, offset: int) -> int:
             value = self.read8_relaxed(offset)
-            barrier.io_fence()
+            barrier.full_fence()
             return value
 
         def read16(self, offset: int) -> int:
             value = self.read16_relaxed(offset)
-            barrier.io_fence()
+            barrier.full_fence()
             return value
 
         def read32(self, offset: int) -> int:
             value = self.read32_relaxed(offset)
-            barrier.io_fence()
+            barrier.full_fence()
             return value
 
         def read64(self, offset: int) -> int:
             value = self.read64_relaxed(offset)
-            barrier.io_fence()
+            barrier.full_fence()
             return value
 
         def write8(self, offset: int, value: int) -> None:
-            barrier.io_fence()
+            barrier.full_fence()
             self.write8_relaxed(offset, value)
 
         def write16(self, offset: int, value: int) -> None:
-            barrier.io_fence()
+            barrier.full_fence()
             self.write16_relaxed(offset, value)
 
         def write32(self, offset: int, value: int) -> None:
-            barrier.io_fence()
+            barrier.full_fence()
             self.write32_relaxed(offset, value)
 
         def write64(self, offset: int, value: int) -> None:
-            barrier.io_fence()
+            barrier.full_fence()
             self.write64_relaxed(offset, value)
     else:
         # TSO: uncached accesses are already ordered; Linux's x86 readl/writel carry no fence either.

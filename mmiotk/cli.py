@@ -315,10 +315,6 @@ def _core_commands(sub: argparse._SubParsersAction, taken: set[str]) -> None:
         p.add_argument("--map", metavar="FILE", help="decode with a register map")
         p.add_argument("--kind", choices=["read", "write"], help="only reads or only writes")
         p.set_defaults(func=run_trace)
-    if "demo" not in taken:
-        from . import demo_core
-
-        demo_core.register(sub)
 
 
 def build_parser(extra: Sequence[Register] = ()) -> argparse.ArgumentParser:
