@@ -12,6 +12,7 @@ demo: bootstrap
 lint: bootstrap
 	.venv/bin/ruff check mmiotk hwsim drivers tests benchmarks
 	.venv/bin/mypy
+	.venv/bin/lint-imports
 
 test: bootstrap lint
 	$(PY) -m pytest -q

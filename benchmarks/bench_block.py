@@ -30,7 +30,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from drivers.block.protocol import BlockCommand, BlockDevice, BlockOp, BlockStatus, Vmo  # noqa: E402
-from hwsim.blocktargets import virtio_blk_board  # noqa: E402
+from hwsim.integration.block_targets import virtio_blk_board  # noqa: E402
 
 IO = 4096
 MiB = 1 << 20
@@ -105,8 +105,8 @@ def dma_vmos(blk: Any, depth: int) -> list[Vmo]:
 
 
 def bind(board: dict[str, Any], space: Any, irq_factory: Any, memory: Any = None, **options: Any) -> tuple[Any, Any]:
-    from drivers.platform_bus import PlatformBus
-    from drivers.virtio_blk import VirtioBlkDriver
+    from drivers.bus.platform import PlatformBus
+    from drivers.virtio.blk import VirtioBlkDriver
 
     bus = PlatformBus.from_board(board, space, memory=memory, irq_factory=irq_factory)
     bus.register_driver(VirtioBlkDriver, lambda: VirtioBlkDriver(completions="poll", **options))
@@ -131,7 +131,7 @@ def bench_device(name: str, blk: Any, seconds: float, rounds: int, rows: list[Ro
 def bench_ramdisk(seconds: float, rounds: int, rows: list[Row]) -> None:
     import numpy as np
 
-    from drivers.ramdisk import RamDisk
+    from drivers.block.ramdisk import RamDisk
 
     disk = RamDisk(DISK, 512)
     vmos = [Vmo(np.zeros(IO, dtype=np.uint8)) for _ in range(16)]
@@ -203,11 +203,12 @@ def bench_qemu(seconds: float, rounds: int, rows: list[Row], baseline: list[Row]
 
 
 def bench_rtl(sim: str, requests: int, rows: list[Row]) -> None:
-    from hwsim import runner
+    from hwsim.cosim import runner
+    from hwsim.vblk import simbuild
 
     with tempfile.TemporaryDirectory(prefix=f"mmiotk-bench-{sim}-") as tmp:
         out = Path(tmp) / "results.json"
-        built = runner.build(sim)
+        built = simbuild.build(sim)
         results = runner.run(built, "cocotb_bench_block", test_dir=Path(tmp), module_dir=HERE,
                              extra_env={"BENCH_BLOCK_OUT": str(out), "BENCH_BLOCK_REQUESTS": str(requests)})
         failed = [r for r in results.values() if not r.passed]

@@ -87,8 +87,8 @@ def direct(dev: BlockDevice, depth: int, seconds: float, seed: int = 1) -> float
 
 def client_main(path: str, depth: int, seconds: float, dma: bool) -> None:
     """The FIFO side, in its own process: prints {"rate": requests/s}."""
-    from drivers.block.client import BlockClient
-    from drivers.block.fifo import FifoOp, Request
+    from drivers.block_services.client import BlockClient
+    from drivers.block_services.fifo import FifoOp, Request
 
     with BlockClient(path) as blk:
         per = IO // blk.info.block_size
@@ -129,7 +129,7 @@ def through_server(path: str, depth: int, seconds: float, dma: bool) -> float:
 
 @contextmanager
 def ramdisk() -> Iterator[BlockDevice]:
-    from drivers.ramdisk import RamDisk
+    from drivers.block.ramdisk import RamDisk
 
     disk = RamDisk(DISK, 512)
     try:
@@ -140,7 +140,7 @@ def ramdisk() -> Iterator[BlockDevice]:
 
 @contextmanager
 def virtio_model(image: Path) -> Iterator[BlockDevice]:
-    from hwsim.blocktargets import open_model
+    from hwsim.integration.block_targets import open_model
 
     with open_model(image, ram_size=64 * MiB) as blk:
         yield blk
@@ -148,8 +148,8 @@ def virtio_model(image: Path) -> Iterator[BlockDevice]:
 
 def run_device(name: str, opener: AbstractContextManager[BlockDevice], sockdir: str, seconds: float,
                rounds: int, depths: list[int]) -> list[list[object]]:
-    from drivers.block.server import BlockServer
-    from drivers.block.session import device_bytes_copied
+    from drivers.block_services.server import BlockServer
+    from drivers.block_services.session import device_bytes_copied
 
     rows = []
     with opener as dev:

@@ -31,7 +31,7 @@ sys.path.insert(0, str(HERE))
 
 from timing import print_table  # noqa: E402
 
-from drivers.block.cli import parse_size  # noqa: E402
+from drivers.block_services.cli import parse_size  # noqa: E402
 
 MiB = 1 << 20
 Server = Callable[[], AbstractContextManager[str]]  # yields an NBD URI
@@ -39,7 +39,7 @@ Server = Callable[[], AbstractContextManager[str]]  # yields an NBD URI
 
 @contextmanager
 def mmiotk_server(make_device: Callable[[], object], sock: str) -> Iterator[str]:
-    from drivers.block.nbd import NbdServer
+    from drivers.block_services.nbd import NbdServer
 
     device = make_device()
     try:
@@ -104,7 +104,7 @@ def main() -> int:
         unix = f"nbd+unix:///?socket={sock}"
 
         def ram() -> object:
-            from drivers.ramdisk import RamDisk
+            from drivers.block.ramdisk import RamDisk
             return RamDisk(size, 512)
 
         def filedisk() -> object:

@@ -4,7 +4,7 @@ Verilator.
 
 Both runs do the same work: initialise the device, then read 4 KiB at queue depth 1, each request one
 notify, wait for the interrupt, read InterruptStatus, ACK, read Status. The cocotb run uses the test
-driver (tests/hwsim/vblk_driver.py) over MmioBuffer/SimSpace; the Verilog run is tb_bench.v. For the
+driver (tests/hwsim/vblk/vblk_driver.py) over MmioBuffer/SimSpace; the Verilog run is tb_bench.v. For the
 Verilog bench, time is taken as the difference between a short and a long run, so process start-up
 cancels out.
 
@@ -32,7 +32,7 @@ if "COCOTB_TEST_MODULES" in os.environ:  # imported by cocotb inside the simulat
     import cocotb
     from vblk_driver import MiniBlk
 
-    from hwsim.env import REGS_BASE, REGS_SIZE, VblkEnv
+    from hwsim.vblk.env import REGS_BASE, REGS_SIZE, VblkEnv
     from mmiotk import CachePolicy
 
     @cocotb.test(timeout_time=60_000, timeout_unit="ms")
@@ -68,19 +68,20 @@ def run_verilog(cmd: list[str], n: int) -> tuple[float, int]:
 
 
 def measure(sim: str, scale: float) -> dict[str, float]:
-    from hwsim import runner
+    from hwsim.cosim import runner
+    from hwsim.vblk import simbuild
 
     n = max(10, int({"icarus": 200, "verilator": 3000}[sim] * scale))
     sys.path.insert(0, str(REPO))
     with tempfile.TemporaryDirectory(prefix="bench-blockio-") as tmp:
         out = Path(tmp) / "results.json"
-        results = runner.run(runner.build(sim), "bench_sim_blockio", test_dir=Path(tmp),
+        results = runner.run(simbuild.build(sim), "bench_sim_blockio", test_dir=Path(tmp),
                              module_dir=Path(__file__).parent,
                              extra_env={"BENCH_OUT": str(out), "BENCH_REQUESTS": str(n)})
         if not results or not all(r.passed for r in results.values()):
             raise SystemExit(f"{sim}: {[(k, r.message) for k, r in results.items()]}")
         data = dict(json.loads(out.read_text()))
-    cmd = runner.build_standalone(sim)
+    cmd = simbuild.build_standalone(sim)
     small, big = max(2, n // 10), n + max(2, n // 10)
     t_small, c_small = run_verilog(cmd, small)
     t_big, c_big = run_verilog(cmd, big)
@@ -95,7 +96,7 @@ def main() -> None:
     parser.add_argument("--sims", default="icarus,verilator")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the request counts")
     args = parser.parse_args()
-    sys.path.insert(0, str(REPO / "tests" / "hwsim"))  # the test driver, for the simulator's PYTHONPATH
+    sys.path.insert(0, str(REPO / "tests" / "hwsim" / "vblk"))  # the test driver, for the simulator's PYTHONPATH
     sims = args.sims.split(",")
     data = {sim: measure(sim, args.scale) for sim in sims}
     rows = [

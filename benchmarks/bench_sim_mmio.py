@@ -31,7 +31,7 @@ QUEUE_SEL, QUEUE_NUM_MAX = 0x030, 0x034
 if "COCOTB_TEST_MODULES" in os.environ:  # imported by cocotb inside the simulator
     import cocotb
 
-    from hwsim.env import REGS_BASE, REGS_SIZE, VblkEnv
+    from hwsim.vblk.env import REGS_BASE, REGS_SIZE, VblkEnv
     from mmiotk import CachePolicy
 
     def _record(name: str, ops: int, seconds: float) -> None:
@@ -115,7 +115,8 @@ ROWS = [
 
 
 def measure(sim: str, scale: float) -> dict[str, float]:
-    from hwsim import runner
+    from hwsim.cosim import runner
+    from hwsim.vblk import simbuild
 
     fast = {"icarus": 20_000, "verilator": 60_000}[sim] * scale
     slow = {"icarus": 1_000, "verilator": 4_000}[sim] * scale
@@ -124,7 +125,7 @@ def measure(sim: str, scale: float) -> dict[str, float]:
         out = Path(tmp) / "results.json"
         env = {"BENCH_OUT": str(out), "BENCH_OPS_FAST": str(int(fast)), "BENCH_OPS_SLOW": str(int(slow))}
         for params, cases in (({}, ["hdl_transactor", "cocotbext_axi"]), ({"HDL_CLOCK": 0}, ["cocotb_clock"])):
-            built = runner.build(sim, parameters=params)
+            built = simbuild.build(sim, parameters=params)
             results = runner.run(built, "bench_sim_mmio", test_dir=Path(tmp) / str(len(params)), testcase=cases,
                                  module_dir=Path(__file__).parent, extra_env=env)
             failed = [name for name, r in results.items() if not r.passed]

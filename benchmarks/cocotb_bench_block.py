@@ -14,7 +14,7 @@ import cocotb
 from bench_block import bind, dma_vmos, measure
 
 from drivers.block.protocol import BlockCommand
-from hwsim.env import HOST_BASE, HOST_SIZE, REGS_BASE, REGS_SIZE, MediaImage, VblkEnv
+from hwsim.vblk.env import HOST_BASE, HOST_SIZE, REGS_BASE, REGS_SIZE, MediaImage, VblkEnv
 
 DISK_SECTORS = 8192  # 4 MiB
 

@@ -1,5 +1,9 @@
-"""The virtio-blk block controller in RTL and its cocotb co-simulation (see docs/cosim.md).
+"""Targets that a driver runs on, apart from mocks and real hardware (see docs/architecture.md).
 
-`hwsim.runner` builds and runs the RTL (safe to import anywhere); `hwsim.cosim` and `hwsim.env` run
-inside the simulator, next to cocotb.
+- `hwsim.cosim`: the generic co-simulation layer (build/run any design, the synchronous-driver bridge,
+  `SimSpace`, bus models, interrupts, the memory shim). It knows no particular device.
+- `hwsim.vblk`: the project's virtio-blk controller: its RTL, harness and cocotb environment.
+- `hwsim.models`: behavioural device models in a transaction-backed space.
+- `hwsim.qemu`: QEMU's own device models through qtest, with guest RAM shared.
+- `hwsim.integration`: the one place that imports `drivers`: block targets and the demo.
 """

@@ -18,10 +18,10 @@ from typing import Any
 import cocotb
 from conformance_cases import CASES, MiB, Target, run_case
 
-from drivers.virtio_blk import VirtioBlk
-from hwsim.blocktargets import bound_virtio_blk
+from drivers.virtio.blk import VirtioBlk
 from hwsim.cosim import Bridge, bridge_await
-from hwsim.env import HOST_BASE, HOST_SIZE, REGS_BASE, REGS_SIZE, SECTOR, MediaImage, VblkEnv
+from hwsim.integration.block_targets import bound_virtio_blk
+from hwsim.vblk.env import HOST_BASE, HOST_SIZE, REGS_BASE, REGS_SIZE, SECTOR, MediaImage, VblkEnv
 
 SIM_TIMEOUT_MS = 2000  # simulated time per case; far above what any needs (a 4 KiB request is ~12 us)
 

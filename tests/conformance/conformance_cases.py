@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from drivers.block.protocol import BlockCommand, BlockFlag, BlockOp, BlockStatus, OpFlag, Vmo
+from drivers.virtio.blk import BlkFeature, VirtioBlk
 from drivers.virtio.mmio import Feature, Status
-from drivers.virtio_blk import BlkFeature, VirtioBlk
 
 MiB = 1 << 20
 TIMEOUT = 30.0  # seconds any one batch of requests may take, on the slowest simulator

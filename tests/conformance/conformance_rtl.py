@@ -11,7 +11,8 @@ from pathlib import Path
 
 from conformance_cases import CASES
 
-from hwsim import runner
+from hwsim.cosim import runner
+from hwsim.vblk import simbuild
 
 HERE = Path(__file__).resolve().parent
 READONLY_CASES = ("readonly_device",)
@@ -23,7 +24,7 @@ def rtl_results(sim: str, workdir: Path) -> dict[str, runner.CaseResult]:
     results: dict[str, runner.CaseResult] = {}
     main_cases = [c for c in CASES if c not in READONLY_CASES]
     for cases, parameters, readonly in ((main_cases, {}, "0"), (list(READONLY_CASES), READONLY_BUILD, "1")):
-        built = runner.build(sim, parameters=parameters)
+        built = simbuild.build(sim, parameters=parameters)
         test_dir = workdir / f"sim-ro{readonly}"
         env = {"CONFORMANCE_WORKDIR": str(test_dir / "cases"), "CONFORMANCE_CASES": ",".join(cases),
                "CONFORMANCE_TARGET": sim, "CONFORMANCE_READONLY_BUILD": readonly}

@@ -16,8 +16,8 @@ from typing import Any
 
 from conformance_cases import MiB, Target
 
-from drivers.virtio_blk import VirtioBlk
-from hwsim.blocktargets import bound_virtio_blk, virtio_blk_board
+from drivers.virtio.blk import VirtioBlk
+from hwsim.integration.block_targets import bound_virtio_blk, virtio_blk_board
 
 
 class ModelTarget(Target):

@@ -1,0 +1,463 @@
+"""NbdServer: any BlockDevice over the NBD protocol, so qemu-img, qemu-io, nbdinfo, nbdcopy and fio use it.
+
+Fixed newstyle handshake with NBD_OPT_EXPORT_NAME, INFO, GO, LIST and ABORT (STARTTLS, structured replies
+and metadata contexts are answered NBD_REP_ERR_UNSUP/POLICY, which clients handle by falling back to simple
+replies). Transmission: READ, WRITE (with FUA), FLUSH, TRIM, WRITE_ZEROES and DISC, simple replies, requests
+handled out of order as they complete. One thread per connection reads requests; aligned reads and writes
+go to the device asynchronously (bounded per connection), the rest synchronously. Unaligned requests work
+(read-modify-write). Listens on a unix socket or a TCP address (loopback by default: NBD has no
+authentication). Every receive polls the stop flag, so `stop()` ends every connection promptly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from drivers.block.protocol import BlockDevice, BlockStatus
+
+from . import nbd_protocol as P
+from .byte_addressed import Export
+
+log = logging.getLogger(__name__)
+
+_TICK = 0.25  # seconds between checks of the stop flag while waiting for a client
+_HANDSHAKE_TIMEOUT = 30.0
+_SEND_TIMEOUT = 30.0  # a client that does not read its replies for this long is dropped
+_MAX_OPTIONS = 128
+_MAX_OPTION_DATA = 1 << 16
+_MAX_INFLIGHT = 64  # asynchronous requests per connection
+
+
+class _Closed(Exception):
+    """The connection ends (client gone, protocol violation, or server stopping)."""
+
+
+@dataclass
+class NbdStats:
+    connections: int = 0
+    active: int = 0
+    requests: int = 0
+    errors: int = 0
+    bytes_read: int = 0
+    bytes_written: int = 0
+
+
+def _errno(status: BlockStatus, writing: bool) -> int:
+    if status is BlockStatus.ACCESS_DENIED:
+        return P.EPERM
+    if status is BlockStatus.OUT_OF_RANGE:
+        return P.ENOSPC if writing else P.EINVAL
+    if status in (BlockStatus.INVALID_ARGS, BlockStatus.NOT_SUPPORTED):
+        return P.EINVAL
+    if status is BlockStatus.IO_NOT_PRESENT:
+        return P.ESHUTDOWN
+    return P.EIO
+
+
+class NbdServer:
+    """Serves `device` as one NBD export named `name` (the empty default name always works too)."""
+
+    def __init__(self, device: BlockDevice, *, unix_path: str | os.PathLike[str] | None = None,
+                 tcp: tuple[str, int] | None = None, name: str = "mmiotk", description: str = "",
+                 read_only: bool = False, max_connections: int = 16) -> None:
+        if (unix_path is None) == (tcp is None):
+            raise ValueError("NbdServer needs exactly one of unix_path= or tcp=(host, port)")
+        if len(name.encode()) > P.MAX_STRING or len(description.encode()) > P.MAX_STRING:
+            raise ValueError(f"export name and description must be at most {P.MAX_STRING} bytes")
+        self.export = Export(device, read_only=read_only)
+        self.name = name
+        self.description = description
+        self.unix_path = os.fspath(unix_path) if unix_path is not None else None
+        self._tcp = tcp
+        self.max_connections = max_connections
+        self.stats = NbdStats()
+        self._stop = threading.Event()
+        self._listener: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._conns: set[_Connection] = set()
+        self._lock = threading.Lock()
+        bs = self.export.block_size
+        self.min_block = bs if bs <= 1 << 16 else 1
+        self.transmission_flags = (P.FLAG_HAS_FLAGS | P.FLAG_SEND_FLUSH | P.FLAG_SEND_FUA | P.FLAG_SEND_TRIM
+                                   | P.FLAG_SEND_WRITE_ZEROES | P.FLAG_CAN_MULTI_CONN
+                                   | (P.FLAG_READ_ONLY if self.export.read_only else 0))
+
+    # --- lifecycle ------------------------------------------------------------------------------------
+    @property
+    def address(self) -> str | tuple[str, int]:
+        """The unix socket path, or the bound (host, port)."""
+        if self.unix_path is not None:
+            return self.unix_path
+        assert self._listener is not None, "start() the server first"
+        host, port = self._listener.getsockname()[:2]
+        return host, port
+
+    @property
+    def uri(self) -> str:
+        """An NBD URI for libnbd tools (nbdinfo, nbdcopy)."""
+        if self.unix_path is not None:
+            return f"nbd+unix:///{self.name}?socket={self.unix_path}"
+        address = self.address
+        assert isinstance(address, tuple)
+        host = f"[{address[0]}]" if ":" in address[0] else address[0]
+        return f"nbd://{host}:{address[1]}/{self.name}"
+
+    def start(self) -> NbdServer:
+        if self._thread is not None:
+            raise RuntimeError("the NBD server is already running")
+        if self.unix_path is not None:
+            if os.path.exists(self.unix_path):
+                raise FileExistsError(f"{self.unix_path} already exists; remove it or choose another path")
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            where: str | tuple[str, int] = self.unix_path
+        else:
+            assert self._tcp is not None
+            listener = socket.socket(socket.AF_INET6 if ":" in self._tcp[0] else socket.AF_INET)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            where = self._tcp
+        try:
+            listener.bind(where)
+            listener.listen(16)
+            listener.settimeout(_TICK)
+        except OSError as exc:
+            listener.close()
+            raise OSError(exc.errno, f"NBD server cannot listen on {where}: {exc.strerror}") from None
+        self._listener = listener
+        self._thread = threading.Thread(target=self._accept_loop, name="nbd-accept", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop accepting, end every connection (in-flight requests finish first), remove the socket."""
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join(timeout)
+        with self._lock:
+            conns = list(self._conns)
+        for conn in conns:
+            conn.thread.join(timeout)
+            if conn.thread.is_alive():
+                raise TimeoutError(f"NBD connection {conn.peer} did not end within {timeout} s")
+        self._thread = None
+
+    def __enter__(self) -> NbdServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def serve_until(self, event: threading.Event, poll: float = 0.5) -> None:
+        while not event.wait(poll):
+            pass
+        self.stop()
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None
+        try:
+            while not self._stop.is_set():
+                try:
+                    sock, peer = self._listener.accept()
+                except TimeoutError:
+                    continue
+                except OSError:
+                    if self._stop.is_set():
+                        break
+                    raise
+                with self._lock:
+                    if len(self._conns) >= self.max_connections:
+                        sock.close()
+                        continue
+                    conn = _Connection(self, sock, str(peer) or "unix")
+                    self._conns.add(conn)
+                    self.stats.connections += 1
+                    self.stats.active = len(self._conns)
+                conn.thread.start()
+        finally:
+            self._listener.close()
+            if self.unix_path is not None and os.path.exists(self.unix_path):
+                os.unlink(self.unix_path)
+
+    def _forget(self, conn: _Connection) -> None:
+        with self._lock:
+            self._conns.discard(conn)
+            self.stats.active = len(self._conns)
+
+
+class _Connection:
+    """One client: the handshake, then requests until DISC, EOF, an error, or the server stopping."""
+
+    def __init__(self, server: NbdServer, sock: socket.socket, peer: str) -> None:
+        self.server = server
+        self.export = server.export
+        self.sock = sock
+        self.peer = peer
+        self.sock.settimeout(_SEND_TIMEOUT)
+        if sock.family != socket.AF_UNIX:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.send_lock = threading.Lock()
+        self.slots = threading.BoundedSemaphore(_MAX_INFLIGHT)
+        self.thread = threading.Thread(target=self.run, name=f"nbd {peer}", daemon=True)
+        self.broken = False
+
+    def run(self) -> None:
+        try:
+            if self.handshake():
+                self.transmission()
+        except _Closed:
+            pass
+        except OSError as exc:
+            log.debug("nbd %s: %s", self.peer, exc)
+        except Exception:
+            log.exception("nbd %s: dropping the connection", self.peer)
+        finally:
+            self.drain()
+            self.sock.close()
+            self.server._forget(self)
+
+    # --- socket helpers -------------------------------------------------------------------------------
+    def recv_into(self, view: memoryview, deadline: float | None = None) -> None:
+        """Fill `view`, polling the stop flag; raises _Closed on EOF, stop or the deadline."""
+        got = 0
+        while got < len(view):
+            if self.server._stop.is_set():
+                raise _Closed("server stopping")
+            if deadline is not None and time.monotonic() > deadline:
+                raise _Closed("handshake timed out")
+            ready, _, _ = select.select([self.sock], [], [], _TICK)
+            if not ready:
+                continue
+            n = self.sock.recv_into(view[got:])
+            if n == 0:
+                raise _Closed("client closed the connection")
+            got += n
+
+    def recv(self, n: int, deadline: float | None = None) -> bytes:
+        buf = bytearray(n)
+        self.recv_into(memoryview(buf), deadline)
+        return bytes(buf)
+
+    def send(self, *parts: bytes | memoryview) -> None:
+        with self.send_lock:
+            if self.broken:
+                return
+            try:
+                for part in parts:
+                    self.sock.sendall(part)
+            except OSError:
+                self.broken = True  # the reader notices EOF next; nothing more goes out
+                raise
+
+    # --- handshake ------------------------------------------------------------------------------------
+    def handshake(self) -> bool:
+        deadline = time.monotonic() + _HANDSHAKE_TIMEOUT
+        self.send(P.HANDSHAKE.pack(P.NBDMAGIC, P.IHAVEOPT, P.FLAG_FIXED_NEWSTYLE | P.FLAG_NO_ZEROES))
+        (client_flags,) = np.frombuffer(self.recv(4, deadline), dtype=">u4")
+        if int(client_flags) & ~(P.FLAG_C_FIXED_NEWSTYLE | P.FLAG_C_NO_ZEROES):
+            raise _Closed(f"unknown client flags {int(client_flags):#x}")
+        no_zeroes = bool(int(client_flags) & P.FLAG_C_NO_ZEROES)
+        for _ in range(_MAX_OPTIONS):
+            magic, option, length = P.OPTION.unpack(self.recv(P.OPTION.size, deadline))
+            if magic != P.IHAVEOPT:
+                raise _Closed(f"bad option magic {magic:#x}")
+            if length > _MAX_OPTION_DATA:
+                raise _Closed(f"option {option} carries {length} bytes")
+            data = self.recv(length, deadline)
+            if option == P.OPT_EXPORT_NAME:
+                if not self.known(data):
+                    raise _Closed("unknown export name")  # EXPORT_NAME cannot fail politely
+                self.send(np.array([self.export.size], ">u8").tobytes(),
+                          np.array([self.server.transmission_flags], ">u2").tobytes(),
+                          b"" if no_zeroes else bytes(124))
+                return True
+            if option == P.OPT_ABORT:
+                self.reply(option, P.REP_ACK)
+                return False
+            if option in (P.OPT_INFO, P.OPT_GO):
+                if self.info(option, data) and option == P.OPT_GO:
+                    return True
+            elif option == P.OPT_LIST:
+                if data:
+                    self.reply(option, P.REP_ERR_INVALID, b"NBD_OPT_LIST takes no data")
+                else:
+                    name = self.server.name.encode()
+                    desc = self.server.description.encode()
+                    self.reply(option, P.REP_SERVER, len(name).to_bytes(4, "big") + name + desc)
+                    self.reply(option, P.REP_ACK)
+            elif option == P.OPT_STARTTLS:
+                self.reply(option, P.REP_ERR_POLICY, b"this server does not offer TLS")
+            else:
+                self.reply(option, P.REP_ERR_UNSUP, f"option {option} is not supported".encode())
+        raise _Closed(f"more than {_MAX_OPTIONS} options")
+
+    def reply(self, option: int, kind: int, data: bytes = b"") -> None:
+        self.send(P.OPT_REPLY.pack(P.OPT_REPLY_MAGIC, option, kind, len(data)) + data)
+
+    def known(self, raw: bytes) -> bool:
+        try:
+            name = raw.decode()
+        except UnicodeDecodeError:
+            return False
+        return name in ("", self.server.name)
+
+    def info(self, option: int, data: bytes) -> bool:
+        """Answer NBD_OPT_INFO/GO; True when the export was accepted."""
+        if len(data) < 6:
+            self.reply(option, P.REP_ERR_INVALID, b"option data too short")
+            return False
+        namelen = int.from_bytes(data[:4], "big")
+        if namelen > len(data) - 6:
+            self.reply(option, P.REP_ERR_INVALID, b"name length exceeds the option data")
+            return False
+        name = data[4:4 + namelen]
+        nreq = int.from_bytes(data[4 + namelen:6 + namelen], "big")
+        reqs = data[6 + namelen:]
+        if len(reqs) != 2 * nreq:
+            self.reply(option, P.REP_ERR_INVALID, b"information request count does not match the data")
+            return False
+        wanted = {int.from_bytes(reqs[i:i + 2], "big") for i in range(0, len(reqs), 2)}
+        if not self.known(name):
+            self.reply(option, P.REP_ERR_UNKNOWN, b"no such export: this server has '" +
+                       self.server.name.encode() + b"' (or the default name '')")
+            return False
+        export = self.export
+        self.reply(option, P.REP_INFO, P.EXPORT_INFO.pack(P.INFO_EXPORT, export.size,
+                                                          self.server.transmission_flags))
+        if P.INFO_NAME in wanted:
+            self.reply(option, P.REP_INFO, P.INFO_NAME.to_bytes(2, "big") + self.server.name.encode())
+        if P.INFO_DESCRIPTION in wanted and self.server.description:
+            self.reply(option, P.REP_INFO,
+                       P.INFO_DESCRIPTION.to_bytes(2, "big") + self.server.description.encode())
+        if P.INFO_BLOCK_SIZE in wanted:
+            minimum = self.server.min_block
+            self.reply(option, P.REP_INFO, P.BLOCK_SIZE_INFO.pack(P.INFO_BLOCK_SIZE, minimum,
+                                                                  max(4096, minimum), P.MAX_PAYLOAD))
+        self.reply(option, P.REP_ACK)
+        return True
+
+    # --- transmission ---------------------------------------------------------------------------------
+    def transmission(self) -> None:
+        header = bytearray(P.REQUEST.size)
+        view = memoryview(header)
+        while True:
+            self.recv_into(view)
+            magic, flags, kind, handle, offset, length = P.REQUEST.unpack(header)
+            if magic != P.REQUEST_MAGIC:
+                raise _Closed(f"bad request magic {magic:#x}")
+            self.server.stats.requests += 1
+            if kind == P.CMD_DISC:
+                return
+            payload = None
+            if kind == P.CMD_WRITE:
+                if length > P.MAX_PAYLOAD:
+                    raise _Closed(f"WRITE of {length} bytes exceeds {P.MAX_PAYLOAD}")  # may not skip it
+                payload = np.empty(length, dtype=np.uint8)
+                self.recv_into(payload.data)
+            error = self.check(flags, kind, offset, length)
+            if error:
+                self.answer(handle, error)
+                continue
+            self.execute(kind, flags, handle, offset, length, payload)
+
+    def check(self, flags: int, kind: int, offset: int, length: int) -> int:
+        """The NBD error for a request that must not reach the device, or 0."""
+        allowed = {P.CMD_READ: P.CMD_FLAG_FUA, P.CMD_WRITE: P.CMD_FLAG_FUA, P.CMD_FLUSH: P.CMD_FLAG_FUA,
+                   P.CMD_TRIM: P.CMD_FLAG_FUA, P.CMD_WRITE_ZEROES: P.CMD_FLAG_FUA | P.CMD_FLAG_NO_HOLE}
+        if kind not in allowed or flags & ~allowed[kind]:
+            return P.EINVAL
+        writing = kind in (P.CMD_WRITE, P.CMD_WRITE_ZEROES, P.CMD_TRIM)
+        if writing and self.export.read_only:
+            return P.EPERM
+        if kind == P.CMD_FLUSH:
+            return 0
+        if offset + length > self.export.size:
+            return P.ENOSPC if kind in (P.CMD_WRITE, P.CMD_WRITE_ZEROES) else P.EINVAL
+        if kind == P.CMD_READ and length > P.MAX_PAYLOAD:
+            return P.EINVAL
+        return 0
+
+    def answer(self, handle: int, error: int, data: np.ndarray | None = None) -> None:
+        if error:
+            self.server.stats.errors += 1
+        head = P.SIMPLE_REPLY.pack(P.SIMPLE_REPLY_MAGIC, error, handle)
+        if data is None:
+            self.send(head)
+        else:
+            self.send(head, data.data)
+
+    def execute(self, kind: int, flags: int, handle: int, offset: int, length: int,
+                payload: np.ndarray | None) -> None:
+        export, stats = self.export, self.server.stats
+        fua = bool(flags & P.CMD_FLAG_FUA)
+        if length == 0 and kind != P.CMD_FLUSH:
+            self.answer(handle, 0, np.empty(0, np.uint8) if kind == P.CMD_READ else None)
+            return
+        if kind == P.CMD_READ:
+            self.acquire()
+
+            def read_done(status: BlockStatus, data: np.ndarray | None) -> None:
+                try:
+                    if status is BlockStatus.OK:
+                        stats.bytes_read += length
+                    self.answer(handle, 0 if status is BlockStatus.OK else _errno(status, False), data)
+                except OSError:
+                    pass
+                finally:
+                    self.slots.release()
+
+            self.submit(lambda: export.read(offset, length, read_done))
+        elif kind == P.CMD_WRITE:
+            assert payload is not None
+            self.acquire()
+
+            def write_done(status: BlockStatus) -> None:
+                try:
+                    if status is BlockStatus.OK:
+                        stats.bytes_written += length
+                    self.answer(handle, 0 if status is BlockStatus.OK else _errno(status, True))
+                except OSError:
+                    pass
+                finally:
+                    self.slots.release()
+
+            self.submit(lambda: export.write(offset, payload, fua, write_done))
+        else:
+            if kind == P.CMD_FLUSH:
+                status = export.flush()
+            elif kind == P.CMD_TRIM:
+                status = export.trim(offset, length, fua)
+            else:
+                status = export.write_zeroes(offset, length, fua)
+            self.answer(handle, 0 if status is BlockStatus.OK else _errno(status, kind != P.CMD_FLUSH))
+
+    def submit(self, start: Callable[[], None]) -> None:
+        """Start an asynchronous request that holds a slot; the slot comes back if starting it fails."""
+        try:
+            start()
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def acquire(self) -> None:
+        while not self.slots.acquire(timeout=_TICK):
+            if self.server._stop.is_set():
+                raise _Closed("server stopping")
+
+    def drain(self, timeout: float = 30.0) -> None:
+        """Wait for this connection's asynchronous requests to finish before the socket closes."""
+        taken = 0
+        deadline = time.monotonic() + timeout
+        while taken < _MAX_INFLIGHT and time.monotonic() < deadline:
+            if self.slots.acquire(timeout=_TICK):
+                taken += 1
+        if taken < _MAX_INFLIGHT:
+            log.warning("nbd %s: %d requests still in flight at close", self.peer, _MAX_INFLIGHT - taken)

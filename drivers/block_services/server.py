@@ -1,0 +1,402 @@
+"""BlockServer: serves one BlockDevice to many client processes over the block FIFO protocol (`fifo`).
+
+A client connects to the server's unix socket (the control channel, `control`), receives its FIFO (one end
+of a SOCK_SEQPACKET socketpair, passed with SCM_RIGHTS), and attaches shared buffers: its own sealed memfds
+(`attach_vmo`) or DMA memory the server allocates from the device's pool (`alloc_vmo`). Requests then name
+a buffer by its vmoid, which is private to the client's session: a client can only ever reach its own
+buffers. The server maps each buffer once and hands the driver a `Vmo` over that mapping (with `dma_addr`
+for DMA memory), so request data is never copied by the server.
+
+One thread runs a selector loop and owns every session's state. Completions arrive on any thread (before
+`queue()` returns or later); they are queued and handled by the loop, woken through an eventfd. A client
+that dies mid-request only loses its own session: in-flight ops finish into the server's mapping, and the
+buffers are released when the last of them completes. Malformed records, bad vmoids, out-of-range requests
+and protocol violations get error responses, never another client's data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import selectors
+import socket
+import threading
+from typing import Any
+
+from drivers.block.protocol import BlockDevice
+
+from . import control
+from .dispatch import Dispatcher, ServerStats
+from .fifo import (
+    FIFO_MAX_DEPTH,
+    MAX_BATCH,
+    RECORD_SIZE,
+    MalformedRecord,
+    unpack_requests,
+)
+from .session import AttachedVmo, Session, device_bytes_copied
+from .shared_dma import DmaAllocation, PoolExporter
+
+__all__ = ["BlockServer", "ServerStats"]
+log = logging.getLogger(__name__)
+_OUTQ_HIGH = 4 * FIFO_MAX_DEPTH * MAX_BATCH  # responses queued for a client before we stop reading from it
+_TICK = 0.25  # seconds: the loop's select timeout, so stop() is noticed promptly
+
+
+class BlockServer:
+    """Serves `device` at unix socket `path` until `stop()`.
+
+    `dma` (a DmaPool over a shared RamSpace file, or a `PoolExporter`) lets clients allocate DMA-able
+    buffers; see `dmaexport` for the trust this implies. Limits bound what one client can hold.
+    """
+
+    def __init__(self, device: BlockDevice, path: str | os.PathLike[str], *, dma: Any = None,
+                 max_clients: int = 64, max_vmos: int = 256, max_vmo_bytes: int = 1 << 30) -> None:
+        self.device = device
+        self.path = os.fspath(path)
+        self.info = device.query()
+        if self.info.block_size <= 0 or self.info.block_count <= 0:
+            raise ValueError(f"device reports block_size {self.info.block_size} and block_count "
+                             f"{self.info.block_count}: nothing to serve")
+        self._dma: PoolExporter | None = PoolExporter(dma) if dma is not None and not isinstance(
+            dma, PoolExporter) else dma
+        self.max_clients = max_clients
+        self.max_vmos = max_vmos
+        self.max_vmo_bytes = max_vmo_bytes
+        self.stats = ServerStats()
+        self._engine = Dispatcher(device, self.stats, self._wake)
+        self._sessions: dict[int, Session] = {}
+        self._next_session = 1
+        self._wake_armed = False
+        self._wake_fd = -1
+        self._listener: socket.socket | None = None
+        self._sel: selectors.BaseSelector | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    # --- lifecycle ------------------------------------------------------------------------------------
+    def start(self, *, thread: bool = True) -> BlockServer:
+        """Listen, and serve from a thread of its own; with `thread=False` the caller drives the server
+        by calling `poll()` (for single-threaded hosts such as a simulator's driver greenlet)."""
+        if self._thread is not None or self._sel is not None:
+            raise RuntimeError(f"block server at {self.path} is already running")
+        if os.path.exists(self.path):
+            raise FileExistsError(f"{self.path} already exists; remove it or choose another socket path")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            listener.bind(self.path)
+            listener.listen(16)
+            listener.setblocking(False)
+        except BaseException:
+            listener.close()
+            raise
+        self._listener = listener
+        self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._sel = selectors.DefaultSelector()
+        self._sel.register(listener, selectors.EVENT_READ, ("accept", None))
+        self._sel.register(self._wake_fd, selectors.EVENT_READ, ("wake", None))
+        if thread:
+            self._thread = threading.Thread(target=self._run, name=f"block-server {self.path}", daemon=True)
+            self._thread.start()
+        else:
+            self._engine.loop_ident = threading.get_ident()
+        return self
+
+    def poll(self, timeout: float = 0.0) -> None:
+        """Without a server thread: handle whatever is ready, waiting up to `timeout` s for something."""
+        if self._thread is not None or self._sel is None:
+            raise RuntimeError("poll() drives a server started with thread=False")
+        self._iterate(timeout)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop serving: close every session and the socket, remove the socket file. Safe to call twice."""
+        thread = self._thread
+        if thread is None:
+            if self._sel is not None:
+                self._shutdown()
+            return
+        self._stopping.set()
+        self._wake()
+        thread.join(timeout)
+        if thread.is_alive():
+            raise TimeoutError(f"block server at {self.path} did not stop within {timeout} s")
+        self._thread = None
+
+    def __enter__(self) -> BlockServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def serve_until(self, event: threading.Event, poll: float = 0.5) -> None:
+        """Block until `event` is set (a signal handler's job), then stop."""
+        while not event.wait(poll):
+            if self._thread is None or not self._thread.is_alive():
+                break
+        self.stop()
+
+    @property
+    def bytes_copied(self) -> int:
+        """Bytes copied on the way between client memory and the medium: the server's (none) plus the
+        driver's own bounce copies when it reports them (`bytes_copied`/`bytes_bounced`)."""
+        return self.stats.bytes_copied + device_bytes_copied(self.device)
+
+    def session_vmos(self) -> dict[int, dict[int, AttachedVmo]]:
+        """Each session's attached buffers (for tests and diagnostics)."""
+        return {sid: dict(s.vmos) for sid, s in self._sessions.items()}
+
+    # --- the loop -------------------------------------------------------------------------------------
+    def _run(self) -> None:
+        self._engine.loop_ident = threading.get_ident()
+        try:
+            while not self._stopping.is_set():
+                self._iterate(_TICK)
+        finally:
+            self._shutdown()
+
+    def _iterate(self, timeout: float) -> None:
+        assert self._sel is not None
+        for key, mask in self._sel.select(timeout):
+            kind, session = key.data
+            try:
+                self._dispatch(kind, session, mask)
+            except Exception:  # a bug handling one client must not take the others down
+                log.exception("block server: dropping client %s", session.sid if session else "-")
+                if session is not None:
+                    self._close_session(session)
+            self._engine.drain()
+        self._engine.drain()
+        self._flush_all()
+
+    def _dispatch(self, kind: str, session: Session | None, mask: int) -> None:
+        if session is not None and session.closed:
+            return  # closed by an earlier event of the same select() (its other socket saw EOF first)
+        if kind == "accept":
+            self._accept()
+        elif kind == "wake":
+            with contextlib.suppress(BlockingIOError):
+                os.eventfd_read(self._wake_fd)
+            self._wake_armed = False
+        elif kind == "ctrl":
+            assert session is not None
+            self._on_control(session)
+        elif kind == "fifo":
+            assert session is not None
+            if mask & selectors.EVENT_WRITE:
+                self._flush(session)
+            if mask & selectors.EVENT_READ and not session.closed:
+                self._on_fifo(session)
+
+    def _wake(self) -> None:
+        if self._wake_fd >= 0 and not self._wake_armed:
+            self._wake_armed = True
+            with contextlib.suppress(OSError):
+                os.eventfd_write(self._wake_fd, 1)
+
+    def _shutdown(self) -> None:
+        for session in list(self._sessions.values()):
+            self._close_session(session)
+        assert self._sel is not None
+        self._sel.close()
+        self._sel = None
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+        os.close(self._wake_fd)
+        self._wake_fd = -1
+        if self._dma is not None:
+            self._dma.close()
+
+    # --- sessions -------------------------------------------------------------------------------------
+    def _accept(self) -> None:
+        assert self._listener is not None and self._sel is not None
+        try:
+            conn, _ = self._listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        if len(self._sessions) >= self.max_clients:
+            try:
+                control.send_msg(conn, {"ok": False, "error": f"server full ({self.max_clients} clients)"})
+            finally:
+                conn.close()
+            return
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        conn.setblocking(False)
+        ours.setblocking(False)
+        session = Session(self._next_session, conn, ours, theirs)
+        self._next_session += 1
+        self._sessions[session.sid] = session
+        self.stats.sessions += 1
+        self.stats.clients = len(self._sessions)
+        self._sel.register(conn, selectors.EVENT_READ, ("ctrl", session))
+        self._sel.register(ours, selectors.EVENT_READ, ("fifo", session))
+
+    def _close_session(self, session: Session) -> None:
+        if session.closed:
+            return
+        session.closed = True
+        assert self._sel is not None
+        for sock in (session.ctrl, session.fifo):
+            with contextlib.suppress(KeyError, ValueError):
+                self._sel.unregister(sock)
+            sock.close()
+        if session.fifo_peer is not None:
+            session.fifo_peer.close()
+            session.fifo_peer = None
+        for vmo in list(session.vmos.values()):
+            session.drop_vmo(vmo)
+        session.outq.clear()
+        self._sessions.pop(session.sid, None)
+        self.stats.clients = len(self._sessions)
+
+    # --- control channel ------------------------------------------------------------------------------
+    def _on_control(self, session: Session) -> None:
+        try:
+            msg, fds = control.recv_msg(session.ctrl)
+        except (EOFError, ConnectionError):
+            self._close_session(session)
+            return
+        except (BlockingIOError, InterruptedError):
+            return
+        except control.ControlError as exc:
+            self._reply(session, {"ok": False, "error": str(exc)})
+            return
+        owned: list[int] = []
+        try:
+            reply, out_fds, owned = self._control_op(session, msg, fds)
+        except (ValueError, OSError, control.ControlError) as exc:
+            reply, out_fds = {"ok": False, "error": str(exc)}, []
+        finally:
+            control.close_fds(fds)
+        try:
+            self._reply(session, reply, out_fds)
+        finally:
+            control.close_fds(owned)  # ours to close once sent (the FIFO's client end)
+
+    def _reply(self, session: Session, reply: dict[str, Any], fds: list[int] | None = None) -> None:
+        try:
+            control.send_msg(session.ctrl, reply, fds or [])
+        except OSError:
+            self._close_session(session)  # control is request/reply: a client that does not read is gone
+
+    def _control_op(self, session: Session, msg: dict[str, Any],
+                    fds: list[int]) -> tuple[dict[str, Any], list[int], list[int]]:
+        """(reply, fds to send, fds to close after sending) for one control request."""
+        op = msg.get("op")
+        if op != "attach_vmo" and fds:
+            raise ValueError(f"control op {op!r} takes no file descriptors, got {len(fds)}")
+        if op == "hello":
+            version = msg.get("version", control.PROTOCOL_VERSION)
+            if version != control.PROTOCOL_VERSION:
+                raise ValueError(f"client speaks protocol version {version!r}; this server speaks "
+                                 f"{control.PROTOCOL_VERSION}")
+            info = self.info
+            return {"ok": True, "version": control.PROTOCOL_VERSION, "block_count": info.block_count,
+                    "block_size": info.block_size, "max_transfer_size": info.max_transfer_size,
+                    "flags": int(info.flags), "fifo_depth": FIFO_MAX_DEPTH, "max_batch": MAX_BATCH,
+                    "dma": self._dma is not None, "session": session.sid}, [], []
+        if op == "get_fifo":
+            peer = session.fifo_peer
+            if peer is None:
+                raise ValueError("the FIFO was already handed out for this session")
+            session.fifo_peer = None
+            fd = peer.detach()
+            return {"ok": True}, [fd], [fd]
+        if op == "attach_vmo":
+            if len(fds) != 1:
+                raise ValueError(f"attach_vmo takes exactly one memfd, got {len(fds)}")
+            self._check_vmo_room(session)
+            size = control.check_shareable(fds[0], self.max_vmo_bytes)
+            mapping = control.map_fd(fds[0], size)
+            vmo = session.add_vmo(mapping, None, None)
+            return {"ok": True, "vmoid": vmo.vmoid, "size": size}, [], []
+        if op == "alloc_vmo":
+            if self._dma is None:
+                raise ValueError("this server has no DMA pool to share: attach your own memfd instead")
+            want = msg.get("size")
+            if not isinstance(want, int) or want <= 0 or want > self.max_vmo_bytes:
+                raise ValueError(f"alloc_vmo size must be an int in [1, {self.max_vmo_bytes}], got {want!r}")
+            self._check_vmo_room(session)
+            alloc: DmaAllocation = self._dma.allocate(want)
+            vmo = session.add_vmo(None, alloc, alloc.dma_addr)
+            return {"ok": True, "vmoid": vmo.vmoid, "size": want, "offset": alloc.offset,
+                    "dma_addr": alloc.dma_addr}, [alloc.fd], []
+        if op == "detach_vmo":
+            vmoid = msg.get("vmoid")
+            found = session.vmos.get(vmoid) if isinstance(vmoid, int) else None
+            if found is None:
+                raise ValueError(f"no buffer with vmoid {msg.get('vmoid')!r} in this session")
+            session.drop_vmo(found)
+            return {"ok": True}, [], []
+        if op == "stats":
+            return {"ok": True, **self.stats.as_dict(), "device_bytes_copied": device_bytes_copied(self.device),
+                    "session_vmos": len(session.vmos)}, [], []
+        raise ValueError(f"unknown control op {op!r} (known: hello, get_fifo, attach_vmo, alloc_vmo, "
+                         "detach_vmo, stats)")
+
+    def _check_vmo_room(self, session: Session) -> None:
+        if len(session.vmos) >= self.max_vmos:
+            raise ValueError(f"this session already holds {self.max_vmos} buffers (the limit)")
+
+    # --- FIFO -----------------------------------------------------------------------------------------
+    def _on_fifo(self, session: Session) -> None:
+        for _ in range(16):  # a bounded number of messages per wake-up keeps clients fair
+            if len(session.outq) >= _OUTQ_HIGH:
+                self._flush(session)  # a client that does not read its responses stops being read
+                return
+            try:
+                data, _, flags, _ = session.fifo.recvmsg(MAX_BATCH * RECORD_SIZE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except (ConnectionError, OSError):
+                self._close_session(session)
+                return
+            if not data:
+                self._close_session(session)  # the client closed its FIFO (or died)
+                return
+            if flags & socket.MSG_TRUNC:
+                self._engine.malformed(session, MalformedRecord(
+                    f"request message longer than {MAX_BATCH} records", int.from_bytes(data[8:12], "little")))
+                continue
+            try:
+                requests = unpack_requests(data)
+            except MalformedRecord as exc:
+                self._engine.malformed(session, exc)
+                continue
+            for req in requests:
+                self._engine.handle(session, req)
+
+    def _flush_all(self) -> None:
+        for session in list(self._sessions.values()):
+            if session.dirty:
+                self._flush(session)
+
+    def _flush(self, session: Session) -> None:
+        """Send queued responses, MAX_BATCH per message; wait for writability when the socket is full."""
+        if session.closed:
+            return
+        outq = session.outq
+        while outq:
+            batch = [outq.popleft() for _ in range(min(MAX_BATCH, len(outq)))]
+            try:
+                session.fifo.send(b"".join(r.pack() for r in batch))
+            except (BlockingIOError, InterruptedError):
+                outq.extendleft(reversed(batch))
+                self._want(session, read=len(outq) < _OUTQ_HIGH, write=True)
+                return
+            except (ConnectionError, OSError):
+                self._close_session(session)
+                return
+        session.dirty = False
+        self._want(session, read=True, write=False)
+
+    def _want(self, session: Session, read: bool = True, write: bool = False) -> None:
+        events = (selectors.EVENT_READ if read else 0) | (selectors.EVENT_WRITE if write else 0)
+        if events == session.events or session.closed or not events:
+            return
+        assert self._sel is not None
+        self._sel.modify(session.fifo, events, ("fifo", session))
+        session.events = events

@@ -1,0 +1,154 @@
+"""The environment around the block controller under cocotb: reset, bus models, host RAM and media.
+
+Host RAM is a `mmiotk.RamSpace` and the media a `MediaImage` (a disk image file mapped shared, or
+anonymous memory), both owned by this Python process. The simulator reaches them through hwsim_shm, a
+small C library already loaded into the simulator process: `ShmLib.attach` hands it the address of our
+own mmap, so the RTL's DMA and media accesses land in the very bytes the driver's numpy views show.
+The clock runs in HDL (tb_cosim.v); nothing here awaits per cycle.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from cocotb.handle import Immediate
+from cocotb.triggers import Timer
+
+from hwsim.cosim import AxiLiteMasterBus, Bridge, HdlAxiLiteBus, SimBus, SimInterrupt, SimSpace
+from hwsim.cosim.shm import ShmLib
+from mmiotk import MmioResource, RamSpace
+
+HOST_BASE = 0x8000_0000   # tb_cosim's HOST_BASE parameter: the DMA window
+HOST_SIZE = 0x0100_0000
+REGS_BASE = 0x1000_0000   # where the virtio-mmio registers appear in the SimSpace
+REGS_SIZE = 0x200
+SECTOR = 512
+
+
+class MediaImage:
+    """The controller's backing store: a disk image file mapped shared, or anonymous memory."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, sectors: int | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        if self.path is None:
+            if not sectors:
+                raise ValueError("anonymous media needs a size in sectors")
+            self._mmap = mmap.mmap(-1, sectors * SECTOR)
+        else:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                if sectors is not None:
+                    os.ftruncate(fd, sectors * SECTOR)
+                size = os.fstat(fd).st_size
+                if size == 0 or size % SECTOR:
+                    raise ValueError(f"{self.path}: image size {size} is not a positive multiple of {SECTOR}")
+                self._mmap = mmap.mmap(fd, size, mmap.MAP_SHARED)
+            finally:
+                os.close(fd)
+        self.array = np.frombuffer(self._mmap, dtype=np.uint8)
+        self.sectors = len(self.array) // SECTOR
+
+    def sector(self, lba: int, count: int = 1) -> bytes:
+        return bytes(self.array[lba * SECTOR:(lba + count) * SECTOR])
+
+    def fill(self, lba: int, data: bytes) -> None:
+        self.array[lba * SECTOR:lba * SECTOR + len(data)] = np.frombuffer(data, dtype=np.uint8)
+
+    def close(self) -> None:
+        self.array = np.empty(0, dtype=np.uint8)
+        with contextlib.suppress(BufferError):  # a view is still alive; the mapping goes with it
+            self._mmap.close()
+
+
+class VblkEnv:
+    """tb_cosim plus host RAM, media, the bus, the register space, the interrupt and the bridge.
+
+    Use `await VblkEnv.create(dut)` in a cocotb test and `env.close()` at the end.
+    """
+
+    def __init__(self, dut: Any, media: MediaImage | None = None, media_sectors: int = 2048) -> None:
+        self.dut = dut
+        self.shm = ShmLib()
+        self.ram = RamSpace(HOST_SIZE, base=HOST_BASE, name="host-ram")
+        self.media = media if media is not None else MediaImage(sectors=media_sectors)
+        self.shm.attach(ShmLib.HOST, self.ram.array, HOST_BASE)
+        self.shm.attach(ShmLib.MEDIA, self.media.array, 0)
+        self.hdl_bus = HdlAxiLiteBus(dut)
+        self.bus: SimBus = self.hdl_bus
+        self.space = SimSpace(self.bus, REGS_BASE, REGS_SIZE, name="vblk-sim")
+        self.resource = MmioResource(self.space, REGS_BASE, REGS_SIZE)
+        self.irq = SimInterrupt(dut.irq, "vblk-irq")
+        self.bridge = Bridge()
+        self._next_free = HOST_BASE
+
+    @classmethod
+    async def create(cls, dut: Any, media: MediaImage | None = None, media_sectors: int = 2048,
+                     stall: int = 0) -> VblkEnv:
+        env = cls(dut, media, media_sectors)
+        # Verilator applies the HDL's declaration initialisers in its first evaluation, after a test
+        # starting at time 0 could have written anything: let that happen first.
+        await Timer(1, "ns")
+        dut.capacity.value = Immediate(env.media.sectors)
+        dut.stall.value = Immediate(stall)
+        dut.bus_sel.value = Immediate(0)
+        await env.reset()
+        return env
+
+    async def reset(self, cycles: int = 4) -> None:
+        """Hardware reset (rst_n low for `cycles` clocks): the write buffer is lost, as on power loss."""
+        self.dut.rst_n.value = Immediate(0)
+        await Timer(10 * cycles, "ns")
+        self.dut.rst_n.value = Immediate(1)
+        await Timer(10, "ns")
+
+    async def run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run synchronous driver code `fn(*args, **kwargs)`; its bus accesses await here."""
+        return await self.bridge.run(fn, *args, **kwargs)
+
+    def use_axi_master(self) -> AxiLiteMasterBus:
+        """Route register accesses through cocotbext-axi's AxiLiteMaster (on the ext_axil_* port)."""
+        from cocotbext.axi import AxiLiteBus, AxiLiteMaster
+
+        master = AxiLiteMaster(AxiLiteBus.from_prefix(self.dut, "ext_axil"), self.dut.clk, self.dut.rst_n,
+                               reset_active_level=False)
+        self.dut.bus_sel.value = Immediate(1)
+        bus = AxiLiteMasterBus(master)
+        self.bus = self.space.bus = bus
+        return bus
+
+    def use_hdl_bus(self) -> None:
+        self.dut.bus_sel.value = Immediate(0)
+        self.bus = self.space.bus = self.hdl_bus
+
+    # --- host memory for DMA -------------------------------------------------------------------------
+    def alloc(self, size: int, align: int = 16) -> int:
+        """A physical address of `size` fresh bytes of host RAM (bump allocation, zeroed)."""
+        start = (self._next_free + align - 1) & ~(align - 1)
+        if start + size > HOST_BASE + HOST_SIZE:
+            raise MemoryError("host RAM exhausted")
+        self._next_free = start + size
+        self.host(start, size)[:] = 0
+        return start
+
+    def host(self, paddr: int, size: int) -> np.ndarray:
+        """A uint8 view of host RAM [paddr, paddr + size)."""
+        off = paddr - HOST_BASE
+        if off < 0 or off + size > HOST_SIZE:
+            raise IndexError(f"[{paddr:#x}, {paddr + size:#x}) is not host RAM")
+        return self.ram.array[off:off + size]
+
+    @property
+    def cycles(self) -> int:
+        return int(self.dut.cycles.value)
+
+    def close(self) -> None:
+        """Detach memory from the simulator first (it holds raw pointers), then release it."""
+        self.shm.detach(ShmLib.HOST)
+        self.shm.detach(ShmLib.MEDIA)
+        self.media.close()
+        self.ram.close()

@@ -1,0 +1,281 @@
+"""Malformed driver input: the controller completes with IOERR or sets DEVICE_NEEDS_RESET, never hangs.
+
+Each case checks the outcome and then that the device still works (after a reset where one is needed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import cocotb
+import numpy as np
+from rtl_helpers import TIMEOUT_MS, make, pattern
+from vblk_driver import (
+    INDIRECT,
+    INTERRUPT_ACK,
+    INTERRUPT_STATUS,
+    NEEDS_RESET,
+    NEXT,
+    QUEUE_DESC,
+    QUEUE_NUM,
+    S_IOERR,
+    SECTOR,
+    STATUS,
+    T_IN,
+    T_OUT,
+    WRITE,
+    MiniBlk,
+)
+
+from hwsim.vblk.env import HOST_BASE, HOST_SIZE, ShmLib
+
+OUTSIDE_LOW = 0x0000_1000
+OUTSIDE_HIGH = HOST_BASE + HOST_SIZE
+
+
+def header(drv: MiniBlk, rtype: int = T_IN, sector: int = 0) -> None:
+    drv.mem(drv.header_pa, 16)[:] = np.frombuffer(
+        np.array([rtype, 0, sector & 0xFFFF_FFFF, sector >> 32], "<u4").tobytes(), np.uint8)
+    drv.mem(drv.status_pa, 1)[0] = 0xFF
+
+
+def expect_ioerr(drv: MiniBlk) -> None:
+    used = drv.wait_used()
+    assert used.id == 0 and used.len == 1, used
+    assert drv.mem(drv.status_pa, 1)[0] == S_IOERR
+    assert drv.regs.read32(STATUS) & NEEDS_RESET == 0
+    assert drv.read(1) == bytes(SECTOR), "the queue keeps working"
+
+
+def expect_needs_reset(drv: MiniBlk) -> None:
+    before = drv.used_idx()
+    drv.irq.wait(1e-3)
+    assert drv.regs.read32(INTERRUPT_STATUS) == 2, "a configuration-change interrupt"
+    assert drv.regs.read32(STATUS) & NEEDS_RESET
+    drv.regs.write32(INTERRUPT_ACK, 2)
+    drv.publish(0)                                   # halted: further notifications do nothing
+    drv.regs.read32(STATUS)
+    assert drv.used_idx() == before
+    assert drv.regs.read32(INTERRUPT_STATUS) == 0
+    drv.init()                                       # a reset brings the device back
+    assert drv.read(1) == bytes(SECTOR)
+
+
+async def check(dut, build: Callable[[MiniBlk], None], expect: Callable[[MiniBlk], None],
+                qsize: int = 16) -> None:
+    env, drv = await make(dut, qsize=qsize)
+
+    def body():
+        drv.init()
+        build(drv)
+        expect(drv)
+
+    await env.run(body)
+    assert env.shm.stat(ShmLib.HOST, ShmLib.FAULTS) == 0, "the device never touched memory outside RAM"
+    env.close()
+
+
+def three(drv: MiniBlk, data_addr: int, data_len: int = SECTOR, data_flags: int = WRITE,
+          hdr_addr: int | None = None, hdr_len: int = 16, status_addr: int | None = None) -> None:
+    """header -> data -> status in descriptors 0, 1, 2, with the given overrides; then publish."""
+    header(drv)
+    drv.put_desc(0, drv.header_pa if hdr_addr is None else hdr_addr, hdr_len, NEXT, 1)
+    drv.put_desc(1, data_addr, data_len, data_flags | NEXT, 2)
+    drv.put_desc(2, drv.status_pa if status_addr is None else status_addr, 1, WRITE)
+    drv.publish(0)
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def data_buffer_below_window(dut):
+    await check(dut, lambda d: three(d, OUTSIDE_LOW), expect_ioerr)
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def data_buffer_above_window(dut):
+    await check(dut, lambda d: three(d, OUTSIDE_HIGH), expect_ioerr)
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def data_buffer_crossing_window_end(dut):
+    await check(dut, lambda d: three(d, OUTSIDE_HIGH - SECTOR // 2), expect_ioerr)
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def header_outside_window(dut):
+    await check(dut, lambda d: three(d, d.data_pa, hdr_addr=OUTSIDE_LOW), expect_ioerr)
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def header_shorter_than_16(dut):
+    def build(d: MiniBlk) -> None:
+        header(d)
+        d.put_desc(0, d.header_pa, 8, NEXT, 2)
+        d.put_desc(2, d.status_pa, 1, WRITE)
+        d.publish(0)
+
+    await check(dut, build, expect_ioerr)
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def readable_after_writable(dut):
+    def build(d: MiniBlk) -> None:
+        header(d)
+        d.put_desc(0, d.header_pa, 16, NEXT, 1)
+        d.put_desc(1, d.data_pa, SECTOR, NEXT | WRITE, 2)
+        d.put_desc(2, d.data_pa + SECTOR, SECTOR, NEXT, 3)
+        d.put_desc(3, d.status_pa, 1, WRITE)
+        d.publish(0)
+
+    await check(dut, build, expect_ioerr)
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def indirect_not_negotiated(dut):
+    await check(dut, lambda d: three(d, d.data_pa, data_flags=WRITE | INDIRECT), expect_ioerr)
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def zero_length_descriptor(dut):
+    await check(dut, lambda d: three(d, d.data_pa, data_len=0), expect_ioerr)
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def unaligned_buffer(dut):
+    await check(dut, lambda d: three(d, d.data_pa + 2), expect_ioerr)
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def more_segments_than_seg_max(dut):
+    def build(d: MiniBlk) -> None:
+        header(d, T_OUT)
+        d.put_desc(0, d.header_pa, 16, NEXT, 1)
+        for i in range(1, 32):                       # 31 data segments + header + status = 33 > 32
+            d.put_desc(i, d.data_pa + (i - 1) * SECTOR, SECTOR, NEXT, i + 1)
+        d.put_desc(32, d.status_pa, 1, WRITE)
+        d.publish(0)
+
+    await check(dut, build, expect_ioerr, qsize=64)
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def write_rejected_leaves_media(dut):
+    """An OUT whose data segment is bad writes nothing at all."""
+    env, drv = await make(dut)
+
+    def body():
+        drv.init()
+        drv.mem(drv.data_pa, SECTOR)[:] = np.frombuffer(pattern(SECTOR, 1), np.uint8)
+        header(drv, T_OUT, 9)
+        drv.put_desc(0, drv.header_pa, 16, NEXT, 1)
+        drv.put_desc(1, drv.data_pa, SECTOR, NEXT, 2)
+        drv.put_desc(2, OUTSIDE_HIGH - SECTOR // 2, SECTOR, NEXT, 3)   # runs off the end of RAM
+        drv.put_desc(3, drv.status_pa, 1, WRITE)
+        drv.publish(0)
+        expect_ioerr(drv)
+        drv.flush()
+        return drv.read(9)
+
+    assert await env.run(body) == bytes(SECTOR)
+    assert env.media.sector(9) == bytes(SECTOR)
+    env.close()
+
+
+# ---- cases where no status byte can be trusted: DEVICE_NEEDS_RESET --------------------------------------
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def missing_status_descriptor(dut):
+    def build(d: MiniBlk) -> None:
+        header(d, T_OUT)
+        d.put_desc(0, d.header_pa, 16, NEXT, 1)
+        d.put_desc(1, d.data_pa, SECTOR, 0)          # last descriptor is device-readable
+        d.publish(0)
+
+    await check(dut, build, expect_needs_reset)
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def status_outside_window(dut):
+    await check(dut, lambda d: three(d, d.data_pa, status_addr=OUTSIDE_HIGH), expect_needs_reset)
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def next_loops_back(dut):
+    def build(d: MiniBlk) -> None:
+        header(d)
+        d.put_desc(0, d.header_pa, 16, NEXT, 1)
+        d.put_desc(1, d.data_pa, SECTOR, NEXT | WRITE, 0)
+        d.publish(0)
+
+    await check(dut, build, expect_needs_reset)
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def next_points_to_itself(dut):
+    def build(d: MiniBlk) -> None:
+        header(d)
+        d.put_desc(0, d.header_pa, 16, NEXT, 0)
+        d.publish(0)
+
+    await check(dut, build, expect_needs_reset)
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def chain_longer_than_queue(dut):
+    def build(d: MiniBlk) -> None:                   # 0 -> 1 -> 2 -> 3 -> 0 ... in a queue of 4
+        header(d)
+        for i in range(4):
+            d.put_desc(i, d.data_pa + i * 16, 16, NEXT, (i + 1) % 4)
+        d.publish(0)
+
+    await check(dut, build, expect_needs_reset, qsize=4)
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def next_beyond_queue(dut):
+    def build(d: MiniBlk) -> None:
+        header(d)
+        d.put_desc(0, d.header_pa, 16, NEXT, 16)
+        d.publish(0)
+
+    await check(dut, build, expect_needs_reset)
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def head_beyond_queue(dut):
+    def build(d: MiniBlk) -> None:
+        header(d)
+        d.publish(40)
+
+    await check(dut, build, expect_needs_reset)
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def avail_index_runs_ahead(dut):
+    def build(d: MiniBlk) -> None:
+        three(d, d.data_pa)
+        d.wait_used()
+        d.publish(0, bump=17)                        # 17 new entries in a queue of 16
+
+    await check(dut, build, expect_needs_reset)
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def queue_size_not_power_of_two(dut):
+    def build(d: MiniBlk) -> None:
+        d.regs.write32(0x44, 0)                      # QueueReady = 0 to change the size
+        d.regs.write32(QUEUE_NUM, 12)
+        d.regs.write32(0x44, 1)
+        three(d, d.data_pa)
+
+    await check(dut, build, expect_needs_reset)
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def descriptor_table_outside_window(dut):
+    def build(d: MiniBlk) -> None:
+        d.regs.write32(0x44, 0)
+        d.regs.write32(QUEUE_DESC, OUTSIDE_HIGH & 0xFFFF_FFFF)
+        d.regs.write32(0x44, 1)
+        three(d, d.data_pa)
+
+    await check(dut, build, expect_needs_reset)

@@ -1,0 +1,298 @@
+"""Requests through the synchronous driver running under the greenlet bridge (cocotb tests)."""
+
+from __future__ import annotations
+
+import cocotb
+import numpy as np
+import pytest
+from rtl_helpers import TIMEOUT_MS, make, pattern
+from vblk_driver import (
+    F_FLUSH,
+    F_VERSION_1,
+    INTERRUPT_ACK,
+    INTERRUPT_STATUS,
+    NEXT,
+    S_IOERR,
+    S_OK,
+    S_UNSUPP,
+    SECTOR,
+    T_GET_ID,
+    T_IN,
+    T_OUT,
+    WRITE,
+    BlkError,
+)
+
+from hwsim.vblk.env import MediaImage, ShmLib
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def write_read_roundtrip(dut):
+    env, drv = await make(dut)
+
+    def io():
+        drv.init()
+        data = pattern(SECTOR, 1)
+        drv.write(5, data)
+        assert drv.read(5) == data                   # served from the write buffer
+        assert drv.read(4) == bytes(SECTOR)          # neighbours untouched
+        assert drv.read(6) == bytes(SECTOR)
+        drv.flush()
+        return data
+
+    data = await env.run(io)
+    assert env.media.sector(5) == data
+    assert env.shm.stat(ShmLib.HOST, ShmLib.FAULTS) == 0
+    env.close()
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def read_preloaded_media(dut):
+    media = MediaImage(sectors=256)
+    media.fill(0, pattern(256 * SECTOR, 2))
+    env, drv = await make(dut, media=media)
+
+    def io():
+        drv.init()
+        return drv.read(10, 8), drv.read(255)
+
+    eight, last = await env.run(io)
+    assert eight == media.sector(10, 8)
+    assert last == media.sector(255)
+    env.close()
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def writes_beyond_buffer_evict(dut):
+    """16 sectors through an 8-line write buffer: evictions reach the media before any FLUSH."""
+    env, drv = await make(dut)
+    data = pattern(16 * SECTOR, 3)
+
+    def io():
+        drv.init()
+        drv.write(100, data)
+        return drv.read(100, 16)
+
+    assert await env.run(io) == data
+    on_media = sum(env.media.sector(100 + i) == data[i * SECTOR:(i + 1) * SECTOR] for i in range(16))
+    assert on_media == 8, "eight evicted lines are durable, eight still buffered"
+    assert env.shm.stat(ShmLib.MEDIA, ShmLib.SYNCS) == 0
+    await env.run(drv.flush)
+    assert env.media.sector(100, 16) == data
+    assert env.shm.stat(ShmLib.MEDIA, ShmLib.SYNCS) == 1
+    env.close()
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def writethrough_mode(dut):
+    env, drv = await make(dut)
+    data = pattern(2 * SECTOR, 4)
+
+    def io():
+        drv.init()
+        drv.write(20, pattern(SECTOR, 9))            # buffered (writeback)
+        drv.set_writeback(False)
+        drv.write(20, data)                          # writethrough: replaces the buffered copy too
+        return drv.read(20, 2)
+
+    assert await env.run(io) == data
+    assert env.media.sector(20, 2) == data           # on the media without a FLUSH
+    env.close()
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def used_lengths_and_get_id(dut):
+    env, drv = await make(dut)
+
+    def io():
+        drv.init()
+        st_in, _, used_in = drv.request(T_IN, 0, in_len=2 * SECTOR)
+        st_out, _, used_out = drv.request(T_OUT, 0, out=bytes(SECTOR))
+        st_id, ident, used_id = drv.request(T_GET_ID, in_len=20)
+        st_id8, ident8, used_id8 = drv.request(T_GET_ID, in_len=8)   # short buffer: truncated
+        return (st_in, used_in.len, st_out, used_out.len, st_id, ident, used_id.len, st_id8, ident8,
+                used_id8.len)
+
+    assert await env.run(io) == (S_OK, 2 * SECTOR + 1, S_OK, 1, S_OK, b"mmiotk-vblk-rtl-0001", 21,
+                                 S_OK, b"mmiotk-v", 9)
+    env.close()
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def status_codes(dut):
+    env, drv = await make(dut, media_sectors=64)
+
+    def io():
+        drv.init()
+        results = {
+            "discard": drv.request(11, 0)[0],
+            "unknown": drv.request(0x42, 0)[0],
+            "at_capacity": drv.request(T_IN, 64, in_len=SECTOR)[0],
+            "across_end": drv.request(T_OUT, 63, out=bytes(2 * SECTOR))[0],
+            "sector_hi": drv.request(T_IN, 1 << 40, in_len=SECTOR)[0],
+            "partial_sector": drv.request(T_IN, 0, in_len=100)[0],
+            "last_sector": drv.request(T_IN, 63, in_len=SECTOR)[0],
+        }
+        with pytest.raises(BlkError) as err:
+            drv.read(64)
+        results["raised"] = err.value.status
+        return results
+
+    assert await env.run(io) == {"discard": S_UNSUPP, "unknown": S_UNSUPP, "at_capacity": S_IOERR,
+                                 "across_end": S_IOERR, "sector_hi": S_IOERR, "partial_sector": S_IOERR,
+                                 "last_sector": S_OK, "raised": S_IOERR}
+    assert env.media.sector(63) == bytes(SECTOR), "a rejected write wrote nothing"
+    env.close()
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def flush_without_feature_still_works(dut):
+    env, drv = await make(dut)
+
+    def io():
+        drv.negotiate(1 << F_VERSION_1)
+        drv.setup_queue()
+        drv.regs.write32(0x70, 0xF)
+        drv.write(1, pattern(SECTOR, 5))            # neither FLUSH nor CONFIG_WCE: writethrough
+        return drv.request(4)[0]
+
+    assert await env.run(io) == S_OK
+    assert env.media.sector(1) == pattern(SECTOR, 5)
+    env.close()
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def no_interrupt_flag(dut):
+    """VIRTQ_AVAIL_F_NO_INTERRUPT: the request completes, the line stays low; the driver polls."""
+    env, drv = await make(dut)
+
+    def io():
+        drv.init((1 << F_VERSION_1) | (1 << F_FLUSH))
+        drv.avail[0] = 1
+        drv.mem(drv.header_pa, 16)[:] = 0
+        drv.put_desc(0, drv.header_pa, 16, NEXT, 2)
+        drv.put_desc(2, drv.status_pa, 1, WRITE)
+        drv.publish(0)
+        for _ in range(100):
+            if drv.used_idx() == 1:
+                break
+            env.space.sleep(1e-6)
+        return drv.used_idx(), drv.regs.read32(INTERRUPT_STATUS)
+
+    assert await env.run(io) == (1, 0)
+    assert dut.irq.value == 0
+    env.close()
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def interrupts_reenabled_mid_request(dut):
+    """A polling driver turns interrupts back on while a request runs, then sleeps on the line: the
+    device decides about the interrupt after writing used.idx, so the completion is not missed."""
+    env, drv = await make(dut)
+
+    def io():
+        drv.init()
+        drv.avail[0] = 1                             # NO_INTERRUPT while spinning
+        drv.mem(drv.header_pa, 16)[:] = 0
+        drv.put_desc(0, drv.header_pa, 16, NEXT, 1)
+        drv.put_desc(1, drv.data_pa, 8 * SECTOR, NEXT | WRITE, 2)
+        drv.put_desc(2, drv.status_pa, 1, WRITE)
+        drv.publish(0)
+        env.space.sleep(200e-9)                      # the device is busy with the request by now
+        assert drv.used_idx() == 0
+        drv.avail[0] = 0                             # going to sleep: interrupts on
+        drv.irq.wait(100e-6)                         # raises IrqTimeoutError if the device skipped it
+        return drv.used_idx()
+
+    assert await env.run(io) == 1
+    env.close()
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def ring_wraparound(dut):
+    env, drv = await make(dut, qsize=4)
+
+    def io():
+        drv.init()
+        for i in range(11):
+            drv.write(i, pattern(SECTOR, i))
+        return [drv.read(i) == pattern(SECTOR, i) for i in range(11)], drv.used_idx()
+
+    ok, used = await env.run(io)
+    assert all(ok) and used == 22
+    env.close()
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def back_pressure(dut):
+    """Host and media ports refuse half of the cycles: nothing is lost or duplicated."""
+    env, drv = await make(dut, stall=128)
+    data = pattern(12 * SECTOR, 6)
+
+    def io():
+        drv.init()
+        drv.write(30, data)
+        drv.flush()
+        return drv.read(30, 12), drv.get_id()
+
+    got, ident = await env.run(io)
+    assert got == data and ident == b"mmiotk-vblk-rtl-0001"
+    assert env.media.sector(30, 12) == data
+    env.close()
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def any_layout(dut):
+    """Header split over two descriptors; data and status sharing the last one (4n+1 bytes)."""
+    env, drv = await make(dut)
+    env.media.fill(40, pattern(2 * SECTOR, 7))
+
+    def io():
+        drv.init()
+        hdr, buf = drv.header_pa, drv.data_pa
+        drv.mem(hdr, 16)[:] = np.frombuffer(np.array([T_IN, 0, 40, 0], "<u4").tobytes(), np.uint8)
+        drv.put_desc(0, hdr, 8, NEXT, 3)
+        drv.put_desc(3, hdr + 8, 8, NEXT, 5)
+        drv.put_desc(5, buf, SECTOR, NEXT | WRITE, 6)
+        drv.put_desc(6, buf + SECTOR, SECTOR + 1, WRITE)
+        drv.mem(buf + 2 * SECTOR, 1)[0] = 0xFF
+        drv.publish(0)
+        used = drv.wait_used()
+        return used.len, int(drv.mem(buf + 2 * SECTOR, 1)[0]), bytes(drv.mem(buf, 2 * SECTOR))
+
+    used_len, status, data = await env.run(io)
+    assert (used_len, status, data) == (2 * SECTOR + 1, S_OK, pattern(2 * SECTOR, 7))
+    env.close()
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def reset_and_reinit(dut):
+    env, drv = await make(dut)
+
+    def io():
+        drv.init()
+        drv.write(3, pattern(SECTOR, 8))
+        drv.init()                                   # Status=0, renegotiate, new rings
+        assert drv.used_idx() == 0
+        return drv.read(3)                           # the write buffer survived the virtio reset
+
+    assert await env.run(io) == pattern(SECTOR, 8)
+    env.close()
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def isr_and_ack_per_request(dut):
+    env, drv = await make(dut)
+
+    def io():
+        drv.init()
+        seen = []
+        for lba in range(3):
+            drv.write(lba, bytes(SECTOR))
+            seen.append(drv.regs.read32(INTERRUPT_STATUS))   # acknowledged by wait_used
+        drv.regs.write32(INTERRUPT_ACK, 3)
+        return seen
+
+    assert await env.run(io) == [0, 0, 0]
+    assert dut.irq.value == 0
+    env.close()

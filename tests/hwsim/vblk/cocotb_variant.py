@@ -1,0 +1,66 @@
+"""A read-only build without FLUSH or CONFIG_WCE (parameters F_RO=1, F_FLUSH=0, F_CONFIG_WCE=0)."""
+
+from __future__ import annotations
+
+import cocotb
+from rtl_helpers import TIMEOUT_MS, make, pattern
+from vblk_driver import (
+    ACKNOWLEDGE,
+    CFG_WRITEBACK,
+    DRIVER,
+    F_BLK_SIZE,
+    F_CONFIG_WCE,
+    F_RO,
+    F_SEG_MAX,
+    F_VERSION_1,
+    FEATURES_OK,
+    S_IOERR,
+    S_UNSUPP,
+    SECTOR,
+    STATUS,
+    T_FLUSH,
+    T_OUT,
+)
+
+from hwsim.vblk.env import MediaImage
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def offered_features(dut):
+    env, drv = await make(dut)
+
+    def body():
+        offered = drv.device_features()
+        drv.reset()                                  # CONFIG_WCE is not offered: refused
+        drv.regs.write32(STATUS, ACKNOWLEDGE | DRIVER)
+        drv.write_features((1 << F_VERSION_1) | (1 << F_CONFIG_WCE))
+        drv.regs.write32(STATUS, ACKNOWLEDGE | DRIVER | FEATURES_OK)
+        refused = drv.regs.read32(STATUS) & FEATURES_OK == 0
+        drv.init()
+        drv.set_writeback(True)
+        return refused, offered, drv.features, drv.regs.read8(CFG_WRITEBACK)
+
+    refused, offered, negotiated, writeback = await env.run(body)
+    assert refused
+    expected = (1 << F_VERSION_1) | (1 << F_SEG_MAX) | (1 << F_RO) | (1 << F_BLK_SIZE)
+    assert offered == negotiated == expected
+    assert writeback == 0
+    env.close()
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def read_only_device(dut):
+    media = MediaImage(sectors=128)
+    media.fill(0, pattern(128 * SECTOR, 3))
+    env, drv = await make(dut, media=media)
+
+    def body():
+        drv.init()
+        out = drv.request(T_OUT, 4, out=bytes(SECTOR))[0]
+        flush = drv.request(T_FLUSH)[0]
+        return out, flush, drv.read(4)
+
+    out, flush, data = await env.run(body)
+    assert (out, flush) == (S_IOERR, S_UNSUPP)
+    assert data == media.sector(4) == pattern(128 * SECTOR, 3)[4 * SECTOR:5 * SECTOR]
+    env.close()

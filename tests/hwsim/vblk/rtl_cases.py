@@ -1,0 +1,36 @@
+"""What the RTL pytest wrappers need without importing cocotb: case discovery and build variants."""
+
+from __future__ import annotations
+
+import ast
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from hwsim.cosim import runner
+
+HERE = Path(__file__).resolve().parent
+
+# The read-only build: no FLUSH, no CONFIG_WCE.
+VARIANT = {"F_RO": 1, "F_FLUSH": 0, "F_CONFIG_WCE": 0}
+
+
+def simulators() -> tuple[str, ...]:
+    """The simulators to run the RTL tests on: both, or only $SIM when it is set."""
+    return (runner.default_simulator(),) if os.environ.get("SIM") else runner.SIMULATORS
+
+
+RunModule = Callable[[str, str, Mapping[str, int]], dict[str, runner.CaseResult]]
+
+
+def cocotb_cases(module: str) -> list[str]:
+    """Names of the @cocotb.test functions in tests/hwsim/vblk/<module>.py, read without importing cocotb."""
+    tree = ast.parse((HERE / f"{module}.py").read_text())
+    names = []
+    for node in tree.body:
+        if isinstance(node, ast.AsyncFunctionDef):
+            for deco in node.decorator_list:
+                target = deco.func if isinstance(deco, ast.Call) else deco
+                if ast.unparse(target) == "cocotb.test":
+                    names.append(node.name)
+    return names
