@@ -25,15 +25,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .bus.allocator import RangeAllocator, is_power_of_two
-from .bus.errors import AllocationError
+from .allocator import AllocationError, RangeAllocator, is_power_of_two
 from .errors import BadStateError, MmioError, MmioValueError
 from .policy import CachePolicy
 from .region import MmioResource, PhysicalRegion
 from .space import PAGE_SIZE
 
 if TYPE_CHECKING:
-    from .bus.allocator import Allocation
+    from .allocator import Allocation
     from .space import AddressSpace
 
 CACHE_LINE = 64

@@ -19,15 +19,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mmiotk.bus import (
-    AllocationError,
-    Bus,
-    Device,
-    MapEntry,
-    RangeAllocator,
-    Reg,
-    is_power_of_two,
-)
+from mmiotk.allocator import AllocationError, RangeAllocator, is_power_of_two
+from mmiotk.bus import AddressRange, Bus, Device, MapEntry
 from mmiotk.dma import DmaPool
 from mmiotk.errors import MmioValueError
 from mmiotk.irq import IrqFactory, irq_factory_for
@@ -79,12 +72,12 @@ class PciFunction:
 
 
 class PciDevice(Device):
-    """A placed function: `regs` maps BAR numbers to assigned ranges."""
+    """A placed function: `mmio_ranges` maps BAR numbers to assigned ranges."""
 
-    def __init__(self, bus: PciBus, spec: PciFunction, regs: dict[int, Reg], irqs: Sequence[int], slot: int,
-                 hotplugged: bool) -> None:
-        super().__init__(bus, spec.name, vendor_id=spec.vendor_id, device_id=spec.device_id, regs=regs, irqs=irqs,
-                         parent=spec.parent, properties={"class_code": spec.class_code})
+    def __init__(self, bus: PciBus, spec: PciFunction, assigned: dict[int, AddressRange], irqs: Sequence[int],
+                 slot: int, hotplugged: bool) -> None:
+        super().__init__(bus, spec.name, vendor_id=spec.vendor_id, device_id=spec.device_id, mmio_ranges=assigned,
+                         irqs=irqs, parent=spec.parent, properties={"class_code": spec.class_code})
         self.spec = spec
         self.slot = slot
         self.bdf = f"0000:00:{slot:02x}.0"
@@ -164,7 +157,7 @@ class PciBus(Bus):
         wanted = [(spec, index, bar) for spec in specs for index, bar in spec.bar_indices()]
         wanted.sort(key=lambda w: -w[2].size)
         placed: dict[str, list[tuple[RangeAllocator, int]]] = {s.name: [] for s in specs}
-        regs: dict[str, dict[int, Reg]] = {s.name: {} for s in specs}
+        assigned: dict[str, dict[int, AddressRange]] = {s.name: {} for s in specs}
         irqs: dict[str, list[int]] = {s.name: [] for s in specs}
         try:
             for spec, index, bar in wanted:
@@ -175,7 +168,7 @@ class PciBus(Bus):
                     raise AllocationError(f"PCI function {spec.name!r} BAR {index} ({bar.size:#x} bytes"
                                           f"{', prefetchable' if bar.prefetchable else ''}): {exc}") from None
                 placed[spec.name].append((window, got.base))
-                regs[spec.name][index] = Reg(got.base, bar.size, bar.prefetchable)
+                assigned[spec.name][index] = AddressRange(got.base, bar.size, bar.prefetchable)
             for spec in specs:
                 for _ in range(spec.irqs):
                     got = self.irq_numbers.alloc(1, 1, owner=spec.name)
@@ -188,7 +181,7 @@ class PciBus(Bus):
             raise
         devices = []
         for spec in specs:
-            device = PciDevice(self, spec, regs[spec.name], irqs[spec.name], self._next_slot, hotplug)
+            device = PciDevice(self, spec, assigned[spec.name], irqs[spec.name], self._next_slot, hotplug)
             device.placements = placed[spec.name]
             self._next_slot += 1
             devices.append(device)
@@ -219,7 +212,7 @@ class PciBus(Bus):
                 allocator.free(base)
             device.placements = []
 
-    def _create_region(self, device: Device, index: int, reg: Reg) -> PhysicalRegion:
+    def _create_region(self, device: Device, index: int, reg: AddressRange) -> PhysicalRegion:
         for window in self._windows():
             if window.resource.contains(reg.paddr, reg.size):
                 return window.resource.create_region(reg.paddr, reg.size, f"{device.name}.bar{index}",
@@ -236,7 +229,7 @@ class PciBus(Bus):
                 entries.append(MapEntry(h.base, h.size, "hotplug", h.name, f"{h.free_bytes:#x} free"))
         for device in self.devices.values():
             owner = device.driver.name if device.driver is not None else device.state.value
-            for index, reg in device.regs.items():
+            for index, reg in device.mmio_ranges.items():
                 pref = ", prefetchable" if reg.prefetchable else ""
                 hot = ", hot-added" if isinstance(device, PciDevice) and device.hotplugged else ""
                 entries.append(MapEntry(reg.paddr, reg.size, "bar", f"{device.name}.bar{index}",

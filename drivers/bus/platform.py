@@ -30,7 +30,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
-from mmiotk.bus import Bus, Device, MapEntry, Reg
+from mmiotk.bus import AddressRange, Bus, Device, MapEntry
 from mmiotk.dma import DmaPool
 from mmiotk.errors import MmioError
 from mmiotk.irq import IrqFactory, irq_factory_for
@@ -262,9 +262,9 @@ class PlatformBus(Bus):
         self.memory_space = mem_space
         self.resource = MmioResource(space, space.base, space.size)
         for node in board.devices:
-            self.add_device(Device(self, node.name, compatible=node.compatible,
-                             regs=[Reg(b, s, node.prefetchable) for b, s in node.reg], irqs=node.interrupts,
-                             parent=node.parent, properties=node.properties), probe=False)
+            ranges = [AddressRange(b, s, node.prefetchable) for b, s in node.reg]
+            self.add_device(Device(self, node.name, compatible=node.compatible, mmio_ranges=ranges,
+                                   irqs=node.interrupts, parent=node.parent, properties=node.properties), probe=False)
 
     @classmethod
     def from_board(cls, source: str | os.PathLike[str] | Mapping[str, Any], space: AddressSpace, *,
@@ -273,7 +273,7 @@ class PlatformBus(Bus):
         board, label = load_board(source)
         return cls(board, space, memory=memory, irq_factory=irq_factory, label=label)
 
-    def _create_region(self, device: Device, index: int, reg: Reg) -> PhysicalRegion:
+    def _create_region(self, device: Device, index: int, reg: AddressRange) -> PhysicalRegion:
         return self.resource.create_region(reg.paddr, reg.size, f"{device.name}.reg{index}",
                                            prefetchable=reg.prefetchable)
 

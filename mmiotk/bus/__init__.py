@@ -1,16 +1,15 @@
 """The driver model: buses find devices and hand drivers capabilities; unbind revokes them.
 
-See docs/bus.md. Concrete buses live in `drivers` (platform_bus, pci_bus).
+See docs/bus.md. Concrete buses live in `drivers.bus` (platform, pci); they place devices with
+`mmiotk.allocator.RangeAllocator`.
 """
 
-from .allocator import Allocation, RangeAllocator, is_power_of_two
 from .bus import Bus, DriverFactory, MapEntry, format_address_map
-from .device import Device, DeviceState, Reg
+from .device import AddressRange, Device, DeviceState
 from .driver import ANY_ID, Driver
-from .errors import AllocationError, BindError, BusError, DeviceGoneError, NoResourceError, OverlapError
+from .errors import BindError, DeviceGoneError, DriverModelError, NoResourceError
 
 __all__ = [
-    "ANY_ID", "Allocation", "AllocationError", "BindError", "Bus", "BusError", "Device", "DeviceGoneError",
-    "DeviceState", "Driver", "DriverFactory", "MapEntry", "NoResourceError", "OverlapError", "RangeAllocator",
-    "Reg", "format_address_map", "is_power_of_two",
+    "ANY_ID", "AddressRange", "BindError", "Bus", "Device", "DeviceGoneError", "DeviceState", "Driver",
+    "DriverFactory", "DriverModelError", "MapEntry", "NoResourceError", "format_address_map",
 ]

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING
 from ..errors import MmioValueError
 from ..irq import Interrupt, IrqFactory, MockInterruptController
 from ..region import PhysicalRegion
-from .device import Device, DeviceState, Reg
+from .device import AddressRange, Device, DeviceState
 from .driver import Driver
-from .errors import BindError, BusError, NoResourceError
+from .errors import BindError, DriverModelError, NoResourceError
 
 if TYPE_CHECKING:
     from ..dma import DmaPool
@@ -74,7 +74,7 @@ class Bus(ABC):
 
     # --- what a concrete bus provides ---------------------------------------------------------------
     @abstractmethod
-    def _create_region(self, device: Device, index: int, reg: Reg) -> PhysicalRegion:
+    def _create_region(self, device: Device, index: int, reg: AddressRange) -> PhysicalRegion:
         """Mint the region for `device`'s range `index` from a resource this bus holds."""
 
     def _create_irq(self, device: Device, number: int) -> Interrupt:
@@ -95,7 +95,7 @@ class Bus(ABC):
             owner = device.driver.name if device.driver is not None else device.state.value
             what = device.compatible[0] if device.compatible else ""
             irqs = f" irq {','.join(str(n) for n in device.irq_numbers)}" if device.irq_numbers else ""
-            for index, reg in device.regs.items():
+            for index, reg in device.mmio_ranges.items():
                 pref = " prefetchable" if reg.prefetchable else ""
                 entries.append(MapEntry(reg.paddr, reg.size, "mmio", f"{device.name}[{index}]",
                                         f"{what}{irqs}{pref} -> {owner}".lstrip()))
@@ -149,7 +149,7 @@ class Bus(ABC):
             if device.driver is not None:
                 try:
                     self.unbind(name)
-                except BusError as exc:
+                except DriverModelError as exc:
                     failure = exc
             device._revoke_mmio_and_irqs()
             device._close_dma()
@@ -248,7 +248,7 @@ class Bus(ABC):
         """Unbind every device (last bound first) and close the DMA pool."""
         with self._lock:
             for name in reversed(list(self.bindings())):
-                with suppress(BusError):
+                with suppress(DriverModelError):
                     self.unbind(name)
             for device in self.devices.values():
                 device._revoke_mmio_and_irqs()

@@ -1,6 +1,6 @@
 """Device: what a bus found, and the capabilities it hands the bound driver.
 
-A device knows its physical ranges (`Reg`) and interrupt numbers, but a driver never sees those as raw
+A device knows its physical ranges (`AddressRange`s) and interrupt numbers, but a driver never sees those as raw
 numbers to map: it asks `mmio(i)` for a `PhysicalRegion`, `irq(i)` for an `Interrupt`, `dma_pool()` for a
 `DmaPool`. Everything handed out is remembered, and revoked (or freed) by the bus on unbind and removal.
 """
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class Reg:
+class AddressRange:
     """One physical range of a device (a devicetree `reg` entry, or an assigned PCI BAR)."""
 
     paddr: int
@@ -45,10 +45,12 @@ class DeviceState(enum.Enum):
 
 
 class Device:
-    """One device on a bus. `regs` maps an index (platform: position in `reg`; PCI: BAR number) to a range."""
+    """One device on a bus. `mmio_ranges` maps an index (platform: position in the devicetree `reg`; PCI: BAR
+    number) to the physical range behind `mmio(index)`."""
 
     def __init__(self, bus: Bus, name: str, *, compatible: Sequence[str] = (), vendor_id: int | None = None,
-                 device_id: int | None = None, regs: Mapping[int, Reg] | Sequence[Reg] = (),
+                 device_id: int | None = None,
+                 mmio_ranges: Mapping[int, AddressRange] | Sequence[AddressRange] = (),
                  irqs: Sequence[int] = (), parent: str | None = None,
                  properties: Mapping[str, Any] | None = None) -> None:
         self.bus = bus
@@ -56,7 +58,8 @@ class Device:
         self.compatible = tuple(compatible)
         self.vendor_id = vendor_id
         self.device_id = device_id
-        self.regs: dict[int, Reg] = dict(regs) if isinstance(regs, Mapping) else dict(enumerate(regs))
+        self.mmio_ranges: dict[int, AddressRange] = (dict(mmio_ranges) if isinstance(mmio_ranges, Mapping)
+                                                     else dict(enumerate(mmio_ranges)))
         self.irq_numbers = tuple(irqs)
         self.parent = parent
         self.properties: dict[str, Any] = dict(properties or {})
@@ -77,12 +80,12 @@ class Device:
             raise DeviceGoneError(f"device {self.name!r} was removed from bus {self.bus.name!r}: no {what}")
 
     def _no_mmio(self, index: int) -> NoResourceError:
-        if not self.regs:
+        if not self.mmio_ranges:
             behind = f" (it sits behind {self.parent!r})" if self.parent else ""
             return NoResourceError(f"device {self.name!r} has no MMIO of its own{behind}: mmio({index}) has "
                                    "nothing to give")
         return NoResourceError(f"device {self.name!r} has no MMIO region {index}; it has "
-                               f"{', '.join(str(i) for i in sorted(self.regs))}")
+                               f"{', '.join(str(i) for i in sorted(self.mmio_ranges))}")
 
     def mmio(self, index: int = 0) -> PhysicalRegion:
         """The region for range `index`; the same object until unbind revokes it, then a fresh one."""
@@ -91,16 +94,16 @@ class Device:
             region = self._regions.get(index)
             if region is not None and not region.revoked:
                 return region
-            reg = self.regs.get(index) if isinstance(index, int) else None
-            if reg is None:
+            where = self.mmio_ranges.get(index) if isinstance(index, int) else None
+            if where is None:
                 raise self._no_mmio(index)
-            region = self.bus._create_region(self, index, reg)
+            region = self.bus._create_region(self, index, where)
             self._regions[index] = region
             return region
 
     @property
     def num_mmio(self) -> int:
-        return len(self.regs)
+        return len(self.mmio_ranges)
 
     @property
     def num_irqs(self) -> int:

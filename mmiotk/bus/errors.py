@@ -5,24 +5,16 @@ from __future__ import annotations
 from ..errors import MmioError, RevokedError
 
 
-class BusError(MmioError):
-    """Base of the bus and driver-model errors."""
+class DriverModelError(MmioError):
+    """Base of the driver-model errors (binding, missing resources). Not a bus transaction's error response."""
 
 
-class BindError(BusError):
+class BindError(DriverModelError):
     """A device could not be bound (no matching driver, every candidate failed, already bound)."""
 
 
-class NoResourceError(BusError, LookupError):
+class NoResourceError(DriverModelError, LookupError):
     """A device has no such MMIO region, interrupt or DMA memory (e.g. a USB function behind a controller)."""
-
-
-class AllocationError(BusError):
-    """An address range or DMA buffer could not be allocated: the window or pool is exhausted."""
-
-
-class OverlapError(BusError, ValueError):
-    """A fixed range collides with one already claimed."""
 
 
 class DeviceGoneError(RevokedError):

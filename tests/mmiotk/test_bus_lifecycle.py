@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from mmiotk import CachePolicy, MmioBuffer, RamSpace, RevokedError
-from mmiotk.bus import BindError, Bus, Device, DeviceGoneError, DeviceState, Driver, NoResourceError, Reg
+from mmiotk.bus import AddressRange, BindError, Bus, Device, DeviceGoneError, DeviceState, Driver, NoResourceError
 from mmiotk.dma import DmaBuffer, DmaPool
 from mmiotk.errors import MmioValueError
 from mmiotk.irq import Interrupt, MockInterrupt, MockInterruptController
@@ -26,13 +26,13 @@ class FixedBus(Bus):
         super().__init__("test", irq_factory=irq_factory, dma=dma)
         self.resource = MmioResource(space, space.base, space.size)
 
-    def add(self, name: str, *, compatible: Sequence[str] = ("acme,widget",), regs: Sequence[Reg] = (),
+    def add(self, name: str, *, compatible: Sequence[str] = ("acme,widget",), ranges: Sequence[AddressRange] = (),
             irqs: Sequence[int] = (), vendor: int | None = None, device: int | None = None,
             parent: str | None = None, probe: bool = False) -> Device:
-        return self.add_device(Device(self, name, compatible=compatible, regs=regs, irqs=irqs, vendor_id=vendor,
-                                      device_id=device, parent=parent), probe=probe)
+        return self.add_device(Device(self, name, compatible=compatible, mmio_ranges=ranges, irqs=irqs,
+                                      vendor_id=vendor, device_id=device, parent=parent), probe=probe)
 
-    def _create_region(self, device: Device, index: int, reg: Reg) -> PhysicalRegion:
+    def _create_region(self, device: Device, index: int, reg: AddressRange) -> PhysicalRegion:
         return self.resource.create_region(reg.paddr, reg.size, f"{device.name}.reg{index}")
 
 
@@ -83,7 +83,7 @@ def irqs() -> MockInterruptController:
 @pytest.fixture
 def bus(space: RamSpace, memory: RamSpace, irqs: MockInterruptController) -> Iterator[FixedBus]:
     b = FixedBus(space, DmaPool.from_space(memory), irqs)
-    b.add("w0", regs=[Reg(REGS, 0x100)], irqs=[40])
+    b.add("w0", ranges=[AddressRange(REGS, 0x100)], irqs=[40])
     yield b
     b.close()
 
@@ -112,7 +112,7 @@ def test_most_specific_compatible_string_wins_over_registration_order(bus: Fixed
 
     bus.register_driver(Generic)
     bus.register_driver(Specific)
-    bus.add("w1", compatible=("acme,widget-v2", "generic,thing"), regs=[Reg(REGS + 0x100, 0x100)], irqs=[41])
+    bus.add("w1", compatible=("acme,widget-v2", "generic,thing"), ranges=[AddressRange(REGS + 0x100, 0x100)], irqs=[41])
     assert type(bus.bind("w1")) is Specific
 
 
@@ -125,8 +125,8 @@ def test_exact_id_beats_vendor_wide_id(bus: FixedBus) -> None:
 
     bus.register_driver(AnyAcme)
     bus.register_driver(Blk)
-    bus.add("p0", compatible=(), vendor=0x1AF4, device=0x1042, regs=[Reg(REGS + 0x100, 0x100)], irqs=[41])
-    bus.add("p1", compatible=(), vendor=0x1AF4, device=0x1000, regs=[Reg(REGS + 0x200, 0x100)], irqs=[42])
+    bus.add("p0", compatible=(), vendor=0x1AF4, device=0x1042, ranges=[AddressRange(REGS + 0x100, 0x100)], irqs=[41])
+    bus.add("p1", compatible=(), vendor=0x1AF4, device=0x1000, ranges=[AddressRange(REGS + 0x200, 0x100)], irqs=[42])
     assert type(bus.bind("p0")) is Blk
     assert type(bus.bind("p1")) is AnyAcme
 
@@ -175,7 +175,7 @@ def test_when_every_driver_refuses_the_device_stays_unbound(bus: FixedBus) -> No
 
 
 def test_bind_all_binds_what_matches_and_leaves_the_rest(bus: FixedBus) -> None:
-    bus.add("other", compatible=("nobody,cares",), regs=[Reg(REGS + 0x100, 0x100)])
+    bus.add("other", compatible=("nobody,cares",), ranges=[AddressRange(REGS + 0x100, 0x100)])
     bus.register_driver(Widget)
     assert list(bus.bind_all()) == ["w0"]
     assert bus.devices["other"].state is DeviceState.UNBOUND
@@ -183,7 +183,7 @@ def test_bind_all_binds_what_matches_and_leaves_the_rest(bus: FixedBus) -> None:
 
 def test_add_device_with_probe_binds_at_once(bus: FixedBus) -> None:
     bus.register_driver(Widget)
-    device = bus.add("w1", regs=[Reg(REGS + 0x100, 0x100)], irqs=[41], probe=True)
+    device = bus.add("w1", ranges=[AddressRange(REGS + 0x100, 0x100)], irqs=[41], probe=True)
     assert isinstance(device.driver, Widget)
 
 
@@ -354,7 +354,7 @@ def test_asking_for_a_missing_interrupt_is_an_error(bus: FixedBus) -> None:
 
 def test_bus_without_dma_memory_says_so(space: RamSpace) -> None:
     bare = FixedBus(space)
-    device = bare.add("w0", regs=[Reg(REGS, 0x100)])
+    device = bare.add("w0", ranges=[AddressRange(REGS, 0x100)])
     with pytest.raises(NoResourceError, match="no DMA memory to give device 'w0'"):
         device.dma_pool()
 
@@ -367,13 +367,13 @@ def test_interrupts_come_from_the_factory_the_target_supplies(space: RamSpace) -
         return MockInterrupt(f"target-{number}")
 
     target_bus = FixedBus(space, irq_factory=factory)
-    device = target_bus.add("w0", regs=[Reg(REGS, 0x100)], irqs=[77])
+    device = target_bus.add("w0", ranges=[AddressRange(REGS, 0x100)], irqs=[77])
     assert device.irq(0).name == "target-77" and asked == [77]
 
 
 def test_default_interrupts_are_mock_lines_a_test_can_trigger(space: RamSpace) -> None:
     default_bus = FixedBus(space)
-    device = default_bus.add("w0", regs=[Reg(REGS, 0x100)], irqs=[33])
+    device = default_bus.add("w0", ranges=[AddressRange(REGS, 0x100)], irqs=[33])
     controller = default_bus.irq_factory
     assert isinstance(controller, MockInterruptController)
     line = device.irq(0)

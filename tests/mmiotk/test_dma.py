@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from mmiotk import RamSpace
-from mmiotk.bus import AllocationError
+from mmiotk.allocator import AllocationError
 from mmiotk.dma import DmaBuffer, DmaDirection, DmaExhaustedError, DmaPool, FreedBufferError
 from mmiotk.errors import BadStateError, MmioValueError
 from mmiotk.region import MmioResource

@@ -10,7 +10,8 @@ import pytest
 
 from drivers.bus.pci import Bar, PciBus, PciDevice, PciFunction
 from mmiotk import CachePolicy, MmioBuffer, PolicyError, RamSpace, RevokedError
-from mmiotk.bus import AllocationError, Device, DeviceState, Driver, NoResourceError
+from mmiotk.allocator import AllocationError
+from mmiotk.bus import Device, DeviceState, Driver, NoResourceError
 from mmiotk.errors import MmioValueError
 
 MEM = 0xE000_0000
@@ -49,12 +50,12 @@ def test_every_bar_is_naturally_aligned(bus: PciBus) -> None:
     sizes = [0x10, 0x100, 0x1000, 0x4000, 0x10_0000, 0x40]
     (dev,) = bus.enumerate([PciFunction("d", 1, 2, bars=tuple(Bar(s) for s in sizes))])
     for index, size in enumerate(sizes):
-        assert dev.regs[index].size == size and dev.regs[index].paddr % size == 0
+        assert dev.mmio_ranges[index].size == size and dev.mmio_ranges[index].paddr % size == 0
 
 
 def test_bars_do_not_overlap(bus: PciBus) -> None:
     devices = bus.enumerate([PciFunction(f"d{i}", 1, i, bars=(Bar(0x1000), Bar(0x10_0000))) for i in range(4)])
-    ranges = sorted((r.paddr, r.end) for d in devices for r in d.regs.values())
+    ranges = sorted((r.paddr, r.end) for d in devices for r in d.mmio_ranges.values())
     assert all(end <= nxt for (_, end), (nxt, _) in itertools.pairwise(ranges))
 
 
@@ -79,7 +80,7 @@ def test_prefetchable_bars_go_to_the_prefetchable_window_and_may_write_combine(b
 def test_without_a_prefetchable_window_prefetchable_bars_use_the_memory_window(space: RamSpace) -> None:
     plain = PciBus(space, mem_window=(MEM, 16 * MiB))
     (dev,) = plain.enumerate([PciFunction("gpu", 1, 2, bars=(Bar(0x1000, prefetchable=True),))])
-    assert MEM <= dev.regs[0].paddr < MEM + 16 * MiB and dev.regs[0].prefetchable
+    assert MEM <= dev.mmio_ranges[0].paddr < MEM + 16 * MiB and dev.mmio_ranges[0].prefetchable
 
 
 def test_hotplug_window_is_set_aside_from_the_boot_window(bus: PciBus) -> None:
@@ -153,7 +154,7 @@ def test_hot_added_function_is_placed_in_the_hotplug_window_and_bound(bus: PciBu
     bus.register_driver(Nic)
     dev = bus.hotplug_add(nic())
     hot = bus.mem.hotplug
-    assert hot is not None and hot.base <= dev.regs[0].paddr < hot.end
+    assert hot is not None and hot.base <= dev.mmio_ranges[0].paddr < hot.end
     assert isinstance(dev.driver, Nic) and dev.hotplugged
 
 
@@ -165,13 +166,13 @@ def test_hot_removal_revokes_the_drivers_mapping_and_returns_the_range(bus: PciB
     driver = dev.driver
     assert isinstance(driver, Nic)
     driver.regs.write32(0, 0xAB)
-    paddr = dev.regs[0].paddr
+    paddr = dev.mmio_ranges[0].paddr
     bus.hotplug_remove("nic0")
     with pytest.raises(RevokedError, match=r"nic0\.bar0"):
         driver.regs.read32(0)
     assert dev.state is DeviceState.REMOVED and hot.free_bytes == hot.size
     again = bus.hotplug_add(nic("nic1"))
-    assert again.regs[0].paddr == paddr  # the range came back and was reused
+    assert again.mmio_ranges[0].paddr == paddr  # the range came back and was reused
     with pytest.raises(RevokedError):
         driver.regs.write32(0, 1)  # the old mapping does not reach the new device
 
@@ -183,13 +184,13 @@ def test_hotplug_exhaustion_is_a_clear_error_and_changes_nothing(bus: PciBus) ->
         bus.hotplug_add(PciFunction("c", 1, 3, bars=(Bar(0x1000),)))
     assert "c" not in bus.devices
     bus.hotplug_remove("a")
-    assert bus.hotplug_add(PciFunction("c", 1, 3, bars=(Bar(0x1000),))).regs[0].size == 0x1000
+    assert bus.hotplug_add(PciFunction("c", 1, 3, bars=(Bar(0x1000),))).mmio_ranges[0].size == 0x1000
 
 
 def test_hot_added_prefetchable_bars_use_the_prefetchable_hotplug_window(bus: PciBus) -> None:
     dev = bus.hotplug_add(PciFunction("gpu", 1, 2, bars=(Bar(MiB, prefetchable=True),)))
     assert bus.pref is not None and bus.pref.hotplug is not None
-    assert bus.pref.hotplug.base <= dev.regs[0].paddr < bus.pref.hotplug.end
+    assert bus.pref.hotplug.base <= dev.mmio_ranges[0].paddr < bus.pref.hotplug.end
 
 
 def test_hotplug_without_a_hotplug_window_is_refused(space: RamSpace) -> None:

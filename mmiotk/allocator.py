@@ -2,7 +2,7 @@
 
 Bus drivers use it for PCI BAR windows and hotplug windows, and DMA pools for buffers. It only does the
 arithmetic: who owns which range. Every failure says which window, what was asked and what is free, and
-changes nothing.
+changes nothing. It is part of the core (DMA pools need it), so the driver model imports it from here.
 """
 
 from __future__ import annotations
@@ -11,8 +11,15 @@ import bisect
 import threading
 from dataclasses import dataclass
 
-from ..errors import MmioValueError
-from .errors import AllocationError, OverlapError
+from .errors import MmioError, MmioValueError
+
+
+class AllocationError(MmioError):
+    """An address range or DMA buffer could not be allocated: the window or pool is exhausted."""
+
+
+class OverlapError(MmioError, ValueError):
+    """A fixed range collides with one already claimed."""
 
 
 @dataclass(frozen=True)

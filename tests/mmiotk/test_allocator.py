@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mmiotk.bus import AllocationError, OverlapError, RangeAllocator
+from mmiotk.allocator import AllocationError, OverlapError, RangeAllocator
 from mmiotk.errors import MmioValueError
 
 
