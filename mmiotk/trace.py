@@ -30,7 +30,7 @@ Decoder = Callable[[int, int, int], "tuple[str, dict[str, Any]] | None"]
 
 
 @dataclass(frozen=True)
-class Access:
+class TraceRecord:
     """One access: `kind` ("read", "write", or "read_block"/"write_block" for block copies), `offset` in
     bytes from the buffer start, `width` in bits (8 * length for blocks), `value` (an int; bytes for
     blocks), `time_ns` on a monotonic clock from the start of the trace, and when a register map was
@@ -64,7 +64,7 @@ class Access:
         return out
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Access:
+    def from_json(cls, data: dict[str, Any]) -> TraceRecord:
         kind = data["kind"]
         if kind not in KINDS:
             raise ValueError(f"unknown access kind {kind!r}")
@@ -90,14 +90,14 @@ class Access:
 
 
 class Trace:
-    """The accesses of one tracing context, in order. `accesses` is a list of `Access`."""
+    """The accesses of one tracing context, in order. `accesses` is a list of `TraceRecord`."""
 
     def __init__(self, name: str = "", size: int | None = None, decoder: Decoder | None = None) -> None:
         self.name = name
         self.size = size
         self._decoder = decoder
         self._raw: list[tuple[str, int, int, Any, int]] = []
-        self._done: list[Access] = []
+        self._done: list[TraceRecord] = []
         self._t0 = time.perf_counter_ns()
 
     # --- recording (hot) ------------------------------------------------------------------------------
@@ -106,7 +106,7 @@ class Trace:
 
     # --- reading --------------------------------------------------------------------------------------
     @property
-    def accesses(self) -> list[Access]:
+    def accesses(self) -> list[TraceRecord]:
         if self._raw:
             decode = self._decoder
             for kind, offset, width, value, t in self._raw:
@@ -115,28 +115,28 @@ class Trace:
                     found = decode(offset, width, value)
                     if found is not None:
                         register, fields = found
-                self._done.append(Access(kind, offset, width, value, t, register, fields))
+                self._done.append(TraceRecord(kind, offset, width, value, t, register, fields))
             self._raw.clear()
         return self._done
 
     def __len__(self) -> int:
         return len(self._done) + len(self._raw)
 
-    def __iter__(self) -> Iterator[Access]:
+    def __iter__(self) -> Iterator[TraceRecord]:
         return iter(self.accesses)
 
-    def __getitem__(self, index: int) -> Access:
+    def __getitem__(self, index: int) -> TraceRecord:
         return self.accesses[index]
 
     def __repr__(self) -> str:
         return f"<Trace {self.name!r}: {len(self)} accesses>"
 
     @property
-    def reads(self) -> list[Access]:
+    def reads(self) -> list[TraceRecord]:
         return [a for a in self.accesses if a.kind == "read"]
 
     @property
-    def writes(self) -> list[Access]:
+    def writes(self) -> list[TraceRecord]:
         return [a for a in self.accesses if a.kind == "write"]
 
     # --- export ---------------------------------------------------------------------------------------
@@ -174,7 +174,7 @@ class Trace:
                     trace.name = data.get("name") or ""
                     trace.size = data.get("size")
                     continue
-                trace._done.append(Access.from_json(data))
+                trace._done.append(TraceRecord.from_json(data))
             except (ValueError, KeyError, TypeError) as exc:
                 raise ValueError(f"trace line {number}: {exc}: {line[:80]!r}") from None
         return trace

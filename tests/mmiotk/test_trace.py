@@ -11,7 +11,7 @@ from mmiotk import CachePolicy, MmioResource, RamSpace, RevokedError
 from mmiotk.fake import FakeDevice
 from mmiotk.mock import MockMmio
 from mmiotk.regmap import load
-from mmiotk.trace import Access, Trace
+from mmiotk.trace import Trace, TraceRecord
 
 DATA = Path(__file__).parent / "data"
 UART_MAP = load(DATA / "uart.yaml")
@@ -194,7 +194,7 @@ def test_record_on_fake_device_replay_from_file(tmp_path):
     replayed.start()
     assert replayed.poll() == [0x41, 0x42]
     mock.verify()
-    assert isinstance(trace[0], Access)
+    assert isinstance(trace[0], TraceRecord)
 
 
 def test_unordered_replay():
