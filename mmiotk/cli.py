@@ -1,10 +1,10 @@
 """The `mmiotk` command.
 
 Core subcommands live here: `peek`, `poke` and `dump` (devmem-style access to /dev/mem or any file via
-`--mem`, decoded with a register map via `--map`), `trace` (show a recorded trace) and the core `demo`.
-Layers above mmiotk (drivers, hwsim) add theirs through the entry-point group `mmiotk.commands`: an entry
-names a callable `register(subparsers) -> None` that adds one subparser and sets `func(args) -> int`. A
-registered command wins over a core one of the same name (so drivers can offer a richer `demo`).
+`--mem`, decoded with a register map via `--map`) and `trace` (show a recorded trace). Layers above mmiotk
+add theirs through the entry-point group `mmiotk.commands` (`demo` from hwsim.integration, `serve` and `nbd`
+from drivers.block_services): an entry names a callable `register(subparsers) -> None` that adds one
+subparser and sets `func(args) -> int`. A registered command wins over a core one of the same name.
 
 Errors a user can act on (a missing file, an address outside the file, a bad register map) print one line
 naming what was wrong and exit 1; `--debug` shows the traceback instead.
@@ -25,7 +25,8 @@ from typing import Any, TextIO
 
 from .errors import MmioError
 
-Register = Callable[[argparse._SubParsersAction], None]
+AddCommand = Callable[[argparse._SubParsersAction], None]
+"""What an entry point of `mmiotk.commands` names: adds one subparser that sets `func(args) -> int`."""
 WIDTHS = (8, 16, 32, 64)
 
 
@@ -145,10 +146,8 @@ class Memory:
 def load_map(path: str | None) -> Any:
     if path is None:
         return None
-    try:
-        from . import regmap
-    except ImportError:
-        raise MmioError("--map needs mmiotk.regmap, which this installation does not have") from None
+    from . import regmap
+
     return regmap.load(path)
 
 
@@ -255,10 +254,8 @@ def _add_mem_options(parser: argparse.ArgumentParser, width_default: int = 32) -
 
 # --- trace ----------------------------------------------------------------------------------------------
 def run_trace(args: argparse.Namespace) -> int:
-    try:
-        from .trace import Trace
-    except ImportError:
-        raise MmioError("`mmiotk trace` needs mmiotk.trace, which this installation does not have") from None
+    from .trace import Trace
+
     try:
         trace = Trace.load(args.file)
     except OSError as exc:
@@ -317,7 +314,7 @@ def _core_commands(sub: argparse._SubParsersAction, taken: set[str]) -> None:
         p.set_defaults(func=run_trace)
 
 
-def build_parser(extra: Sequence[Register] = ()) -> argparse.ArgumentParser:
+def build_parser(extra: Sequence[AddCommand] = ()) -> argparse.ArgumentParser:
     """The full parser: registered commands, `extra` registrations (tests), then the core's."""
     parser = argparse.ArgumentParser(prog="mmiotk", description="Register access and MMIO drivers, written once.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
@@ -338,7 +335,7 @@ def build_parser(extra: Sequence[Register] = ()) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None, extra: Sequence[Register] = ()) -> int:
+def main(argv: Sequence[str] | None = None, extra: Sequence[AddCommand] = ()) -> int:
     parser = build_parser(extra)
     args = parser.parse_args(argv)
     try:
