@@ -15,25 +15,21 @@ coherent and in order never does. In spaces marked `simulated`, mmiotk therefore
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import TYPE_CHECKING
 
 from .policy import CachePolicy
 from .space import AddressSpace, Window
 
-if TYPE_CHECKING:
-    from .region import PhysicalRegion
-
 LINE = 64
 
 
-def wrap_for_policy(space: AddressSpace, window: Window, policy: CachePolicy,
-                    region: PhysicalRegion) -> Window:
-    """The window a mapping really uses: the raw one, or the raw one behind the model of its policy."""
+def wrap_for_policy(space: AddressSpace, window: Window, policy: CachePolicy, coherent: bool) -> Window:
+    """The window a mapping really uses: the raw one, or the raw one behind the model of its policy
+    (`coherent`: whether the mapped memory is snooped by the device, so a CPU cache in front is harmless)."""
     if not space.simulated:
         return window
     if policy is CachePolicy.WRITE_COMBINING:
         return WriteCombiningWindow(window, space)
-    if policy is CachePolicy.CACHED and not region.coherent:
+    if policy is CachePolicy.CACHED and not coherent:
         return CachedWindow(window)
     return window
 
@@ -48,7 +44,7 @@ class WriteCombiningWindow(Window):
         self._space = space
         self._buffers = buffers
         self._lines: OrderedDict[int, dict[int, int]] = OrderedDict()
-        space._wc_windows.append(self)
+        space.add_wc_window(self)
 
     @property
     def pending(self) -> int:
@@ -94,8 +90,7 @@ class WriteCombiningWindow(Window):
 
     def close(self) -> None:
         self.drain()
-        if self in self._space._wc_windows:
-            self._space._wc_windows.remove(self)
+        self._space.remove_wc_window(self)
         self.inner.close()
 
 

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import enum
 import platform
-from typing import TYPE_CHECKING
 
 from .errors import PolicyError
-
-if TYPE_CHECKING:
-    from .region import PhysicalRegion
 
 
 class CachePolicy(enum.IntEnum):
@@ -36,25 +32,27 @@ def normalize_arch(name: str | None = None) -> str:
     return _ARCH_ALIASES.get(raw, raw)
 
 
-def check_policy(region: PhysicalRegion, policy: CachePolicy, arch: str) -> None:
-    """Raise PolicyError when `policy` is not allowed for `region` on `arch`.
+def check_policy(policy: CachePolicy, arch: str, *, memory: bool, coherent: bool, prefetchable: bool,
+                 what: str) -> None:
+    """Raise PolicyError when `policy` is not allowed on `arch` for a range of these properties.
 
-    Device registers (regions not marked `memory`) are never cached unless marked coherent, and are
+    `what` names the range in the message (e.g. "region 'uart0' at 0x9000000").
+    Device registers (ranges not marked `memory`) are never cached unless marked coherent, and are
     write-combined only when prefetchable (reads have no side effects). On aarch64, device memory takes
     only the Device types (UNCACHED, UNCACHED_DEVICE), plus Normal-NC (WRITE_COMBINING) when prefetchable.
     Normal memory (DMA buffers, RAM) may take any policy; a CACHED mapping of non-coherent memory is
     legal but needs explicit cache maintenance.
     """
     policy = CachePolicy(policy)
-    if region.memory:
+    if memory:
         return
-    where = f"region {region.name!r} at {region.paddr:#x} (device memory, arch {arch})"
+    where = f"{what} (device memory, arch {arch})"
     if policy is CachePolicy.CACHED:
         if arch == "aarch64":
             raise PolicyError(f"{where}: aarch64 device memory cannot be mapped CACHED; "
                               "use UNCACHED or UNCACHED_DEVICE")
-        if not region.coherent:
+        if not coherent:
             raise PolicyError(f"{where}: CACHED needs a region marked coherent")
-    if policy is CachePolicy.WRITE_COMBINING and not region.prefetchable:
+    if policy is CachePolicy.WRITE_COMBINING and not prefetchable:
         raise PolicyError(f"{where}: WRITE_COMBINING needs a prefetchable region "
                           "(reads of these registers may have side effects)")

@@ -118,8 +118,9 @@ class PhysicalRegion:
             raise BadStateError(f"region {self.name!r} is already mapped {self.policy.name}; "
                                 f"it cannot also be mapped {policy.name}")
         space = self.space
-        check_policy(self, policy, space.arch)
-        window = wrap_for_policy(space, space.open(self.paddr, self.size, policy), policy, self)
+        check_policy(policy, space.arch, memory=self.memory, coherent=self.coherent,
+                     prefetchable=self.prefetchable, what=f"region {self.name!r} at {self.paddr:#x}")
+        window = wrap_for_policy(space, space.open(self.paddr, self.size, policy), policy, self.coherent)
         self.policy = policy
         self._windows.append(window)
         return MmioBuffer(region=self, window=window, space=space, start=0, size=self.size, policy=policy,

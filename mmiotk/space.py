@@ -131,6 +131,15 @@ class AddressSpace(ABC):
     def open(self, paddr: int, size: int, policy: CachePolicy) -> Window:
         """A window on [paddr, paddr + size) using the real mechanism for `policy` where there is one."""
 
+    def add_wc_window(self, window: WriteCombiningWindow) -> None:
+        """Have barriers on this space drain `window`'s write-combining buffers (the memory model calls it)."""
+        self._wc_windows.append(window)
+
+    def remove_wc_window(self, window: WriteCombiningWindow) -> None:
+        """Forget a closed write-combining window; one never added is ignored."""
+        if window in self._wc_windows:
+            self._wc_windows.remove(window)
+
     def drain_write_buffers(self) -> None:
         """Make every write-combined store visible (what a CPU barrier does to WC buffers)."""
         for window in list(self._wc_windows):
