@@ -212,7 +212,7 @@ class PciBus(Bus):
                 allocator.free(base)
             device.placements = []
 
-    def _create_region(self, device: Device, index: int, reg: AddressRange) -> PhysicalRegion:
+    def region_for(self, device: Device, index: int, reg: AddressRange) -> PhysicalRegion:
         for window in self._windows():
             if window.resource.contains(reg.paddr, reg.size):
                 return window.resource.create_region(reg.paddr, reg.size, f"{device.name}.bar{index}",

@@ -273,7 +273,7 @@ class PlatformBus(Bus):
         board, label = load_board(source)
         return cls(board, space, memory=memory, irq_factory=irq_factory, label=label)
 
-    def _create_region(self, device: Device, index: int, reg: AddressRange) -> PhysicalRegion:
+    def region_for(self, device: Device, index: int, reg: AddressRange) -> PhysicalRegion:
         return self.resource.create_region(reg.paddr, reg.size, f"{device.name}.reg{index}",
                                            prefetchable=reg.prefetchable)
 

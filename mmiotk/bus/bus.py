@@ -72,15 +72,17 @@ class Bus(ABC):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # --- what a concrete bus provides ---------------------------------------------------------------
+    # --- what a concrete bus provides (a device asks through these for what its driver asks of it) -----
     @abstractmethod
-    def _create_region(self, device: Device, index: int, reg: AddressRange) -> PhysicalRegion:
+    def region_for(self, device: Device, index: int, reg: AddressRange) -> PhysicalRegion:
         """Mint the region for `device`'s range `index` from a resource this bus holds."""
 
-    def _create_irq(self, device: Device, number: int) -> Interrupt:
+    def irq_for(self, device: Device, number: int) -> Interrupt:
+        """The line for `device`'s interrupt `number`, from the bus's irq factory."""
         return self.irq_factory(number)
 
-    def _create_dma_pool(self, device: Device) -> DmaPool:
+    def dma_pool_for(self, device: Device) -> DmaPool:
+        """A child of the bus's DMA pool for `device` alone."""
         if self.dma is None or self.dma.closed:
             raise NoResourceError(f"bus {self.name!r} has no DMA memory to give device {device.name!r} "
                                   "(give the bus a memory space)")
@@ -151,8 +153,8 @@ class Bus(ABC):
                     self.unbind(name)
                 except DriverModelError as exc:
                     failure = exc
-            device._revoke_mmio_and_irqs()
-            device._close_dma()
+            device.revoke_mmio_and_irqs()
+            device.close_dma_pool()
             device.state = DeviceState.REMOVED
             self._on_remove(device)
             del self.devices[name]
@@ -178,7 +180,7 @@ class Bus(ABC):
             device.bind_errors = []
             for cls, factory in candidates:
                 instance = factory()
-                if not isinstance(instance, Driver) or not hasattr(instance, "_cond"):
+                if not isinstance(instance, Driver) or not hasattr(instance, "device"):
                     made = type(instance).__name__
                     raise BindError(f"device {name!r}: the factory for {cls.__name__} made a {made}, not an "
                                     "initialised Driver (does its __init__ call super().__init__()?)")
@@ -190,8 +192,8 @@ class Bus(ABC):
                     device.bind_errors.append(f"{cls.__name__}: {exc}")
                     self.log.append(f"bind {name} -> {cls.__name__} refused: {exc}")
                     instance.quiesce(0.0)
-                    device._revoke_mmio_and_irqs()
-                    device._close_dma()
+                    device.revoke_mmio_and_irqs()
+                    device.close_dma_pool()
                     instance.device = None
                     device.state = DeviceState.UNBOUND
                     continue
@@ -228,13 +230,13 @@ class Bus(ABC):
             except Exception as exc:
                 failure = ("unbind", exc)
             driver.quiesce(0.0)
-            device._revoke_mmio_and_irqs()
+            device.revoke_mmio_and_irqs()
             driver.quiesce(driver.unbind_timeout)
             try:
                 driver.release()
             except Exception as exc:
                 failure = failure or ("release", exc)
-            leaked = device._close_dma()
+            leaked = device.close_dma_pool()
             device.driver = None
             device.state = DeviceState.UNBOUND
             self.log.append(f"unbind {name} <- {driver.name}" + (f" (the bus freed {leaked} DMA buffer(s) left "
@@ -251,8 +253,8 @@ class Bus(ABC):
                 with suppress(DriverModelError):
                     self.unbind(name)
             for device in self.devices.values():
-                device._revoke_mmio_and_irqs()
-                device._close_dma()
+                device.revoke_mmio_and_irqs()
+                device.close_dma_pool()
 
     def __iter__(self) -> Iterator[Device]:
         return iter(list(self.devices.values()))

@@ -97,7 +97,7 @@ class Device:
             where = self.mmio_ranges.get(index) if isinstance(index, int) else None
             if where is None:
                 raise self._no_mmio(index)
-            region = self.bus._create_region(self, index, where)
+            region = self.bus.region_for(self, index, where)
             self._regions[index] = region
             return region
 
@@ -119,7 +119,7 @@ class Device:
             if not isinstance(index, int) or not 0 <= index < len(self.irq_numbers):
                 raise NoResourceError(f"device {self.name!r} has no interrupt {index}; it has "
                                       f"{len(self.irq_numbers)}")
-            line = self.bus._create_irq(self, self.irq_numbers[index])
+            line = self.bus.irq_for(self, self.irq_numbers[index])
             self._irqs[index] = line
             return line
 
@@ -128,11 +128,12 @@ class Device:
         with self._lock:
             self._check_present("DMA pool")
             if self._pool is None or self._pool.closed:
-                self._pool = self.bus._create_dma_pool(self)
+                self._pool = self.bus.dma_pool_for(self)
             return self._pool
 
-    # --- revocation (the bus calls these) ----------------------------------------------------------
-    def _revoke_mmio_and_irqs(self) -> None:
+    # --- revocation (the bus calls these on unbind, refused bind and removal) -------------------------
+    def revoke_mmio_and_irqs(self) -> None:
+        """Revoke every region and interrupt handed out; the next `mmio(i)`/`irq(i)` makes fresh ones."""
         with self._lock:
             for region in self._regions.values():
                 region.revoke()
@@ -141,7 +142,8 @@ class Device:
             self._regions.clear()
             self._irqs.clear()
 
-    def _close_dma(self) -> int:
+    def close_dma_pool(self) -> int:
+        """Close this device's DMA pool, freeing what is left in it; returns how many buffers that was."""
         with self._lock:
             pool, self._pool = self._pool, None
             return pool.close() if pool is not None else 0

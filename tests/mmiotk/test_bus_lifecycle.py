@@ -32,7 +32,7 @@ class FixedBus(Bus):
         return self.add_device(Device(self, name, compatible=compatible, mmio_ranges=ranges, irqs=irqs,
                                       vendor_id=vendor, device_id=device, parent=parent), probe=probe)
 
-    def _create_region(self, device: Device, index: int, reg: AddressRange) -> PhysicalRegion:
+    def region_for(self, device: Device, index: int, reg: AddressRange) -> PhysicalRegion:
         return self.resource.create_region(reg.paddr, reg.size, f"{device.name}.reg{index}")
 
 
