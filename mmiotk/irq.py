@@ -265,11 +265,6 @@ class MockInterruptController:
         return len(live)
 
 
-def mock_irq_factory() -> MockInterruptController:
-    """The default a bus uses when the target supplies no interrupts."""
-    return MockInterruptController()
-
-
 _EVENT = struct.Struct("=i")  # UIO speaks native-endian 32-bit integers both ways
 
 
@@ -301,10 +296,6 @@ class UioInterrupt(Interrupt):
         self._fds_lock = threading.Lock()
         self._closed = False
         self.last_count: int | None = None
-
-    @classmethod
-    def for_space(cls, space: UioSpace, name: str | None = None) -> UioInterrupt:
-        return cls(space.irq_path, name=name or f"{space.device}.irq")
 
     def _wait(self, timeout: float) -> int:
         deadline = time.monotonic() + timeout
@@ -415,4 +406,4 @@ def irq_factory_for(space: object) -> IrqFactory:
 
 
 __all__ = ["Interrupt", "IrqFactory", "IrqTimeoutError", "MockInterrupt", "MockInterruptController",
-           "UioInterrupt", "irq_factory_for", "mock_irq_factory", "uio_irq_factory"]
+           "UioInterrupt", "irq_factory_for", "uio_irq_factory"]

@@ -13,7 +13,6 @@ from .errors import MmioError, OutOfRangeError, PolicyError
 from .policy import CachePolicy
 from .space import AddressSpace, MemoryWindow, Window, page_span
 
-IORESOURCE_IO = 0x100
 IORESOURCE_MEM = 0x200
 IORESOURCE_PREFETCH = 0x2000
 

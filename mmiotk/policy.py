@@ -23,7 +23,6 @@ class CachePolicy(enum.IntEnum):
 
 _ARCH_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64", "i386": "x86", "i686": "x86"}
 TSO_ARCHES = frozenset({"x86_64", "x86"})
-KNOWN_ARCHES = frozenset({"x86_64", "x86", "aarch64", "riscv64", "ppc64le", "armv7l"})
 
 
 def normalize_arch(name: str | None = None) -> str:

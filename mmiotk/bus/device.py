@@ -102,10 +102,6 @@ class Device:
             return region
 
     @property
-    def num_mmio(self) -> int:
-        return len(self.mmio_ranges)
-
-    @property
     def num_irqs(self) -> int:
         return len(self.irq_numbers)
 
