@@ -31,7 +31,7 @@ def fake():
     return FakeDevice(Dev)
 
 
-def test_buffer_and_reset_state(fake):
+def test_fake_starts_at_each_registers_reset_value_behind_a_real_buffer(fake):
     assert isinstance(fake.buffer, MmioBuffer) and fake.size == 0x18
     assert fake.peek("CTRL") == 0x0030_0010  # reset, with VER's own reset
     assert fake["HALF"] == 0
@@ -44,7 +44,7 @@ def test_ro_bits_ignore_writes(fake):
     assert fake.peek("CTRL").VER == 3
 
 
-def test_w1c_w1s_semantics(fake):
+def test_writing_1_clears_w1c_bits_and_sets_w1s_bits_and_0_leaves_both(fake):
     fake.poke("CTRL", DONE=1, ERR=1)
     fake.buffer.write32(0x0, 1 << 8)            # write 1 to DONE: clears DONE only
     v = fake.peek("CTRL")
@@ -70,7 +70,7 @@ def test_rsvdz_written_nonzero_fails(fake):
         fake.buffer.write32(0x0, 0x1000)
 
 
-def test_strays_and_wrong_widths(fake):
+def test_strict_fake_fails_stray_and_wrong_width_accesses_and_a_lax_one_stores_strays(fake):
     with pytest.raises(AssertionError, match="read32 at 0x18 hits no register"):
         FakeDevice(Dev, size=0x20).buffer.read32(0x18)
     with pytest.raises(AssertionError, match=r"read16 at 0x0 does not match register CTRL \(32 bits at 0x0\)"):
@@ -80,7 +80,7 @@ def test_strays_and_wrong_widths(fake):
     assert lax.buffer.read32(0x18) == 0xABCD
 
 
-def test_hooks(fake):
+def test_hooks_run_on_accesses_and_a_read_hook_may_replace_the_value(fake):
     reads = []
 
     @fake.on_write("CTRL")
@@ -99,7 +99,7 @@ def test_hooks(fake):
         fake.on_write("NOPE", print)
 
 
-def test_poke_and_peek_errors(fake):
+def test_poke_and_peek_refuse_values_that_do_not_fit_and_unknown_registers(fake):
     with pytest.raises(ValueError, match="does not fit in 16 bits"):
         fake.poke("HALF", 0x10000)
     with pytest.raises(ValueError, match=r"DEV\.CTRL\.EN"):
@@ -108,7 +108,7 @@ def test_poke_and_peek_errors(fake):
         fake.peek("NOPE")
 
 
-def test_w1c_trap_against_the_fake(fake):
+def test_modify_keeps_pending_w1c_events_that_a_hand_written_rmw_acks(fake):
     """A modify of an RW field in a register holding pending W1C bits writes them as 0: the events survive.
     A hand-written read-modify-write loses them."""
     regs = fake.bind()
@@ -147,7 +147,7 @@ def test_garbage_mode_catches_naive_modify32():
         fake.buffer.modify32(0x0, 0, 1)  # clrsetbits knows nothing of W1C
 
 
-def test_fake_from_a_register_map():
+def test_fake_built_from_a_register_map_honours_its_access_semantics():
     fake = FakeDevice(load(DATA / "uart.yaml"))
     uart = fake.bind()
     fake.poke("INTSTAT", RX=1, TX=1)

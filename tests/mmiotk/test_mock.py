@@ -68,7 +68,7 @@ def test_wrong_access_fails_at_the_call_site(call, message):
         mock.verify()
 
 
-def test_unexpected_access_and_verify_lists_missing():
+def test_an_unexpected_access_fails_and_verify_lists_what_never_happened():
     mock = MockMmio()
     with pytest.raises(AssertionError, match="unexpected read32 0x4: no more accesses were expected"):
         mock.buffer.read32(0x4)
@@ -85,7 +85,7 @@ def test_unexpected_access_and_verify_lists_missing():
     assert mock.pending == []
 
 
-def test_unordered_per_register_mode():
+def test_unordered_mock_lets_registers_interleave_but_keeps_each_registers_order():
     mock = MockMmio(ordered=False)
     mock.expect_write32(0x0, 1)
     mock.expect_write32(0x0, 2)
@@ -101,7 +101,7 @@ def test_unordered_per_register_mode():
     assert mock.pending == []
 
 
-def test_any_and_mask():
+def test_any_accepts_every_value_and_a_mask_compares_only_its_bits():
     mock = MockMmio()
     mock.expect_write32(0x0, ANY)
     mock.expect_write32(0x0, 0x1, mask=0x1)
@@ -122,7 +122,7 @@ def test_bad_expectations_are_refused():
         mock.expect_read8(0x0, 0x100)
 
 
-def test_register_aware_expectations():
+def test_register_expectations_take_offset_width_and_value_from_the_handle():
     mock = MockMmio()
     uart = Uart(mock.buffer)
     mock.expect_read(uart.CTRL, IRQ=1, MODE=2)           # a pending W1C bit in the read
@@ -152,7 +152,7 @@ def test_refused_accesses_touch_nothing():
     assert mock.accesses == []
 
 
-def test_dump_skips_rc_and_wo():
+def test_dump_reads_every_register_except_rc_and_wo_ones():
     mock = MockMmio()
     uart = Uart(mock.buffer)
     for offset in (0x0, 0x4):
@@ -165,7 +165,7 @@ def test_dump_skips_rc_and_wo():
     assert set(dump) == {"CTRL", "STATUS", "DATA", "ERR", "WIDE", "HALF", "BYTE"}
 
 
-def test_block_copies():
+def test_block_copies_are_checked_against_their_expected_bytes():
     mock = MockMmio()
     mock.expect_write_block(0x20, b"abc")
     mock.expect_read_block(0x20, b"xyz")
@@ -176,7 +176,7 @@ def test_block_copies():
         mock.buffer.write_block(0x20, b"abd")
 
 
-def test_context_manager_verifies():
+def test_leaving_the_context_verifies_the_mock():
     with pytest.raises(AssertionError, match="never happened"), MockMmio() as mock:
         mock.expect_read32(0, 1)
     with MockMmio() as mock:
@@ -184,7 +184,7 @@ def test_context_manager_verifies():
         mock.buffer.read32(0)
 
 
-def test_revocation_still_applies():
+def test_a_revoked_mock_buffer_raises_revoked():
     mock = MockMmio()
     mock.buffer.region.revoke()
     with pytest.raises(RevokedError):
@@ -192,7 +192,7 @@ def test_revocation_still_applies():
 
 
 # --- the pytest plugin ----------------------------------------------------------------------------------
-def test_plugin_fixture(pytester):
+def test_plugin_fixtures_verify_at_teardown_unless_the_test_already_failed(pytester):
     pytester.makepyfile("""
         import pytest
         from mmiotk.mock import MockMmio

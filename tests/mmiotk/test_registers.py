@@ -118,7 +118,7 @@ def test_write_starts_from_reset(dev):
     assert written == 0x0003_0015 == buf.read32(0x00)
 
 
-def test_write_raw_value_and_fields(dev):
+def test_write_merges_fields_into_a_raw_value_and_refuses_one_too_wide(dev):
     d, buf = dev
     d.CTRL.write(0x0000_0001, DIV=0xA)
     assert buf.read32(0x00) == 0xA1
@@ -168,7 +168,7 @@ def test_wo_register_refuses_reads(dev):
 
 
 # --- modify: semantics-aware read-modify-write ----------------------------------------------------------
-def test_modify_w1c_trap(dev):
+def test_modify_writes_pending_w1c_bits_as_0_so_they_are_not_acked(dev):
     """A modify of an RW field in a register holding pending W1C bits writes them as 0."""
     d, buf = dev
     buf.write32(0x00, 0x0000_0700)  # DONE=1, ERR=0b11 pending
@@ -177,7 +177,7 @@ def test_modify_w1c_trap(dev):
     assert buf.read32(0x00) == 0x0003_0001  # EN, and the WO field CMD at its reset
 
 
-def test_modify_w1s_rsvdz_wo_and_undeclared(dev):
+def test_modify_writes_w1s_and_rsvdz_as_0_wo_at_reset_and_keeps_undeclared_bits(dev):
     d, buf = dev
     # KICK (W1S) reads 1, RES (RSVDZ) reads garbage, CMD (WO) reads garbage, bits 31:24 undeclared
     buf.write32(0x00, 0xABFF_F8A0)
@@ -191,7 +191,7 @@ def test_modify_w1s_rsvdz_wo_and_undeclared(dev):
     assert written & 0b111 == 0b010            # MODE=RUN, EN kept at 0
 
 
-def test_modify_multiple_fields_and_named_w1c(dev):
+def test_modify_sets_several_fields_and_writes_1_only_to_the_named_w1c(dev):
     d, buf = dev
     buf.write32(0x00, 0x0000_0300)
     written = d.CTRL.modify(EN=1, DIV=5, DONE=1)
@@ -281,7 +281,7 @@ def test_clear_refuses_non_w1c_fields(dev):
 
 
 # --- W1S, widths ----------------------------------------------------------------------------------------
-def test_w1s_register_and_other_widths(dev):
+def test_8_16_and_64_bit_registers_write_and_modify_at_their_width(dev):
     d, buf = dev
     d.BYTE.write(GO=1)
     assert buf.read8(0x1A) == 1
@@ -295,7 +295,7 @@ def test_w1s_register_and_other_widths(dev):
 
 
 # --- arrays ---------------------------------------------------------------------------------------------
-def test_register_array(dev):
+def test_register_array_elements_sit_at_their_stride_and_bad_indices_are_refused(dev):
     d, buf = dev
     assert len(d.LUT) == 4
     for i, reg in enumerate(d.LUT):
@@ -311,7 +311,7 @@ def test_register_array(dev):
         d.CTRL[0]
 
 
-def test_block_at_offset_and_bounds():
+def test_block_bound_at_an_offset_must_fit_and_be_8_byte_aligned():
     buf = ram_buffer(0x200)
     d = Dev(buf, offset=0x100)
     d.DATA.write(5)
@@ -337,7 +337,7 @@ class Mac(RegisterBlock, name="MAC"):
     PHY = Indirect(Phy, index="MDIO_IDX", data="MDIO_DATA", index_field="REG", unit=2)
 
 
-def test_indirect_pair():
+def test_indirect_register_access_writes_the_index_then_goes_through_the_data_register():
     buf = ram_buffer(0x100)
     mac = Mac(buf)
     mac.PHY.BMCR.modify(SPEED=1)
@@ -350,7 +350,7 @@ def test_indirect_pair():
         mac.PHY.BMSR.write(LINK=0)
 
 
-def test_indirect_checks_definition():
+def test_indirect_definition_with_a_bad_index_register_is_refused():
     with pytest.raises(RegisterDefinitionError, match="wider"):
         class Bad(RegisterBlock):
             IDX = Register(0x0, width=8)
@@ -396,7 +396,7 @@ def test_overlapping_registers_rejected():
             B = Register(0x8)
 
 
-def test_access_strings_and_field_access_inherits():
+def test_access_types_parse_from_strings_and_fields_inherit_the_registers():
     class S(RegisterBlock):
         R = Register(0x0, access="W1C", fields=[Field("A", 0), Field("B", 1, access="rw")])
     spec = S.specs()["R"]
@@ -406,7 +406,7 @@ def test_access_strings_and_field_access_inherits():
     assert RO.readable and not WO.readable and not RC.writable and W1S.writable
 
 
-def test_decode_and_locate():
+def test_decode_names_the_register_or_array_element_and_its_fields_or_none_for_a_gap():
     assert Dev.decode(0x48, 32, 7) == ("DEV0.LUT[1]", {"VAL": 7})
     assert Dev.decode(0x00, 32, 1 << 1)[1]["MODE"] is Mode.RUN
     assert Dev.decode(0x30, 32, 0) is None
@@ -459,7 +459,7 @@ def test_field_access_decides_over_the_register_default():
     assert irq.PENDING.value(0xFF).LEVEL == 0xF  # offline values take any bits
 
 
-def test_bound_to_a_view_and_to_a_big_endian_mapping():
+def test_a_block_works_bound_to_a_view_or_a_big_endian_mapping():
     buf = ram_buffer(0x200)
     view = buf.view(0x100, 0x100)
     d = Dev(view)

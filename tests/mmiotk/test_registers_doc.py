@@ -20,13 +20,13 @@ def blocks(text: str) -> list[tuple[str, dict[str, str], str]]:
     return out
 
 
-def test_doc_has_code():
+def test_registers_doc_has_python_and_yaml_blocks():
     found = blocks(DOC.read_text())
     langs = [lang for lang, _, _ in found]
     assert langs.count("python") >= 8 and "yaml" in langs
 
 
-def test_registers_doc_runs(pytester):
+def test_registers_doc_code_blocks_run_and_their_tests_pass(pytester):
     found = blocks(DOC.read_text())
     python = []
     for lang, attrs, body in found:

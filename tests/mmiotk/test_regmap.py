@@ -58,7 +58,7 @@ def test_yaml_and_json_give_the_same_map():
     assert a.bases == {"UART0": 0x4000_1000}
 
 
-def test_map_semantics_from_yaml():
+def test_a_yaml_map_binds_registers_with_their_access_semantics():
     regmap = load(DATA / "uart.yaml")
     buf = ram_buffer(0x100)
     uart = regmap.bind(buf, "UART0")
@@ -77,7 +77,7 @@ def test_map_semantics_from_yaml():
     assert uart.STATUS.spec.reset == 2 and uart.STATUS.spec.fields["TXE"].reset == 1
 
 
-def test_field_position_forms():
+def test_lsb_width_msb_and_bits_forms_all_give_field_positions():
     regmap = loads("""
 name: m
 blocks:
@@ -189,7 +189,7 @@ def test_syntax_errors_name_file_and_line(tmp_path):
         load(top)
 
 
-def test_unknown_suffix_and_missing_file(tmp_path):
+def test_an_unknown_suffix_or_a_missing_file_is_a_regmap_error(tmp_path):
     with pytest.raises(RegmapError, match=r"unknown register-map format '\.toml'"):
         load(tmp_path / "x.toml")
     with pytest.raises(RegmapError, match=r"nope\.yaml: no such file"):
@@ -217,7 +217,7 @@ blocks:
     assert regmap.decode(0x800, 32, 1) is None
 
 
-def test_roundtrip_through_yaml_and_json():
+def test_a_map_exported_to_yaml_or_json_loads_back_equal():
     regmap = load(DATA / "uart.yaml")
     again = loads(regmap.to_yaml())
     assert again.to_dict() == regmap.to_dict()
@@ -239,7 +239,7 @@ def test_from_blocks_exports_hand_written_classes():
 
 
 # --- exports --------------------------------------------------------------------------------------------
-def test_markdown_tables():
+def test_markdown_export_tabulates_registers_and_fields():
     md = load(DATA / "uart.yaml").to_markdown()
     assert md.startswith("# Register map `uart`")
     assert "## UART0 (base 0x40001000)" in md
@@ -249,7 +249,7 @@ def test_markdown_tables():
     assert "| [7:4] | RESERVED | rsvdz |" in md
 
 
-def test_c_header_defines():
+def test_c_header_defines_base_offsets_shifts_masks_enums_and_resets():
     h = load(DATA / "uart.yaml").to_c_header()
     for line in ("#ifndef UART_REGS_H", "#define UART0_BASE 0x40001000u", "#define UART0_LINECTRL_OFFSET 0x4u",
                  "#define UART0_LINECTRL_PARITY_SHIFT 0u", "#define UART0_LINECTRL_PARITY_MASK 0x3u",

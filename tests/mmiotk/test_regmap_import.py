@@ -45,7 +45,7 @@ def uart_driver_roundtrip(uart, fake: FakeDevice) -> None:
 
 
 # --- SystemRDL ------------------------------------------------------------------------------------------
-def test_rdl_small_file():
+def test_rdl_blocks_bases_access_types_arrays_enums_and_docs_are_imported():
     regmap = load(DATA / "uart.rdl")
     assert list(regmap.blocks) == ["UART0", "TIMER0"]
     assert regmap.bases == {"UART0": 0x1000, "TIMER0": 0x2000}
@@ -118,7 +118,7 @@ def _generate_rdl(path: Path, blocks: int, regs: int) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def test_rdl_generated_hundreds_of_registers(tmp_path):
+def test_a_generated_rdl_file_of_600_registers_imports_and_binds(tmp_path):
     path = tmp_path / "big.rdl"
     _generate_rdl(path, blocks=4, regs=150)
     regmap = load(path)
@@ -134,7 +134,7 @@ def test_rdl_generated_hundreds_of_registers(tmp_path):
 
 
 # --- CMSIS-SVD ------------------------------------------------------------------------------------------
-def test_svd_small_file():
+def test_svd_peripherals_access_types_alternates_arrays_enums_and_derived_ones_are_imported():
     regmap = load(DATA / "mcu.svd")
     assert regmap.name == "MINIMCU"
     assert list(regmap.blocks) == ["UART0", "UART1", "DMA"]
@@ -212,7 +212,7 @@ BAD_SVDS = [
 
 
 @pytest.mark.parametrize(("what", "registers", "message"), BAD_SVDS, ids=[b[0] for b in BAD_SVDS])
-def test_bad_svd_files(tmp_path, what, registers, message):
+def test_a_bad_svd_register_is_a_regmap_error_naming_the_file(tmp_path, what, registers, message):
     path = tmp_path / "bad.svd"
     path.write_text(SVD_HEAD.format(registers=registers))
     if message is None:  # the reset mask cuts the reset value to the register: accepted
@@ -222,7 +222,7 @@ def test_bad_svd_files(tmp_path, what, registers, message):
         load(path)
 
 
-def test_svd_not_xml_or_not_svd(tmp_path):
+def test_an_svd_file_that_is_not_xml_or_not_svd_is_refused_by_name(tmp_path):
     broken = tmp_path / "broken.svd"
     broken.write_text("<device><name>X</name>")
     with pytest.raises(RegmapError, match=r"broken\.svd: not valid XML: .*line"):
@@ -273,7 +273,7 @@ def _generate_svd(path: Path, peripherals: int, regs: int) -> None:
     path.write_text("\n".join(out))
 
 
-def test_svd_generated_hundreds_of_registers(tmp_path):
+def test_a_generated_svd_file_of_726_registers_imports_and_binds(tmp_path):
     path = tmp_path / "big.svd"
     _generate_svd(path, peripherals=6, regs=120)
     regmap = load(path)

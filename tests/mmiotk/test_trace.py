@@ -90,7 +90,7 @@ def test_tracing_costs_nothing_outside_the_context():
     assert all(a is b for a, b in zip(buf._get_lanes(), lanes, strict=True))
 
 
-def test_nested_traces_and_revocation():
+def test_nested_traces_each_see_their_span_and_revocation_ends_the_recording():
     buf = ram_buffer(0x100)
     with buf.trace() as outer:
         buf.write32(0, 1)
@@ -108,7 +108,7 @@ def test_nested_traces_and_revocation():
         buf.read32(0)
 
 
-def test_decoded_with_register_names():
+def test_accesses_are_decoded_with_the_register_and_field_names_of_a_map():
     buf = ram_buffer(0x100)
     drv = UartDriver(buf)
     with buf.trace(UART_MAP) as trace:
@@ -142,7 +142,7 @@ def test_block_ops_are_recorded():
     assert "write_block 0x0040 <- 5 bytes 68656c6c6f" in trace.to_text()
 
 
-def test_jsonl_roundtrip(tmp_path):
+def test_a_saved_trace_loads_back_equal_and_a_bad_line_is_named(tmp_path):
     buf = ram_buffer(0x100)
     with buf.trace(UART_MAP) as trace:
         UartDriver(buf).start()
@@ -163,7 +163,7 @@ def test_jsonl_roundtrip(tmp_path):
         Trace.load(bad)
 
 
-def test_record_on_ram_replay_as_mock():
+def test_a_recording_replays_as_a_mock_that_fails_at_the_first_changed_access():
     buf = ram_buffer(0x100)
     with buf.trace(UART_MAP) as trace:
         UartDriver(buf).start()
@@ -177,7 +177,7 @@ def test_record_on_ram_replay_as_mock():
         UartDriver(mock.buffer).start(parity="ODD")
 
 
-def test_record_on_fake_device_replay_from_file(tmp_path):
+def test_a_recording_saved_to_a_file_replays_the_same_driver_run(tmp_path):
     fake = uart_fake()
     driver = UartDriver(fake.buffer)
     fake.fifo += [0x41, 0x42]
@@ -197,7 +197,7 @@ def test_record_on_fake_device_replay_from_file(tmp_path):
     assert isinstance(trace[0], TraceRecord)
 
 
-def test_unordered_replay():
+def test_an_unordered_replay_accepts_registers_in_another_order():
     buf = ram_buffer(0x100)
     with buf.trace() as trace:
         buf.write32(0x0, 1)
