@@ -151,7 +151,7 @@ def load_map(path: str | None) -> Any:
     return regmap.load(path)
 
 
-def decode(regmap: Any, base: int | None, addr: int, width: int, value: int) -> str:
+def decoded_suffix(regmap: Any, base: int | None, addr: int, width: int, value: int) -> str:
     """'  REG {FIELD=..}' for an access the map covers, else ''. `base` overrides where the map sits (the
     lowest block's base when the map has several)."""
     if regmap is None:
@@ -180,7 +180,7 @@ def run_peek(args: argparse.Namespace) -> int:
             addr = args.addr + i * nbytes
             value = mem.read(addr, args.width)
             print(f"{addr:#010x}: {_fmt(value, args.width)}"
-                  f"{decode(regmap, args.map_base, addr, args.width, value)}")
+                  f"{decoded_suffix(regmap, args.map_base, addr, args.width, value)}")
     return 0
 
 
@@ -195,7 +195,7 @@ def run_poke(args: argparse.Namespace) -> int:
         mem.write(args.addr, args.width, args.value)
         after = mem.read(args.addr, args.width) if args.verify else None
     line = f"{args.addr:#010x} <- {_fmt(args.value, args.width)}"
-    line += decode(regmap, args.map_base, args.addr, args.width, args.value)
+    line += decoded_suffix(regmap, args.map_base, args.addr, args.width, args.value)
     if after is not None:
         line += f"   read back {_fmt(after, args.width)}"
     print(line)
