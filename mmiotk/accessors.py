@@ -38,6 +38,9 @@ _NOT32 = ~0xFFFF_FFFF
 _WRITE_ERRORS = (IndexError, ValueError, TypeError, OverflowError)
 
 
+_NO_VALUE: Any = object()  # what _fault gets for a read, where there is no value to blame
+
+
 def _shown(offset: object) -> str:
     return f"{offset:#x}" if type(offset) is int else repr(offset)
 
@@ -75,7 +78,7 @@ class PyAccessors:
         return False
 
     # --- failure diagnosis (cold path) ----------------------------------------------------------------
-    def _fault(self, offset: int, width: int, value: Any = None, exc: BaseException | None = None,
+    def _fault(self, offset: int, width: int, value: Any = _NO_VALUE, exc: BaseException | None = None,
                op: str = "access") -> BaseException:
         if self._revoked:
             return RevokedError(f"{self.name}: region was revoked: {op} at {describe(offset, width, self.size)}")
@@ -84,7 +87,7 @@ class PyAccessors:
             return OutOfRangeError(f"{where}: out of range")
         if offset % width:
             return AlignmentError(f"{where}: not aligned to {width} bytes")
-        if value is not None and (type(value) is not int or not 0 <= value < 1 << (8 * width)):
+        if value is not _NO_VALUE and (type(value) is not int or not 0 <= value < 1 << (8 * width)):
             return MmioValueError(f"{where}: value {value!r} does not fit in {width * 8} bits")
         return exc if exc is not None else MmioError(where)
 
@@ -116,7 +119,7 @@ class PyAccessors:
         try:
             return self._l8[offset]
         except IndexError as exc:
-            raise self._fault(offset, 1, None, exc, "read8") from None
+            raise self._fault(offset, 1, _NO_VALUE, exc, "read8") from None
 
     def read16_relaxed(self, offset: int) -> int:
         if offset.__class__ is not int:
@@ -126,7 +129,7 @@ class PyAccessors:
         try:
             return self._l16[offset >> 1]
         except IndexError as exc:
-            raise self._fault(offset, 2, None, exc, "read16") from None
+            raise self._fault(offset, 2, _NO_VALUE, exc, "read16") from None
 
     def read32_relaxed(self, offset: int) -> int:
         if offset.__class__ is not int:
@@ -136,7 +139,7 @@ class PyAccessors:
         try:
             return self._l32[offset >> 2]
         except IndexError as exc:
-            raise self._fault(offset, 4, None, exc, "read32") from None
+            raise self._fault(offset, 4, _NO_VALUE, exc, "read32") from None
 
     def read64_relaxed(self, offset: int) -> int:
         if offset.__class__ is not int:
@@ -146,7 +149,7 @@ class PyAccessors:
         try:
             return self._l64[offset >> 3]
         except IndexError as exc:
-            raise self._fault(offset, 8, None, exc, "read64") from None
+            raise self._fault(offset, 8, _NO_VALUE, exc, "read64") from None
 
     def write8_relaxed(self, offset: int, value: int) -> None:
         if offset.__class__ is not int:

@@ -4,7 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(gcc iverilog qemu-system-arm qemu-utils libnbd-bin nbdkit fio e2fsprogs dosfstools)
+# gcc + python3-dev build the compiled accessor core; the cross compilers and binutils check its per-architecture
+# barriers in the disassembly (tests/mmiotk/test_accessor_core.py).
+APT_PACKAGES=(gcc python3-dev gcc-aarch64-linux-gnu gcc-riscv64-linux-gnu binutils-aarch64-linux-gnu
+              binutils-riscv64-linux-gnu iverilog qemu-system-arm qemu-utils libnbd-bin nbdkit fio e2fsprogs dosfstools)
 PYTHON=${PYTHON:-python3}
 
 missing=()
@@ -29,7 +32,8 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.mmiotk-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+# Reinstall when the project's metadata or the compiled core's C sources changed (the core is built in place).
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ -n "$(find mmiotk/csrc -newer "$stamp" -print -quit)" ]; then
     echo "bootstrap: installing mmiotk[dev,sim] into .venv"
     .venv/bin/python -m pip install -q --upgrade pip
     .venv/bin/python -m pip install -q -e ".[dev,sim]"
