@@ -9,11 +9,9 @@
  * mmiotk.accessor_core), which is the reference behaviour and raises the specific error. So the two paths
  * cannot disagree about errors: there is only one place that words them.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <string.h>
+#include "core.h"
 
-#include "mmio_io.h"
+#include <string.h>
 
 enum {
     FB_READ8, FB_READ16, FB_READ32, FB_READ64,
@@ -34,16 +32,6 @@ static const char *const fallback_names[FB_COUNT] = {
 
 /* The pure-Python implementations, one per method; set once by set_fallbacks(). */
 static PyObject *fallbacks[FB_COUNT];
-
-typedef struct {
-    PyObject_HEAD
-    char *base;         /* start of the mapping while direct, else NULL */
-    Py_ssize_t size;
-    Py_ssize_t last[9]; /* last[w]: highest valid offset for width w (negative: none) */
-    int direct;         /* accesses go straight to memory */
-    int attached;       /* `view` is held */
-    Py_buffer view;
-} CoreObject;
 
 static PyObject *
 fallback(int which, PyObject *const *args, Py_ssize_t nargs)
@@ -322,7 +310,7 @@ static PyGetSetDef Core_getset[] = {
     {NULL, NULL, NULL, NULL, NULL},
 };
 
-static PyTypeObject CoreType = {
+PyTypeObject CoreType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "mmiotk._accessors.Core",
     .tp_basicsize = sizeof(CoreObject),
@@ -333,6 +321,22 @@ static PyTypeObject CoreType = {
     .tp_getset = Core_getset,
     .tp_new = PyType_GenericNew,
 };
+
+int
+core_is_own_accessor(PyObject *fn, PyObject *bus, int bits, int write)
+{
+    static const PyCFunction readers[] = {(PyCFunction)Core_read8, (PyCFunction)Core_read16,
+                                          (PyCFunction)Core_read32, (PyCFunction)Core_read64};
+    static const PyCFunction writers[] = {(PyCFunction)(void (*)(void))Core_write8,
+                                          (PyCFunction)(void (*)(void))Core_write16,
+                                          (PyCFunction)(void (*)(void))Core_write32,
+                                          (PyCFunction)(void (*)(void))Core_write64};
+    int index = bits == 8 ? 0 : bits == 16 ? 1 : bits == 32 ? 2 : bits == 64 ? 3 : -1;
+    if (index < 0 || !PyCFunction_Check(fn) || PyCFunction_GET_SELF(fn) != bus
+        || !PyObject_TypeCheck(bus, &CoreType))
+        return 0;
+    return PyCFunction_GET_FUNCTION(fn) == (write ? writers : readers)[index];
+}
 
 /* --- module: barriers and registration ------------------------------------------------------------- */
 static PyObject *mod_mb(PyObject *m, PyObject *a) { mmio_mb(); Py_RETURN_NONE; }
@@ -397,7 +401,8 @@ PyInit__accessors(void)
         return NULL;
     if (PyModule_AddObjectRef(m, "Core", (PyObject *)&CoreType) < 0
         || PyModule_AddStringConstant(m, "ARCH", MMIO_ARCH) < 0
-        || PyModule_AddStringConstant(m, "BARRIERS", MMIO_BARRIERS) < 0) {
+        || PyModule_AddStringConstant(m, "BARRIERS", MMIO_BARRIERS) < 0
+        || register_ops_init(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }

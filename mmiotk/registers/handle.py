@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from .. import native
 from ..errors import AccessError, MmioValueError
 from .access import RC, W1C, FieldError
 from .fields import FieldSpec, RegisterSpec
@@ -29,6 +30,7 @@ class RegisterHandle:
         self.index = index
         self.offset = offset
         self._off = offset
+        self._bus = bus
         self._rd: Callable[[int], int] = getattr(bus, _READERS[spec.width])
         self._wr: Callable[[int, int], None] = getattr(bus, _WRITERS[spec.width])
         self._vcls = spec.value_class
@@ -200,6 +202,9 @@ def _install_fast_paths(handle: RegisterHandle, spec: RegisterSpec) -> None:
     errors, refusals) falls back to the methods of RegisterHandle, which are the reference behaviour.
     The accessors stay the buffer's own methods, so tracing and revocation see every access."""
     rd, wr, off, vcls = handle._rd, handle._wr, handle._off, spec.value_class
+    if native.core is not None:
+        _install_compiled_fast_paths(handle, spec)
+        return
     # name -> (mask to keep everything else, shift, max): only fields that take written values
     table = {name: (~f.mask, f.lsb, f.max) for name, f in spec.fields.items() if f.access.writable}
 
@@ -253,6 +258,25 @@ def _install_fast_paths(handle: RegisterHandle, spec: RegisterSpec) -> None:
             return new
         modify.__doc__ = RegisterHandle.modify.__doc__
         handle.__dict__["modify"] = modify
+
+
+def _install_compiled_fast_paths(handle: RegisterHandle, spec: RegisterSpec) -> None:
+    """The same three fast paths, compiled (see mmiotk/csrc/registers.c): one C call per `read()` /
+    `write(**fields)` / `modify(**fields)`, entering the buffer's compiled core directly when the accessor is
+    its own; anything but int field values in range goes to the RegisterHandle method, as above."""
+    assert native.core is not None
+    bus, rd, wr, off, bits = handle._bus, handle._rd, handle._wr, handle._off, spec.width
+    fields = {name: (f.lsb, f.mask, f.max) for name, f in spec.fields.items() if f.access.writable}
+    make = native.core.register_op
+    if spec.readable:
+        handle.__dict__["read"] = make("read", bus, rd, None, off, bits, spec.value_class, 0, 0, 0, {},
+                                       RegisterHandle.read.__get__(handle))
+    if spec.writable:
+        handle.__dict__["write"] = make("write", bus, None, wr, off, bits, None, 0, 0, spec.write_base, fields,
+                                        RegisterHandle.write.__get__(handle))
+    if handle._keep >= 0:
+        handle.__dict__["modify"] = make("modify", bus, rd, wr, off, bits, None, spec.keep, spec.wo_reset, 0,
+                                         fields, RegisterHandle.modify.__get__(handle))
 
 
 class RegisterArrayHandle(RegisterHandle):

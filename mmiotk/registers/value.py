@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .. import native
 from ..errors import AccessError
 from .access import WO
 
@@ -50,7 +51,7 @@ class RegisterValue(int):
     __str__ = __repr__
 
 
-def _field_getter(f: FieldSpec, device_view: bool = False) -> property:
+def _field_getter(f: FieldSpec, device_view: bool = False) -> Any:
     lsb, mx = f.lsb, f.max
     if f.access is WO and not device_view:
         qual = f.qualname
@@ -65,6 +66,8 @@ def _field_getter(f: FieldSpec, device_view: bool = False) -> property:
             v = (self >> lsb) & mx
             return members.get(v, v)
         return property(get_enum)
+    if native.core is not None:  # the compiled getter: (value >> lsb) & max in one C call
+        return native.core.FieldGetter(f.name, lsb, mx)
     if f.width == 1:
         def get_bit(self: int) -> int:
             return (self >> lsb) & 1

@@ -17,6 +17,7 @@ import pytest
 
 from mmiotk import AlignmentError, CachePolicy, MmioValueError, OutOfRangeError, RevokedError, barrier, native
 from mmiotk.mock import CallbackSpace
+from mmiotk.registers import RO, RSVDZ, W1C, Field, Register, RegisterBlock
 
 ROOT = Path(__file__).resolve().parents[2]
 HEADER_DIR = ROOT / "mmiotk" / "csrc"
@@ -52,7 +53,7 @@ def test_pure_python_core_passes_the_same_accessor_tests(tmp_path):
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(ROOT),
          str(tests / "test_accessors.py"), str(tests / "test_accessor_core.py"), str(tests / "test_trace.py"),
-         str(tests / "test_properties.py"), str(tests / "test_memmodel.py"),
+         str(tests / "test_properties.py"), str(tests / "test_memmodel.py"), str(tests / "test_registers.py"),
          "-k", "not pure_python_core_passes and not disassembly"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
@@ -251,6 +252,79 @@ def test_every_barrier_runs(regs):
     regs.mb()
     regs.rmb()
     regs.wmb()
+
+
+# --- register handles on the core -----------------------------------------------------------------------
+class Uart(RegisterBlock, name="UART0"):
+    CTRL = Register(0x0, fields=[Field("EN", 0), Field("MODE", (3, 1)), Field("DONE", 8, access=W1C),
+                                 Field("RES", (15, 12), access=RSVDZ)])
+    STATUS = Register(0x4, access=RO, fields=[Field("RXNE", 0), Field("LEVEL", (15, 8))])
+    WIDE = Register(0x8, width=64, fields=[Field("HI", (63, 32)), Field("LO", (31, 0))])
+    HALF = Register(0x10, width=16, fields=[Field("B", (15, 8))])
+
+
+def test_register_handles_read_write_and_modify_through_the_core(regs, ram):
+    uart = Uart(regs)
+    ram.array[0:4] = [0x01, 0xF1, 0, 0]             # EN=1, DONE=1 (W1C), RES=0xF (RSVDZ)
+    assert uart.CTRL.modify(MODE=5) == 0x000B       # W1C and RSVDZ written 0, EN kept
+    assert regs.read32(0) == 0x000B
+    assert uart.CTRL.write(EN=1, MODE=2) == 0x0005 and regs.read32(0) == 0x0005
+    ram.array[4:8] = [0x01, 0x2A, 0, 0]
+    status = uart.STATUS.read()
+    assert (status, status.RXNE, status.LEVEL) == (0x2A01, 1, 0x2A)
+    ram.array[4:8] = [0x00, 0x07, 0, 0]             # the next read sees the new value, not a remembered one
+    assert (uart.STATUS.read().RXNE, uart.STATUS.read().LEVEL) == (0, 7)
+    assert uart.WIDE.modify(HI=0xFFFF_FFFF) == 0xFFFF_FFFF_0000_0000 and regs.read64(8) == 0xFFFF_FFFF_0000_0000
+    assert uart.WIDE.read().HI == 0xFFFF_FFFF and uart.HALF.modify(B=0xAB) == 0xAB00 == regs.read16(0x10)
+    with pytest.raises(AttributeError):
+        status.RXNE = 0
+
+
+@pytest.mark.parametrize("call", [lambda r: r.modify(MODE=8), lambda r: r.modify(EN=-1), lambda r: r.modify(EN=1.0),
+                                  lambda r: r.modify(NOPE=1), lambda r: r.modify(DONE=2),
+                                  lambda r: r.write(MODE=8), lambda r: r.write(EN=0.5)],
+                         ids=["too-big", "negative", "float", "unknown", "w1c-too-big", "write-too-big",
+                              "write-float"])
+def test_register_handles_refuse_bad_field_values_before_any_access(regs, ram, call):
+    uart = Uart(regs)
+    ram.array[0:4] = [0x0E, 0, 0, 0]
+    with regs.trace() as trace, pytest.raises((MmioValueError, AttributeError, TypeError, ValueError)):
+        call(uart.CTRL)
+    assert len(trace) == 0 and regs.read32(0) == 0x0E
+
+
+def test_register_handles_are_traced_and_revoked_like_the_buffer(resource):
+    region = resource.create_region(0x4000_0400, 0x100, "uart")
+    buf = region.map(CachePolicy.UNCACHED)
+    uart = Uart(buf)
+    with buf.trace() as trace:
+        uart.CTRL.modify(EN=1)
+        uart.STATUS.read()
+        uart.CTRL.write(MODE=1)
+    assert [(a.kind, a.offset) for a in trace] == [("read", 0), ("write", 0), ("read", 4), ("write", 0)]
+    uart.CTRL.modify(EN=1)
+    region.revoke()
+    for call in (lambda: uart.CTRL.modify(EN=0), lambda: uart.STATUS.read(), lambda: uart.CTRL.write(EN=1)):
+        with pytest.raises(RevokedError, match="region 'uart' was revoked"):
+            call()
+
+
+def test_register_handles_on_a_bus_that_is_not_a_buffer():
+    store = {}
+
+    class Bus:
+        def read32(self, offset):
+            return store.get(offset, 0)
+
+        def write32(self, offset, value):
+            store[offset] = value
+
+        read64 = write64 = read16 = write16 = None
+
+    uart = Uart(Bus())
+    uart.CTRL.modify(MODE=3, EN=1)
+    store[4] = 0x0101
+    assert store[0] == 0x7 and uart.STATUS.read().LEVEL == 1
 
 
 # --- the barriers in the machine code, per architecture ------------------------------------------------------
