@@ -94,6 +94,8 @@ class MmioBuffer(AccessorBase):
         Hand arrays only to code you trust to stop when the device goes away.
         """
         dt = np.dtype(dtype)
+        if dt.itemsize == 0:
+            raise MmioValueError(f"{self.name}: array of {dt} at offset {offset!r}: the dtype has no size")
         if dt.byteorder == "=" and dt.itemsize > 1 and self.byteorder != NATIVE:
             dt = dt.newbyteorder(">" if self.byteorder == "big" else "<")
         if count < 0:

@@ -188,6 +188,20 @@ def test_write_block_from_an_overlapping_view_of_the_same_memory(regs):
     assert regs.read_block(0, 16) == bytes([0, 1, 2, 3, 0, 1, 2, 3, 4, 5, 6, 7, 12, 13, 14, 15])
 
 
+@pytest.mark.parametrize("dtype", ["S0", "V0", "U0"])
+def test_array_of_a_dtype_without_size_is_refused(regs, dtype):
+    with pytest.raises(MmioValueError, match=r"regs: array of .* the dtype has no size"):
+        regs.array(dtype)
+
+
+@pytest.mark.parametrize("offset", [True, 1.0])
+def test_views_and_arrays_refuse_offsets_that_are_not_ints(regs, offset):
+    with pytest.raises(TypeError, match="regs: view: offset and length must be ints"):
+        regs.view(offset, 8)
+    with pytest.raises(TypeError, match="regs: array: offset and length must be ints"):
+        regs.array(np.uint8, offset, 1)
+
+
 # --- revocation, tracing, views, tiny buffers --------------------------------------------------------------
 def test_revoked_buffer_refuses_every_access_with_the_region_named(resource, ram):
     region = resource.create_region(0x4000_0200, 0x100, "dev")
