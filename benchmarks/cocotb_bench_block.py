@@ -14,14 +14,15 @@ import cocotb
 from bench_block import bind, dma_vmos, measure
 
 from drivers.block.protocol import BlockCommand
-from hwsim.vblk.env import HOST_BASE, HOST_SIZE, REGS_BASE, REGS_SIZE, MediaImage, VblkEnv
+from hwsim.media import SECTOR, BlockMedia
+from hwsim.vblk.env import HOST_BASE, HOST_SIZE, REGS_BASE, REGS_SIZE, VblkEnv
 
 DISK_SECTORS = 8192  # 4 MiB
 
 
 @cocotb.test(timeout_time=60_000, timeout_unit="ms")
 async def bench(dut: Any) -> None:
-    env = await VblkEnv.create(dut, media=MediaImage(sectors=DISK_SECTORS))
+    env = await VblkEnv.create(dut, media=BlockMedia(size=DISK_SECTORS * SECTOR))
     requests = int(os.environ.get("BENCH_BLOCK_REQUESTS", "64"))
     board = {"name": "rtl-bench", "memory": {"base": HOST_BASE, "size": HOST_SIZE},
              "devices": [{"name": "blk0", "compatible": "virtio,mmio", "reg": [[REGS_BASE, REGS_SIZE]],

@@ -2,6 +2,7 @@
 
 - `hwsim.cosim`: the generic co-simulation layer (build/run any design, the synchronous-driver bridge,
   `SimSpace`, bus models, interrupts, the memory shim). It knows no particular device.
+- `hwsim.media`: `BlockMedia`, the disk behind a block device, shared by the controller and the model.
 - `hwsim.vblk`: the project's virtio-blk controller: its RTL, harness and cocotb environment.
 - `hwsim.models`: behavioural device models in a transaction-backed space.
 - `hwsim.qemu`: QEMU's own device models through qtest, with guest RAM shared.

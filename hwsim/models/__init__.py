@@ -3,7 +3,8 @@
 Example::
 
     from mmiotk import CachePolicy, MmioResource
-    from hwsim.models import BlockMedia, ModelSpace, VirtioBlkModel
+    from hwsim.media import BlockMedia
+    from hwsim.models import ModelSpace, VirtioBlkModel
 
     blk = VirtioBlkModel(BlockMedia("disk.img"), writeback=True)
     with ModelSpace(blk, ram_size=16 << 20) as space:
@@ -15,13 +16,12 @@ Example::
 """
 
 from .guest_memory import DmaError, GuestMemory
-from .media import BlockMedia
 from .space import ModelIrq, ModelSpace, ModelWindow
 from .virtio_blk import VirtioBlkModel
 from .virtio_mmio import VirtioMmioDevice
 from .virtqueue import QueueFatal, Segment, SplitQueue
 
 __all__ = [
-    "BlockMedia", "DmaError", "GuestMemory", "ModelIrq", "ModelSpace", "ModelWindow", "QueueFatal", "Segment",
+    "DmaError", "GuestMemory", "ModelIrq", "ModelSpace", "ModelWindow", "QueueFatal", "Segment",
     "SplitQueue", "VirtioBlkModel", "VirtioMmioDevice",
 ]

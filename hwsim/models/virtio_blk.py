@@ -84,9 +84,9 @@ from __future__ import annotations
 import os
 import struct
 
+from hwsim.media import SECTOR, BlockMedia
 from mmiotk.errors import MmioValueError
 
-from .media import SECTOR, BlockMedia
 from .virtio_mmio import (
     F_RING_INDIRECT_DESC,
     F_VERSION_1,

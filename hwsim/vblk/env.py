@@ -1,18 +1,15 @@
 """The environment around the block controller under cocotb: reset, bus models, host RAM and media.
 
-Host RAM is a `mmiotk.RamSpace` and the media a `MediaImage` (a disk image file mapped shared, or
-anonymous memory), both owned by this Python process. The simulator reaches them through hwsim_shm, a
-small C library already loaded into the simulator process: `ShmLib.attach` hands it the address of our
-own mmap, so the RTL's DMA and media accesses land in the very bytes the driver's numpy views show.
+Host RAM is a `mmiotk.RamSpace` (test drivers allocate from it through a `DmaPool`) and the media a
+`hwsim.media.BlockMedia` (a disk image file mapped shared, or anonymous memory), both owned by this
+Python process. The simulator reaches them through hwsim_shm, a small C library already loaded into the
+simulator process: `ShmLib.attach` hands it the address of our own mmap, so the RTL's DMA and media
+accesses land in the very bytes the driver's numpy views show.
 The clock runs in HDL (tb_cosim.v); nothing here awaits per cycle.
 """
 
 from __future__ import annotations
 
-import contextlib
-import mmap
-import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,48 +18,14 @@ from cocotb.triggers import Timer
 
 from hwsim.cosim import AxiLiteMasterBus, Bridge, HdlAxiLiteBus, SimBus, SimInterrupt, SimSpace
 from hwsim.cosim.shm import ShmLib
+from hwsim.media import SECTOR, BlockMedia
 from mmiotk import MmioResource, RamSpace
+from mmiotk.dma import DmaPool
 
 HOST_BASE = 0x8000_0000   # tb_cosim's HOST_BASE parameter: the DMA window
 HOST_SIZE = 0x0100_0000
 REGS_BASE = 0x1000_0000   # where the virtio-mmio registers appear in the SimSpace
 REGS_SIZE = 0x200
-SECTOR = 512
-
-
-class MediaImage:
-    """The controller's backing store: a disk image file mapped shared, or anonymous memory."""
-
-    def __init__(self, path: str | os.PathLike[str] | None = None, sectors: int | None = None) -> None:
-        self.path = Path(path) if path is not None else None
-        if self.path is None:
-            if not sectors:
-                raise ValueError("anonymous media needs a size in sectors")
-            self._mmap = mmap.mmap(-1, sectors * SECTOR)
-        else:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                if sectors is not None:
-                    os.ftruncate(fd, sectors * SECTOR)
-                size = os.fstat(fd).st_size
-                if size == 0 or size % SECTOR:
-                    raise ValueError(f"{self.path}: image size {size} is not a positive multiple of {SECTOR}")
-                self._mmap = mmap.mmap(fd, size, mmap.MAP_SHARED)
-            finally:
-                os.close(fd)
-        self.array = np.frombuffer(self._mmap, dtype=np.uint8)
-        self.sectors = len(self.array) // SECTOR
-
-    def sector(self, lba: int, count: int = 1) -> bytes:
-        return bytes(self.array[lba * SECTOR:(lba + count) * SECTOR])
-
-    def fill(self, lba: int, data: bytes) -> None:
-        self.array[lba * SECTOR:lba * SECTOR + len(data)] = np.frombuffer(data, dtype=np.uint8)
-
-    def close(self) -> None:
-        self.array = np.empty(0, dtype=np.uint8)
-        with contextlib.suppress(BufferError):  # a view is still alive; the mapping goes with it
-            self._mmap.close()
 
 
 class VblkEnv:
@@ -71,11 +34,11 @@ class VblkEnv:
     Use `await VblkEnv.create(dut)` in a cocotb test and `env.close()` at the end.
     """
 
-    def __init__(self, dut: Any, media: MediaImage | None = None, media_sectors: int = 2048) -> None:
+    def __init__(self, dut: Any, media: BlockMedia | None = None, media_sectors: int = 2048) -> None:
         self.dut = dut
         self.shm = ShmLib()
         self.ram = RamSpace(HOST_SIZE, base=HOST_BASE, name="host-ram")
-        self.media = media if media is not None else MediaImage(sectors=media_sectors)
+        self.media = media if media is not None else BlockMedia(size=media_sectors * SECTOR)
         self.shm.attach(ShmLib.HOST, self.ram.array, HOST_BASE)
         self.shm.attach(ShmLib.MEDIA, self.media.array, 0)
         self.hdl_bus = HdlAxiLiteBus(dut)
@@ -84,10 +47,10 @@ class VblkEnv:
         self.resource = MmioResource(self.space, REGS_BASE, REGS_SIZE)
         self.irq = SimInterrupt(dut.irq, "vblk-irq")
         self.bridge = Bridge()
-        self._next_free = HOST_BASE
+        self._dma: DmaPool | None = None
 
     @classmethod
-    async def create(cls, dut: Any, media: MediaImage | None = None, media_sectors: int = 2048,
+    async def create(cls, dut: Any, media: BlockMedia | None = None, media_sectors: int = 2048,
                      stall: int = 0) -> VblkEnv:
         env = cls(dut, media, media_sectors)
         # Verilator applies the HDL's declaration initialisers in its first evaluation, after a test
@@ -126,14 +89,18 @@ class VblkEnv:
         self.bus = self.space.bus = self.hdl_bus
 
     # --- host memory for DMA -------------------------------------------------------------------------
+    @property
+    def dma(self) -> DmaPool:
+        """A DMA pool over all of host RAM, made on first use (a driver bound through a bus with
+        `memory=env.ram` makes its own pool instead: use one or the other)."""
+        if self._dma is None:
+            self._dma = DmaPool.from_space(self.ram, name="host-dma")
+        return self._dma
+
     def alloc(self, size: int, align: int = 16) -> int:
-        """A physical address of `size` fresh bytes of host RAM (bump allocation, zeroed)."""
-        start = (self._next_free + align - 1) & ~(align - 1)
-        if start + size > HOST_BASE + HOST_SIZE:
-            raise MemoryError("host RAM exhausted")
-        self._next_free = start + size
-        self.host(start, size)[:] = 0
-        return start
+        """The physical address of `size` fresh, zeroed bytes of host RAM from `dma` (the test driver's
+        allocator: it keeps addresses, not buffers)."""
+        return int(self.dma.alloc(size, align).paddr)
 
     def host(self, paddr: int, size: int) -> np.ndarray:
         """A uint8 view of host RAM [paddr, paddr + size)."""
@@ -150,5 +117,7 @@ class VblkEnv:
         """Detach memory from the simulator first (it holds raw pointers), then release it."""
         self.shm.detach(ShmLib.HOST)
         self.shm.detach(ShmLib.MEDIA)
+        if self._dma is not None:
+            self._dma.close()
         self.media.close()
         self.ram.close()

@@ -21,7 +21,8 @@ from conformance_cases import CASES, MiB, Target, run_case
 from drivers.virtio.blk import VirtioBlk
 from hwsim.cosim import Bridge, bridge_await
 from hwsim.integration.block_targets import bound_virtio_blk
-from hwsim.vblk.env import HOST_BASE, HOST_SIZE, REGS_BASE, REGS_SIZE, SECTOR, MediaImage, VblkEnv
+from hwsim.media import BlockMedia
+from hwsim.vblk.env import HOST_BASE, HOST_SIZE, REGS_BASE, REGS_SIZE, VblkEnv
 
 SIM_TIMEOUT_MS = 2000  # simulated time per case; far above what any needs (a 4 KiB request is ~12 us)
 
@@ -43,7 +44,7 @@ class RtlTarget(Target):
         if readonly != self.readonly_build:
             raise AssertionError(f"this simulation's build has F_RO={int(self.readonly_build)}; a "
                                  f"{'read-only' if readonly else 'writable'} device needs the other build")
-        media = MediaImage(image) if image is not None else MediaImage(sectors=disk_size // SECTOR)
+        media = BlockMedia(image) if image is not None else BlockMedia(size=disk_size)
         env: VblkEnv = bridge_await(VblkEnv.create(self.dut, media=media))
         board = {"name": f"{self.name}-rtl", "memory": {"base": HOST_BASE, "size": HOST_SIZE},
                  "devices": [{"name": "blk0", "compatible": "virtio,mmio", "reg": [[REGS_BASE, REGS_SIZE]],

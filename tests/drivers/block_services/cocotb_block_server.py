@@ -22,7 +22,8 @@ from drivers.block_services.server import BlockServer
 from drivers.bus.platform import PlatformBus
 from drivers.virtio.blk import VirtioBlkDriver
 from hwsim.cosim import Bridge
-from hwsim.vblk.env import HOST_BASE, HOST_SIZE, REGS_BASE, REGS_SIZE, MediaImage, VblkEnv
+from hwsim.media import BlockMedia
+from hwsim.vblk.env import HOST_BASE, HOST_SIZE, REGS_BASE, REGS_SIZE, VblkEnv
 
 CLIENTS = 2
 BLOCKS = 8  # per client, per round
@@ -70,7 +71,7 @@ def serve_clients(env: VblkEnv) -> list[dict[str, Any]]:
 
 @cocotb.test(timeout_time=20_000, timeout_unit="ms")
 async def clients_over_rtl(dut: Any) -> None:
-    env = await VblkEnv.create(dut, media=MediaImage(os.environ["BLOCK_IMAGE"]))
+    env = await VblkEnv.create(dut, media=BlockMedia(os.environ["BLOCK_IMAGE"]))
     try:
         results = await Bridge().run(serve_clients, env)
     finally:

@@ -187,7 +187,7 @@ def test_force_access_write_is_followed_by_a_flush() -> None:
         assert model.requests[T_FLUSH] == 0
         write_blocks(blk, 1, data(1), flags=OpFlag.FORCE_ACCESS)
         assert model.requests[T_FLUSH] == 1
-        assert model.media.media_bytes(BS, BS) == data(1)  # on the media, not only in the device's cache
+        assert model.media.sector(1) == data(1)  # on the media, not only in the device's cache
 
 
 def test_writethrough_through_config_wce_turns_the_device_cache_off() -> None:
@@ -224,7 +224,7 @@ def test_blk_size_sets_the_block_size_and_sectors_stay_512_bytes() -> None:
         payload = np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8).tobytes()
         write_blocks(blk, 3, payload)
         flush(blk)
-        assert model.media.media_bytes(3 * 4096, 4096) == payload
+        assert model.media.sector(24, 8) == payload
 
 
 def test_trim_without_write_zeroes_is_not_supported() -> None:

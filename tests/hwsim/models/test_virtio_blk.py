@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from hwsim.models import BlockMedia, ModelSpace, VirtioBlkModel
+from hwsim.media import BlockMedia
+from hwsim.models import ModelSpace, VirtioBlkModel
 from mmiotk import AccessError, CachePolicy, IrqTimeoutError, MmioResource, MmioValueError
 
 # virtio-mmio registers and bits

@@ -11,7 +11,7 @@ import cocotb
 from rtl_helpers import TIMEOUT_MS, make, pattern
 from vblk_driver import SECTOR
 
-from hwsim.vblk.env import MediaImage
+from hwsim.media import BlockMedia
 
 LBA = 7
 
@@ -19,7 +19,7 @@ LBA = 7
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
 async def write_then_end(dut):
     mode = os.environ["HWSIM_MODE"]
-    env, drv = await make(dut, media=MediaImage(os.environ["HWSIM_IMAGE"]))
+    env, drv = await make(dut, media=BlockMedia(os.environ["HWSIM_IMAGE"]))
 
     def body():
         drv.init()

@@ -23,7 +23,8 @@ from vblk_driver import (
     BlkError,
 )
 
-from hwsim.vblk.env import MediaImage, ShmLib
+from hwsim.media import BlockMedia
+from hwsim.vblk.env import ShmLib
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
@@ -48,7 +49,7 @@ async def write_read_roundtrip(dut):
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
 async def read_preloaded_media(dut):
-    media = MediaImage(sectors=256)
+    media = BlockMedia(size=256 * SECTOR)
     media.fill(0, pattern(256 * SECTOR, 2))
     env, drv = await make(dut, media=media)
 

@@ -22,7 +22,7 @@ from vblk_driver import (
     T_OUT,
 )
 
-from hwsim.vblk.env import MediaImage
+from hwsim.media import BlockMedia
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
@@ -50,7 +50,7 @@ async def offered_features(dut):
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
 async def read_only_device(dut):
-    media = MediaImage(sectors=128)
+    media = BlockMedia(size=128 * SECTOR)
     media.fill(0, pattern(128 * SECTOR, 3))
     env, drv = await make(dut, media=media)
 

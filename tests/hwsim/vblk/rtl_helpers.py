@@ -6,7 +6,8 @@ from typing import Any
 
 from vblk_driver import MiniBlk
 
-from hwsim.vblk.env import REGS_BASE, REGS_SIZE, MediaImage, VblkEnv
+from hwsim.media import BlockMedia
+from hwsim.vblk.env import REGS_BASE, REGS_SIZE, VblkEnv
 from mmiotk import CachePolicy, MmioBuffer
 
 # Simulated-time limit for every cocotb test: far above what any of them needs (a 4 KiB request
@@ -19,7 +20,7 @@ def map_regs(env: VblkEnv) -> MmioBuffer:
     return env.resource.create_region(REGS_BASE, REGS_SIZE, "vblk").map(CachePolicy.UNCACHED)
 
 
-async def make(dut: Any, *, qsize: int = 16, stall: int = 0, media: MediaImage | None = None,
+async def make(dut: Any, *, qsize: int = 16, stall: int = 0, media: BlockMedia | None = None,
                media_sectors: int = 2048) -> tuple[VblkEnv, MiniBlk]:
     env = await VblkEnv.create(dut, media=media, media_sectors=media_sectors, stall=stall)
     drv = MiniBlk(map_regs(env), env.host, env.alloc, env.irq, qsize=qsize)
