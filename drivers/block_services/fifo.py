@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import enum
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -169,6 +169,3 @@ def unpack_responses(data: bytes | bytearray | memoryview) -> list[Response]:
 def pack_requests(requests: Iterable[Request]) -> bytes:
     return b"".join(r.pack() for r in requests)
 
-
-def pack_responses(responses: Sequence[Response]) -> bytes:
-    return b"".join(r.pack() for r in responses)

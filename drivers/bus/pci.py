@@ -213,11 +213,11 @@ class PciBus(Bus):
             device.placements = []
 
     def region_for(self, device: Device, index: int, reg: AddressRange) -> PhysicalRegion:
-        for window in self._windows():
-            if window.resource.contains(reg.paddr, reg.size):
-                return window.resource.create_region(reg.paddr, reg.size, f"{device.name}.bar{index}",
-                                                     prefetchable=reg.prefetchable)
-        raise MmioValueError(f"PCI bus {self.name!r}: BAR {index} of {device.name!r} is in no window")  # unreachable
+        # _place put every BAR in the prefetchable window or in the memory window (hotplug ranges included)
+        pref = self.pref
+        window = pref if pref is not None and pref.resource.contains(reg.paddr, reg.size) else self.mem
+        return window.resource.create_region(reg.paddr, reg.size, f"{device.name}.bar{index}",
+                                             prefetchable=reg.prefetchable)
 
     def address_map(self) -> list[MapEntry]:
         entries = []

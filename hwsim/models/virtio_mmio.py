@@ -152,13 +152,6 @@ class VirtioMmioDevice:
             if self.status & DRIVER_OK:
                 self._raise(INT_CONFIG)
 
-    def config_changed(self) -> None:
-        """The device changed its configuration: new ConfigGeneration and, if DRIVER_OK, an interrupt."""
-        with self.lock:
-            self.config_generation = (self.config_generation + 1) & 0xFFFFFFFF
-            if self.status & DRIVER_OK:
-                self._raise(INT_CONFIG)
-
     # --- register access -----------------------------------------------------------------------------
     def _misuse(self, message: str) -> None:
         if self.strict:
