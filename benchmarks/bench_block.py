@@ -112,7 +112,7 @@ def bind(board: dict[str, Any], space: Any, irq_factory: Any, memory: Any = None
     bus.register_driver(VirtioBlkDriver, lambda: VirtioBlkDriver(completions="poll", **options))
     driver = bus.bind("blk0")
     assert isinstance(driver, VirtioBlkDriver)
-    return bus, driver.blk
+    return bus, driver.block
 
 
 Row = tuple[str, str, int, int, float]  # target, op, depth, requests, seconds

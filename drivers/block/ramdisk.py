@@ -23,8 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from mmiotk.bus import Device, DeviceGoneError, Driver
+from mmiotk.bus import Device
 
+from .driver import BlockDriver
 from .protocol import (
     MAX_TRANSFER_UNBOUNDED,
     BlockCommand,
@@ -188,7 +189,7 @@ def ramdisk_from_properties(props: dict[str, Any], name: str = "ramdisk") -> Ram
                    worker=bool(props.get("worker", False)), name=name)
 
 
-class RamDiskDriver(Driver, BlockDevice):
+class RamDiskDriver(BlockDriver[RamDisk]):
     """The bus driver for board nodes `compatible: mmiotk,ramdisk`; the bound driver is the BlockDevice.
 
     The node's `properties` configure the disk (see `ramdisk_from_properties`); it needs no MMIO. On unbind
@@ -197,25 +198,5 @@ class RamDiskDriver(Driver, BlockDevice):
 
     compatible = (COMPATIBLE,)
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.disk: RamDisk | None = None
-
     def bind(self, device: Device) -> None:
-        self.disk = ramdisk_from_properties(device.properties, name=device.name)
-
-    def unbind(self) -> None:
-        if self.disk is not None:
-            self.disk.unbind()
-        super().unbind()
-
-    def query(self) -> BlockInfo:
-        if self.disk is None:
-            raise DeviceGoneError(f"{self.name}: not bound to a device")
-        return self.disk.query()
-
-    def queue(self, op: BlockOp, completion: Completion) -> None:
-        if self.disk is None:
-            completion(BlockStatus.IO_NOT_PRESENT, op)
-            return
-        self.disk.queue(op, completion)
+        self.block = ramdisk_from_properties(device.properties, name=device.name)

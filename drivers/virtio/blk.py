@@ -18,16 +18,16 @@ followed by a FLUSH before they complete. TRIM uses WRITE_ZEROES (the blocks rea
 
 from __future__ import annotations
 
-import threading
 from collections import deque
 from typing import Any, cast
 
-from mmiotk.bus import Device, DeviceGoneError, Driver
+from mmiotk.bus import Device
 from mmiotk.dma import DmaBuffer, DmaPool
 from mmiotk.irq import Interrupt
 from mmiotk.policy import CachePolicy
 from mmiotk.registers import RO, Register, RegisterBlock
 
+from ..block.driver import BlockDriver
 from ..block.protocol import (
     BlockCommand,
     BlockDevice,
@@ -349,8 +349,9 @@ class VirtioBlk(VirtioDevice, BlockDevice):
                 f"{'writeback' if self.writeback else 'writethrough'}{', ro' if i.flags & BlockFlag.READONLY else ''}>")
 
 
-class VirtioBlkDriver(Driver, BlockDevice):
-    """Binds virtio-mmio block devices on a bus; the bound driver is itself the BlockDevice.
+class VirtioBlkDriver(BlockDriver[VirtioBlk]):
+    """Binds virtio-mmio block devices on a bus; the bound driver is itself the BlockDevice (`block` is the
+    VirtioBlk).
 
     Options come from the device's board `properties` (`completions`, `writeback`, `readonly`, `start`,
     `length`, `queue-size`, `max-transfer`, `spin`) and are overridden by keyword arguments given to the
@@ -363,36 +364,13 @@ class VirtioBlkDriver(Driver, BlockDevice):
     def __init__(self, **options: Any) -> None:
         super().__init__()
         self.options = options
-        self.blk: VirtioBlk | None = None
 
     def bind(self, device: Device) -> None:
         props = {k.replace("-", "_"): v for k, v in device.properties.items()}
         regs = device.mmio(0).map(CachePolicy.UNCACHED_DEVICE)
         irq = device.irq(0) if device.num_irqs else None
-        self.blk = VirtioBlk(regs, device.dma_pool(), irq, **{**props, **self.options})
-
-    def unbind(self) -> None:
-        if self.blk is not None:
-            self.blk.unbind()
-        super().unbind()
+        self.block = VirtioBlk(regs, device.dma_pool(), irq, **{**props, **self.options})
 
     def release(self) -> None:
-        if self.blk is not None:
-            self.blk.release()
-
-    def query(self) -> BlockInfo:
-        return self._bound().query()
-
-    def queue(self, op: BlockOp, completion: Completion) -> None:
-        if self.blk is None:
-            completion(BlockStatus.IO_NOT_PRESENT, op)
-            return
-        self.blk.queue(op, completion)
-
-    def wait_for(self, done: threading.Event, timeout: float) -> bool:
-        return self._bound().wait_for(done, timeout)
-
-    def _bound(self) -> VirtioBlk:
-        if self.blk is None:
-            raise DeviceGoneError(f"{self.name}: not bound to a device")
-        return self.blk
+        if self.block is not None:
+            self.block.release()

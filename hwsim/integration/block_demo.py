@@ -152,13 +152,13 @@ def run_blk_demo(boot: Callable[..., AbstractContextManager[Any]], out: TextIO |
 
 def _exercise(bus: PlatformBus, bound: dict[str, Any], image: Path, disk: Path,
               emit: Callable[[str], None]) -> int:
-    blks = {name: d for name, d in bound.items() if isinstance(d, VirtioBlkDriver) and d.blk is not None}
+    blks = {name: d for name, d in bound.items() if isinstance(d, VirtioBlkDriver) and d.block is not None}
     if not blks:
         emit("bind    no virtio-blk device bound: " + "; ".join(
             f"{d.name}: {d.bind_errors[-1]}" for d in bus if d.bind_errors)[:400])
         return 1
     name, driver = next(iter(blks.items()))
-    blk = driver.blk
+    blk = driver.block
     assert blk is not None
     empty = sum(1 for d in bus if d.driver is None and any("device id 0" in e for e in d.bind_errors))
     map_line = next(line for line in format_address_map(bus.address_map()).splitlines() if name in line)

@@ -45,8 +45,8 @@ def bound_virtio_blk(board: dict[str, Any], space: Any, irq_factory: Any, *, mem
     bus.register_driver(VirtioBlkDriver, lambda: VirtioBlkDriver(completions=completions, **options))
     try:
         driver = bus.bind("blk0")
-        assert isinstance(driver, VirtioBlkDriver) and driver.blk is not None
-        yield driver.blk
+        assert isinstance(driver, VirtioBlkDriver) and driver.block is not None
+        yield driver.block
     finally:
         bus.close()
 

@@ -237,7 +237,7 @@ def test_bus_binds_the_ramdisk_driver_from_the_board_node(bus: PlatformBus) -> N
 def test_bus_unbind_makes_every_op_io_not_present(bus: PlatformBus) -> None:
     driver = bus.bind("rd0")
     assert isinstance(driver, RamDiskDriver)
-    disk = driver.disk
+    disk = driver.block
     bus.unbind("rd0")
     assert disk is not None and disk.dead
     vmo = Vmo(np.zeros(BS, dtype=np.uint8))

@@ -39,8 +39,8 @@ def serve_clients(env: VblkEnv) -> list[dict[str, Any]]:
     bus.register_driver(VirtioBlkDriver, lambda: VirtioBlkDriver(completions="poll"))
     try:
         driver = bus.bind("blk0")
-        assert isinstance(driver, VirtioBlkDriver) and driver.blk is not None
-        blk = driver.blk
+        assert isinstance(driver, VirtioBlkDriver) and driver.block is not None
+        blk = driver.block
         server = BlockServer(blk, os.environ["BLOCK_SOCKET"]).start(thread=False)
         procs = [subprocess.Popen([sys.executable, os.environ["BLOCK_WORKER"], "verify", server.path, str(i),
                                    str(i * 2 * BLOCKS), str(BLOCKS), str(ROUNDS)],
