@@ -1,14 +1,20 @@
 """virtio-blk (virtio 1.2 §5.2): a BlockDevice over one split virtqueue of a virtio-mmio device.
 
 Init follows §3.1.1 top to bottom in `VirtioBlk.__init__` (the generic steps in `virtio.device`). Each
-request is a chain: a 16-byte header the device reads, the data, one status byte the device writes. Headers
-and status bytes live in one DMA buffer, a 64-byte slot per request in flight (at most 64); requests beyond
-that, or beyond the ring's free descriptors, wait in a backlog.
+request is a chain (§5.2.6, `struct virtio_blk_req`): the header `out_hdr` (type, sector) the device reads,
+the data, one `status` byte the device writes. Headers and status bytes live in one DMA buffer, a 64-byte
+`VirtioBlkReqSlot` per request in flight (at most 64), written through its fields as Linux's virtio_blk.c
+writes `vbr->out_hdr`; everything else a slot needs (its descriptors, its bounce buffer) is computed once.
+Requests beyond the free slots, or beyond the ring's free descriptors, wait in a backlog.
 
 Zero-copy: when an op's Vmo has a `dma_addr` inside the device's DMA window, that address goes straight into
 the descriptor. Otherwise the data is bounced through the slot's DMA buffer and `bytes_copied` counts it.
 
-Completions: by `poll()` or an IRQ thread, batched doorbells: see `virtio.device`.
+Where completions come from: the device returns each chain on the used ring; `VirtioDevice` reaps the
+ring (in `poll()` on the caller's thread with completions="poll", else on its IRQ thread) and calls
+`_complete` here under the lock with the chain's `_Req`, which reads the slot's `status` byte, copies
+bounced reads out and frees the slot; the op's completion callback then runs outside the lock, on that same
+thread. On unbind every request still on the ring or in the backlog completes IO_NOT_PRESENT (`_detach`).
 
 Options: `writeback` (True/False: set the cache mode through CONFIG_WCE, or emulate writethrough with a
 flush after every write when the device has a cache but no CONFIG_WCE), `readonly`, `start`/`length` (expose
@@ -19,6 +25,7 @@ followed by a FLUSH before they complete. TRIM uses WRITE_ZEROES (the blocks rea
 from __future__ import annotations
 
 from collections import deque
+from ctypes import LittleEndianStructure, c_uint8, c_uint32, c_uint64
 from typing import Any, cast
 
 from mmiotk.bus import Device
@@ -42,11 +49,14 @@ from ..block.protocol import (
 from . import VirtioError
 from .device import Done, VirtioDevice
 from .mmio import Feature, bit
-from .virtqueue import DESC_F_WRITE, le_view
+from .virtqueue import DESC_F_WRITE
 
+# Deliberate duplication: the virtio constants here are written out again, on purpose, in the device
+# model (hwsim/models/) and in the RTL test driver (tests/hwsim/vblk/vblk_driver.py), so that device and
+# drivers stay independent readings of the spec and a misreading in one is caught by the other.
 SECTOR = 512                  # the unit of `sector` in every request, whatever blk_size says
 MAX_IN_FLIGHT = 64
-SLOT = 64                     # bytes per request slot: header @0, write-zeroes segment @16, status @32
+SLOT = 64                     # bytes per request slot (a VirtioBlkReqSlot)
 
 
 class BlkFeature:
@@ -82,13 +92,52 @@ class VirtioBlkConfig(RegisterBlock, name="virtio-blk config"):
     MAX_WRITE_ZEROES_SECTORS = Register(0x30, access=RO)
 
 
+class VirtioBlkOutHdr(LittleEndianStructure):
+    """struct virtio_blk_outhdr (§5.2.6): the part of a request the device reads first."""
+
+    _fields_ = [("type", c_uint32), ("reserved", c_uint32), ("sector", c_uint64)]
+
+
+class VirtioBlkDiscardWriteZeroes(LittleEndianStructure):
+    """struct virtio_blk_discard_write_zeroes (§5.2.6): the data of a WRITE_ZEROES request."""
+
+    _fields_ = [("sector", c_uint64), ("num_sectors", c_uint32), ("flags", c_uint32)]
+
+
+class VirtioBlkReqSlot(LittleEndianStructure):
+    """One request slot in DMA memory: `out_hdr`, `write_zeroes` (used by WRITE_ZEROES only), `status`."""
+
+    _fields_ = [("out_hdr", VirtioBlkOutHdr), ("write_zeroes", VirtioBlkDiscardWriteZeroes),
+                ("status", c_uint8), ("_pad", c_uint8 * (SLOT - 33))]
+
+
+class _Slot:
+    """What the hot path needs of one slot, computed once: its fields, descriptors and DMA memory."""
+
+    __slots__ = ("bounce", "hdr_seg", "index", "mem", "out_hdr", "req", "segs_flush", "segs_write_zeroes",
+                 "status_seg", "write_zeroes")
+
+    def __init__(self, slots: DmaBuffer, k: int) -> None:
+        self.index = k
+        self.mem = cast(DmaBuffer, slots[SLOT * k:SLOT * (k + 1)])
+        self.req = VirtioBlkReqSlot.from_buffer(cast(Any, slots), SLOT * k)
+        self.out_hdr, self.write_zeroes = self.req.out_hdr, self.req.write_zeroes
+        base = int(self.mem.dma_addr)
+        self.hdr_seg = (base, 16, 0)
+        self.status_seg = (base + VirtioBlkReqSlot.status.offset, 1, DESC_F_WRITE)
+        self.segs_flush = [self.hdr_seg, self.status_seg]
+        self.segs_write_zeroes = [self.hdr_seg, (base + VirtioBlkReqSlot.write_zeroes.offset, 16, 0),
+                                  self.status_seg]
+        self.bounce: DmaBuffer | None = None   # made on first use: most ops are zero-copy
+
+
 class _Req:
     __slots__ = ("bounce", "completion", "flush_after", "flushing", "op", "slot")
 
     def __init__(self, op: BlockOp, completion: Completion, flush_after: bool) -> None:
         self.op, self.completion, self.flush_after = op, completion, flush_after
         self.flushing = False  # the write is done; the FLUSH that makes it durable is in flight
-        self.slot = -1
+        self.slot: _Slot | None = None
         self.bounce: DmaBuffer | None = None
 
 
@@ -155,14 +204,8 @@ class VirtioBlk(VirtioDevice, BlockDevice):
             vq = self.setup_queue(queue_size)
             nslots = min(MAX_IN_FLIGHT, vq.size // (2 + -(-max_transfer // self._size_max)))
             self._slots = pool.alloc(SLOT * nslots, align=SLOT, name="blk-headers")
-            base = self._slots.dma_addr
-            self._h32 = le_view(self._slots, 0, SLOT * nslots, "I")
-            self._h64 = le_view(self._slots, 0, SLOT * nslots, "Q")
-            self._status = memoryview(cast(Any, self._slots)).cast("B")
-            self._free_slots = list(range(nslots - 1, -1, -1))
-            self._slot_segs = [((base + SLOT * k, 16, 0), (base + SLOT * k + 32, 1, DESC_F_WRITE))
-                               for k in range(nslots)]
-            self._bounce: list[DmaBuffer | None] = [None] * nslots
+            self._slot_list = [_Slot(self._slots, k) for k in range(nslots)]
+            self._free_slots = self._slot_list[::-1]
             self.max_in_flight = nslots
             # 5. DRIVER_OK (step 8): the device is live
             self.start()
@@ -230,36 +273,39 @@ class VirtioBlk(VirtioDevice, BlockDevice):
         free = self._free_slots
         if not free:
             return False
-        op, k = req.op, free[-1]
+        op, slot = req.op, free[-1]
         cmd = op.command
+        out_hdr = slot.out_hdr
         if (cmd is _READ or cmd is _WRITE) and not req.flushing:
-            segs = self._rw_segments(req, op, k)
+            segs = self._rw_segments(req, op, slot)
             if segs is None:
                 return False
-            kind = ReqType.IN if cmd is _READ else ReqType.OUT
-        else:
-            hdr, status_seg = self._slot_segs[k]
-            if cmd is BlockCommand.TRIM:
-                kind, segs = ReqType.WRITE_ZEROES, [hdr, (hdr[0] + 16, 16, 0), status_seg]
-                self._h64[8 * k + 2] = (op.offset_dev + self._start) * self._spb
-                self._h32[16 * k + 6] = op.length * self._spb
-                self._h32[16 * k + 7] = 0  # flags: no UNMAP
-            else:
-                kind, segs = ReqType.FLUSH, [hdr, status_seg]
+            out_hdr.type = ReqType.IN if cmd is _READ else ReqType.OUT
+            out_hdr.sector = (op.offset_dev + self._start) * self._spb
+        elif cmd is BlockCommand.TRIM:
+            segs = slot.segs_write_zeroes
             if self.vq.num_free < len(segs):
                 return False
-        self._h32[16 * k] = kind
-        self._h64[8 * k + 1] = 0 if kind == ReqType.FLUSH else (op.offset_dev + self._start) * self._spb
-        self._status[SLOT * k + 32] = 0xFF  # the device overwrites it
+            out_hdr.type = ReqType.WRITE_ZEROES
+            out_hdr.sector = slot.write_zeroes.sector = (op.offset_dev + self._start) * self._spb
+            slot.write_zeroes.num_sectors = op.length * self._spb
+            slot.write_zeroes.flags = 0  # no UNMAP
+        else:
+            segs = slot.segs_flush
+            if self.vq.num_free < len(segs):
+                return False
+            out_hdr.type = ReqType.FLUSH
+            out_hdr.sector = 0
+        slot.req.status = 0xFF  # the device overwrites it
         if not self._coherent:
-            cast(DmaBuffer, self._slots[SLOT * k:SLOT * (k + 1)]).sync_for_device()
+            slot.mem.sync_for_device()
         self.vq.add(segs, req)
         free.pop()
-        req.slot = k
+        req.slot = slot
         return True
 
-    def _rw_segments(self, req: _Req, op: BlockOp, k: int) -> list[tuple[int, int, int]] | None:
-        """Header, data and status segments of a read or write in slot k; None when the ring is full."""
+    def _rw_segments(self, req: _Req, op: BlockOp, slot: _Slot) -> list[tuple[int, int, int]] | None:
+        """Header, data and status segments of a read or write in `slot`; None when the ring is full."""
         bs, vmo = self._bs, op.vmo
         assert vmo is not None
         nbytes, voff = op.length * bs, op.offset_vmo * bs
@@ -275,18 +321,18 @@ class VirtioBlk(VirtioDevice, BlockDevice):
             if not self._coherent and isinstance(vmo.array, DmaBuffer):
                 cast(DmaBuffer, vmo.array[voff:voff + nbytes]).sync_for_device()
         else:
-            addr = self._bounce_out(req, k, nbytes, voff, read)
-        hdr, status_seg = self._slot_segs[k]
+            addr = self._bounce_out(req, slot, nbytes, voff, read)
+        hdr, status_seg = slot.hdr_seg, slot.status_seg
         if nbytes <= step:
             return [hdr, (addr, nbytes, flag), status_seg]
         return [hdr, *((addr + o, min(step, nbytes - o), flag) for o in range(0, nbytes, step)), status_seg]
 
-    def _bounce_out(self, req: _Req, k: int, nbytes: int, voff: int, read: bool) -> int:
-        """Slot k's bounce buffer for data the device cannot reach in place; filled now for writes."""
-        bounce = self._bounce[k]
+    def _bounce_out(self, req: _Req, slot: _Slot, nbytes: int, voff: int, read: bool) -> int:
+        """The slot's bounce buffer for data the device cannot reach in place; filled now for writes."""
+        bounce = slot.bounce
         if bounce is None:
-            bounce = self._bounce[k] = self.pool.alloc(self._info.max_transfer_size, align=4096,
-                                                       name=f"bounce{k}", zero=False)
+            bounce = slot.bounce = self.pool.alloc(self._info.max_transfer_size, align=4096,
+                                                   name=f"bounce{slot.index}", zero=False)
         req.bounce = bounce
         if not read:
             assert req.op.vmo is not None
@@ -298,11 +344,12 @@ class VirtioBlk(VirtioDevice, BlockDevice):
 
     # --- completion (under the lock; VirtioDevice calls the callbacks after releasing it) --------------
     def _complete(self, req: _Req, written: int, done: Done) -> None:
-        k, op = req.slot, req.op
+        slot, op = req.slot, req.op
+        assert slot is not None
         if not self._coherent:
-            cast(DmaBuffer, self._slots[SLOT * k:SLOT * (k + 1)]).sync_for_cpu()
-        status = _STATUS.get(self._status[SLOT * k + 32], BlockStatus.IO)
-        self._free_slots.append(k)
+            slot.mem.sync_for_cpu()
+        status = _STATUS.get(slot.req.status, BlockStatus.IO)
+        self._free_slots.append(slot)
         if op.command is _READ and status is BlockStatus.OK and not req.flushing:
             self._data_in(req)
         req.bounce = None
@@ -339,8 +386,10 @@ class VirtioBlk(VirtioDevice, BlockDevice):
 
     def release(self) -> None:
         """Free the DMA buffers (after unbind)."""
-        self._free(self._slots, *self._bounce)
-        self._bounce = [None] * len(self._bounce)
+        slots = self._slot_list
+        self._free(self._slots, *(slot.bounce for slot in slots))
+        for slot in slots:
+            slot.bounce = None
         super().release()
 
     def __repr__(self) -> str:
