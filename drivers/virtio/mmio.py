@@ -22,6 +22,9 @@ from . import VirtioError
 T = TypeVar("T")
 B = TypeVar("B", bound=RegisterBlock)
 
+# Deliberate duplication: the virtio constants here are written out again, on purpose, in the device
+# model (hwsim/models/) and in the RTL test driver (tests/hwsim/vblk/vblk_driver.py), so that device and
+# drivers stay independent readings of the spec and a misreading in one is caught by the other.
 MAGIC = 0x7472_6976  # "virt"
 VERSION_MODERN = 2
 

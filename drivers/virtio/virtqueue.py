@@ -31,6 +31,9 @@ from mmiotk.dma import DmaBuffer
 from . import VirtioError
 from .mmio import VirtioMmio
 
+# Deliberate duplication: the virtio constants here are written out again, on purpose, in the device
+# model (hwsim/models/) and in the RTL test driver (tests/hwsim/vblk/vblk_driver.py), so that device and
+# drivers stay independent readings of the spec and a misreading in one is caught by the other.
 DESC_F_NEXT = 1
 DESC_F_WRITE = 2  # the device writes this buffer
 AVAIL_F_NO_INTERRUPT = 1

@@ -97,6 +97,9 @@ from .virtio_mmio import (
 )
 from .virtqueue import QueueFatal, Segment
 
+# Deliberate duplication: the virtio constants here are written out again, on purpose, in the driver
+# (drivers/virtio/) and in the RTL test driver (tests/hwsim/vblk/vblk_driver.py), so that device and
+# drivers stay independent readings of the spec and a misreading in one is caught by the other.
 F_SEG_MAX, F_RO, F_BLK_SIZE, F_FLUSH, F_CONFIG_WCE = 2, 5, 6, 9, 11
 T_IN, T_OUT, T_FLUSH, T_GET_ID = 0, 1, 4, 8
 S_OK, S_IOERR, S_UNSUPP = 0, 1, 2

@@ -17,6 +17,9 @@ from mmiotk.errors import AccessError, MmioValueError
 from .guest_memory import GuestMemory
 from .virtqueue import AVAIL_F_NO_INTERRUPT, QueueFatal, Segment, SplitQueue
 
+# Deliberate duplication: the virtio constants here are written out again, on purpose, in the driver
+# (drivers/virtio/) and in the RTL test driver (tests/hwsim/vblk/vblk_driver.py), so that device and
+# drivers stay independent readings of the spec and a misreading in one is caught by the other.
 MAGIC = 0x74726976
 VENDOR_ID = 0x4B544D4D                    # "MMTK"
 # device status bits

@@ -12,6 +12,9 @@ from typing import NamedTuple
 
 from .guest_memory import DmaError, GuestMemory
 
+# Deliberate duplication: the virtio constants here are written out again, on purpose, in the driver
+# (drivers/virtio/) and in the RTL test driver (tests/hwsim/vblk/vblk_driver.py), so that device and
+# drivers stay independent readings of the spec and a misreading in one is caught by the other.
 DESC_F_NEXT = 1
 DESC_F_WRITE = 2
 DESC_F_INDIRECT = 4

@@ -15,6 +15,9 @@ import numpy as np
 
 from mmiotk import Interrupt, MmioBuffer
 
+# Deliberate duplication: the virtio constants here are written out again, on purpose, in the driver
+# (drivers/virtio/) and in the device model (hwsim/models/): this driver stays an independent reading of
+# the spec, so it can catch what the driver and the RTL might misread alike.
 MAGIC, VERSION, DEVICE_ID, VENDOR_ID = 0x000, 0x004, 0x008, 0x00C
 DEVICE_FEATURES, DEVICE_FEATURES_SEL = 0x010, 0x014
 DRIVER_FEATURES, DRIVER_FEATURES_SEL = 0x020, 0x024
