@@ -22,6 +22,8 @@ DISK_SECTORS = 8192  # 4 MiB
 
 @cocotb.test(timeout_time=60_000, timeout_unit="ms")
 async def bench(dut: Any) -> None:
+    """Reads and writes at QD1 and QD16 on the RTL through the bound VirtioBlk all complete; the counts and
+    times go to $BENCH_BLOCK_OUT."""
     env = await VblkEnv.create(dut, media=BlockMedia(size=DISK_SECTORS * SECTOR))
     requests = int(os.environ.get("BENCH_BLOCK_REQUESTS", "64"))
     board = {"name": "rtl-bench", "memory": {"base": HOST_BASE, "size": HOST_SIZE},

@@ -64,6 +64,7 @@ def _register(case_id: str) -> None:
         await Bridge().run(run_case, case_id, target, workdir)
 
     case.__name__ = case.__qualname__ = case_id.replace("-", "_")
+    case.__doc__ = CASES[case_id][0].__doc__  # the case's expected outcome
     globals()[case.__name__] = cocotb.test(timeout_time=SIM_TIMEOUT_MS, timeout_unit="ms", name=case_id)(case)
 
 

@@ -5,7 +5,9 @@ platform bus) and a scratch directory; it raises AssertionError when the target 
 Cases use no threads and never sleep on host primitives: completions come from `VirtioBlk.poll`, which is
 what lets the same code run inside a cocotb simulation through the greenlet bridge.
 
-`CASES` maps each case id (what pytest shows in brackets after the target) to (function, keyword arguments).
+`CASES` maps each case id to (function, keyword arguments). A case id states the behaviour the case proves:
+it is the pytest test's name without `test_` (plus a parameter suffix) and the cocotb test's name on the RTL
+targets.
 """
 
 from __future__ import annotations
@@ -125,7 +127,7 @@ def pattern(nbytes: int, seed: int) -> bytes:
 
 
 # --- the cases ----------------------------------------------------------------------------------------
-def case_feature_negotiation(target: Target, workdir: Path) -> None:
+def case_negotiation_accepts_only_offered_features(target: Target, workdir: Path) -> None:
     """VERSION_1 negotiated, FEATURES_OK and DRIVER_OK set, nothing accepted that was not offered."""
     with target.device() as blk:
         dev = blk.dev
@@ -140,7 +142,7 @@ def case_feature_negotiation(target: Target, workdir: Path) -> None:
         assert blk.query().block_count * blk.query().block_size == 4 * MiB
 
 
-def case_read_write_flush(target: Target, workdir: Path) -> None:
+def case_written_blocks_read_back_and_flushes_complete(target: Target, workdir: Path) -> None:
     """Written blocks read back; FLUSH and FORCE_ACCESS writes complete OK; neighbours untouched."""
     with target.device() as blk:
         bs = blk.query().block_size
@@ -154,8 +156,8 @@ def case_read_write_flush(target: Target, workdir: Path) -> None:
         assert read(blk, 40, 1) == data[:bs]
 
 
-def case_random_io(target: Target, workdir: Path, depth: int) -> None:
-    """Random reads and writes of 1-8 blocks at queue depth `depth`, checked against a shadow copy."""
+def case_random_io_matches_a_shadow_copy(target: Target, workdir: Path, depth: int) -> None:
+    """Random reads and writes of 1-8 blocks at queue depth `depth`: every read matches a shadow copy."""
     area = 512
     with target.device() as blk:
         bs = blk.query().block_size
@@ -226,7 +228,7 @@ def ops_batches(ops: list[BlockOp]) -> Iterator[list[BlockOp]]:
         yield batch
 
 
-def case_readonly_device(target: Target, workdir: Path) -> None:
+def case_readonly_device_rejects_writes(target: Target, workdir: Path) -> None:
     """A read-only device (VIRTIO_BLK_F_RO): READONLY flag, writes ACCESS_DENIED, reads still work."""
     image = workdir / "ro.img"
     image.write_bytes(pattern(MiB, 7))
@@ -238,7 +240,7 @@ def case_readonly_device(target: Target, workdir: Path) -> None:
         assert read(blk, 0, 4) == image.read_bytes()[:4 * bs]
 
 
-def case_out_of_range(target: Target, workdir: Path) -> None:
+def case_out_of_range_ops_complete_out_of_range_and_change_nothing(target: Target, workdir: Path) -> None:
     """Ops past the end of the disk or of their buffer complete OUT_OF_RANGE and change nothing."""
     with target.device() as blk:
         info = blk.query()
@@ -253,7 +255,7 @@ def case_out_of_range(target: Target, workdir: Path) -> None:
         assert read(blk, last - 2, 2) == before
 
 
-def case_range_option(target: Target, workdir: Path) -> None:
+def case_range_option_exposes_part_of_the_disk(target: Target, workdir: Path) -> None:
     """start/length expose part of the disk: block 0 of the range is block `start` of the disk."""
     image = workdir / "range.img"
     image.write_bytes(pattern(2 * MiB, 3))
@@ -273,7 +275,7 @@ def case_range_option(target: Target, workdir: Path) -> None:
     assert disk[:end - bs] == original[:end - bs] and disk[end:] == original[end:], "other blocks changed"
 
 
-def case_tool_made_image(target: Target, workdir: Path, fs: str) -> None:
+def case_tool_made_image_reads_back_identical(target: Target, workdir: Path, fs: str) -> None:
     """A disk image made by qemu-img and mkfs reads back through the driver byte for byte."""
     image = workdir / f"{fs}.img"
     size = target.image_sizes[fs]
@@ -301,7 +303,7 @@ def _tool(name: str) -> str:
     return path
 
 
-def case_bounce_counts_copies(target: Target, workdir: Path) -> None:
+def case_unreachable_buffers_are_bounced_and_counted(target: Target, workdir: Path) -> None:
     """A Vmo the device cannot reach is bounced and counted; a DMA-able one is used in place."""
     with target.device() as blk:
         bs = blk.query().block_size
@@ -315,7 +317,7 @@ def case_bounce_counts_copies(target: Target, workdir: Path) -> None:
         assert back.array.tobytes() == plain.array.tobytes() and blk.bytes_copied == 8 * bs
 
 
-def case_writethrough_option(target: Target, workdir: Path) -> None:
+def case_writethrough_option_turns_the_cache_off_or_flushes_every_write(target: Target, workdir: Path) -> None:
     """writeback=False turns the device's cache off (CONFIG_WCE) or emulates writethrough with flushes."""
     with target.device(writeback=False) as blk:
         assert not blk.writeback or blk.emulated_writethrough
@@ -324,7 +326,7 @@ def case_writethrough_option(target: Target, workdir: Path) -> None:
         assert read(blk, 3, 1) == pattern(bs, 4)
 
 
-def case_trim(target: Target, workdir: Path) -> None:
+def case_trim_zeroes_or_is_not_supported(target: Target, workdir: Path) -> None:
     """TRIM zeroes the blocks when the device can (WRITE_ZEROES), and is NOT_SUPPORTED when it cannot."""
     with target.device() as blk:
         bs = blk.query().block_size
@@ -338,7 +340,7 @@ def case_trim(target: Target, workdir: Path) -> None:
             assert read(blk, 4, 4) == pattern(4 * bs, 6)
 
 
-def case_unbind_fails_everything(target: Target, workdir: Path) -> None:
+def case_unbind_completes_every_op_io_not_present(target: Target, workdir: Path) -> None:
     """After unbind, every op completes IO_NOT_PRESENT."""
     with target.device() as blk:
         vmo = dma_vmo(blk, blk.query().block_size)
@@ -350,18 +352,21 @@ def case_unbind_fails_everything(target: Target, workdir: Path) -> None:
 
 CaseFn = Callable[..., None]
 CASES: dict[str, tuple[CaseFn, dict[str, Any]]] = {
-    "feature_negotiation": (case_feature_negotiation, {}),
-    "read_write_flush": (case_read_write_flush, {}),
-    **{f"random_io-qd{d}": (case_random_io, {"depth": d}) for d in (1, 4, 16, 64)},
-    "readonly_device": (case_readonly_device, {}),
-    "out_of_range": (case_out_of_range, {}),
-    "range_option": (case_range_option, {}),
-    "tool_image-ext4": (case_tool_made_image, {"fs": "ext4"}),
-    "tool_image-vfat": (case_tool_made_image, {"fs": "vfat"}),
-    "bounce_counts_copies": (case_bounce_counts_copies, {}),
-    "writethrough_option": (case_writethrough_option, {}),
-    "trim": (case_trim, {}),
-    "unbind_fails_everything": (case_unbind_fails_everything, {}),
+    "negotiation_accepts_only_offered_features": (case_negotiation_accepts_only_offered_features, {}),
+    "written_blocks_read_back_and_flushes_complete": (case_written_blocks_read_back_and_flushes_complete, {}),
+    **{f"random_io_matches_a_shadow_copy-qd{d}": (case_random_io_matches_a_shadow_copy, {"depth": d})
+       for d in (1, 4, 16, 64)},
+    "readonly_device_rejects_writes": (case_readonly_device_rejects_writes, {}),
+    "out_of_range_ops_complete_out_of_range_and_change_nothing":
+        (case_out_of_range_ops_complete_out_of_range_and_change_nothing, {}),
+    "range_option_exposes_part_of_the_disk": (case_range_option_exposes_part_of_the_disk, {}),
+    **{f"tool_made_image_reads_back_identical-{fs}": (case_tool_made_image_reads_back_identical, {"fs": fs})
+       for fs in ("ext4", "vfat")},
+    "unreachable_buffers_are_bounced_and_counted": (case_unreachable_buffers_are_bounced_and_counted, {}),
+    "writethrough_option_turns_the_cache_off_or_flushes_every_write":
+        (case_writethrough_option_turns_the_cache_off_or_flushes_every_write, {}),
+    "trim_zeroes_or_is_not_supported": (case_trim_zeroes_or_is_not_supported, {}),
+    "unbind_completes_every_op_io_not_present": (case_unbind_completes_every_op_io_not_present, {}),
 }
 
 

@@ -15,7 +15,7 @@ from hwsim.cosim import runner
 from hwsim.vblk import simbuild
 
 HERE = Path(__file__).resolve().parent
-READONLY_CASES = ("readonly_device",)
+READONLY_CASES = ("readonly_device_rejects_writes",)
 READONLY_BUILD = {"F_RO": 1, "F_FLUSH": 0, "F_CONFIG_WCE": 0}
 
 

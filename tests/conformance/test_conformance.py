@@ -1,5 +1,6 @@
 """One conformance suite, the same virtio-blk driver, every target. Test ids name the target first:
-`test_random_io[qemu-qd16]`. The cases themselves live in cases.py."""
+`test_random_io_matches_a_shadow_copy[qemu-qd16]`. The cases themselves live in conformance_cases.py;
+each test is named after its case."""
 
 from __future__ import annotations
 
@@ -10,57 +11,58 @@ on_every_target = pytest.mark.parametrize("target", TARGETS)
 
 
 @on_every_target
-def test_feature_negotiation(conformance: Conformance, target: str) -> None:
-    conformance.run(target, "feature_negotiation")
+def test_negotiation_accepts_only_offered_features(conformance: Conformance, target: str) -> None:
+    conformance.run(target, "negotiation_accepts_only_offered_features")
 
 
 @on_every_target
-def test_read_write_flush(conformance: Conformance, target: str) -> None:
-    conformance.run(target, "read_write_flush")
+def test_written_blocks_read_back_and_flushes_complete(conformance: Conformance, target: str) -> None:
+    conformance.run(target, "written_blocks_read_back_and_flushes_complete")
 
 
 @pytest.mark.parametrize("depth", [1, 4, 16, 64], ids=lambda d: f"qd{d}")
 @on_every_target
-def test_random_io(conformance: Conformance, target: str, depth: int) -> None:
-    conformance.run(target, f"random_io-qd{depth}")
+def test_random_io_matches_a_shadow_copy(conformance: Conformance, target: str, depth: int) -> None:
+    conformance.run(target, f"random_io_matches_a_shadow_copy-qd{depth}")
 
 
 @on_every_target
 def test_readonly_device_rejects_writes(conformance: Conformance, target: str) -> None:
-    conformance.run(target, "readonly_device")
+    conformance.run(target, "readonly_device_rejects_writes")
 
 
 @on_every_target
-def test_out_of_range_requests(conformance: Conformance, target: str) -> None:
-    conformance.run(target, "out_of_range")
+def test_out_of_range_ops_complete_out_of_range_and_change_nothing(conformance: Conformance, target: str) -> None:
+    conformance.run(target, "out_of_range_ops_complete_out_of_range_and_change_nothing")
 
 
 @on_every_target
 def test_range_option_exposes_part_of_the_disk(conformance: Conformance, target: str) -> None:
-    conformance.run(target, "range_option")
+    conformance.run(target, "range_option_exposes_part_of_the_disk")
 
 
 @pytest.mark.parametrize("fs", ["ext4", "vfat"])
 @on_every_target
 def test_tool_made_image_reads_back_identical(conformance: Conformance, target: str, fs: str) -> None:
-    conformance.run(target, f"tool_image-{fs}")
+    conformance.run(target, f"tool_made_image_reads_back_identical-{fs}")
 
 
 @on_every_target
-def test_bounce_buffers_count_copies(conformance: Conformance, target: str) -> None:
-    conformance.run(target, "bounce_counts_copies")
+def test_unreachable_buffers_are_bounced_and_counted(conformance: Conformance, target: str) -> None:
+    conformance.run(target, "unreachable_buffers_are_bounced_and_counted")
 
 
 @on_every_target
-def test_writethrough_option(conformance: Conformance, target: str) -> None:
-    conformance.run(target, "writethrough_option")
+def test_writethrough_option_turns_the_cache_off_or_flushes_every_write(conformance: Conformance,
+                                                                         target: str) -> None:
+    conformance.run(target, "writethrough_option_turns_the_cache_off_or_flushes_every_write")
 
 
 @on_every_target
 def test_trim_zeroes_or_is_not_supported(conformance: Conformance, target: str) -> None:
-    conformance.run(target, "trim")
+    conformance.run(target, "trim_zeroes_or_is_not_supported")
 
 
 @on_every_target
-def test_unbind_fails_every_op(conformance: Conformance, target: str) -> None:
-    conformance.run(target, "unbind_fails_everything")
+def test_unbind_completes_every_op_io_not_present(conformance: Conformance, target: str) -> None:
+    conformance.run(target, "unbind_completes_every_op_io_not_present")

@@ -20,6 +20,8 @@ from mmiotk import CachePolicy
 
 @cocotb.test(timeout_time=10, timeout_unit="ms")
 async def one_read(dut):
+    """One read returns the sector preloaded on the media; its start and end in simulated time go to
+    $WAVE_MARKS for the waveform picture."""
     env = await VblkEnv.create(dut)
     env.media.fill(3, bytes(range(256)) * 2)
     regs = env.resource.create_region(REGS_BASE, REGS_SIZE, "vblk").map(CachePolicy.UNCACHED)

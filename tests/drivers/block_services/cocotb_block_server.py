@@ -70,7 +70,9 @@ def serve_clients(env: VblkEnv) -> list[dict[str, Any]]:
 
 
 @cocotb.test(timeout_time=20_000, timeout_unit="ms")
-async def clients_over_rtl(dut: Any) -> None:
+async def client_processes_verify_their_data_through_the_rtl(dut: Any) -> None:
+    """Two client processes write and verify their own blocks through the block FIFO server on the RTL
+    controller: every client reports ok, and the server's counts go to BLOCK_RESULT."""
     env = await VblkEnv.create(dut, media=BlockMedia(os.environ["BLOCK_IMAGE"]))
     try:
         results = await Bridge().run(serve_clients, env)

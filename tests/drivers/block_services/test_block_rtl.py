@@ -20,7 +20,8 @@ def test_client_processes_verify_their_data_through_the_rtl_controller(tmp_path:
     outcome = runner.run(built, "cocotb_block_server", test_dir=tmp_path / "run", module_dir=HERE,
                          extra_env={"BLOCK_IMAGE": str(image), "BLOCK_SOCKET": str(sockdir / "rtl.sock"),
                                     "BLOCK_WORKER": str(HERE / "fifo_worker.py"), "BLOCK_RESULT": str(result)})
-    assert outcome["clients_over_rtl"].passed, outcome["clients_over_rtl"].message
+    case = "client_processes_verify_their_data_through_the_rtl"
+    assert outcome[case].passed, outcome[case].message
     *clients, server = json.loads(result.read_text())
     assert [c["ident"] for c in clients] == [0, 1] and all(c["checked"] == 2 * 8 * 512 for c in clients)
     assert server["errors"] == 0 and server["requests"] > 0

@@ -125,7 +125,7 @@ def test_dma_defaults_to_all_of_memory_in_the_register_space_itself() -> None:
         assert pbus.dma is not None and (pbus.dma.base, pbus.dma.size) == (RAM, 0x8_0000)
 
 
-def test_binding_and_unbinding_through_the_board(bus: PlatformBus) -> None:
+def test_bind_all_binds_the_board_device_and_unbind_revokes_its_mapping(bus: PlatformBus) -> None:
     bus.register_driver(Blk)
     assert list(bus.bind_all()) == ["blk0"]
     driver = bus.devices["blk0"].driver

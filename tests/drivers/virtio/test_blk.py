@@ -345,7 +345,7 @@ def test_bus_unbind_releases_the_dma_buffers() -> None:
 
 
 # --- QEMU --------------------------------------------------------------------------------------------
-def test_irq_thread_completions_on_qemu(tmp_path: Any) -> None:
+def test_irq_thread_completes_writes_and_reads_on_qemu(tmp_path: Any) -> None:
     from hwsim.qemu import QemuSpace
 
     with QemuSpace(disk_size=1 << 20, ram_size=32 << 20) as space:

@@ -315,7 +315,7 @@ def test_ring_memory_must_be_page_aligned_and_large_enough(device: Device) -> No
         Virtqueue(dev, 0, 8, big[64:])
 
 
-def test_the_regs_window_is_an_mmio_buffer(device: Device) -> None:
+def test_the_transport_reaches_its_registers_through_an_mmio_buffer(device: Device) -> None:
     assert isinstance(device.transport().window, MmioBuffer)
 
 

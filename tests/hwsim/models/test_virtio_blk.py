@@ -166,7 +166,7 @@ def make_drv(image: Path) -> Iterator[Callable[..., RawDriver]]:
 
 
 # --- registers and negotiation ----------------------------------------------------------------------
-def test_identity_features_and_config_registers(drv: RawDriver) -> None:
+def test_identity_features_and_config_registers_read_their_specified_values(drv: RawDriver) -> None:
     r = drv.regs
     assert r.mechanism == "behavioural model"
     assert (r.read32(MAGIC), r.read32(VERSION), r.read32(DEVICE_ID)) == (0x74726976, 2, 2)
@@ -266,7 +266,7 @@ def test_write_request_reaches_what_later_reads_see(drv: RawDriver) -> None:
     assert bytes(drv.mem[DATA:DATA + 512]) == patterned(512, 9)
 
 
-def test_read_scattered_over_an_indirect_table(drv: RawDriver) -> None:
+def test_read_scattered_over_an_indirect_table_lands_in_every_segment(drv: RawDriver) -> None:
     drv.start()
     table = 0x4000
     hdr = drv.header(T_IN, 1)

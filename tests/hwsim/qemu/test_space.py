@@ -164,7 +164,7 @@ def test_config_change_raises_the_irq_until_acknowledged(tmp_path: Path) -> None
         assert irq.level == 0
 
 
-def test_options_reach_the_device(tmp_path: Path) -> None:
+def test_readonly_block_size_and_cache_options_reach_qemus_device(tmp_path: Path) -> None:
     image = stamped_image(tmp_path / "ro.img", 64)
     with QemuSpace(image=image, readonly=True, logical_block_size=4096, config_wce=True,
                    cache="writethrough", ram_size=8 << 20) as qemu:

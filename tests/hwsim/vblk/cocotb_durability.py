@@ -17,7 +17,9 @@ LBA = 7
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def write_then_end(dut):
+async def acknowledged_write_reads_back_then_the_simulation_ends(dut):
+    """The write (HWSIM_MODE: writeback, writethrough, or writeback then FLUSH) is acknowledged and reads
+    back; test_durability.py then checks what of it is in the image."""
     mode = os.environ["HWSIM_MODE"]
     env, drv = await make(dut, media=BlockMedia(os.environ["HWSIM_IMAGE"]))
 

@@ -86,27 +86,37 @@ def three(drv: MiniBlk, data_addr: int, data_len: int = SECTOR, data_flags: int 
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def data_buffer_below_window(dut):
+async def data_buffer_below_host_ram_is_ioerr(dut):
+    """A data buffer below host RAM: the request completes IOERR, the device stays out of
+    DEVICE_NEEDS_RESET, touched no memory outside RAM, and serves the next read."""
     await check(dut, lambda d: three(d, OUTSIDE_LOW), expect_ioerr)
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def data_buffer_above_window(dut):
+async def data_buffer_above_host_ram_is_ioerr(dut):
+    """A data buffer above host RAM: the request completes IOERR, the device stays out of
+    DEVICE_NEEDS_RESET, touched no memory outside RAM, and serves the next read."""
     await check(dut, lambda d: three(d, OUTSIDE_HIGH), expect_ioerr)
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def data_buffer_crossing_window_end(dut):
+async def data_buffer_crossing_the_end_of_host_ram_is_ioerr(dut):
+    """A data buffer running off the end of host RAM: the request completes IOERR, the device stays out of
+    DEVICE_NEEDS_RESET, touched no memory outside RAM, and serves the next read."""
     await check(dut, lambda d: three(d, OUTSIDE_HIGH - SECTOR // 2), expect_ioerr)
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def header_outside_window(dut):
+async def header_outside_host_ram_is_ioerr(dut):
+    """A header outside host RAM: the request completes IOERR, the device stays out of DEVICE_NEEDS_RESET,
+    touched no memory outside RAM, and serves the next read."""
     await check(dut, lambda d: three(d, d.data_pa, hdr_addr=OUTSIDE_LOW), expect_ioerr)
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def header_shorter_than_16(dut):
+async def header_shorter_than_16_bytes_is_ioerr(dut):
+    """An 8-byte header: the request completes IOERR, the device stays out of DEVICE_NEEDS_RESET, touched no
+    memory outside RAM, and serves the next read."""
     def build(d: MiniBlk) -> None:
         header(d)
         d.put_desc(0, d.header_pa, 8, NEXT, 2)
@@ -117,7 +127,9 @@ async def header_shorter_than_16(dut):
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def readable_after_writable(dut):
+async def readable_descriptor_after_a_writable_one_is_ioerr(dut):
+    """A device-readable descriptor after a device-writable one: the request completes IOERR, the device
+    stays out of DEVICE_NEEDS_RESET, touched no memory outside RAM, and serves the next read."""
     def build(d: MiniBlk) -> None:
         header(d)
         d.put_desc(0, d.header_pa, 16, NEXT, 1)
@@ -130,22 +142,30 @@ async def readable_after_writable(dut):
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def indirect_not_negotiated(dut):
+async def indirect_descriptor_without_the_feature_is_ioerr(dut):
+    """An INDIRECT descriptor although RING_INDIRECT_DESC was not negotiated: the request completes IOERR,
+    the device stays out of DEVICE_NEEDS_RESET, touched no memory outside RAM, and serves the next read."""
     await check(dut, lambda d: three(d, d.data_pa, data_flags=WRITE | INDIRECT), expect_ioerr)
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def zero_length_descriptor(dut):
+async def zero_length_data_descriptor_is_ioerr(dut):
+    """A zero-length data descriptor: the request completes IOERR, the device stays out of
+    DEVICE_NEEDS_RESET, touched no memory outside RAM, and serves the next read."""
     await check(dut, lambda d: three(d, d.data_pa, data_len=0), expect_ioerr)
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def unaligned_buffer(dut):
+async def unaligned_data_buffer_is_ioerr(dut):
+    """A data buffer not 4-byte aligned: the request completes IOERR, the device stays out of
+    DEVICE_NEEDS_RESET, touched no memory outside RAM, and serves the next read."""
     await check(dut, lambda d: three(d, d.data_pa + 2), expect_ioerr)
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def more_segments_than_seg_max(dut):
+async def more_segments_than_seg_max_is_ioerr(dut):
+    """A write of 31 data segments (33 descriptors, over seg_max): the request completes IOERR, the device
+    stays out of DEVICE_NEEDS_RESET, touched no memory outside RAM, and serves the next read."""
     def build(d: MiniBlk) -> None:
         header(d, T_OUT)
         d.put_desc(0, d.header_pa, 16, NEXT, 1)
@@ -158,8 +178,9 @@ async def more_segments_than_seg_max(dut):
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def write_rejected_leaves_media(dut):
-    """An OUT whose data segment is bad writes nothing at all."""
+async def rejected_write_leaves_the_media_untouched(dut):
+    """An OUT whose second data segment runs off the end of RAM completes IOERR and writes nothing at all,
+    not even its good first segment: the sector reads zero, also on the media after FLUSH."""
     env, drv = await make(dut)
 
     def body():
@@ -183,7 +204,10 @@ async def write_rejected_leaves_media(dut):
 # ---- cases where no status byte can be trusted: DEVICE_NEEDS_RESET --------------------------------------
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def missing_status_descriptor(dut):
+async def chain_without_a_status_descriptor_needs_reset(dut):
+    """A chain whose last descriptor is device-readable (no status byte): no status byte can be trusted: the
+    device sets DEVICE_NEEDS_RESET with a configuration interrupt, ignores further notifications, touched no
+    memory outside RAM, and works again after a reset."""
     def build(d: MiniBlk) -> None:
         header(d, T_OUT)
         d.put_desc(0, d.header_pa, 16, NEXT, 1)
@@ -194,12 +218,18 @@ async def missing_status_descriptor(dut):
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def status_outside_window(dut):
+async def status_outside_host_ram_needs_reset(dut):
+    """A status byte outside host RAM: no status byte can be trusted: the device sets DEVICE_NEEDS_RESET
+    with a configuration interrupt, ignores further notifications, touched no memory outside RAM, and works
+    again after a reset."""
     await check(dut, lambda d: three(d, d.data_pa, status_addr=OUTSIDE_HIGH), expect_needs_reset)
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def next_loops_back(dut):
+async def chain_looping_back_to_its_head_needs_reset(dut):
+    """A chain whose next field loops back to its head: no status byte can be trusted: the device sets
+    DEVICE_NEEDS_RESET with a configuration interrupt, ignores further notifications, touched no memory
+    outside RAM, and works again after a reset."""
     def build(d: MiniBlk) -> None:
         header(d)
         d.put_desc(0, d.header_pa, 16, NEXT, 1)
@@ -210,7 +240,10 @@ async def next_loops_back(dut):
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def next_points_to_itself(dut):
+async def descriptor_chained_to_itself_needs_reset(dut):
+    """A descriptor whose next field names itself: no status byte can be trusted: the device sets
+    DEVICE_NEEDS_RESET with a configuration interrupt, ignores further notifications, touched no memory
+    outside RAM, and works again after a reset."""
     def build(d: MiniBlk) -> None:
         header(d)
         d.put_desc(0, d.header_pa, 16, NEXT, 0)
@@ -220,7 +253,10 @@ async def next_points_to_itself(dut):
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def chain_longer_than_queue(dut):
+async def chain_longer_than_the_queue_needs_reset(dut):
+    """A chain that cycles through all 4 descriptors of a 4-entry queue: no status byte can be trusted: the
+    device sets DEVICE_NEEDS_RESET with a configuration interrupt, ignores further notifications, touched no
+    memory outside RAM, and works again after a reset."""
     def build(d: MiniBlk) -> None:                   # 0 -> 1 -> 2 -> 3 -> 0 ... in a queue of 4
         header(d)
         for i in range(4):
@@ -231,7 +267,10 @@ async def chain_longer_than_queue(dut):
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def next_beyond_queue(dut):
+async def next_beyond_the_queue_needs_reset(dut):
+    """A next field beyond the queue size: no status byte can be trusted: the device sets DEVICE_NEEDS_RESET
+    with a configuration interrupt, ignores further notifications, touched no memory outside RAM, and works
+    again after a reset."""
     def build(d: MiniBlk) -> None:
         header(d)
         d.put_desc(0, d.header_pa, 16, NEXT, 16)
@@ -241,7 +280,10 @@ async def next_beyond_queue(dut):
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def head_beyond_queue(dut):
+async def head_beyond_the_queue_needs_reset(dut):
+    """An avail entry naming a head beyond the queue size: no status byte can be trusted: the device sets
+    DEVICE_NEEDS_RESET with a configuration interrupt, ignores further notifications, touched no memory
+    outside RAM, and works again after a reset."""
     def build(d: MiniBlk) -> None:
         header(d)
         d.publish(40)
@@ -250,7 +292,10 @@ async def head_beyond_queue(dut):
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def avail_index_runs_ahead(dut):
+async def avail_index_running_ahead_by_more_than_the_queue_needs_reset(dut):
+    """avail.idx 17 entries ahead of the device in a queue of 16: no status byte can be trusted: the device
+    sets DEVICE_NEEDS_RESET with a configuration interrupt, ignores further notifications, touched no memory
+    outside RAM, and works again after a reset."""
     def build(d: MiniBlk) -> None:
         three(d, d.data_pa)
         d.wait_used()
@@ -260,7 +305,10 @@ async def avail_index_runs_ahead(dut):
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def queue_size_not_power_of_two(dut):
+async def queue_size_not_a_power_of_two_needs_reset(dut):
+    """A queue enabled with 12 entries (not a power of two) and then notified: no status byte can be
+    trusted: the device sets DEVICE_NEEDS_RESET with a configuration interrupt, ignores further
+    notifications, touched no memory outside RAM, and works again after a reset."""
     def build(d: MiniBlk) -> None:
         d.regs.write32(0x44, 0)                      # QueueReady = 0 to change the size
         d.regs.write32(QUEUE_NUM, 12)
@@ -271,7 +319,10 @@ async def queue_size_not_power_of_two(dut):
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def descriptor_table_outside_window(dut):
+async def descriptor_table_outside_host_ram_needs_reset(dut):
+    """A descriptor table outside host RAM: no status byte can be trusted: the device sets
+    DEVICE_NEEDS_RESET with a configuration interrupt, ignores further notifications, touched no memory
+    outside RAM, and works again after a reset."""
     def build(d: MiniBlk) -> None:
         d.regs.write32(0x44, 0)
         d.regs.write32(QUEUE_DESC, OUTSIDE_HIGH & 0xFFFF_FFFF)

@@ -51,7 +51,10 @@ OFFERED = (1 << F_VERSION_1) | (1 << F_SEG_MAX) | (1 << F_BLK_SIZE) | (1 << F_FL
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def reset_values(dut):
+async def registers_read_their_reset_values(dut):
+    """After reset every register reads its specified value: identity, offered features, QueueNumMax 64,
+    zeroed queue and status registers, the config space of the medium; an undefined offset reads 0 and
+    ignores writes; the line is low."""
     env, drv = await make(dut, media_sectors=4096)
 
     def check():
@@ -79,7 +82,9 @@ async def reset_values(dut):
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def queue_registers(dut):
+async def queue_registers_read_back_and_freeze_while_the_queue_is_ready(dut):
+    """Queue 1 does not exist (QueueNumMax 0, writes to it go nowhere); queue 0's size and descriptor
+    address read back, and writes to them are ignored while QueueReady is 1."""
     env, drv = await make(dut)
 
     def check():
@@ -108,7 +113,9 @@ async def queue_registers(dut):
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def feature_negotiation(dut):
+async def features_ok_sticks_only_for_an_offered_subset_with_version_1(dut):
+    """FEATURES_OK does not stick without VERSION_1 or with a feature the device does not offer; an offered
+    subset is accepted and then frozen; feature words beyond bit 63 read 0."""
     env, drv = await make(dut)
 
     def check():
@@ -139,7 +146,9 @@ async def feature_negotiation(dut):
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def status_transitions(dut):
+async def status_zero_resets_everything_and_needs_reset_belongs_to_the_device(dut):
+    """The driver cannot set DEVICE_NEEDS_RESET; FAILED sticks; writing Status 0 clears queue, features and
+    writeback, and the device initialises again and serves a read."""
     env, drv = await make(dut)
 
     def check():
@@ -164,7 +173,9 @@ async def status_transitions(dut):
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def writeback_config(dut):
+async def writeback_follows_flush_and_only_config_wce_makes_it_writable(dut):
+    """writeback reads 1 when FLUSH is negotiated and 0 with CONFIG_WCE alone; the driver can change it only
+    when CONFIG_WCE is negotiated; num_queues reads 0."""
     env, drv = await make(dut)
 
     def check():
@@ -187,7 +198,10 @@ async def writeback_config(dut):
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def config_change_interrupt(dut):
+async def capacity_change_bumps_the_generation_and_raises_a_config_interrupt(dut):
+    """When the medium shrinks under the driver, ConfigGeneration goes up by one, InterruptStatus shows the
+    configuration bit with the line high, and the new capacity reads back; acknowledging the other bit
+    leaves it pending, acknowledging bit 1 clears it and drops the line."""
     env, drv = await make(dut, media_sectors=1024)
     await env.run(drv.init)
     gen0 = await env.run(drv.regs.read32, CONFIG_GENERATION)
@@ -211,7 +225,9 @@ async def config_change_interrupt(dut):
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def interrupt_ack(dut):
+async def interrupt_ack_clears_only_the_bits_written(dut):
+    """A completed FLUSH sets the used-buffer bit; acknowledging 0 or the configuration bit leaves it set;
+    acknowledging bit 0 clears it, the level line drops and used.idx is 1."""
     env, drv = await make(dut)
 
     def check():
@@ -238,8 +254,10 @@ async def interrupt_ack(dut):
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def reference_bus_model(dut):
-    """The same registers through cocotbext-axi's AxiLiteMaster (a reference AXI4-Lite master)."""
+async def cocotbext_axi_master_reads_what_the_hdl_master_reads(dut):
+    """The same register accesses through cocotbext-axi's AxiLiteMaster (a reference AXI4-Lite master)
+    return exactly what the HDL master returns, in 12 transactions, and the HDL master works again after
+    switching back."""
     env, drv = await make(dut, media_sectors=300)
 
     def snapshot():
@@ -261,7 +279,10 @@ async def reference_bus_model(dut):
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def bridge_exceptions(dut):
+async def bridge_carries_exceptions_both_ways_and_refuses_unbridged_access(dut):
+    """A driver exception reaches the cocotb test; an interrupt wait that times out in simulated time
+    reaches the driver as IrqTimeoutError; a register access outside the bridge raises NotBridgedError; the
+    bridge still works afterwards."""
     env, drv = await make(dut)
 
     def fails():

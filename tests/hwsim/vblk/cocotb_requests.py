@@ -28,7 +28,9 @@ from hwsim.vblk.env import ShmLib
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def write_read_roundtrip(dut):
+async def written_sector_reads_back_and_reaches_the_media_on_flush(dut):
+    """A written sector reads back (from the write buffer) with its neighbours still zero, is on the media
+    after FLUSH, and no DMA access faulted."""
     env, drv = await make(dut)
 
     def io():
@@ -48,7 +50,8 @@ async def write_read_roundtrip(dut):
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def read_preloaded_media(dut):
+async def reads_return_what_is_on_the_media(dut):
+    """Reads of eight sectors and of the last sector return exactly the bytes preloaded on the media."""
     media = BlockMedia(size=256 * SECTOR)
     media.fill(0, pattern(256 * SECTOR, 2))
     env, drv = await make(dut, media=media)
@@ -64,8 +67,9 @@ async def read_preloaded_media(dut):
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def writes_beyond_buffer_evict(dut):
-    """16 sectors through an 8-line write buffer: evictions reach the media before any FLUSH."""
+async def writes_beyond_the_buffer_reach_the_media_before_flush(dut):
+    """16 sectors through an 8-line write buffer read back whole; the eight evicted lines are on the media
+    before any FLUSH (no sync yet), and after FLUSH all 16 are, with one sync."""
     env, drv = await make(dut)
     data = pattern(16 * SECTOR, 3)
 
@@ -85,7 +89,9 @@ async def writes_beyond_buffer_evict(dut):
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def writethrough_mode(dut):
+async def writethrough_writes_reach_the_media_without_flush(dut):
+    """Once the driver turns writeback off, a write replaces the buffered copy of its sectors and is on the
+    media without a FLUSH."""
     env, drv = await make(dut)
     data = pattern(2 * SECTOR, 4)
 
@@ -102,7 +108,9 @@ async def writethrough_mode(dut):
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def used_lengths_and_get_id(dut):
+async def used_lengths_count_device_written_bytes_and_get_id_returns_the_serial(dut):
+    """used.len counts the bytes the device wrote, status included (2 x 512 + 1 for an IN, 1 for an OUT, 21
+    for GET_ID); GET_ID returns the 20-byte serial, truncated to a shorter buffer."""
     env, drv = await make(dut)
 
     def io():
@@ -120,7 +128,10 @@ async def used_lengths_and_get_id(dut):
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def status_codes(dut):
+async def bad_requests_complete_unsupp_or_ioerr_and_write_nothing(dut):
+    """DISCARD and unknown types complete UNSUPP; requests at or across the capacity, with a huge sector or
+    a partial sector complete IOERR (and the test driver raises); the last sector reads OK; the rejected
+    write left the media untouched."""
     env, drv = await make(dut, media_sectors=64)
 
     def io():
@@ -147,7 +158,9 @@ async def status_codes(dut):
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def flush_without_feature_still_works(dut):
+async def flush_without_the_feature_completes_ok(dut):
+    """With neither FLUSH nor CONFIG_WCE negotiated the device writes through: the write is on the media and
+    a FLUSH request still completes OK."""
     env, drv = await make(dut)
 
     def io():
@@ -163,8 +176,9 @@ async def flush_without_feature_still_works(dut):
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def no_interrupt_flag(dut):
-    """VIRTQ_AVAIL_F_NO_INTERRUPT: the request completes, the line stays low; the driver polls."""
+async def no_interrupt_flag_completes_with_the_line_low(dut):
+    """With VIRTQ_AVAIL_F_NO_INTERRUPT set the request completes (used.idx 1, the driver polls) while
+    InterruptStatus stays 0 and the line stays low."""
     env, drv = await make(dut)
 
     def io():
@@ -186,9 +200,9 @@ async def no_interrupt_flag(dut):
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def interrupts_reenabled_mid_request(dut):
-    """A polling driver turns interrupts back on while a request runs, then sleeps on the line: the
-    device decides about the interrupt after writing used.idx, so the completion is not missed."""
+async def interrupts_reenabled_mid_request_are_not_missed(dut):
+    """A polling driver turns interrupts back on while a request runs, then sleeps on the line: the device
+    decides about the interrupt after writing used.idx, so the interrupt comes and used.idx is 1."""
     env, drv = await make(dut)
 
     def io():
@@ -210,7 +224,9 @@ async def interrupts_reenabled_mid_request(dut):
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def ring_wraparound(dut):
+async def requests_keep_completing_as_the_ring_wraps(dut):
+    """Eleven writes and eleven reads through a 4-entry ring all complete with the right data: used.idx
+    reaches 22 across several wraps."""
     env, drv = await make(dut, qsize=4)
 
     def io():
@@ -225,8 +241,9 @@ async def ring_wraparound(dut):
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def back_pressure(dut):
-    """Host and media ports refuse half of the cycles: nothing is lost or duplicated."""
+async def back_pressure_loses_and_duplicates_nothing(dut):
+    """Host and media ports refuse half of the cycles: the written sectors read back and are on the media
+    after FLUSH, and GET_ID still returns the serial."""
     env, drv = await make(dut, stall=128)
     data = pattern(12 * SECTOR, 6)
 
@@ -243,8 +260,9 @@ async def back_pressure(dut):
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def any_layout(dut):
-    """Header split over two descriptors; data and status sharing the last one (4n+1 bytes)."""
+async def any_descriptor_layout_is_served(dut):
+    """A header split over two descriptors, and data sharing its last descriptor with the status byte (4n+1
+    bytes): the read completes OK with the media's data and used.len 2 x 512 + 1."""
     env, drv = await make(dut)
     env.media.fill(40, pattern(2 * SECTOR, 7))
 
@@ -267,7 +285,9 @@ async def any_layout(dut):
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def reset_and_reinit(dut):
+async def virtio_reset_restarts_the_rings_and_keeps_the_write_buffer(dut):
+    """After a virtio reset (Status 0) and a new initialisation used.idx starts again at 0, and a write
+    buffered before the reset still reads back."""
     env, drv = await make(dut)
 
     def io():
@@ -282,7 +302,9 @@ async def reset_and_reinit(dut):
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def isr_and_ack_per_request(dut):
+async def every_completion_is_acknowledged_and_the_line_ends_low(dut):
+    """After each request InterruptStatus reads 0 (the driver acknowledged it), a further acknowledgement
+    changes nothing, and the line ends low."""
     env, drv = await make(dut)
 
     def io():

@@ -26,7 +26,9 @@ from hwsim.media import BlockMedia
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def offered_features(dut):
+async def read_only_build_offers_ro_and_neither_flush_nor_config_wce(dut):
+    """The read-only build offers VERSION_1, SEG_MAX, RO and BLK_SIZE only: FEATURES_OK with CONFIG_WCE does
+    not stick, the negotiated set equals the offered one, and writeback stays 0."""
     env, drv = await make(dut)
 
     def body():
@@ -49,7 +51,9 @@ async def offered_features(dut):
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def read_only_device(dut):
+async def read_only_build_fails_writes_and_flush_and_serves_reads(dut):
+    """On the read-only build an OUT completes IOERR and a FLUSH UNSUPP, while reads return the preloaded
+    media, which is unchanged."""
     media = BlockMedia(size=128 * SECTOR)
     media.fill(0, pattern(128 * SECTOR, 3))
     env, drv = await make(dut, media=media)

@@ -23,13 +23,15 @@ def expected_pattern() -> bytes:  # rtl_helpers.pattern(SECTOR, 42) without impo
 
 @pytest.mark.parametrize("mode", ["writeback", "writethrough", "flushed"])
 @pytest.mark.parametrize("sim", simulators())
-def test_durability(sim: str, mode: str, tmp_path: Path) -> None:
+def test_only_a_writethrough_or_flushed_write_is_in_the_image_after_the_end(sim: str, mode: str,
+                                                                           tmp_path: Path) -> None:
     image = tmp_path / "disk.img"
     image.write_bytes(bytes(64 * SECTOR))
     built = simbuild.build(sim)
     results = runner.run(built, "cocotb_durability", test_dir=tmp_path / "run", module_dir=HERE,
                          extra_env={"HWSIM_IMAGE": str(image), "HWSIM_MODE": mode})
-    assert results["write_then_end"].passed, results["write_then_end"].message
+    case = "acknowledged_write_reads_back_then_the_simulation_ends"
+    assert results[case].passed, results[case].message
     on_disk = image.read_bytes()[LBA * SECTOR:(LBA + 1) * SECTOR]
     if mode == "writeback":
         assert on_disk == bytes(SECTOR), "an unflushed writeback write must not be in the image"

@@ -8,13 +8,13 @@ from hwsim.cosim import runner
 from hwsim.vblk import simbuild
 
 
-def test_verilator_lint_wall_clean() -> None:
+def test_design_is_clean_under_verilator_lint_wall() -> None:
     done = simbuild.lint()
     assert done.returncode == 0, done.stderr
     assert "%Warning" not in done.stderr and "%Error" not in done.stderr, done.stderr
 
 
-def test_harness_lint_clean() -> None:
+def test_harness_is_clean_under_verilator_lint_wall() -> None:
     done = simbuild.lint((*simbuild.DESIGN_SOURCES, *simbuild.HARNESS_SOURCES), top="tb_harness",
                        args=("-Wall", "--timing", "--timescale", "1ns/1ps"))
     assert done.returncode == 0, done.stderr

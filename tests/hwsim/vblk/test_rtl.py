@@ -16,11 +16,11 @@ CASES = [pytest.param(module, case, id=f"{module.removeprefix('cocotb_')}.{case}
 
 @pytest.mark.parametrize(("module", "case"), CASES)
 @pytest.mark.parametrize("sim", simulators())
-def test_rtl(sim: str, module: str, case: str, rtl_run: RunModule) -> None:
+def test_cocotb_case_passes(sim: str, module: str, case: str, rtl_run: RunModule) -> None:
     results = rtl_run(sim, module, MODULES[module])
     assert case in results, f"{case} did not run on {sim}: {sorted(results)}"
     assert results[case].passed, results[case].message
 
 
-def test_every_module_has_cases() -> None:
+def test_every_cocotb_module_has_at_least_two_cases() -> None:
     assert all(len(cocotb_cases(module)) >= 2 for module in MODULES)

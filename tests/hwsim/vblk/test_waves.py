@@ -12,10 +12,11 @@ from hwsim.vblk import simbuild
 
 
 @pytest.mark.parametrize("sim", simulators())
-def test_waves_are_written(sim: str, tmp_path: Path) -> None:
+def test_waves_build_writes_a_vcd_or_fst_file(sim: str, tmp_path: Path) -> None:
     built = simbuild.build(sim, waves=True)
-    results = runner.run(built, "cocotb_regs", test_dir=tmp_path, testcase="reset_values", module_dir=HERE)
-    assert results["reset_values"].passed, results["reset_values"].message
+    case = "registers_read_their_reset_values"
+    results = runner.run(built, "cocotb_regs", test_dir=tmp_path, testcase=case, module_dir=HERE)
+    assert results[case].passed, results[case].message
     wave = runner.waves_file(built, tmp_path)
     assert wave.exists() and wave.stat().st_size > 1000
     head = wave.read_bytes()[:4096]
