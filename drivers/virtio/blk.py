@@ -25,7 +25,7 @@ followed by a FLUSH before they complete. TRIM uses WRITE_ZEROES (the blocks rea
 from __future__ import annotations
 
 from collections import deque
-from ctypes import LittleEndianStructure, c_uint8, c_uint32, c_uint64
+from ctypes import LittleEndianStructure, c_uint8, c_uint32, c_uint64, sizeof
 from typing import Any, cast
 
 from mmiotk.bus import Device
@@ -111,6 +111,9 @@ class VirtioBlkReqSlot(LittleEndianStructure):
                 ("status", c_uint8), ("_pad", c_uint8 * (SLOT - 33))]
 
 
+assert sizeof(VirtioBlkReqSlot) == SLOT
+
+
 class _Slot:
     """What the hot path needs of one slot, computed once: its fields, descriptors and DMA memory."""
 
@@ -123,11 +126,11 @@ class _Slot:
         self.req = VirtioBlkReqSlot.from_buffer(cast(Any, slots), SLOT * k)
         self.out_hdr, self.write_zeroes = self.req.out_hdr, self.req.write_zeroes
         base = int(self.mem.dma_addr)
-        self.hdr_seg = (base, 16, 0)
+        self.hdr_seg = (base, sizeof(VirtioBlkOutHdr), 0)
         self.status_seg = (base + VirtioBlkReqSlot.status.offset, 1, DESC_F_WRITE)
         self.segs_flush = [self.hdr_seg, self.status_seg]
-        self.segs_write_zeroes = [self.hdr_seg, (base + VirtioBlkReqSlot.write_zeroes.offset, 16, 0),
-                                  self.status_seg]
+        zeroes = (base + VirtioBlkReqSlot.write_zeroes.offset, sizeof(VirtioBlkDiscardWriteZeroes), 0)
+        self.segs_write_zeroes = [self.hdr_seg, zeroes, self.status_seg]
         self.bounce: DmaBuffer | None = None   # made on first use: most ops are zero-copy
 
 
