@@ -18,6 +18,7 @@ from typing import Any
 
 import cocotb
 
+from drivers.block.protocol import flush
 from drivers.block_services.server import BlockServer
 from drivers.bus.platform import PlatformBus
 from drivers.virtio.blk import VirtioBlkDriver
@@ -51,8 +52,16 @@ def serve_clients(env: VblkEnv) -> list[dict[str, Any]]:
             while any(p.poll() is None for p in procs):
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"clients still running after {WALL_TIMEOUT} s")
-                server.poll(0.001)  # requests in: queued on the device (register writes = bus cycles)
-                blk.poll(0.001)  # completions out: waits on the RTL interrupt, so simulated time runs
+                # Requests in: queued on the device (register writes = bus cycles). Completions out: wait on
+                # the RTL interrupt, so simulated time runs, but only while requests are in flight: an idle
+                # wait of 1 ms of simulated time is seconds of wall time, and a client's control request
+                # must not wait behind it.
+                busy = blk.vq.in_flight > 0
+                server.poll(0 if busy else 0.001)
+                blk.poll(0.001 if busy else 0)
+            # The controller keeps written sectors in its write buffer (writeback): flush so the test can
+            # check that both clients' blocks reached the image, whichever client finished last.
+            flush(blk, timeout=WALL_TIMEOUT)
             results = []
             for proc in procs:
                 out, err = proc.communicate(timeout=10)
