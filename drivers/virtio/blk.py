@@ -1,4 +1,4 @@
-"""virtio-blk (virtio 1.2 §5.2): a BlockDevice over one split virtqueue of a virtio-mmio device.
+"""virtio-blk (virtio 1.2 §5.2): a BlockDevice over one split virtqueue, on virtio-mmio or virtio-pci.
 
 Init follows §3.1.1 top to bottom in `VirtioBlk.__init__` (the generic steps in `virtio.device`). Each
 request is a chain: a 16-byte header the device reads, the data, one status byte the device writes. Headers
@@ -39,9 +39,11 @@ from ..block.protocol import (
     OpFlag,
     validate,
 )
+from ..bus.pci import PciDevice
 from . import VirtioError
 from .device import Done, VirtioDevice
 from .mmio import Feature, bit
+from .pci import VIRTIO_PCI_MODERN_DEVICE_ID_BASE, VIRTIO_PCI_VENDOR_ID, VirtioPci
 from .virtqueue import DESC_F_WRITE, le_view
 
 SECTOR = 512                  # the unit of `sector` in every request, whatever blk_size says
@@ -350,15 +352,16 @@ class VirtioBlk(VirtioDevice, BlockDevice):
 
 
 class VirtioBlkDriver(Driver, BlockDevice):
-    """Binds virtio-mmio block devices on a bus; the bound driver is itself the BlockDevice.
+    """Binds virtio-mmio block devices and virtio-blk-pci functions; the bound driver is itself the BlockDevice.
 
-    Options come from the device's board `properties` (`completions`, `writeback`, `readonly`, `start`,
+    Options come from a platform device's board `properties` (`completions`, `writeback`, `readonly`, `start`,
     `length`, `queue-size`, `max-transfer`, `spin`) and are overridden by keyword arguments given to the
     constructor (a bus factory: `bus.register_driver(VirtioBlkDriver, lambda: VirtioBlkDriver(...))`).
     A virtio device of another type is refused, so the bus tries the next driver.
     """
 
     compatible = ("virtio,mmio",)
+    ids = ((VIRTIO_PCI_VENDOR_ID, VIRTIO_PCI_MODERN_DEVICE_ID_BASE + VirtioBlk.device_id),)  # virtio-blk-pci
 
     def __init__(self, **options: Any) -> None:
         super().__init__()
@@ -366,8 +369,12 @@ class VirtioBlkDriver(Driver, BlockDevice):
         self.blk: VirtioBlk | None = None
 
     def bind(self, device: Device) -> None:
-        props = {k.replace("-", "_"): v for k, v in device.properties.items()}
-        regs = device.mmio(0).map(CachePolicy.UNCACHED_DEVICE)
+        if isinstance(device, PciDevice):  # its properties describe the function (class_code), not options
+            props: dict[str, Any] = {}
+            regs: Any = VirtioPci.from_device(device)
+        else:
+            props = {k.replace("-", "_"): v for k, v in device.properties.items()}
+            regs = device.mmio(0).map(CachePolicy.UNCACHED_DEVICE)
         irq = device.irq(0) if device.num_irqs else None
         self.blk = VirtioBlk(regs, device.dma_pool(), irq, **{**props, **self.options})
 

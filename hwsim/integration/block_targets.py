@@ -18,8 +18,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from drivers.bus.pci_ecam import EcamPciBus
 from drivers.bus.platform import PlatformBus
 from drivers.virtio.blk import VirtioBlk, VirtioBlkDriver
+from mmiotk.dma import DmaPool
 
 MiB = 1 << 20
 
@@ -45,6 +47,27 @@ def bound_virtio_blk(board: dict[str, Any], space: Any, irq_factory: Any, *, mem
     bus.register_driver(VirtioBlkDriver, lambda: VirtioBlkDriver(completions=completions, **options))
     try:
         driver = bus.bind("blk0")
+        assert isinstance(driver, VirtioBlkDriver) and driver.blk is not None
+        yield driver.blk
+    finally:
+        bus.close()
+
+
+@contextmanager
+def bound_virtio_blk_pci(space: Any, *, completions: str = "poll", **options: Any) -> Iterator[VirtioBlk]:
+    """`VirtioBlkDriver` bound to the virtio-blk-pci function of a QemuSpace made with transport="pci": the
+    host bridge enumerated through ECAM (BARs assigned in the PCI MMIO window), INTx through the GIC."""
+    dma = DmaPool.from_space(space, space.dma_base, space.dma_size, coherent=True, name="pcie0-dma")
+    bus = EcamPciBus(space, ecam=(space.ecam_base, space.ecam_size), mem_window=space.pci_mmio_window,
+                     intx=space.pci_intx, irq_factory=space.irq_factory, dma=dma)
+    try:
+        functions = bus.scan()
+        bus.register_driver(VirtioBlkDriver, lambda: VirtioBlkDriver(completions=completions, **options))
+        blk = [f for f in functions if (f.vendor_id, f.device_id) in VirtioBlkDriver.ids]
+        if not blk:
+            raise LookupError(f"no virtio-blk-pci function on {bus.name}: found "
+                              f"{[(f.name, f'{f.vendor_id:04x}:{f.device_id:04x}') for f in functions]}")
+        driver = bus.bind(blk[0].name)
         assert isinstance(driver, VirtioBlkDriver) and driver.blk is not None
         yield driver.blk
     finally:
