@@ -40,6 +40,20 @@ PCI_BASE_ADDRESS_MEM_MASK = ~0xF
 
 PCI_CAP_ID_VNDR = 0x09
 PCI_CAP_ID_MSIX = 0x11
+
+# MSI-X capability (PCI 3.0 §6.8.2) and table entries, names as in Linux's pci_regs.h
+PCI_MSIX_FLAGS = 2
+PCI_MSIX_FLAGS_QSIZE = 0x07FF
+PCI_MSIX_FLAGS_MASKALL = 0x4000
+PCI_MSIX_FLAGS_ENABLE = 0x8000
+PCI_MSIX_TABLE = 4
+PCI_MSIX_TABLE_BIR = 0x7
+PCI_MSIX_ENTRY_SIZE = 16
+PCI_MSIX_ENTRY_LOWER_ADDR = 0
+PCI_MSIX_ENTRY_UPPER_ADDR = 4
+PCI_MSIX_ENTRY_DATA = 8
+PCI_MSIX_ENTRY_VECTOR_CTRL = 12
+PCI_MSIX_ENTRY_CTRL_MASKBIT = 1
 PCI_STD_HEADER_SIZEOF = 0x40  # capabilities live after the standard header, inside the 256-byte space
 PCI_CFG_SPACE_SIZE = 0x100
 PCI_CAP_SIZEOF = 4            # smallest capability: id, next, two bytes of body

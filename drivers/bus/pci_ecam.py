@@ -12,17 +12,21 @@ Not done: bridges (type 1 headers are listed but their secondary buses are not w
 host's I/O window is not used; a function whose driver needs one gets no range for it).
 
 INTx: `intx` are the interrupt numbers of INTA..INTD at device 0; device d's pin p (1..4) is
-`intx[(d + p - 1) % 4]`, the swizzle a host bridge applies on its root bus.
+`intx[(d + p - 1) % 4]`, the swizzle a host bridge applies on its root bus. MSI-X: with an `msi`
+controller, `device.enable_msix(n)` programs the function's table (pci_msi) with numbers from its range.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
-from mmiotk.bus import Device
+from mmiotk import MmioBuffer
+from mmiotk.allocator import RangeAllocator
+from mmiotk.bus import AddressRange, Device, NoResourceError
 from mmiotk.dma import DmaPool
-from mmiotk.errors import MmioValueError
-from mmiotk.irq import IrqFactory
+from mmiotk.errors import MmioValueError, RevokedError
+from mmiotk.irq import Interrupt, IrqFactory
 from mmiotk.policy import CachePolicy
 from mmiotk.region import MmioResource, PhysicalRegion
 from mmiotk.space import AddressSpace
@@ -45,6 +49,7 @@ from .pci_config import (
     PCI_INTERRUPT_PIN,
     PciConfig,
 )
+from .pci_msi import MsiController, MsixCapability, find_msix, msix_disable, msix_enable
 
 ECAM_FUNCTION_SIZE = 1 << 12
 ECAM_BUS_SIZE = 1 << 20
@@ -62,7 +67,8 @@ class EcamPciBus(PciBus):
 
     def __init__(self, space: AddressSpace, *, ecam: tuple[int, int], mem_window: tuple[int, int],
                  pref_window: tuple[int, int] | None = None, intx: Sequence[int] = (),
-                 irq_factory: IrqFactory | None = None, dma: DmaPool | None = None, name: str = "pcie0") -> None:
+                 msi: MsiController | None = None, irq_factory: IrqFactory | None = None,
+                 dma: DmaPool | None = None, name: str = "pcie0") -> None:
         super().__init__(space, mem_window=mem_window, pref_window=pref_window, irq_factory=irq_factory, dma=dma,
                          name=name)
         base, size = ecam
@@ -73,6 +79,9 @@ class EcamPciBus(PciBus):
         self.ecam_base = base
         self.ecam = MmioResource(space, base, size)
         self.intx = tuple(intx)
+        self.msi = msi
+        self._msi_numbers = RangeAllocator(msi.first, msi.count, f"{name} MSI") if msi is not None else None
+        self._msix: dict[str, tuple[PciConfig, MsixCapability, MmioBuffer, list[int]]] = {}
         self._config_offsets: dict[str, int] = {}
 
     def _function_config(self, offset: int, name: str) -> PciConfig:
@@ -153,6 +162,50 @@ class EcamPciBus(PciBus):
     def config_region_for(self, device: PciDevice) -> PhysicalRegion:
         offset = self._config_offsets[device.name]
         return self.ecam.create_region(self.ecam_base + offset, ECAM_FUNCTION_SIZE, f"{device.name}.config")
+
+    # --- MSI-X ----------------------------------------------------------------------------------------
+    def _bar_buffer(self, device: PciDevice, index: int, reg: AddressRange) -> MmioBuffer:
+        """The bus's own mapping of a BAR (for the MSI-X table), apart from the driver's."""
+        return self.region_for(device, index, reg).map(CachePolicy.UNCACHED_DEVICE)
+
+    def msix_enable_for(self, device: PciDevice, vectors: int) -> list[int]:
+        if self.msi is None or self._msi_numbers is None:
+            return super().msix_enable_for(device, vectors)
+        cfg = self._function_config(self._config_offsets[device.name], device.name)
+        cap = find_msix(cfg)
+        reg = device.mmio_ranges.get(cap.table_bar)
+        if reg is None:
+            raise NoResourceError(f"{device.name}: the MSI-X table is in BAR {cap.table_bar}, which has no range")
+        table = self._bar_buffer(device, cap.table_bar, reg)
+        numbers: list[int] = []
+        try:
+            for _ in range(vectors):
+                numbers.append(self._msi_numbers.alloc(1, 1, owner=device.name).base)
+            msix_enable(cfg, cap, table, [(self.msi.doorbell, number) for number in numbers])
+        except BaseException:
+            for number in numbers:
+                self._msi_numbers.free(number)
+            raise
+        self._msix[device.name] = (cfg, cap, table, numbers)
+        return numbers
+
+    def msix_disable_for(self, device: PciDevice) -> None:
+        entry = self._msix.pop(device.name, None)
+        if entry is None or self._msi_numbers is None:
+            return
+        cfg, cap, table, numbers = entry
+        with contextlib.suppress(RevokedError):
+            msix_disable(cfg, cap, table, len(numbers))
+        for number in numbers:
+            self._msi_numbers.free(number)
+        cfg.buffer.region.revoke()
+        table.region.revoke()
+
+    def irq_for(self, device: Device, number: int) -> Interrupt:
+        if self.msi is not None and device.name in self._msix and self.msi.first <= number < self.msi.first + \
+                self.msi.count:
+            return self.msi.irq_factory(number)
+        return super().irq_for(device, number)
 
     def _on_remove(self, device: Device) -> None:
         super()._on_remove(device)

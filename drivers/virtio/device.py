@@ -1,4 +1,4 @@
-"""VirtioDevice: what every virtio-mmio driver with one request queue does around its requests.
+"""VirtioDevice: what every virtio driver with one request queue does around its requests, on any transport.
 
 Bring-up to FEATURES_OK and DRIVER_OK in spec order (§3.1.1), one lock around the ring, doorbells batched,
 completions delivered, teardown. A device driver (virtio_blk) subclasses it and supplies the requests:

@@ -11,7 +11,8 @@ device-specific config). Capabilities with a reserved cfg_type or BAR number are
 one that names an unimplemented BAR is skipped (as Linux does) and named if nothing usable is left. A
 structure that does not fit its BAR, is misaligned or too short is an error naming the capability and its
 offset in config space. Fields are accessed with their natural width, 64-bit ones as two 32-bit halves
-(§4.1.3.1). Offsets: Linux include/uapi/linux/virtio_pci.h.
+(§4.1.3.1). Offsets: Linux include/uapi/linux/virtio_pci.h. Interrupts: one MSI-X vector for everything when
+the bus offers MSI-X, else INTx (`from_device`).
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from mmiotk import MmioBuffer
+from mmiotk.bus import NoResourceError
 from mmiotk.policy import CachePolicy
-from mmiotk.registers import RO, Field, Register, RegisterBlock
+from mmiotk.registers import RO, Field, Register, RegisterBlock, RegisterHandle
 
 from ..bus.pci import PciDevice
 from ..bus.pci_config import PCI_CAP_ID_VNDR, PciConfig
@@ -61,6 +63,7 @@ VIRTIO_PCI_NOTIFY_CAP_MULT = 16
 VIRTIO_PCI_CAP_SIZEOF = 16
 VIRTIO_PCI_NOTIFY_CAP_SIZEOF = 20
 MAX_BAR = 5
+VIRTIO_MSI_NO_VECTOR = 0xFFFF
 
 
 class VirtioPciCommonCfg(RegisterBlock, name="virtio-pci common cfg"):
@@ -203,18 +206,28 @@ class VirtioPci(VirtioTransport):
         isr = caps[CfgType.ISR]
         self._isr_read, self._isr_offset = bars[isr.bar].read8, isr.offset
         self._notify_write = self._notify_buffer.write16
+        self.msix_vector: int | None = None  # the MSI-X vector of config changes and every queue; None: INTx
 
     def __repr__(self) -> str:
         return f"<VirtioPci {self.name} device {self.device_id}>"
 
     @classmethod
-    def from_device(cls, device: PciDevice, **kwargs: float) -> VirtioPci:
+    def from_device(cls, device: PciDevice, *, msix: bool = True, reset_timeout: float = 1.0) -> VirtioPci:
         """The transport of a PCI function a bus handed to a driver: its config space and every memory BAR
-        mapped uncached, and bus mastering on (the device DMAs its rings)."""
+        mapped uncached, bus mastering on (the device DMAs its rings and MSI writes), and one MSI-X vector
+        for config changes and all queues when the bus and the function offer MSI-X (then `device.irq(0)` is
+        that vector), INTx otherwise, as Linux's virtio_pci falls back."""
         config = device.config()
         bars = {index: device.mmio(index).map(CachePolicy.UNCACHED_DEVICE) for index in device.mmio_ranges}
-        transport = cls(config, bars, **kwargs)
+        transport = cls(config, bars, reset_timeout=reset_timeout)
         config.set_master()
+        if msix:
+            try:
+                device.enable_msix(1)
+            except NoResourceError:
+                pass  # no MSI controller on the bus, or no MSI-X capability: INTx
+            else:
+                transport.msix_vector = 0
         return transport
 
     # --- primitives (VirtioTransport) ---------------------------------------------------------------
@@ -278,8 +291,19 @@ class VirtioPci(VirtioTransport):
         common.QUEUE_DRIVER_HI.write(driver >> 32)
         common.QUEUE_DEVICE_LO.write(device & 0xFFFF_FFFF)
         common.QUEUE_DEVICE_HI.write(device >> 32)
+        if self.msix_vector is not None:
+            self._set_vector(common.CONFIG_MSIX_VECTOR, "config_msix_vector")
+            self._set_vector(common.QUEUE_MSIX_VECTOR, f"queue {index}'s queue_msix_vector")
         common.QUEUE_ENABLE.write(ENABLE=1)
         self._notify[index] = (doorbell, index)
+
+    def _set_vector(self, register: RegisterHandle, what: str) -> None:
+        """Map an event to the MSI-X vector; the device reads back NO_VECTOR when it refuses (§4.1.5.1.2)."""
+        register.write(self.msix_vector)
+        got = int(register.read())
+        if got != self.msix_vector:
+            raise VirtioError(f"{self.name}: {what} reads back {got:#x} after writing MSI-X vector "
+                              f"{self.msix_vector}: the device refused it")
 
     def notify(self, index: int) -> None:
         """A 16-bit write of the queue index to its doorbell (no VIRTIO_F_NOTIFICATION_DATA)."""
@@ -288,7 +312,8 @@ class VirtioPci(VirtioTransport):
 
     # --- interrupts ---------------------------------------------------------------------------------
     def interrupt_status(self) -> int:
-        """Read the ISR byte: the read clears it and deasserts INTx (§4.1.4.5), so there is nothing to ack."""
+        """Read the ISR byte: the read clears it and deasserts INTx (§4.1.4.5), so there is nothing to ack.
+        (With MSI-X the device does not use it; the driver still may read it.)"""
         return self._isr_read(self._isr_offset)
 
     def ack_interrupt(self, bits: int) -> None:

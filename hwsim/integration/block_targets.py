@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from drivers.bus.pci_ecam import EcamPciBus
+from drivers.bus.pci_msi import MsiController
 from drivers.bus.platform import PlatformBus
 from drivers.virtio.blk import VirtioBlk, VirtioBlkDriver
 from mmiotk.dma import DmaPool
@@ -54,12 +55,16 @@ def bound_virtio_blk(board: dict[str, Any], space: Any, irq_factory: Any, *, mem
 
 
 @contextmanager
-def bound_virtio_blk_pci(space: Any, *, completions: str = "poll", **options: Any) -> Iterator[VirtioBlk]:
+def bound_virtio_blk_pci(space: Any, *, msi: bool = True, completions: str = "poll",
+                         **options: Any) -> Iterator[VirtioBlk]:
     """`VirtioBlkDriver` bound to the virtio-blk-pci function of a QemuSpace made with transport="pci": the
-    host bridge enumerated through ECAM (BARs assigned in the PCI MMIO window), INTx through the GIC."""
+    host bridge enumerated through ECAM (BARs assigned in the PCI MMIO window); interrupts by MSI-X through
+    the GICv2m frame, or (msi=False) INTx through the GIC."""
     dma = DmaPool.from_space(space, space.dma_base, space.dma_size, coherent=True, name="pcie0-dma")
+    first, count = space.msi_intids
+    controller = MsiController(space.msi_doorbell, first, count, space.msi_interrupt) if msi else None
     bus = EcamPciBus(space, ecam=(space.ecam_base, space.ecam_size), mem_window=space.pci_mmio_window,
-                     intx=space.pci_intx, irq_factory=space.irq_factory, dma=dma)
+                     intx=space.pci_intx, msi=controller, irq_factory=space.irq_factory, dma=dma)
     try:
         functions = bus.scan()
         bus.register_driver(VirtioBlkDriver, lambda: VirtioBlkDriver(completions=completions, **options))

@@ -28,9 +28,9 @@ from .errors import QemuDiedError, QemuError, QemuTimeoutError
 from .process import QemuOptions, build_command
 from .qmp import QmpClient
 from .qtest import QtestClient
-from .space import QemuIrq, QemuSpace, QemuWindow
+from .space import QemuEdgeIrq, QemuIrq, QemuSpace, QemuWindow
 
 __all__ = [
-    "QemuDiedError", "QemuError", "QemuIrq", "QemuOptions", "QemuSpace", "QemuTimeoutError", "QemuWindow",
-    "QmpClient", "QtestClient", "build_command",
+    "QemuDiedError", "QemuEdgeIrq", "QemuError", "QemuIrq", "QemuOptions", "QemuSpace", "QemuTimeoutError",
+    "QemuWindow", "QmpClient", "QtestClient", "build_command",
 ]

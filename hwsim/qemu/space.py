@@ -42,6 +42,11 @@ VIRT_PCIE_ECAM_SIZE = 0x01000000
 VIRT_PCIE_MMIO_BASE = 0x10000000
 VIRT_PCIE_MMIO_SIZE = 0x2EFF0000
 VIRT_PCIE_IRQ_BASE = 3
+# the GICv2m MSI frame (hw/intc/arm_gicv2m.c): a write of an SPI's interrupt ID to MSI_SETSPI_NS pulses it;
+# MSI_TYPER gives the first ID (bits 25:16) and how many (bits 9:0): 80 and 64 on virt
+VIRT_GIC_V2M_BASE = 0x08020000
+V2M_MSI_TYPER = 0x008
+V2M_MSI_SETSPI_NS = 0x040
 VIRT_RAM_BASE = 0x40000000
 RESERVED_RAM = 1 * MiB            # the DTB sits at the start of guest RAM
 VIRTIO_MAGIC = 0x74726976
@@ -99,6 +104,14 @@ class QemuIrq(LevelInterrupt):
         return self._deliver(self._client.wait_irq(self.line, time.monotonic() + timeout, self._ready), timeout)
 
 
+class QemuEdgeIrq(QemuIrq):
+    """A GIC input that a message pulses (MSI through the GICv2m frame: raise and lower at once). Every raise
+    is an event: `wait` returns once a raise arrived that no earlier delivery counted."""
+
+    def _ready(self) -> bool:
+        return self._revoked or (self.rises > self._seen and not self._masked and not self._in_service)
+
+
 def _teardown(process: QemuProcess, closers: list[Callable[[], None]]) -> None:
     """Close the connections, stop QEMU, remove files. Holds no reference to the space."""
     for close in closers:
@@ -113,7 +126,8 @@ class QemuSpace(AddressSpace):
     Keyword arguments are `QemuOptions` fields (image, image_format, disk_size, readonly, ram_size,
     qemu_binary, modern, logical_block_size, cache, config_wce, transport, timeouts, extra_args).
     With transport="mmio" the device's slot is `device_base` and its interrupt `irq_number`; with "pci" the
-    host bridge is `ecam_base`/`ecam_size`, BARs go in `pci_mmio_window`, INTA..INTD of device 0 are `pci_intx`.
+    host bridge is `ecam_base`/`ecam_size`, BARs go in `pci_mmio_window`, INTA..INTD of device 0 are `pci_intx`,
+    and MSIs are writes to `msi_doorbell` of an interrupt ID in `msi_intids` (`msi_interrupt(intid)`).
     """
 
     simulated = True
@@ -178,6 +192,17 @@ class QemuSpace(AddressSpace):
         self.pci_intx = tuple(GIC_SPI_BASE + VIRT_PCIE_IRQ_BASE + pin for pin in range(4))  # GIC IDs, INTA..D
         if self.qtest.read(self.ecam_base, 4) == 0xFFFF_FFFF:
             raise QemuError(f"no PCI host bridge answers at ECAM {self.ecam_base:#x}; {self._process.describe()}")
+        typer = self.qtest.read(VIRT_GIC_V2M_BASE + V2M_MSI_TYPER, 4)
+        self.msi_doorbell = VIRT_GIC_V2M_BASE + V2M_MSI_SETSPI_NS
+        self.msi_intids = ((typer >> 16) & 0x3FF, typer & 0x3FF)  # (first GIC interrupt ID, count)
+
+    def msi_interrupt(self, intid: int, name: str | None = None) -> QemuEdgeIrq:
+        """GIC interrupt ID `intid` as the edge an MSI write to `msi_doorbell` (data = `intid`) makes."""
+        first, count = self.msi_intids
+        if not isinstance(intid, int) or not first <= intid < first + count:
+            raise MmioValueError(f"MSI interrupt ID must be in the GICv2m range {first}..{first + count - 1}, "
+                                 f"got {intid!r}")
+        return QemuEdgeIrq(self.qtest, intid - GIC_SPI_BASE, name or f"qemu-virt MSI {intid}")
 
     def _virtio_mmio(self) -> None:
         process = self._process

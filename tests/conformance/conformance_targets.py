@@ -5,8 +5,8 @@ the very same `VirtioBlkDriver` through `PlatformBus`; only the address space be
 - `qemu`: QEMU's own virtio-blk-device via qtest (QemuSpace). One QEMU is shared while the disk it needs
   stays the same (a scratch disk); a case that needs its own image or a read-only disk gets its own QEMU.
 - `qemu-pci`: the same with QEMU's virtio-blk-pci (modern only) on the virt machine's PCIe host bridge,
-  found by the ECAM bus driver (`EcamPciBus`: BARs sized and assigned, INTx through the GIC) and bound
-  through the virtio-pci transport.
+  found by the ECAM bus driver (`EcamPciBus`: BARs sized and assigned, MSI-X through the GICv2m frame) and
+  bound through the virtio-pci transport.
 - `icarus`/`verilator`: see rtl_target.py (the cases run inside one cocotb simulation per simulator).
 """
 

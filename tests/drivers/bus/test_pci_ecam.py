@@ -1,6 +1,6 @@
 """The ECAM host-bridge bus on a real one: QEMU's virt machine with a virtio-blk-pci function (one QEMU for
 the module). Enumeration, BAR sizing and assignment as firmware does it, config space handed to the driver
-and revoked on unbind, and INTx delivered through the GIC."""
+and revoked on unbind, INTx delivered through the GIC, and MSI-X through the GICv2m frame."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from drivers.block.protocol import BlockCommand, BlockOp, BlockStatus, Vmo
 from drivers.bus.pci import Bar, PciBus, PciFunction
 from drivers.bus.pci_config import PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY
 from drivers.bus.pci_ecam import EcamPciBus, ecam_offset
+from drivers.bus.pci_msi import MsiController
 from drivers.virtio.blk import VirtioBlkDriver
 from mmiotk import RamSpace
 from mmiotk.bus import NoResourceError
@@ -31,13 +32,24 @@ def qemu() -> Iterator[Any]:
         yield space
 
 
-@pytest.fixture
-def bus(qemu: Any) -> Iterator[EcamPciBus]:
+def make_bus(qemu: Any, msi: bool) -> Iterator[EcamPciBus]:
     dma = DmaPool.from_space(qemu, qemu.dma_base, qemu.dma_size, name="test-dma")
+    controller = MsiController(qemu.msi_doorbell, *qemu.msi_intids, qemu.msi_interrupt) if msi else None
     with EcamPciBus(qemu, ecam=(qemu.ecam_base, qemu.ecam_size), mem_window=qemu.pci_mmio_window,
-                    intx=qemu.pci_intx, irq_factory=qemu.irq_factory, dma=dma) as pci:
+                    intx=qemu.pci_intx, msi=controller, irq_factory=qemu.irq_factory, dma=dma) as pci:
         yield pci
     dma.close()
+
+
+@pytest.fixture
+def bus(qemu: Any) -> Iterator[EcamPciBus]:
+    """A bus without an MSI controller: interrupts are INTx."""
+    yield from make_bus(qemu, msi=False)
+
+
+@pytest.fixture
+def msi_bus(qemu: Any) -> Iterator[EcamPciBus]:
+    yield from make_bus(qemu, msi=True)
 
 
 def ecam_read(qemu: Any, dev: int, offset: int) -> int:
@@ -81,7 +93,8 @@ def test_the_driver_gets_config_space_which_unbind_revokes(bus: EcamPciBus, qemu
         config.read16(0)
 
 
-def test_completions_arrive_by_intx(bus: EcamPciBus) -> None:
+def reads_complete_by_interrupt(bus: EcamPciBus) -> Any:
+    """Bind with an IRQ thread, read 4 blocks one at a time; the bound VirtioBlk."""
     bus.scan()
     bus.register_driver(VirtioBlkDriver, lambda: VirtioBlkDriver(completions="thread"))
     driver = bus.bind("0000:00:01.0")
@@ -98,6 +111,36 @@ def test_completions_arrive_by_intx(bus: EcamPciBus) -> None:
         assert done.wait(10.0)
     assert statuses == [BlockStatus.OK] * 4
     assert blk.irq.rises >= rises + 4  # each completion raised the line; the IRQ thread delivered it
+    return blk
+
+
+def test_completions_arrive_by_intx(bus: EcamPciBus, qemu: Any) -> None:
+    blk = reads_complete_by_interrupt(bus)
+    assert blk.dev.msix_vector is None and blk.irq.line == qemu.pci_intx[1] - 32
+
+
+def msix_control(qemu: Any) -> int:
+    return ecam_read(qemu, 1, 0x98) >> 16  # MSI-X capability at 0x98: Message Control is its upper half
+
+
+def test_completions_arrive_by_msix_and_unbind_turns_it_off(msi_bus: EcamPciBus, qemu: Any) -> None:
+    blk = reads_complete_by_interrupt(msi_bus)
+    first, _ = qemu.msi_intids
+    assert blk.dev.msix_vector == 0 and blk.irq.line == first - 32  # the GICv2m's first SPI
+    assert msix_control(qemu) & 0x8000 and not msix_control(qemu) & 0x4000  # enabled, not function-masked
+    assert ecam_read(qemu, 1, 0x04) & 0x0400  # INTx disabled while MSI-X is on
+    table = qemu.qtest.read(msi_bus.device("0000:00:01.0").mmio_ranges[1].paddr, 4)
+    assert table == qemu.msi_doorbell  # entry 0's address: the GICv2m MSI_SETSPI_NS register
+    msi_bus.unbind("0000:00:01.0")
+    assert not msix_control(qemu) & 0x8000 and not ecam_read(qemu, 1, 0x04) & 0x0400
+    driver = msi_bus.bind("0000:00:01.0")  # the vector went back to the bus: the next bind gets it again
+    assert driver.blk.irq.line == first - 32  # type: ignore[attr-defined]
+
+
+def test_msix_needs_an_msi_controller(bus: EcamPciBus) -> None:
+    bus.scan()
+    with pytest.raises(NoResourceError, match=r"has no MSI controller: '0000:00:01\.0' cannot use MSI-X"):
+        bus.device("0000:00:01.0").enable_msix(1)  # type: ignore[attr-defined]
 
 
 def test_a_declared_function_has_no_config_space() -> None:
