@@ -205,12 +205,19 @@ def bench_qemu(seconds: float, rounds: int, rows: list[Row], baseline: list[Row]
 
 
 def bench_qemu_pci(seconds: float, rounds: int, rows: list[Row]) -> None:
+    """virtio-blk-pci (MSI-X), its image in /dev/shm as the `qemu` rows' is."""
+    from qemu_baseline_driver import make_image
+
     from hwsim.integration.block_targets import bound_virtio_blk_pci
     from hwsim.qemu import QemuSpace
 
-    with QemuSpace(transport="pci", disk_size=DISK, ram_size=128 * MiB) as space, \
-            bound_virtio_blk_pci(space, spin=1.0) as blk:
-        bench_device("qemu-pci", blk, seconds, rounds, rows)
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    with tempfile.TemporaryDirectory(prefix="mmiotk-bench-block-", dir=shm) as tmp:
+        image = os.path.join(tmp, "disk.img")
+        make_image(image, DISK // IO)
+        with QemuSpace(transport="pci", image=image, ram_size=128 * MiB) as space, \
+                bound_virtio_blk_pci(space, spin=1.0) as blk:
+            bench_device("qemu-pci", blk, seconds, rounds, rows)
 
 
 def bench_rtl(sim: str, requests: int, rows: list[Row]) -> None:
