@@ -7,7 +7,9 @@ The same VirtioBlk driver, bound through the platform bus with completions="poll
 Icarus and Verilator (few requests there: a simulator does thousands of bus transactions per second).
 The RAM-disk is the in-process ceiling: the protocol without any device. On QEMU the minimal hand-written
 polling driver (benchmarks/qemu_baseline_driver.py) reads the same image in the same QEMU, rounds
-interleaved with ours; each side keeps its best round, and the ratio is printed.
+interleaved with ours; each side keeps its best round, and the ratio is printed. `--targets ...,qemu-pci`
+adds QEMU's virtio-blk-pci through the virtio-pci transport (not in the default set; compare it with the
+`qemu` rows of the same run).
 """
 
 from __future__ import annotations
@@ -202,6 +204,22 @@ def bench_qemu(seconds: float, rounds: int, rows: list[Row], baseline: list[Row]
                 (baseline if target == "baseline" else rows).append((target, op, depth, n, t))
 
 
+def bench_qemu_pci(seconds: float, rounds: int, rows: list[Row]) -> None:
+    """virtio-blk-pci (MSI-X), its image in /dev/shm as the `qemu` rows' is."""
+    from qemu_baseline_driver import make_image
+
+    from hwsim.integration.block_targets import bound_virtio_blk_pci
+    from hwsim.qemu import QemuSpace
+
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    with tempfile.TemporaryDirectory(prefix="mmiotk-bench-block-", dir=shm) as tmp:
+        image = os.path.join(tmp, "disk.img")
+        make_image(image, DISK // IO)
+        with QemuSpace(transport="pci", image=image, ram_size=128 * MiB) as space, \
+                bound_virtio_blk_pci(space, spin=1.0) as blk:
+            bench_device("qemu-pci", blk, seconds, rounds, rows)
+
+
 def bench_rtl(sim: str, requests: int, rows: list[Row]) -> None:
     from hwsim.cosim import runner
     from hwsim.vblk import simbuild
@@ -251,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
         bench_model(args.seconds, args.rounds, rows)
     if "qemu" in targets:
         bench_qemu(args.seconds, args.rounds, rows, baseline, ratios)
+    if "qemu-pci" in targets:
+        bench_qemu_pci(args.seconds, args.rounds, rows)
     for sim in ("icarus", "verilator"):
         if sim in targets:
             bench_rtl(sim, args.rtl_requests, rows)

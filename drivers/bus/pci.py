@@ -12,6 +12,10 @@ aligned address (base a multiple of the size), the way firmware or Linux's resou
 
 Functions with no memory of their own (a USB function behind its controller) have no BARs; asking them for a
 region is a NoResourceError. Interrupt numbers (think MSI vectors) come from the bus's range.
+
+A function's configuration space reaches its driver as `device.config()` (a `PciConfig`) beside the BAR
+regions, when the bus has one to give (`config_region_for`): functions declared to this bus have none; an
+ECAM host bridge (`pci_ecam.EcamPciBus`) finds its functions in config space and hands each its own 4 KiB.
 """
 
 from __future__ import annotations
@@ -20,12 +24,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mmiotk.allocator import AllocationError, RangeAllocator, is_power_of_two
-from mmiotk.bus import AddressRange, Bus, Device, MapEntry
+from mmiotk.bus import AddressRange, Bus, Device, MapEntry, NoResourceError
 from mmiotk.dma import DmaPool
 from mmiotk.errors import MmioValueError
-from mmiotk.irq import IrqFactory, irq_factory_for
+from mmiotk.irq import Interrupt, IrqFactory, irq_factory_for
+from mmiotk.policy import CachePolicy
 from mmiotk.region import MmioResource, PhysicalRegion
 from mmiotk.space import AddressSpace
+
+from .pci_config import PciConfig
 
 MIN_BAR = 16  # the smallest memory BAR PCI allows
 WINDOW_GRANULE = 1 << 20  # bridge memory windows are 1 MiB aligned and sized
@@ -83,6 +90,45 @@ class PciDevice(Device):
         self.bdf = f"0000:00:{slot:02x}.0"
         self.hotplugged = hotplugged
         self.placements: list[tuple[RangeAllocator, int]] = []  # what removal gives back
+        self._config: PciConfig | None = None
+        self._intx_numbers: tuple[int, ...] | None = None  # set while MSI-X is on
+
+    def config(self) -> PciConfig:
+        """This function's configuration space, beside its BARs; revoked with them on unbind."""
+        with self._lock:
+            self._check_present("config space")
+            if self._config is None or self._config.buffer.revoked:
+                assert isinstance(self.bus, PciBus)
+                region = self.bus.config_region_for(self)
+                self._config = PciConfig(region.map(CachePolicy.UNCACHED_DEVICE), f"{self.bdf} config")
+            return self._config
+
+    def enable_msix(self, vectors: int) -> list[Interrupt]:
+        """Turn MSI-X on with `vectors` vectors (the bus programs the table, see pci_msi); from then on
+        `irq(i)` is vector i. Unbind turns it off again. NoResourceError when the bus has no MSI controller
+        or the function no MSI-X capability."""
+        with self._lock:
+            self._check_present("MSI-X")
+            if self._intx_numbers is not None:
+                raise MmioValueError(f"PCI function {self.name!r}: MSI-X is already enabled")
+            assert isinstance(self.bus, PciBus)
+            numbers = self.bus.msix_enable_for(self, vectors)
+            for line in self._irqs.values():
+                line.revoke()
+            self._irqs.clear()
+            self._intx_numbers, self.irq_numbers = self.irq_numbers, tuple(numbers)
+            return [self.irq(i) for i in range(vectors)]
+
+    def revoke_mmio_and_irqs(self) -> None:
+        with self._lock:
+            if self._intx_numbers is not None:
+                assert isinstance(self.bus, PciBus)
+                self.bus.msix_disable_for(self)
+                self.irq_numbers, self._intx_numbers = self._intx_numbers, None
+            super().revoke_mmio_and_irqs()
+            if self._config is not None:
+                self._config.buffer.region.revoke()
+                self._config = None
 
 
 @dataclass
@@ -211,6 +257,18 @@ class PciBus(Bus):
             for allocator, base in device.placements:
                 allocator.free(base)
             device.placements = []
+
+    def config_region_for(self, device: PciDevice) -> PhysicalRegion:
+        """The region of `device`'s configuration space; this bus has none (its functions are declared)."""
+        raise NoResourceError(f"PCI bus {self.name!r}: function {device.name!r} was declared, not found in "
+                              "config space; it has no config space to give")
+
+    def msix_enable_for(self, device: PciDevice, vectors: int) -> list[int]:
+        """Program and enable `vectors` MSI-X vectors of `device`; their interrupt numbers."""
+        raise NoResourceError(f"PCI bus {self.name!r} has no MSI controller: {device.name!r} cannot use MSI-X")
+
+    def msix_disable_for(self, device: PciDevice) -> None:
+        """Undo `msix_enable_for` (unbind)."""
 
     def region_for(self, device: Device, index: int, reg: AddressRange) -> PhysicalRegion:
         # _place put every BAR in the prefetchable window or in the memory window (hotplug ranges included)

@@ -1,4 +1,5 @@
-"""virtio: the MMIO transport (`mmio`) and the split virtqueue (`virtqueue`) that device drivers build on."""
+"""virtio: the transports (`mmio`, `pci`, on `transport`) and the split virtqueue (`virtqueue`) that device
+drivers build on."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""virtio-blk (virtio 1.2 §5.2): a BlockDevice over one split virtqueue of a virtio-mmio device.
+"""virtio-blk (virtio 1.2 §5.2): a BlockDevice over one split virtqueue, on virtio-mmio or virtio-pci.
 
 Init follows §3.1.1 top to bottom in `VirtioBlk.__init__` (the generic steps in `virtio.device`). Each
 request is a chain (§5.2.6, `struct virtio_blk_req`): the header `out_hdr` (type, sector) the device reads,
@@ -46,9 +46,11 @@ from ..block.protocol import (
     OpFlag,
     validate,
 )
+from ..bus.pci import PciDevice
 from . import VirtioError
 from .device import Done, VirtioDevice
 from .mmio import Feature, bit
+from .pci import VIRTIO_PCI_MODERN_DEVICE_ID_BASE, VIRTIO_PCI_VENDOR_ID, VirtioPci
 from .virtqueue import DESC_F_WRITE
 
 # Deliberate duplication: the virtio constants here are written out again, on purpose, in the device
@@ -402,24 +404,29 @@ class VirtioBlk(VirtioDevice, BlockDevice):
 
 
 class VirtioBlkDriver(BlockDriver[VirtioBlk]):
-    """Binds virtio-mmio block devices on a bus; the bound driver is itself the BlockDevice (`block` is the
-    VirtioBlk).
+    """Binds virtio-mmio block devices and virtio-blk-pci functions; the bound driver is itself the
+    BlockDevice (`block` is the VirtioBlk).
 
-    Options come from the device's board `properties` (`completions`, `writeback`, `readonly`, `start`,
+    Options come from a platform device's board `properties` (`completions`, `writeback`, `readonly`, `start`,
     `length`, `queue-size`, `max-transfer`, `spin`) and are overridden by keyword arguments given to the
     constructor (a bus factory: `bus.register_driver(VirtioBlkDriver, lambda: VirtioBlkDriver(...))`).
     A virtio device of another type is refused, so the bus tries the next driver.
     """
 
     compatible = ("virtio,mmio",)
+    ids = ((VIRTIO_PCI_VENDOR_ID, VIRTIO_PCI_MODERN_DEVICE_ID_BASE + VirtioBlk.device_id),)  # virtio-blk-pci
 
     def __init__(self, **options: Any) -> None:
         super().__init__()
         self.options = options
 
     def bind(self, device: Device) -> None:
-        props = {k.replace("-", "_"): v for k, v in device.properties.items()}
-        regs = device.mmio(0).map(CachePolicy.UNCACHED_DEVICE)
+        if isinstance(device, PciDevice):  # its properties describe the function (class_code), not options
+            props: dict[str, Any] = {}
+            regs: Any = VirtioPci.from_device(device)
+        else:
+            props = {k.replace("-", "_"): v for k, v in device.properties.items()}
+            regs = device.mmio(0).map(CachePolicy.UNCACHED_DEVICE)
         irq = device.irq(0) if device.num_irqs else None
         self.block = VirtioBlk(regs, device.dma_pool(), irq, **{**props, **self.options})
 

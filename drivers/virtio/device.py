@@ -1,4 +1,4 @@
-"""VirtioDevice: what every virtio-mmio driver with one request queue does around its requests.
+"""VirtioDevice: what every virtio driver with one request queue does around its requests, on any transport.
 
 Bring-up to FEATURES_OK and DRIVER_OK in spec order (§3.1.1), one lock around the ring, doorbells batched,
 completions delivered, teardown. A device driver (virtio_blk) subclasses it and supplies the requests:
@@ -32,6 +32,7 @@ from mmiotk.irq import Interrupt, IrqTimeoutError
 
 from . import VirtioError
 from .mmio import Status, VirtioMmio
+from .transport import VirtioTransport
 from .virtqueue import Virtqueue, ring_layout
 
 Done = list[tuple[Callable[[Any, Any], None], Any, Any]]  # (callback, a, b): called as callback(a, b)
@@ -39,7 +40,8 @@ Done = list[tuple[Callable[[Any, Any], None], Any, Any]]  # (callback, a, b): ca
 
 class VirtioDevice:
     """Steps 1-3 of §3.1.1 happen here; the subclass negotiates, reads its config, calls `setup_queue`
-    and `start`."""
+    and `start`. `regs` is a transport (`VirtioTransport`: virtio-mmio or virtio-pci), or a mapped
+    virtio-mmio register window, which is wrapped in `VirtioMmio`."""
 
     device_id: ClassVar[int] = 0
     device_kind: ClassVar[str] = "virtio device"
@@ -55,13 +57,13 @@ class VirtioDevice:
         self._dead = False
         self._thread: threading.Thread | None = None
         self._rings: DmaBuffer | None = None
-        dev = self.dev = VirtioMmio(regs)
+        dev = self.dev = regs if isinstance(regs, VirtioTransport) else VirtioMmio(regs)
         if dev.device_id != self.device_id:
             raise VirtioError(f"{dev.name}: device id {dev.device_id} is not a {self.device_kind} "
                               f"({self.device_id})")
         dev.reset()
-        dev.regs.STATUS.write(Status.ACKNOWLEDGE)
-        dev.regs.STATUS.write(Status.ACKNOWLEDGE | Status.DRIVER)
+        dev.set_status(Status.ACKNOWLEDGE)
+        dev.set_status(Status.ACKNOWLEDGE | Status.DRIVER)
 
     # --- bring-up (subclass __init__) ---------------------------------------------------------------
     def setup_queue(self, wanted_size: int) -> Virtqueue:

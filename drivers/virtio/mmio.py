@@ -1,26 +1,19 @@
 """The virtio-mmio transport (virtio 1.2 §4.2, modern devices only: Version 2).
 
-What every virtio-mmio driver does to a device, in the order the spec gives: reset and wait for Status to
-read 0, ACKNOWLEDGE, DRIVER, feature negotiation closed by the FEATURES_OK check, queue set-up, DRIVER_OK.
-Configuration reads go through `read_config`, which repeats them until ConfigGeneration is stable. Control
-registers are accessed 32 bits wide only; device configuration fields with their own width, 64-bit ones as
-two 32-bit halves (§4.2.2.2).
+The primitives of `VirtioTransport` on the virtio-mmio register layout; the generic steps (reset, negotiation,
+DRIVER_OK, config reads under ConfigGeneration) are the base class's. Control registers are accessed 32 bits
+wide only; device configuration fields with their own width, 64-bit ones as two 32-bit halves (§4.2.2.2).
 """
 
 from __future__ import annotations
-
-import contextlib
-import time
-from collections.abc import Callable
-from typing import TypeVar
 
 from mmiotk import MmioBuffer
 from mmiotk.registers import RO, WO, Field, Register, RegisterBlock
 
 from . import VirtioError
+from .transport import B, Feature, Status, VirtioTransport, bit
 
-T = TypeVar("T")
-B = TypeVar("B", bound=RegisterBlock)
+__all__ = ["CONFIG_OFFSET", "Feature", "Status", "VirtioMmio", "VirtioMmioRegs", "bit"]
 
 # Deliberate duplication: the virtio constants here are written out again, on purpose, in the device
 # model (hwsim/models/) and in the RTL test driver (tests/hwsim/vblk/vblk_driver.py), so that device and
@@ -63,36 +56,14 @@ class VirtioMmioRegs(RegisterBlock, name="virtio-mmio"):
 CONFIG_OFFSET = 0x100
 
 
-class Status:
-    """Device status bits (§2.1)."""
-
-    ACKNOWLEDGE = 0x01
-    DRIVER = 0x02
-    DRIVER_OK = 0x04
-    FEATURES_OK = 0x08
-    DEVICE_NEEDS_RESET = 0x40
-    FAILED = 0x80
-
-
-class Feature:
-    """Transport feature bits (§6), as bit numbers."""
-
-    RING_INDIRECT_DESC = 28
-    RING_EVENT_IDX = 29
-    VERSION_1 = 32
-    ACCESS_PLATFORM = 33
-    RING_PACKED = 34
-
-
-
-def bit(n: int) -> int:
-    return 1 << n
-
-
-class VirtioMmio:
+class VirtioMmio(VirtioTransport):
     """One virtio-mmio device behind a mapped register window (at least 0x100 bytes plus its config)."""
 
+    status_register = "Status"
+    generation_register = "ConfigGeneration"
+
     def __init__(self, window: MmioBuffer, *, reset_timeout: float = 1.0) -> None:
+        super().__init__()
         if window.size < CONFIG_OFFSET:
             raise VirtioError(f"{window.name}: a virtio-mmio window needs at least {CONFIG_OFFSET:#x} bytes, "
                               f"got {window.size:#x}")
@@ -110,7 +81,6 @@ class VirtioMmio:
                               f"(Version {VERSION_MODERN}) are supported")
         self.device_id = int(regs.DEVICE_ID.read())
         self.vendor_id = int(regs.VENDOR_ID.read())
-        self.features = 0  # negotiated
         # the doorbell is the one register on the hot path: a bound write32, no field handling
         self._notify_write = window.write32
         self._notify_offset = VirtioMmioRegs.specs()["QUEUE_NOTIFY"].offset
@@ -118,63 +88,23 @@ class VirtioMmio:
     def __repr__(self) -> str:
         return f"<VirtioMmio {self.name} device {self.device_id} vendor {self.vendor_id:#x}>"
 
-    # --- status -------------------------------------------------------------------------------------
-    @property
-    def status(self) -> int:
+    # --- primitives (VirtioTransport) ---------------------------------------------------------------
+    def _read_status(self) -> int:
         return int(self.regs.STATUS.read())
 
-    def reset(self) -> None:
-        """Write 0 to Status and wait until it reads 0 (§4.2.3.1: the reset may take time)."""
-        self.regs.STATUS.write(0)
-        deadline = time.monotonic() + self.reset_timeout
-        while int(self.regs.STATUS.read()) != 0:
-            if time.monotonic() > deadline:
-                raise VirtioError(f"{self.name}: Status did not read 0 within {self.reset_timeout} s "
-                                  "after reset")
-        self.features = 0
+    def _write_status(self, value: int) -> None:
+        self.regs.STATUS.write(value)
 
-    def fail(self) -> None:
-        """Tell the device the driver gave up (FAILED); never raises."""
-        with contextlib.suppress(Exception):  # the device may be gone already; nothing else to do
-            self.regs.STATUS.modify(FAILED=1)
+    def _read_device_features(self, select: int) -> int:
+        self.regs.DEVICE_FEATURES_SEL.write(select)
+        return int(self.regs.DEVICE_FEATURES.read())
 
-    # --- features -----------------------------------------------------------------------------------
-    def device_features(self) -> int:
-        regs = self.regs
-        regs.DEVICE_FEATURES_SEL.write(0)
-        low = int(regs.DEVICE_FEATURES.read())
-        regs.DEVICE_FEATURES_SEL.write(1)
-        return (int(regs.DEVICE_FEATURES.read()) << 32) | low
+    def _write_driver_features(self, select: int, value: int) -> None:
+        self.regs.DRIVER_FEATURES_SEL.write(select)
+        self.regs.DRIVER_FEATURES.write(value)
 
-    def negotiate(self, wanted: int, required: int = 0) -> int:
-        """Accept `device & wanted` (VERSION_1 is always required), then check that FEATURES_OK stuck.
-
-        Raises VirtioError naming the bits when the device lacks a required feature or refuses the subset
-        (FEATURES_OK reads back clear); the device is marked FAILED then.
-        """
-        required |= bit(Feature.VERSION_1)
-        offered = self.device_features()
-        missing = required & ~offered
-        if missing:
-            self.fail()
-            raise VirtioError(f"{self.name}: device lacks required feature bits {_bits(missing)} "
-                              f"(offers {offered:#x})")
-        accepted = offered & (wanted | required)
-        regs = self.regs
-        regs.DRIVER_FEATURES_SEL.write(0)
-        regs.DRIVER_FEATURES.write(accepted & 0xFFFF_FFFF)
-        regs.DRIVER_FEATURES_SEL.write(1)
-        regs.DRIVER_FEATURES.write(accepted >> 32)
-        regs.STATUS.modify(FEATURES_OK=1)
-        if not int(regs.STATUS.read()) & Status.FEATURES_OK:
-            self.fail()
-            raise VirtioError(f"{self.name}: device refused features {accepted:#x} (FEATURES_OK did not "
-                              "stick)")
-        self.features = accepted
-        return accepted
-
-    def has(self, feature_bit: int) -> bool:
-        return bool(self.features >> feature_bit & 1)
+    def config_generation(self) -> int:
+        return int(self.regs.CONFIG_GENERATION.read())
 
     # --- queues -------------------------------------------------------------------------------------
     def queue_max(self, index: int) -> int:
@@ -200,11 +130,6 @@ class VirtioMmio:
         regs.QUEUE_DEVICE_HIGH.write(device >> 32)
         regs.QUEUE_READY.write(READY=1)
 
-    def driver_ok(self) -> None:
-        self.regs.STATUS.modify(DRIVER_OK=1)
-        if int(self.regs.STATUS.read()) & Status.DEVICE_NEEDS_RESET:
-            raise VirtioError(f"{self.name}: device set DEVICE_NEEDS_RESET at DRIVER_OK")
-
     def notify(self, index: int) -> None:
         """Ring the doorbell of queue `index` (QueueNotify)."""
         self._notify_write(self._notify_offset, index)
@@ -223,17 +148,3 @@ class VirtioMmio:
 
         Declare 64-bit fields as two 32-bit registers (§4.2.2.2) and read them inside `read_config`."""
         return block(self.window, offset=CONFIG_OFFSET)
-
-    def read_config(self, reader: Callable[[], T], attempts: int = 100) -> T:
-        """Run `reader` until ConfigGeneration is the same before and after it (§2.5.1: consistent reads)."""
-        gen = self.regs.CONFIG_GENERATION
-        for _ in range(attempts):
-            before = int(gen.read())
-            value = reader()
-            if int(gen.read()) == before:
-                return value
-        raise VirtioError(f"{self.name}: ConfigGeneration kept changing over {attempts} reads")
-
-
-def _bits(mask: int) -> str:
-    return "{" + ", ".join(str(n) for n in range(64) if mask >> n & 1) + "}"

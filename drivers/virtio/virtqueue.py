@@ -29,7 +29,7 @@ from mmiotk import barrier
 from mmiotk.dma import DmaBuffer
 
 from . import VirtioError
-from .mmio import VirtioMmio
+from .transport import VirtioTransport
 
 # Deliberate duplication: the virtio constants here are written out again, on purpose, in the device
 # model (hwsim/models/) and in the RTL test driver (tests/hwsim/vblk/vblk_driver.py), so that device and
@@ -70,7 +70,7 @@ class Virtqueue:
     they are published, the used ring before it is read.
     """
 
-    def __init__(self, transport: VirtioMmio, index: int, size: int, memory: DmaBuffer) -> None:
+    def __init__(self, transport: VirtioTransport, index: int, size: int, memory: DmaBuffer) -> None:
         if not isinstance(size, int) or not 0 < size <= MAX_QUEUE_SIZE or size & (size - 1):
             raise VirtioError(f"queue {index}: size {size!r} must be a power of two in 1..{MAX_QUEUE_SIZE}")
         avail_off, used_off, total = ring_layout(size)

@@ -18,8 +18,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from drivers.bus.pci_ecam import EcamPciBus
+from drivers.bus.pci_msi import MsiController
 from drivers.bus.platform import PlatformBus
 from drivers.virtio.blk import VirtioBlk, VirtioBlkDriver
+from mmiotk.dma import DmaPool
 
 MiB = 1 << 20
 
@@ -45,6 +48,31 @@ def bound_virtio_blk(board: dict[str, Any], space: Any, irq_factory: Any, *, mem
     bus.register_driver(VirtioBlkDriver, lambda: VirtioBlkDriver(completions=completions, **options))
     try:
         driver = bus.bind("blk0")
+        assert isinstance(driver, VirtioBlkDriver) and driver.block is not None
+        yield driver.block
+    finally:
+        bus.close()
+
+
+@contextmanager
+def bound_virtio_blk_pci(space: Any, *, msi: bool = True, completions: str = "poll",
+                         **options: Any) -> Iterator[VirtioBlk]:
+    """`VirtioBlkDriver` bound to the virtio-blk-pci function of a QemuSpace made with transport="pci": the
+    host bridge enumerated through ECAM (BARs assigned in the PCI MMIO window); interrupts by MSI-X through
+    the GICv2m frame, or (msi=False) INTx through the GIC."""
+    dma = DmaPool.from_space(space, space.dma_base, space.dma_size, coherent=True, name="pcie0-dma")
+    first, count = space.msi_intids
+    controller = MsiController(space.msi_doorbell, first, count, space.msi_interrupt) if msi else None
+    bus = EcamPciBus(space, ecam=(space.ecam_base, space.ecam_size), mem_window=space.pci_mmio_window,
+                     intx=space.pci_intx, msi=controller, irq_factory=space.irq_factory, dma=dma)
+    try:
+        functions = bus.scan()
+        bus.register_driver(VirtioBlkDriver, lambda: VirtioBlkDriver(completions=completions, **options))
+        blk = [f for f in functions if (f.vendor_id, f.device_id) in VirtioBlkDriver.ids]
+        if not blk:
+            raise LookupError(f"no virtio-blk-pci function on {bus.name}: found "
+                              f"{[(f.name, f'{f.vendor_id:04x}:{f.device_id:04x}') for f in functions]}")
+        driver = bus.bind(blk[0].name)
         assert isinstance(driver, VirtioBlkDriver) and driver.block is not None
         yield driver.block
     finally:

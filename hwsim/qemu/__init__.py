@@ -2,7 +2,9 @@
 
 `QemuSpace` launches `qemu-system-aarch64 -M virt` (vCPU stopped, `-accel tcg -S`) with one
 virtio-blk-device, drives its registers through the qtest protocol over a unix socket and shares guest RAM
-through a /dev/shm file, so DMA buffers are numpy views. QEMU and its files go away on close(), at the end
+through a /dev/shm file, so DMA buffers are numpy views. `QemuSpace(transport="pci")` makes the device a
+modern virtio-blk-pci on the machine's PCIe host bridge instead (ECAM at `ecam_base`; drivers.bus.pci_ecam
+enumerates it). QEMU and its files go away on close(), at the end
 of a `with` block, when the space is garbage, at interpreter exit, or (SIGKILL) when the thread that
 started it dies. See docs/qemu.md.
 
@@ -26,9 +28,9 @@ from .errors import QemuDiedError, QemuError, QemuTimeoutError
 from .process import QemuOptions, build_command
 from .qmp import QmpClient
 from .qtest import QtestClient
-from .space import QemuIrq, QemuSpace, QemuWindow
+from .space import QemuEdgeIrq, QemuIrq, QemuSpace, QemuWindow
 
 __all__ = [
-    "QemuDiedError", "QemuError", "QemuIrq", "QemuOptions", "QemuSpace", "QemuTimeoutError", "QemuWindow",
-    "QmpClient", "QtestClient", "build_command",
+    "QemuDiedError", "QemuEdgeIrq", "QemuError", "QemuIrq", "QemuOptions", "QemuSpace", "QemuTimeoutError",
+    "QemuWindow", "QmpClient", "QtestClient", "build_command",
 ]

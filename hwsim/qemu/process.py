@@ -28,12 +28,17 @@ from .errors import QemuDiedError, QemuError
 
 MiB = 1 << 20
 CACHE_MODES = ("writeback", "writethrough", "none", "directsync", "unsafe")
+TRANSPORTS = ("mmio", "pci")
 _PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
 class QemuOptions:
-    """One `-M virt` machine with one virtio-blk-device. Checked when made; bad values raise MmioValueError.
+    """One `-M virt` machine with one virtio-blk device. Checked when made; bad values raise MmioValueError.
+
+`transport="mmio"` puts it in a virtio-mmio slot (`virtio-blk-device`); `transport="pci"` makes it a modern-only
+`virtio-blk-pci` (`disable-legacy=on`) on the machine's PCIe host bridge, with `highmem=off` so the ECAM
+config space sits below 4 GiB (at 0x3f000000) instead of at 256 GiB.
 
     `image=None` makes a sparse scratch raw image of `disk_size` bytes that lives as long as the target.
     `config_wce` sets virtio-blk's `config-wce` property (VIRTIO_BLK_F_CONFIG_WCE offered or not); `cache`
@@ -50,6 +55,7 @@ class QemuOptions:
     logical_block_size: int | None = None
     cache: str | None = None
     config_wce: bool | None = None
+    transport: str = "mmio"
     startup_timeout: float = 30.0
     command_timeout: float = 10.0
     term_timeout: float = 5.0
@@ -73,6 +79,8 @@ class QemuOptions:
         lbs = self.logical_block_size
         if lbs is not None and (not isinstance(lbs, int) or lbs < 512 or lbs > 32768 or lbs & (lbs - 1)):
             raise MmioValueError(f"logical_block_size must be a power of two in 512..32768, got {lbs!r}")
+        if self.transport not in TRANSPORTS:
+            raise MmioValueError(f"transport must be one of {', '.join(TRANSPORTS)}, got {self.transport!r}")
         if self.cache is not None and self.cache not in CACHE_MODES:
             raise MmioValueError(f"cache must be one of {', '.join(CACHE_MODES)}, got {self.cache!r}")
         for label in ("startup_timeout", "command_timeout", "term_timeout"):
@@ -97,7 +105,8 @@ def build_command(options: QemuOptions, *, image: str, ram_path: str, qtest_sock
         drive += ",readonly=on"
     if options.cache is not None:
         drive += f",cache={options.cache}"
-    device = "virtio-blk-device,drive=disk0"
+    pci = options.transport == "pci"
+    device = "virtio-blk-pci,drive=disk0,disable-legacy=on" if pci else "virtio-blk-device,drive=disk0"
     if options.logical_block_size is not None:
         size = options.logical_block_size
         device += f",logical_block_size={size},physical_block_size={size}"
@@ -105,7 +114,7 @@ def build_command(options: QemuOptions, *, image: str, ram_path: str, qtest_sock
         device += f",config-wce={'on' if options.config_wce else 'off'}"
     return [
         options.qemu_binary,
-        "-M", "virt,memory-backend=guest-ram", "-cpu", "cortex-a57", "-m", ram,
+        "-M", "virt,memory-backend=guest-ram" + (",highmem=off" if pci else ""), "-cpu", "cortex-a57", "-m", ram,
         "-accel", "tcg", "-S", "-display", "none", "-nodefaults", "-no-user-config",
         "-object", f"memory-backend-file,id=guest-ram,size={ram},mem-path={_opt(ram_path)},share=on",
         "-drive", drive, "-device", device,

@@ -34,6 +34,19 @@ VIRT_MMIO_STRIDE = 0x200
 VIRT_MMIO_SLOTS = 32
 VIRT_MMIO_IRQ_BASE = 16
 GIC_SPI_BASE = 32  # GIC interrupt ID of SPI 0; qtest numbers GIC inputs from SPI 0
+# hw/arm/virt.c with highmem=off (as QEMU 7.2's own device tree for the machine says): the generic PCIe host
+# bridge's ECAM (16 buses of 1 MiB), its 32-bit MMIO window (PCI address = CPU address) and INTx: device d's
+# pin INTA..INTD (1..4) is SPI 3 + (d + pin - 1) % 4 (irqmap[VIRT_PCIE] = 3, the standard swizzle)
+VIRT_PCIE_ECAM_BASE = 0x3F000000
+VIRT_PCIE_ECAM_SIZE = 0x01000000
+VIRT_PCIE_MMIO_BASE = 0x10000000
+VIRT_PCIE_MMIO_SIZE = 0x2EFF0000
+VIRT_PCIE_IRQ_BASE = 3
+# the GICv2m MSI frame (hw/intc/arm_gicv2m.c): a write of an SPI's interrupt ID to MSI_SETSPI_NS pulses it;
+# MSI_TYPER gives the first ID (bits 25:16) and how many (bits 9:0): 80 and 64 on virt
+VIRT_GIC_V2M_BASE = 0x08020000
+V2M_MSI_TYPER = 0x008
+V2M_MSI_SETSPI_NS = 0x040
 VIRT_RAM_BASE = 0x40000000
 RESERVED_RAM = 1 * MiB            # the DTB sits at the start of guest RAM
 VIRTIO_MAGIC = 0x74726976
@@ -91,6 +104,14 @@ class QemuIrq(LevelInterrupt):
         return self._deliver(self._client.wait_irq(self.line, time.monotonic() + timeout, self._ready), timeout)
 
 
+class QemuEdgeIrq(QemuIrq):
+    """A GIC input that a message pulses (MSI through the GICv2m frame: raise and lower at once). Every raise
+    is an event: `wait` returns once a raise arrived that no earlier delivery counted."""
+
+    def _ready(self) -> bool:
+        return self._revoked or (self.rises > self._seen and not self._masked and not self._in_service)
+
+
 def _teardown(process: QemuProcess, closers: list[Callable[[], None]]) -> None:
     """Close the connections, stop QEMU, remove files. Holds no reference to the space."""
     for close in closers:
@@ -100,10 +121,13 @@ def _teardown(process: QemuProcess, closers: list[Callable[[], None]]) -> None:
 
 
 class QemuSpace(AddressSpace):
-    """`qemu-system-aarch64 -M virt` with one virtio-blk-device; see the package docstring for an example.
+    """`qemu-system-aarch64 -M virt` with one virtio-blk device; see the package docstring for an example.
 
     Keyword arguments are `QemuOptions` fields (image, image_format, disk_size, readonly, ram_size,
-    qemu_binary, modern, logical_block_size, cache, config_wce, timeouts, extra_args).
+    qemu_binary, modern, logical_block_size, cache, config_wce, transport, timeouts, extra_args).
+    With transport="mmio" the device's slot is `device_base` and its interrupt `irq_number`; with "pci" the
+    host bridge is `ecam_base`/`ecam_size`, BARs go in `pci_mmio_window`, INTA..INTD of device 0 are `pci_intx`,
+    and MSIs are writes to `msi_doorbell` of an interrupt ID in `msi_intids` (`msi_interrupt(intid)`).
     """
 
     simulated = True
@@ -152,6 +176,36 @@ class QemuSpace(AddressSpace):
             raise QemuError("QEMU's target is not little-endian; QemuSpace expects aarch64 virt")
         self.gic_path = self._find_gic()
         self.qtest.intercept_irqs(self.gic_path)
+        self.dma_base = self.ram_base + RESERVED_RAM
+        self.dma_size = self.ram_size - RESERVED_RAM
+        if self.options.transport == "pci":
+            self._pcie()
+        else:
+            self._virtio_mmio()
+        # QEMU has every file open now: unlink them, so nothing is left behind even if we are killed.
+        process.unlink_files()
+
+    def _pcie(self) -> None:
+        """Where the PCIe host bridge is; enumerating it is a bus driver's job (drivers.bus.pci_ecam)."""
+        self.ecam_base, self.ecam_size = VIRT_PCIE_ECAM_BASE, VIRT_PCIE_ECAM_SIZE
+        self.pci_mmio_window = (VIRT_PCIE_MMIO_BASE, VIRT_PCIE_MMIO_SIZE)
+        self.pci_intx = tuple(GIC_SPI_BASE + VIRT_PCIE_IRQ_BASE + pin for pin in range(4))  # GIC IDs, INTA..D
+        if self.qtest.read(self.ecam_base, 4) == 0xFFFF_FFFF:
+            raise QemuError(f"no PCI host bridge answers at ECAM {self.ecam_base:#x}; {self._process.describe()}")
+        typer = self.qtest.read(VIRT_GIC_V2M_BASE + V2M_MSI_TYPER, 4)
+        self.msi_doorbell = VIRT_GIC_V2M_BASE + V2M_MSI_SETSPI_NS
+        self.msi_intids = ((typer >> 16) & 0x3FF, typer & 0x3FF)  # (first GIC interrupt ID, count)
+
+    def msi_interrupt(self, intid: int, name: str | None = None) -> QemuEdgeIrq:
+        """GIC interrupt ID `intid` as the edge an MSI write to `msi_doorbell` (data = `intid`) makes."""
+        first, count = self.msi_intids
+        if not isinstance(intid, int) or not first <= intid < first + count:
+            raise MmioValueError(f"MSI interrupt ID must be in the GICv2m range {first}..{first + count - 1}, "
+                                 f"got {intid!r}")
+        return QemuEdgeIrq(self.qtest, intid - GIC_SPI_BASE, name or f"qemu-virt MSI {intid}")
+
+    def _virtio_mmio(self) -> None:
+        process = self._process
         self.devices = self._scan_slots()
         blk = [slot for slot, device_id in self.devices.items() if device_id == VIRTIO_ID_BLOCK]
         if not blk:
@@ -160,10 +214,6 @@ class QemuSpace(AddressSpace):
         self.device_slot = blk[0]
         self.device_base = VIRT_MMIO_BASE + self.device_slot * VIRT_MMIO_STRIDE
         self.irq_number = GIC_SPI_BASE + VIRT_MMIO_IRQ_BASE + self.device_slot  # a GIC interrupt ID, as in boards
-        self.dma_base = self.ram_base + RESERVED_RAM
-        self.dma_size = self.ram_size - RESERVED_RAM
-        # QEMU has every file open now: unlink them, so nothing is left behind even if we are killed.
-        process.unlink_files()
 
     def _find_gic(self) -> str:
         for parent in ("/machine/unattached", "/machine"):

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-TARGETS = ("model", "qemu", "icarus", "verilator")
-IN_PROCESS = ("model", "qemu")
+TARGETS = ("model", "qemu", "qemu-pci", "icarus", "verilator")
+IN_PROCESS = ("model", "qemu", "qemu-pci")
 
 
 class Conformance:
-    """Runs case `case_id` on a target: in this process (model, qemu) or looks up the result of the
+    """Runs case `case_id` on a target: in this process (model, qemu, qemu-pci) or looks up the result of the
     target's single simulation run (icarus, verilator)."""
 
     def __init__(self, workdir: Path) -> None:
@@ -20,9 +20,9 @@ class Conformance:
 
     def target(self, name: str) -> Any:
         if name not in self._targets:
-            from conformance_targets import ModelTarget, QemuTarget
+            from conformance_targets import ModelTarget, QemuPciTarget, QemuTarget
 
-            factory = {"model": ModelTarget, "qemu": QemuTarget}[name]
+            factory = {"model": ModelTarget, "qemu": QemuTarget, "qemu-pci": QemuPciTarget}[name]
             self._targets[name] = factory(self.workdir / name)
             (self.workdir / name).mkdir(parents=True, exist_ok=True)
         return self._targets[name]

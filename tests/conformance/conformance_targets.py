@@ -4,20 +4,23 @@ the very same `VirtioBlkDriver` through `PlatformBus`; only the address space be
 - `model`: hwsim.models.VirtioBlkModel in a ModelSpace (strict: any register misuse raises), in-process.
 - `qemu`: QEMU's own virtio-blk-device via qtest (QemuSpace). One QEMU is shared while the disk it needs
   stays the same (a scratch disk); a case that needs its own image or a read-only disk gets its own QEMU.
+- `qemu-pci`: the same with QEMU's virtio-blk-pci (modern only) on the virt machine's PCIe host bridge,
+  found by the ECAM bus driver (`EcamPciBus`: BARs sized and assigned, MSI-X through the GICv2m frame) and
+  bound through the virtio-pci transport.
 - `icarus`/`verilator`: see rtl_target.py (the cases run inside one cocotb simulation per simulator).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 from conformance_cases import MiB, Target
 
 from drivers.virtio.blk import VirtioBlk
-from hwsim.integration.block_targets import bound_virtio_blk, virtio_blk_board
+from hwsim.integration.block_targets import bound_virtio_blk, bound_virtio_blk_pci, virtio_blk_board
 
 
 class ModelTarget(Target):
@@ -54,6 +57,9 @@ class QemuTarget(Target):
 
         return QemuSpace(ram_size=64 * MiB, **kwargs)
 
+    def _bind(self, space: Any, **options: Any) -> AbstractContextManager[VirtioBlk]:
+        return bound_virtio_blk(virtio_blk_board(space, "qemu-virt"), space, space.irq_factory, **options)
+
     @contextmanager
     def device(self, *, image: Path | None = None, disk_size: int = 4 * MiB, readonly: bool = False,
                **options: Any) -> Iterator[VirtioBlk]:
@@ -65,5 +71,15 @@ class QemuTarget(Target):
             else:
                 space = stack.enter_context(self._space(image=image, readonly=readonly) if image is not None
                                             else self._space(disk_size=disk_size, readonly=readonly))
-            with bound_virtio_blk(virtio_blk_board(space, "qemu-virt"), space, space.irq_factory, **options) as blk:
+            with self._bind(space, **options) as blk:
                 yield blk
+
+
+class QemuPciTarget(QemuTarget):
+    name = "qemu-pci"
+
+    def _space(self, **kwargs: Any) -> Any:
+        return super()._space(transport="pci", **kwargs)
+
+    def _bind(self, space: Any, **options: Any) -> AbstractContextManager[VirtioBlk]:
+        return bound_virtio_blk_pci(space, **options)

@@ -24,7 +24,8 @@ def conformance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Conformanc
     runner.close()
 
 
-_TARGET_ID = re.compile(r"tests/conformance/.*\[(" + "|".join(TARGETS) + r")[\]-]")
+# longest name first: "qemu-pci-qd16" is target qemu-pci, not qemu
+_TARGET_ID = re.compile(r"tests/conformance/.*\[(" + "|".join(sorted(TARGETS, key=len, reverse=True)) + r")[\]-]")
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -190,6 +190,18 @@ def test_malformed_options_are_refused_before_launch(tmp_path: Path) -> None:
         QemuSpace(ram_size=3 << 19)
     with pytest.raises(MmioValueError, match="not found"):
         QemuSpace(qemu_binary="no-such-qemu-binary")
+    with pytest.raises(MmioValueError, match="transport must be one of mmio, pci, got 'isa'"):
+        QemuSpace(transport="isa")
+
+
+def test_the_pci_transport_puts_a_modern_virtio_blk_pci_on_the_host_bridge() -> None:
+    with QemuSpace(transport="pci", config_wce=True, ram_size=8 << 20) as qemu:
+        command = " ".join(qemu.command)
+        assert "virtio-blk-pci,drive=disk0,disable-legacy=on,config-wce=on" in command and "highmem=off" in command
+        device1 = qemu.ecam_base + (1 << 15)                    # bus 0, device 1, function 0
+        assert qemu.qtest.read(device1, 4) == 0x1042_1AF4        # virtio-blk-pci, modern device ID
+        assert qemu.qtest.read(device1 + 0x10, 4) == 0           # no I/O BAR 0: legacy is off
+        assert not hasattr(qemu, "device_base")                  # no virtio-mmio device to point at
 
 
 def test_accesses_after_close_raise(tmp_path: Path) -> None:
