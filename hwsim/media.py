@@ -57,6 +57,7 @@ class BlockMedia:
         self.size = size
         self.sectors = size // SECTOR
         self._cache: dict[int, bytes] = {}
+        self.syncs = 0                         # msyncs (or, in memory, the points where one would be)
         self.closed = False
 
     # --- the media itself, beneath the cache ------------------------------------------------------------
@@ -116,6 +117,7 @@ class BlockMedia:
         return lost
 
     def _sync(self, start: int, length: int) -> None:
+        self.syncs += 1
         if self.path is not None and not self.readonly and length:
             lo = start - start % mmap.PAGESIZE
             self._mmap.flush(lo, min(self.size, start + length) - lo)

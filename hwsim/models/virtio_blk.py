@@ -1,13 +1,18 @@
-"""VirtioBlkModel: a behavioural virtio-blk device on the virtio-mmio v2 transport — the reference the RTL
+"""VirtioBlkModel: a behavioural virtio-blk device on the virtio-mmio transport — the reference the RTL
 implements. Facts from virtio 1.2 (sections 2, 4.2, 5.2); where the spec leaves a choice, QEMU's choice.
 
-Identity: MagicValue 0x74726976, Version 2, DeviceID 2, VendorID 0x4B544D4D ("MMTK"). One queue (index 0),
-QueueNumMax = `queue_size_max` (256); other QueueSel values read QueueNumMax 0 and QueueReady 0.
-Features offered: VERSION_1 (32), SEG_MAX (2), BLK_SIZE (6), FLUSH (9), plus RING_INDIRECT_DESC (28) if
-`indirect`, CONFIG_WCE (11) if `config_wce`, RO (5) if read-only. Not offered: EVENT_IDX, RING_RESET,
-SIZE_MAX, GEOMETRY, TOPOLOGY, MQ, DISCARD, WRITE_ZEROES. Config (from 0x100): capacity u64 @0 (512-byte
-sectors), seg_max u32 @0xc, blk_size u32 @0x14, writeback u8 @0x20, num_queues u16 @0x22 (= 1), every
-other field of the 0x3c-byte virtio 1.2 layout reads 0.
+Identity: MagicValue 0x74726976, Version 2 (1 with `legacy=True`: the legacy interface, virtio 1.2 4.2.4),
+DeviceID 2, VendorID 0x4B544D4D ("MMTK"). One queue (index 0), QueueNumMax = `queue_size_max` (256); other
+QueueSel values read QueueNumMax 0 and QueueReady 0.
+Features offered: VERSION_1 (32, modern only), SEG_MAX (2), BLK_SIZE (6), plus FLUSH (9) if `flush`,
+RING_INDIRECT_DESC (28) if `indirect`, CONFIG_WCE (11) if `config_wce` (which needs `flush`: virtio 1.2
+5.2.5.2), TOPOLOGY (10) if `topology`, RO (5) if read-only. Not offered: EVENT_IDX, RING_RESET, SIZE_MAX,
+GEOMETRY, MQ, DISCARD, WRITE_ZEROES. Config (from 0x100): capacity u64 @0 (512-byte sectors), seg_max u32
+@0xc, blk_size u32 @0x14 (the logical block), physical_block_exp u8 @0x18 (physical block = blk_size <<
+exp), alignment_offset u8 @0x19, min_io_size u16 @0x1a, opt_io_size u32 @0x1c (topology, in logical blocks;
+0 unless offered), writeback u8 @0x20, num_queues u16 @0x22 (= 1), every other field of the 0x3c-byte
+virtio 1.2 layout reads 0. `media_range=(offset, size)` (bytes) makes the device that part of its media:
+capacity is `size`, the device's sector 0 is the media's byte `offset`.
 
 Register access (`strict=True`, the default; `strict=False` in brackets — what the RTL does):
   * control registers (0x000-0x0ff) take only aligned 32-bit accesses; undefined offsets, other widths,
@@ -31,7 +36,12 @@ Negotiation and status:
   * setting DRIVER_OK without FEATURES_OK → DEVICE_NEEDS_RESET;
   * once FEATURES_OK is set: if FLUSH was not negotiated, `writeback` becomes 0 (writethrough; this covers
     the spec's "CONFIG_WCE without FLUSH"). Entering writethrough (also via a `writeback` write of 0)
-    first flushes the cache to the media.
+    first flushes the cache to the media. Writethrough (`writeback=False`) is the default, as in the
+    device this one is after; a writethrough OUT completes only once its data is msync'd (5.2.6);
+  * legacy: no FEATURES_OK (a write of it is dropped); the features are what the driver last wrote to
+    DriverFeatures (word 0, masked by the offer) when it sets DRIVER_OK. The queue is set up by QueueNum,
+    QueueAlign and GuestPageSize, then QueuePFN (non-zero enables, 0 disables: the legacy layout puts the
+    avail ring right after the descriptors and the used ring on the next QueueAlign boundary).
 
 Queue setup: queue registers (QueueNum, the three addresses) are ignored while QueueReady is 1 or another
 queue is selected. QueueReady=1 enables the queue only if FEATURES_OK is set, QueueNum is a power of two in
@@ -47,6 +57,19 @@ completion). Running takes every available chain in order, completes each in the
 used.idx once for the batch) and, unless avail.flags has NO_INTERRUPT, sets InterruptStatus bit 0 and raises
 the line. InterruptACK clears the bits written; the line is high while InterruptStatus != 0 (level).
 
+Malformed chains: one policy for this model and the RTL controller, QEMU's. QEMU's virtqueue_pop
+(hw/virtio/virtio.c) and virtio-blk's request parsing call virtio_error() — DEVICE_NEEDS_RESET, the queue
+is not used again until reset — for every chain that breaks the virtqueue rules: a bad head or next index,
+a loop, a zero-sized or unmappable buffer, readable after writable, a bad indirect table, a short header, a
+missing status byte. Those are the queue errors below, in both. What the chain is well formed but the
+request cannot use gets a status: IOERR for a bad range or block alignment, more data buffers than
+seg_max, OUT on a read-only device (as QEMU); UNSUPP for other types. Where QEMU differs: it follows
+INDIRECT even when RING_INDIRECT_DESC was not negotiated (we set DEVICE_NEEDS_RESET), and it reports the
+whole device-writable length as the used len of a failed request (we report 1, the status byte only:
+2.7.8 says len is what the device wrote). The RTL adds its own limit as request errors (IOERR): its
+alignment contract (4-byte aligned buffers and indirect tables, see docs/cosim.md) and at most
+2**DTAB_AW descriptors per request.
+
 Queue errors — the chain cannot be walked or answered. The device completes the chains before it,
 publishes them, then sets DEVICE_NEEDS_RESET, sets InterruptStatus bit 1 and raises the line if DRIVER_OK
 (configuration change notification), and runs no queue until reset; the bad chain gets no used element.
@@ -54,9 +77,9 @@ publishes them, then sets DEVICE_NEEDS_RESET, sets InterruptStatus bit 1 and rai
   1. avail.idx more than QueueNum entries ahead of the device;
   2. a head index >= QueueNum, or a next index >= its table's size (QueueNum, or indirect entries);
   3. a chain longer than its table (a loop);
-  4. INDIRECT when RING_INDIRECT_DESC was not negotiated, INDIRECT with NEXT, INDIRECT on a non-head
-     descriptor or inside an indirect table, an indirect table whose length is 0 or not a multiple of 16
-     or that is not wholly in guest RAM;
+  4. INDIRECT when RING_INDIRECT_DESC was not negotiated, INDIRECT with NEXT, INDIRECT inside an
+     indirect table, an indirect table whose length is 0 or not a multiple of 16 or that is not wholly in
+     guest RAM (INDIRECT may end a chain of direct descriptors: virtio 1.2, 2.7.5.3.2);
   5. a descriptor of length 0, or a buffer not wholly in guest RAM (the descriptor table itself included);
   6. a device-readable descriptor after a device-writable one;
   7. fewer than 16 device-readable bytes (short header), or no device-writable byte (no status).
@@ -100,7 +123,7 @@ from .virtqueue import QueueFatal, Segment
 # Deliberate duplication: the virtio constants here are written out again, on purpose, in the driver
 # (drivers/virtio/) and in the RTL test driver (tests/hwsim/vblk/vblk_driver.py), so that device and
 # drivers stay independent readings of the spec and a misreading in one is caught by the other.
-F_SEG_MAX, F_RO, F_BLK_SIZE, F_FLUSH, F_CONFIG_WCE = 2, 5, 6, 9, 11
+F_SEG_MAX, F_RO, F_BLK_SIZE, F_FLUSH, F_TOPOLOGY, F_CONFIG_WCE = 2, 5, 6, 9, 10, 11
 T_IN, T_OUT, T_FLUSH, T_GET_ID = 0, 1, 4, 8
 S_OK, S_IOERR, S_UNSUPP = 0, 1, 2
 ID_BYTES = 20
@@ -123,8 +146,9 @@ BLK_CONFIG = (
 class VirtioBlkModel(VirtioMmioDevice):
     """The device; see the module docstring for its behaviour in every case.
 
-    Storage is `media`, or a `BlockMedia` over `image` (a file), or `size` bytes of memory (16 MiB).
-    `writeback` is the cache mode after reset; `strict` and `deferred` are described above.
+    Storage is `media`, or a `BlockMedia` over `image` (a file), or `size` bytes of memory (16 MiB);
+    `media_range` = (offset, size) in bytes exposes part of it. `writeback` is the cache mode after reset
+    (writethrough by default); `strict`, `deferred` and `legacy` are described above.
     """
 
     device_id = 2
@@ -132,9 +156,11 @@ class VirtioBlkModel(VirtioMmioDevice):
 
     def __init__(self, media: BlockMedia | None = None, *, image: str | os.PathLike[str] | None = None,
                  size: int | None = None, readonly: bool = False, blk_size: int = 512, seg_max: int = 126,
-                 writeback: bool = True, config_wce: bool = True, indirect: bool = True,
+                 writeback: bool = False, flush: bool = True, config_wce: bool = True, indirect: bool = True,
+                 topology: bool = True, physical_block_exp: int = 0, alignment_offset: int = 0,
+                 min_io_size: int = 1, opt_io_size: int = 0, media_range: tuple[int, int] | None = None,
                  serial: bytes = b"mmiotk-virtio-blk", queue_size_max: int = 256, strict: bool = True,
-                 deferred: bool = False, name: str = "virtio-blk-model") -> None:
+                 deferred: bool = False, legacy: bool = False, name: str = "virtio-blk-model") -> None:
         if media is None:
             media = BlockMedia(image, readonly=readonly) if image is not None else \
                 BlockMedia(size=16 << 20 if size is None else size, readonly=readonly)
@@ -142,27 +168,50 @@ class VirtioBlkModel(VirtioMmioDevice):
             raise MmioValueError("VirtioBlkModel takes media, or image, or size — not several")
         if not isinstance(blk_size, int) or not SECTOR <= blk_size <= 65536 or blk_size & (blk_size - 1):
             raise MmioValueError(f"blk_size must be a power of two in 512..65536, got {blk_size!r}")
-        if media.size % blk_size:
-            raise MmioValueError(f"media of {media.size} bytes is not a whole number of {blk_size}-byte blocks")
+        offset, length = (0, media.size) if media_range is None else media_range
+        if offset < 0 or length <= 0 or offset % SECTOR or offset + length > media.size:
+            raise MmioValueError(f"media_range {media_range!r} is not a non-empty, 512-byte aligned part of the "
+                                 f"{media.size}-byte media")
+        if length % blk_size:
+            raise MmioValueError(f"media of {length} bytes is not a whole number of {blk_size}-byte blocks")
+        if config_wce and not flush:
+            raise MmioValueError("config_wce needs flush: a device offering VIRTIO_BLK_F_CONFIG_WCE must offer "
+                                 "VIRTIO_BLK_F_FLUSH (virtio 1.2, 5.2.5.2)")
+        for field, value, bits in (("physical_block_exp", physical_block_exp, 8),
+                                   ("alignment_offset", alignment_offset, 8), ("min_io_size", min_io_size, 16),
+                                   ("opt_io_size", opt_io_size, 32)):
+            if not isinstance(value, int) or not 0 <= value < 1 << bits:
+                raise MmioValueError(f"{field} must be an int in 0..{(1 << bits) - 1}, got {value!r}")
         if not isinstance(seg_max, int) or seg_max < 1:
             raise MmioValueError(f"seg_max must be a positive int, got {seg_max!r}")
         if not isinstance(serial, bytes) or len(serial) > ID_BYTES:
             raise MmioValueError(f"serial must be at most {ID_BYTES} bytes, got {serial!r}")
         self.media = media
+        self.base_sector = offset // SECTOR
+        self.sectors = length // SECTOR
         self.readonly = readonly or media.readonly
         self.blk_size = blk_size
         self.seg_max = seg_max
         self.initial_writeback = writeback
+        self.flush = flush
         self.config_wce = config_wce
+        self.topology = topology
+        self.topology_values = {"physical_block_exp": physical_block_exp, "alignment_offset": alignment_offset,
+                                "min_io_size": min_io_size, "opt_io_size": opt_io_size}
         self.indirect = indirect
         self.serial = serial.ljust(ID_BYTES, b"\0")
         self.wce = 1 if writeback else 0
         self.requests = {T_IN: 0, T_OUT: 0, T_FLUSH: 0, T_GET_ID: 0}
-        super().__init__(queue_size_max=queue_size_max, strict=strict, deferred=deferred, name=name)
+        super().__init__(queue_size_max=queue_size_max, strict=strict, deferred=deferred, legacy=legacy,
+                         name=name)
 
     # --- transport hooks -----------------------------------------------------------------------------
     def offered_features(self) -> int:
-        bits = 1 << F_VERSION_1 | 1 << F_SEG_MAX | 1 << F_BLK_SIZE | 1 << F_FLUSH
+        bits = 1 << F_VERSION_1 | 1 << F_SEG_MAX | 1 << F_BLK_SIZE
+        if self.flush:
+            bits |= 1 << F_FLUSH
+        if self.topology:
+            bits |= 1 << F_TOPOLOGY
         if self.indirect:
             bits |= 1 << F_RING_INDIRECT_DESC
         if self.config_wce:
@@ -172,11 +221,15 @@ class VirtioBlkModel(VirtioMmioDevice):
         return bits
 
     def config_bytes(self) -> bytes:
-        return pack_config(BLK_CONFIG, {"capacity": self.media.sectors, "seg_max": self.seg_max,
-                                        "blk_size": self.blk_size, "writeback": self.wce, "num_queues": 1})
+        values = {"capacity": self.sectors, "seg_max": self.seg_max, "blk_size": self.blk_size,
+                  "writeback": self.wce, "num_queues": 1}
+        if self.topology:
+            values.update(self.topology_values)
+        return pack_config(BLK_CONFIG, values)
 
     def config_writable(self, field: ConfigField) -> bool:
-        return field.name == "writeback" and bool(self.status & FEATURES_OK) and self.has_feature(F_CONFIG_WCE)
+        fixed = bool(self.status & FEATURES_OK) or self.legacy
+        return field.name == "writeback" and fixed and self.has_feature(F_CONFIG_WCE)
 
     def config_store(self, field: ConfigField, value: int) -> None:
         self._set_wce(1 if value else 0)
@@ -241,7 +294,7 @@ class VirtioBlkModel(VirtioMmioDevice):
     def _range_ok(self, sector: int, length: int, pieces: int) -> bool:
         per_block = self.blk_size // SECTOR
         return (length % self.blk_size == 0 and sector % per_block == 0 and pieces <= self.seg_max
-                and sector + length // SECTOR <= self.media.sectors)
+                and sector + length // SECTOR <= self.sectors)
 
     def _read(self, sector: int, writable: list[Segment], length: int) -> tuple[int, int]:
         pieces = _pieces(writable, 0, length)
@@ -249,6 +302,7 @@ class VirtioBlkModel(VirtioMmioDevice):
             return S_IOERR, 0
         mem = self.memory
         assert mem is not None
+        sector += self.base_sector
         if len(pieces) == 1:
             self.media.read_into(sector, mem.read(*pieces[0]))
         elif pieces:
@@ -271,7 +325,7 @@ class VirtioBlkModel(VirtioMmioDevice):
         else:
             data = memoryview(b"".join(bytes(mem.read(addr, n)) for addr, n in pieces))
         if length:
-            self.media.write(sector, data, writeback=self.writeback_active)
+            self.media.write(self.base_sector + sector, data, writeback=self.writeback_active)
         return S_OK
 
     def _gather(self, segments: list[Segment], start: int, length: int) -> bytes:

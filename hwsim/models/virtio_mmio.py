@@ -1,5 +1,6 @@
-"""The virtio-mmio version 2 transport of a device model (virtio 1.2, 4.2.2): register file, status and
-feature negotiation, one split virtqueue, interrupt status, configuration space access rules.
+"""The virtio-mmio transport of a device model (virtio 1.2, 4.2.2; with `legacy=True` the legacy interface
+of 4.2.4, Version 1): register file, status and feature negotiation, one split virtqueue, interrupt
+status, configuration space access rules.
 
 A device (`VirtioBlkModel`) subclasses `VirtioMmioDevice` and supplies its ID, features, configuration
 layout and the handling of one request chain. The behaviour in every case is listed in
@@ -46,6 +47,12 @@ REGISTERS: dict[int, tuple[str, str]] = {
     0x0B8: ("SHMBaseLow", "r"), 0x0BC: ("SHMBaseHigh", "r"), 0x0C0: ("QueueReset", "rw"),
     0x0FC: ("ConfigGeneration", "r"),
 }
+# the legacy interface (Version 1): these replace QueueReady and the queue address registers
+LEGACY_REGISTERS: dict[int, tuple[str, str]] = {
+    **{off: reg for off, reg in REGISTERS.items()
+       if off < 0x044 or off in (0x050, 0x060, 0x064, 0x070)},      # no QueueReady, no ConfigGeneration
+    0x028: ("GuestPageSize", "w"), 0x03C: ("QueueAlign", "w"), 0x040: ("QueuePFN", "rw"),
+}
 _QUEUE_ADDR = {0x080: ("desc", 0), 0x084: ("desc", 32), 0x090: ("avail", 0), 0x094: ("avail", 32),
                0x0A0: ("used", 0), 0x0A4: ("used", 32)}
 
@@ -66,7 +73,7 @@ class VirtioMmioDevice:
     config_layout: ClassVar[tuple[ConfigField, ...]] = ()
 
     def __init__(self, *, queue_size_max: int = 256, strict: bool = True, deferred: bool = False,
-                 name: str = "virtio-mmio") -> None:
+                 legacy: bool = False, name: str = "virtio-mmio") -> None:
         if not isinstance(queue_size_max, int) or not 1 <= queue_size_max <= 32768 or \
                 queue_size_max & (queue_size_max - 1):
             raise MmioValueError(f"queue_size_max must be a power of two in 1..32768, got {queue_size_max!r}")
@@ -74,6 +81,8 @@ class VirtioMmioDevice:
         self.queue_size_max = queue_size_max
         self.strict = strict
         self.deferred = deferred
+        self.legacy = legacy
+        self._registers = LEGACY_REGISTERS if legacy else REGISTERS
         self.lock = threading.RLock()
         self.irq_changed = threading.Condition(self.lock)
         self.memory: GuestMemory | None = None
@@ -126,6 +135,9 @@ class VirtioMmioDevice:
         self.last_error: str | None = None
         self.notify_pending = False
         self.shm_sel = 0
+        self.guest_page_size = 4096              # legacy only
+        self.queue_align = 4096
+        self.queue_pfn = 0
 
     def reset(self) -> None:
         """What writing 0 to Status does."""
@@ -137,6 +149,10 @@ class VirtioMmioDevice:
     @property
     def irq_level(self) -> int:
         return 1 if self.interrupt_status else 0
+
+    def device_features(self) -> int:
+        """What DeviceFeatures shows: the device's features; legacy devices have 32 bits and no VERSION_1."""
+        return self.offered_features() & 0xFFFFFFFF if self.legacy else self.offered_features()
 
     def has_feature(self, bit: int) -> bool:
         return bool(self.features >> bit & 1)
@@ -162,7 +178,7 @@ class VirtioMmioDevice:
 
     def _control_reg(self, offset: int, width: int, op: str) -> str | None:
         """The register's name if the access is allowed; None (after raising when strict) otherwise."""
-        reg = REGISTERS.get(offset)
+        reg = self._registers.get(offset)
         if reg is None:
             self._misuse(f"{op} of undefined register offset {offset:#x}")
             return None
@@ -188,13 +204,13 @@ class VirtioMmioDevice:
         if name == "MagicValue":
             return MAGIC
         if name == "Version":
-            return 2
+            return 1 if self.legacy else 2
         if name == "DeviceID":
             return self.device_id
         if name == "VendorID":
             return VENDOR_ID
         if name == "DeviceFeatures":
-            return (self.offered_features() >> (32 * self.device_features_sel)) & 0xFFFFFFFF \
+            return (self.device_features() >> (32 * self.device_features_sel)) & 0xFFFFFFFF \
                 if self.device_features_sel < 2 else 0
         if name == "QueueNumMax":
             return self.queue_size_max if self.queue_sel == 0 else 0
@@ -210,6 +226,8 @@ class VirtioMmioDevice:
             return 0xFFFFFFFF                # no shared memory regions
         if name == "ConfigGeneration":
             return self.config_generation
+        if name == "QueuePFN":
+            return self.queue_pfn if self.queue_sel == 0 else 0
         return 0                             # QueueReset: VIRTIO_F_RING_RESET is not offered
 
     def write(self, offset: int, width: int, value: int) -> None:
@@ -227,7 +245,10 @@ class VirtioMmioDevice:
         elif name == "DriverFeaturesSel":
             self.driver_features_sel = value
         elif name == "DriverFeatures":
-            if not self.status & FEATURES_OK:        # fixed once FEATURES_OK is set
+            if self.legacy:                          # no FEATURES_OK: in effect as written, until DRIVER_OK
+                if self.driver_features_sel == 0 and not self.status & DRIVER_OK:
+                    self.features = value & self.device_features()
+            elif not self.status & FEATURES_OK:      # fixed once FEATURES_OK is set
                 self.driver_features[self.driver_features_sel] = value
         elif name == "QueueSel":
             self.queue_sel = value
@@ -251,6 +272,13 @@ class VirtioMmioDevice:
             self._write_status(value)
         elif name == "SHMSel":
             self.shm_sel = value
+        elif name == "GuestPageSize":
+            self.guest_page_size = value
+        elif name == "QueueAlign":
+            if self.queue_sel == 0 and self.queue is None:
+                self.queue_align = value
+        elif name == "QueuePFN" and self.queue_sel == 0:
+            self._set_queue_pfn(value)
         # QueueReset: ignored, VIRTIO_F_RING_RESET is not offered
 
     def _write_status(self, value: int) -> None:
@@ -261,6 +289,14 @@ class VirtioMmioDevice:
             self._misuse(f"Status write {value:#x} sets bits above the 8 status bits")
             value &= 0xFF
         new = self.status | (value & ~DEVICE_NEEDS_RESET)     # bits are never cleared except by reset
+        if self.legacy:
+            # no FEATURES_OK in the legacy interface: the features are fixed when DRIVER_OK is set
+            new &= ~FEATURES_OK
+            if new & DRIVER_OK and not self.status & DRIVER_OK:
+                self.status = new
+                self.on_features_ok()
+            self.status = new
+            return
         newly_ok = bool(new & FEATURES_OK and not self.status & FEATURES_OK)
         if newly_ok:
             accepted = sum(word << (32 * sel) for sel, word in self.driver_features.items())
@@ -299,6 +335,33 @@ class VirtioMmioDevice:
         assert self.memory is not None
         self.queue = SplitQueue(self.memory, self.queue_num, self.queue_addr["desc"], self.queue_addr["avail"],
                                 self.queue_addr["used"], indirect=self.has_feature(F_RING_INDIRECT_DESC))
+
+    def _set_queue_pfn(self, pfn: int) -> None:
+        """Legacy queue set-up: descriptors at pfn * GuestPageSize, the avail ring right after them, the used
+        ring at the next QueueAlign boundary (virtio 1.2, 2.7.2 legacy layout); 0 disables the queue."""
+        self.queue_pfn = pfn
+        if not pfn:
+            self.queue = None
+            return
+        align, page = self.queue_align, self.guest_page_size
+        problem = None
+        if not align or align & (align - 1) or not page or page & (page - 1):
+            problem = f"QueueAlign {align} and GuestPageSize {page} must be powers of two"
+        elif self.memory is None:
+            problem = "the device has no guest memory attached"
+        else:
+            desc = pfn * page
+            avail = desc + 16 * self.queue_num
+            used = (avail + 6 + 2 * self.queue_num + align - 1) & ~(align - 1)
+            problem = SplitQueue.layout_problem(self.memory, self.queue_num, self.queue_size_max, desc, avail,
+                                                used)
+        if problem is not None:
+            self.queue_pfn = 0
+            self.last_error = f"queue 0 not enabled: {problem}"
+            return
+        assert self.memory is not None
+        self.queue = SplitQueue(self.memory, self.queue_num, desc, avail, used,
+                                indirect=self.has_feature(F_RING_INDIRECT_DESC))
 
     # --- processing ----------------------------------------------------------------------------------
     def _notify(self, index: int) -> None:

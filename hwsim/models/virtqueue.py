@@ -82,7 +82,8 @@ class SplitQueue:
         return head
 
     def walk(self, head: int) -> list[Segment]:
-        """The chain starting at `head` as segments, following NEXT and (on the head) INDIRECT."""
+        """The chain starting at `head` as segments, following NEXT and INDIRECT (which may end a chain of
+        direct descriptors, virtio 1.2 2.7.5.3.2: the walk goes on at entry 0 of the indirect table)."""
         mem = self.mem
         table, entries, index = self.desc, self.size, head
         in_indirect = False
@@ -102,7 +103,7 @@ class SplitQueue:
             except DmaError as exc:
                 raise QueueFatal(f"chain from head {head}: {exc}") from None
             if flags & DESC_F_INDIRECT:
-                table, entries = self._indirect(head, index, addr, length, flags, in_indirect, segments)
+                table, entries = self._indirect(head, addr, length, flags, in_indirect)
                 index, steps, in_indirect = 0, 0, True
                 continue
             if length == 0:
@@ -119,16 +120,13 @@ class SplitQueue:
                 return segments
             index = nxt
 
-    def _indirect(self, head: int, index: int, addr: int, length: int, flags: int, in_indirect: bool,
-                  segments: list[Segment]) -> tuple[int, int]:
+    def _indirect(self, head: int, addr: int, length: int, flags: int, in_indirect: bool) -> tuple[int, int]:
         """Check an INDIRECT descriptor; the (address, entries) of its table."""
         why = None
         if not self.indirect:
             why = "VIRTIO_F_RING_INDIRECT_DESC was not negotiated"
         elif in_indirect:
             why = "an indirect table may not contain INDIRECT descriptors"
-        elif index != head or segments:
-            why = "only the head descriptor of a chain may be INDIRECT"
         elif flags & DESC_F_NEXT:
             why = "INDIRECT and NEXT are both set"
         elif length == 0 or length % DESC_SIZE:

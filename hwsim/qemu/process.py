@@ -42,7 +42,9 @@ config space sits below 4 GiB (at 0x3f000000) instead of at 256 GiB.
 
     `image=None` makes a sparse scratch raw image of `disk_size` bytes that lives as long as the target.
     `config_wce` sets virtio-blk's `config-wce` property (VIRTIO_BLK_F_CONFIG_WCE offered or not); `cache`
-    is the `-drive cache=` mode, which is what the device reports as its initial write-cache state.
+    is the `-drive cache=` mode, which is what the device reports as its initial write-cache state:
+    writethrough by default, as on every target (the ACRN back end the controller is after makes it the
+    default); `cache=None` leaves QEMU's own default (writeback).
     """
 
     image: str | os.PathLike[str] | None = None
@@ -53,7 +55,7 @@ config space sits below 4 GiB (at 0x3f000000) instead of at 256 GiB.
     qemu_binary: str = "qemu-system-aarch64"
     modern: bool = True
     logical_block_size: int | None = None
-    cache: str | None = None
+    cache: str | None = "writethrough"
     config_wce: bool | None = None
     transport: str = "mmio"
     startup_timeout: float = 30.0

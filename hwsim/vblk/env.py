@@ -34,13 +34,19 @@ class VblkEnv:
     Use `await VblkEnv.create(dut)` in a cocotb test and `env.close()` at the end.
     """
 
-    def __init__(self, dut: Any, media: BlockMedia | None = None, media_sectors: int = 2048) -> None:
+    def __init__(self, dut: Any, media: BlockMedia | None = None, media_sectors: int = 2048,
+                 media_range: tuple[int, int] | None = None) -> None:
         self.dut = dut
         self.shm = ShmLib()
         self.ram = RamSpace(HOST_SIZE, base=HOST_BASE, name="host-ram")
         self.media = media if media is not None else BlockMedia(size=media_sectors * SECTOR)
         self.shm.attach(ShmLib.HOST, self.ram.array, HOST_BASE)
         self.shm.attach(ShmLib.MEDIA, self.media.array, 0)
+        start, sectors = media_range if media_range is not None else (0, self.media.sectors)
+        if start < 0 or sectors <= 0 or start + sectors > self.media.sectors:
+            raise ValueError(f"range of {sectors} sectors from sector {start} does not fit media of "
+                             f"{self.media.sectors} sectors")
+        self.media_range = (start, sectors)
         self.hdl_bus = HdlAxiLiteBus(dut)
         self.bus: SimBus = self.hdl_bus
         self.space = SimSpace(self.bus, REGS_BASE, REGS_SIZE, name="vblk-sim")
@@ -51,12 +57,17 @@ class VblkEnv:
 
     @classmethod
     async def create(cls, dut: Any, media: BlockMedia | None = None, media_sectors: int = 2048,
-                     stall: int = 0) -> VblkEnv:
-        env = cls(dut, media, media_sectors)
+                     stall: int = 0, readonly: bool = False,
+                     media_range: tuple[int, int] | None = None) -> VblkEnv:
+        """The environment after a hardware reset. `readonly` drives the controller's read-only input;
+        `media_range` = (first sector, sectors) is the device-side range of the media (all of it by default)."""
+        env = cls(dut, media, media_sectors, media_range)
         # Verilator applies the HDL's declaration initialisers in its first evaluation, after a test
         # starting at time 0 could have written anything: let that happen first.
         await Timer(1, "ns")
-        dut.capacity.value = Immediate(env.media.sectors)
+        dut.capacity.value = Immediate(env.media_range[1])
+        dut.media_base.value = Immediate(env.media_range[0])
+        dut.readonly.value = Immediate(int(readonly))
         dut.stall.value = Immediate(stall)
         dut.bus_sel.value = Immediate(0)
         await env.reset()

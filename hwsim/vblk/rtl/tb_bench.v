@@ -54,7 +54,7 @@ module tb_bench;
         .ext_axil_bresp(), .ext_axil_bvalid(), .ext_axil_bready(1'b0),
         .ext_axil_araddr(12'd0), .ext_axil_arvalid(1'b0), .ext_axil_arready(),
         .ext_axil_rdata(), .ext_axil_rresp(), .ext_axil_rvalid(), .ext_axil_rready(1'b0),
-        .capacity(64'd2048), .stall(8'd0), .irq(irq));
+        .capacity(64'd2048), .media_base(64'd0), .readonly(1'b0), .stall(8'd0), .irq(irq));
     /* verilator lint_on PINCONNECTEMPTY */
 
     task mmio(input [31:0] addr, input [31:0] data, input [3:0] strb);

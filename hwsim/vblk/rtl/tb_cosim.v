@@ -11,6 +11,10 @@ module tb_cosim #(
     parameter        F_RO         = 0,
     parameter        F_FLUSH      = 1,
     parameter        F_CONFIG_WCE = 1,
+    parameter        LEGACY       = 0,
+    parameter        WRITEBACK    = 0,
+    parameter [31:0] BLK_SIZE     = 32'd512,
+    parameter [7:0]  PHYS_BLOCK_EXP = 8'd3,
     parameter        HDL_CLOCK    = 1
 );
     reg         clk = 1'b0;
@@ -30,6 +34,8 @@ module tb_cosim #(
     wire        rsp_valid, rsp_tgl;
     reg         bus_sel   = 1'b0;
     reg  [63:0] capacity  = 64'd0;
+    reg  [63:0] media_base = 64'd0;
+    reg         readonly  = 1'b0;
     reg  [7:0]  stall     = 8'd0;
     wire        irq;
 
@@ -57,7 +63,8 @@ module tb_cosim #(
         cycles <= cycles + 64'd1;
 
     tb_harness #(.HOST_BASE(HOST_BASE), .HOST_SIZE(HOST_SIZE), .F_RO(F_RO), .F_FLUSH(F_FLUSH),
-                 .F_CONFIG_WCE(F_CONFIG_WCE)) h (
+                 .F_CONFIG_WCE(F_CONFIG_WCE), .LEGACY(LEGACY), .WRITEBACK(WRITEBACK), .BLK_SIZE(BLK_SIZE),
+                 .PHYS_BLOCK_EXP(PHYS_BLOCK_EXP)) h (
         .clk(clk), .rst_n(rst_n),
         .cmd_addr(cmd_addr), .cmd_wdata(cmd_wdata), .cmd_wstrb(cmd_wstrb), .cmd_tgl(cmd_tgl),
         .rsp_rdata(rsp_rdata), .rsp_resp(rsp_resp), .rsp_valid(rsp_valid), .rsp_tgl(rsp_tgl),
@@ -71,7 +78,7 @@ module tb_cosim #(
         .ext_axil_arready(ext_axil_arready), .ext_axil_rdata(ext_axil_rdata),
         .ext_axil_rresp(ext_axil_rresp), .ext_axil_rvalid(ext_axil_rvalid),
         .ext_axil_rready(ext_axil_rready),
-        .capacity(capacity), .stall(stall), .irq(irq));
+        .capacity(capacity), .media_base(media_base), .readonly(readonly), .stall(stall), .irq(irq));
 
 `ifndef VERILATOR
     // Icarus: +vcd=FILE writes a plain VCD (WAVES=1 gives the runner's FST instead).

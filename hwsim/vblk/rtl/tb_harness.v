@@ -20,7 +20,11 @@ module tb_harness #(
     parameter [63:0] HOST_SIZE    = 64'h0000_0000_0100_0000,
     parameter        F_RO         = 0,
     parameter        F_FLUSH      = 1,
-    parameter        F_CONFIG_WCE = 1
+    parameter        F_CONFIG_WCE = 1,
+    parameter        LEGACY       = 0,
+    parameter        WRITEBACK    = 0,
+    parameter [31:0] BLK_SIZE     = 32'd512,
+    parameter [7:0]  PHYS_BLOCK_EXP = 8'd3
 ) (
     input  wire        clk,
     input  wire        rst_n,
@@ -54,6 +58,8 @@ module tb_harness #(
     input  wire        ext_axil_rready,
 
     input  wire [63:0] capacity,
+    input  wire [63:0] media_base,
+    input  wire        readonly,
     input  wire [7:0]  stall,
     output wire        irq
 );
@@ -88,7 +94,8 @@ module tb_harness #(
     reg  [31:0] dma_rdata, med_rdata;
 
     virtio_blk #(.HOST_BASE(HOST_BASE), .HOST_SIZE(HOST_SIZE), .F_RO(F_RO), .F_FLUSH(F_FLUSH),
-                 .F_CONFIG_WCE(F_CONFIG_WCE)) dut (
+                 .F_CONFIG_WCE(F_CONFIG_WCE), .LEGACY(LEGACY), .WRITEBACK(WRITEBACK), .BLK_SIZE(BLK_SIZE),
+                 .PHYS_BLOCK_EXP(PHYS_BLOCK_EXP)) dut (
         .clk(clk), .rst_n(rst_n),
         .s_axil_awaddr(awaddr), .s_axil_awvalid(awvalid), .s_axil_awready(awready),
         .s_axil_wdata(wdata), .s_axil_wstrb(wstrb), .s_axil_wvalid(wvalid), .s_axil_wready(wready),
@@ -99,7 +106,7 @@ module tb_harness #(
         .dma_wstrb(dma_wstrb), .dma_gnt(dma_gnt), .dma_rvalid(dma_rvalid), .dma_rdata(dma_rdata),
         .med_req(med_req), .med_cmd(med_cmd), .med_addr(med_addr), .med_wdata(med_wdata),
         .med_gnt(med_gnt), .med_rvalid(med_rvalid), .med_rdata(med_rdata),
-        .capacity(capacity), .irq(irq));
+        .capacity(capacity), .media_base(media_base), .readonly(readonly), .irq(irq));
 
     // ---- memory models -----------------------------------------------------------------------------
     reg [15:0] lfsr;

@@ -6,13 +6,20 @@
 // transfer 512-byte sectors, write the status byte (last byte of the device-writable stream), the used
 // element and used.idx, then read avail.flags and raise the used-buffer event unless NO_INTERRUPT.
 //
-// Malformed input never hangs the engine:
-//   * a request whose status byte is reachable but is otherwise wrong (buffer outside the host window,
-//     INDIRECT, readable after writable, zero length, unaligned, header < 16 bytes, too many segments,
-//     data not a multiple of 512, out of range, write to a read-only device) completes with IOERR;
-//   * rings that cannot be trusted (bad queue setup, avail.idx running more than a queue ahead, index
-//     >= queue size, a chain longer than the queue, i.e. a NEXT loop, no writable status byte) set
-//     DEVICE_NEEDS_RESET via `fatal_event`, and the engine halts until the driver resets the device.
+// Malformed input never hangs the engine. The policy is the behavioural model's (and QEMU's), see
+// hwsim/models/virtio_blk.py:
+//   * a chain that breaks the virtqueue rules (bad queue setup, avail.idx more than a queue ahead, an
+//     index >= its table's size, a chain longer than its table, i.e. a NEXT loop, a zero-length
+//     descriptor, a buffer outside the host window, readable after writable, a bad or nested INDIRECT,
+//     a header shorter than 16 bytes, no writable status byte) sets DEVICE_NEEDS_RESET via
+//     `fatal_event`, and the engine halts until the driver resets the device;
+//   * a well-formed chain the request cannot use (this engine's alignment contract, more descriptors
+//     than it records, data not whole blocks, out of range, OUT on a read-only medium) completes with
+//     IOERR, and a used length of 1 (only the status byte is written).
+//
+// INDIRECT (when negotiated) may be the last descriptor of a direct chain (virtio 1.2, 2.7.5.3.2); the
+// walk then continues at entry 0 of the indirect table. QueueReady=0 (or FAILED) stops the engine at
+// once, mid-request: no ring or buffer access after the register write, the request is dropped.
 //
 // Alignment contract: descriptor buffers start 4-byte aligned and are a multiple of 4 long, except the
 // last (device-writable) one, which is either 1 byte (status only, any address) or 4n+1 bytes.
@@ -26,8 +33,8 @@ module vblk_engine #(
     parameter [63:0]  HOST_BASE     = 64'h0000_0000_8000_0000,
     parameter [63:0]  HOST_SIZE     = 64'h0000_0000_0100_0000,
     parameter [15:0]  QUEUE_NUM_MAX = 16'd64,
-    parameter         F_RO          = 0,
     parameter         F_FLUSH       = 1,
+    parameter [31:0]  BLK_SIZE      = 32'd512,
     parameter         DTAB_AW       = 5,
     parameter         LINES_AW      = 3,
     parameter [159:0] ID            = "mmiotk-vblk-rtl-0001"
@@ -42,7 +49,11 @@ module vblk_engine #(
     input  wire [63:0] q_avail,
     input  wire [63:0] q_used,
     input  wire        writeback,
+    input  wire        ro,
+    input  wire        indirect,
+    input  wire        q_ready,
     input  wire [63:0] capacity,
+    input  wire [63:0] media_base,   // sector of the backing store that is the device's sector 0
     output reg         used_event,
     output reg         fatal_event,
 
@@ -92,7 +103,10 @@ module vblk_engine #(
 
     // ring state
     reg  [15:0] last_avail, used_idx, head, cur;
-    reg  [16:0] count;
+    reg  [32:0] count;
+    reg  [63:0] tbl;          // the descriptor table being walked: the queue's or an indirect one
+    reg  [31:0] tbl_n;        // its entries
+    reg         in_ind;
     reg  [1:0]  dw;
     reg  [63:0] d_addr;
     reg  [31:0] d_len;
@@ -117,7 +131,7 @@ module vblk_engine #(
     reg  [63:0] status_addr;
     reg  [7:0]  status_code;
     reg  [31:0] used_len;
-    reg         is_out, filling;
+    reg         is_out, filling, req_wb;
     reg  [63:0] sec_cur;
     reg  [30:0] sec_left;
 
@@ -164,6 +178,11 @@ module vblk_engine #(
     wire        d_next_f = d_flags[0];
     wire        d_wr_f   = d_flags[1];
     wire        d_win    = in_win(d_addr, {32'd0, d_len}) && (d_len != 32'd0);
+    wire        d_ind_f  = d_flags[2];
+    // an INDIRECT descriptor this engine can follow: negotiated, not nested, not with NEXT, a whole
+    // number of 4-byte-aligned 16-byte entries inside the window
+    wire        d_ind_ok = indirect && !in_ind && !d_next_f && (d_len[3:0] == 4'd0) && d_win
+                        && (d_addr[1:0] == 2'd0);
     wire        d_align  = d_next_f ? (d_addr[1:0] == 2'd0 && d_len[1:0] == 2'd0)
                                     : (d_len == 32'd1 || (d_addr[1:0] == 2'd0 && d_len[1:0] == 2'd1));
 
@@ -172,7 +191,13 @@ module vblk_engine #(
     wire [39:0] out_len  = rd_total - 40'd16;
     wire [39:0] data_len = (h_type == T_OUT) ? out_len : in_len;
     wire [64:0] req_end  = {1'b0, h_sector} + {34'd0, data_len[39:9]};
-    wire        range_ok = (data_len[8:0] == 9'd0) && (req_end <= {1'b0, capacity});
+    wire [31:0] blk_mask = BLK_SIZE - 32'd1;
+    wire [31:0] sec_mask = (BLK_SIZE >> 9) - 32'd1;
+    // whole logical blocks, starting on a logical block (sector is in 512-byte units)
+    wire        range_ok = ((data_len[31:0] & blk_mask) == 32'd0) && ((h_sector[31:0] & sec_mask) == 32'd0)
+                        && (data_len[8:0] == 9'd0) && (req_end <= {1'b0, capacity});
+    // the backing store's sector of a device sector (the device-side range)
+    wire [40:0] med_sec  = sec_cur[40:0] + media_base[40:0];
 
     // write-buffer lookup
     reg                 hit, has_free, has_dirty;
@@ -203,19 +228,23 @@ module vblk_engine #(
         end
     endfunction
 
+    // The queue was disabled (QueueReady=0) or the driver gave up (FAILED) while a request was under
+    // way: from this cycle on, no access at all.
+    wire        stop = !run && (st != S_IDLE) && (st != S_HALT) && (st != S_DRAIN) && (st != S_FATAL);
+
     // ---- ports: the copy engine owns them while it runs ------------------------------------------
-    assign h_req   = cp_busy ? cp_h_req   : (st == S_HACC);
+    assign h_req   = cp_busy ? cp_h_req   : (st == S_HACC && !stop);
     assign h_we    = cp_busy ? cp_h_we    : acc_we;
     assign h_addr  = cp_busy ? cp_h_addr  : acc_addr;
     assign h_wdata = cp_busy ? cp_h_wdata : acc_wdata;
     assign h_wstrb = cp_busy ? 4'hf       : acc_wstrb;
-    assign m_req   = cp_busy ? cp_m_req   : (st == S_SYNC);
+    assign m_req   = cp_busy ? cp_m_req   : (st == S_SYNC && !stop);
     assign m_cmd   = cp_busy ? {1'b0, cp_m_we} : 2'd2;
     assign m_addr  = cp_busy ? cp_m_addr  : 48'd0;
     assign m_wdata = cp_m_wdata;
 
     vblk_copy #(.ID(ID), .CAW(CAW)) u_copy (
-        .clk(clk), .rst_n(rst_n), .abort(dev_reset),
+        .clk(clk), .rst_n(rst_n), .abort(dev_reset || stop),
         .start(cp_start), .src_sel(cp_src), .dst_sel(cp_dst), .nwords(cp_n),
         .src_lin(cp_slin), .dst_lin(cp_dlin), .busy(cp_busy), .done(cp_done),
         .hrs_addr(rs_addr), .hrs_adv(cp_hrs_adv), .hws_addr(ws_addr), .hws_adv(cp_hws_adv),
@@ -283,11 +312,11 @@ module vblk_engine #(
 
         if (!cp_busy && h_rvalid)
             rd_pend <= 1'b0;
-        if (st == S_HACC && h_gnt && !acc_we && !cp_busy)
+        if (st == S_HACC && h_gnt && !acc_we && !cp_busy && !stop)
             rd_pend <= 1'b1;
         if (!cp_busy && m_rvalid)
             sync_pend <= 1'b0;
-        if (st == S_SYNC && m_gnt && !cp_busy)
+        if (st == S_SYNC && m_gnt && !cp_busy && !stop)
             sync_pend <= 1'b1;
         if (notify)
             notify_pend <= 1'b1;
@@ -324,7 +353,14 @@ module vblk_engine #(
             notify_pend <= 1'b0;
             last_avail  <= 16'd0;
             used_idx    <= 16'd0;
+        end else if (stop) begin
+            st <= S_DRAIN;
         end else begin
+            if (!q_ready) begin
+                // a disabled queue starts over at ring index 0 when it is enabled again
+                last_avail <= 16'd0;
+                used_idx   <= 16'd0;
+            end
             case (st)
             S_IDLE:
                 if (run && notify_pend)
@@ -352,7 +388,10 @@ module vblk_engine #(
                 else begin
                     head     <= acc_half;
                     cur      <= acc_half;
-                    count    <= 17'd0;
+                    count    <= 33'd0;
+                    tbl      <= q_desc;
+                    tbl_n    <= {16'd0, q_num};
+                    in_ind   <= 1'b0;
                     n_ent    <= {(DTAB_AW + 1){1'b0}};
                     n_rd     <= {(DTAB_AW + 1){1'b0}};
                     seen_wr  <= 1'b0;
@@ -364,7 +403,7 @@ module vblk_engine #(
                 end
 
             S_DESC:
-                host_read(q_desc + {44'd0, cur, 4'd0} + {60'd0, dw, 2'b00}, S_DESC_R);
+                host_read(tbl + {44'd0, cur, 4'd0} + {60'd0, dw, 2'b00}, S_DESC_R);
 
             S_DESC_R: begin
                 case (dw)
@@ -378,11 +417,26 @@ module vblk_engine #(
             end
 
             S_DCHK: begin
-                count <= count + 17'd1;
-                if (count + 17'd1 > {1'b0, q_num})
-                    st <= S_FATAL;  // longer than the queue: a NEXT loop
+                count <= count + 33'd1;
+                if (count + 33'd1 > {1'b0, tbl_n})
+                    st <= S_FATAL;  // longer than its table: a NEXT loop
+                else if (d_ind_f) begin
+                    if (!d_ind_ok)
+                        st <= S_FATAL;
+                    else begin
+                        // the rest of the chain is the indirect table, from its entry 0
+                        tbl    <= d_addr;
+                        tbl_n  <= {4'd0, d_len[31:4]};
+                        in_ind <= 1'b1;
+                        cur    <= 16'd0;
+                        count  <= 33'd0;
+                        dw     <= 2'd0;
+                        st     <= S_DESC;
+                    end
+                end else if (!d_win || (!d_wr_f && seen_wr))
+                    st <= S_FATAL;  // zero length, outside the window, readable after writable
                 else begin
-                    if (d_flags[2] || (!d_wr_f && seen_wr) || !d_win || !d_align || n_ent == DT[DTAB_AW:0])
+                    if (!d_align || n_ent == DT[DTAB_AW:0])
                         bad <= 1'b1;
                     if (d_wr_f) begin
                         seen_wr  <= 1'b1;
@@ -397,7 +451,7 @@ module vblk_engine #(
                             n_rd <= n_rd + 1'b1;
                     end
                     if (d_next_f) begin
-                        if (d_next >= q_num)
+                        if ({16'd0, d_next} >= tbl_n)
                             st <= S_FATAL;
                         else begin
                             cur <= d_next;
@@ -415,8 +469,8 @@ module vblk_engine #(
             end
 
             S_PARSE:
-                if (!last_wr || !last_win)
-                    st <= S_FATAL;  // nowhere to put a status byte
+                if (!last_wr || !last_win || rd_total < 40'd16)
+                    st <= S_FATAL;  // nowhere to put a status byte, or no whole header
                 else begin
                     status_addr <= last_addr + {32'd0, last_len} - 64'd1;
                     rs_i     <= {(DTAB_AW + 1){1'b0}};
@@ -425,7 +479,7 @@ module vblk_engine #(
                     ws_off   <= 32'd0;
                     used_len <= 32'd1;
                     hw       <= 2'd0;
-                    if (bad || rd_total < 40'd16)
+                    if (bad)
                         finish(BLK_IOERR);
                     else
                         st <= S_HDR;
@@ -448,6 +502,7 @@ module vblk_engine #(
             S_DISPATCH: begin
                 sec_cur  <= h_sector;
                 sec_left <= data_len[39:9];
+                req_wb   <= writeback;
                 case (h_type)
                 T_IN:
                     if (!range_ok)
@@ -459,7 +514,7 @@ module vblk_engine #(
                         st          <= S_SEC;
                     end
                 T_OUT:
-                    if (F_RO != 0 || !range_ok)
+                    if (ro || !range_ok)
                         finish(BLK_IOERR);
                     else begin
                         is_out      <= 1'b1;
@@ -467,8 +522,10 @@ module vblk_engine #(
                         st          <= S_SEC;
                     end
                 T_FLUSH:
-                    if (F_FLUSH != 0)
-                        st <= S_FLUSH;
+                    if (F_FLUSH != 0) begin
+                        status_code <= BLK_OK;
+                        st          <= S_FLUSH;
+                    end
                     else
                         finish(BLK_UNSUPP);
                 T_GET_ID: begin
@@ -488,14 +545,15 @@ module vblk_engine #(
 
             S_SEC:
                 if (sec_left == 31'd0)
-                    st <= S_STATUS;
+                    // writethrough: the data is durable before the OUT completes (virtio 1.2, 5.2.6)
+                    st <= (is_out && !req_wb) ? S_SYNC : S_STATUS;
                 else if (!is_out) begin
                     filling <= 1'b0;
                     if (hit)
                         copy(P_CACHE, line_base(hit_idx), P_HOST, 48'd0, 8'd128, S_CWAIT);
                     else
-                        copy(P_MEDIA, {sec_cur[40:0], 7'd0}, P_HOST, 48'd0, 8'd128, S_CWAIT);
-                end else if (writeback) begin
+                        copy(P_MEDIA, {med_sec, 7'd0}, P_HOST, 48'd0, 8'd128, S_CWAIT);
+                end else if (req_wb) begin
                     if (hit || has_free || !c_dirty[rr]) begin
                         line    <= alloc_idx;
                         filling <= 1'b1;
@@ -506,7 +564,8 @@ module vblk_engine #(
                     end else begin
                         // every line holds data the media has not seen: write the victim back first
                         line <= rr;
-                        copy(P_CACHE, line_base(rr), P_MEDIA, {c_tag[rr], 7'd0}, 8'd128, S_EVICT_W);
+                        copy(P_CACHE, line_base(rr), P_MEDIA, {c_tag[rr] + media_base[40:0], 7'd0}, 8'd128,
+                             S_EVICT_W);
                     end
                 end else begin
                     filling <= 1'b0;
@@ -514,7 +573,7 @@ module vblk_engine #(
                         c_valid[hit_idx] <= 1'b0;
                         c_dirty[hit_idx] <= 1'b0;
                     end
-                    copy(P_HOST, 48'd0, P_MEDIA, {sec_cur[40:0], 7'd0}, 8'd128, S_CWAIT);
+                    copy(P_HOST, 48'd0, P_MEDIA, {med_sec, 7'd0}, 8'd128, S_CWAIT);
                 end
 
             S_EVICT_W:
@@ -538,8 +597,8 @@ module vblk_engine #(
             S_FLUSH:
                 if (has_dirty) begin
                     line <= dirty_idx;
-                    copy(P_CACHE, line_base(dirty_idx), P_MEDIA, {c_tag[dirty_idx], 7'd0}, 8'd128,
-                         S_FLUSH_W);
+                    copy(P_CACHE, line_base(dirty_idx), P_MEDIA, {c_tag[dirty_idx] + media_base[40:0], 7'd0},
+                         8'd128, S_FLUSH_W);
                 end else
                     st <= S_SYNC;
 
@@ -555,7 +614,7 @@ module vblk_engine #(
 
             S_SYNC_W:
                 if (m_rvalid)
-                    finish(BLK_OK);
+                    st <= S_STATUS;
 
             S_ID_W:
                 if (cp_done)
@@ -612,7 +671,8 @@ module vblk_engine #(
         end
     end
 
-    wire unused_ok = &{1'b0, sec_cur[63:41], d_flags[15:3]};
+    wire unused_ok = &{1'b0, sec_cur[63:41], d_flags[15:3], media_base[63:41], data_len[39:32],
+                       h_sector[63:32]};
 endmodule
 
 `default_nettype wire

@@ -1,4 +1,4 @@
-// virtio-blk over virtio-mmio (Version 2): the block controller's top level.
+// virtio-blk over virtio-mmio (Version 2, or Version 1 with LEGACY=1): the block controller's top level.
 //
 //   s_axil_*  32-bit AXI4-Lite slave: the virtio-mmio registers (0x000-0x0ff) and config (0x100-0x1ff)
 //   dma_*     host memory master: one 32-bit word per request (req/gnt), reads return in order
@@ -6,8 +6,11 @@
 //   med_*     media port: word read/write by word address (sector * 128 + word), and sync, which
 //             answers on med_rvalid once everything written before it is durable
 //   irq       level interrupt: InterruptStatus != 0
+//   capacity  device size in 512-byte sectors; media_base: the backing store's sector that is the
+//             device's sector 0 (the device-side range is [media_base, media_base + capacity))
+//   readonly  the medium is read-only (sampled at reset): VIRTIO_BLK_F_RO offered, every OUT fails
 //
-// Feature bits offered are parameters; VIRTIO_F_VERSION_1 is always offered and required.
+// Feature bits offered are parameters; VIRTIO_F_VERSION_1 is always offered and required (modern).
 `default_nettype none
 
 module virtio_blk #(
@@ -15,11 +18,20 @@ module virtio_blk #(
     parameter [63:0]  HOST_BASE    = 64'h0000_0000_8000_0000,
     parameter [63:0]  HOST_SIZE    = 64'h0000_0000_0100_0000,
     parameter         F_SEG_MAX    = 1,
-    parameter         F_RO         = 0,
+    parameter         F_RO         = 0,            // offer RO whatever the readonly input says
     parameter         F_BLK_SIZE   = 1,
     parameter         F_FLUSH      = 1,
-    parameter         F_CONFIG_WCE = 1,
-    parameter [31:0]  BLK_SIZE     = 32'd512,
+    parameter         F_CONFIG_WCE = 1,            // needs F_FLUSH (virtio 1.2, 5.2.5.2)
+    parameter         F_TOPOLOGY   = 1,
+    parameter         F_INDIRECT   = 1,
+    parameter         LEGACY       = 0,            // 1: virtio-mmio Version 1 (legacy interface)
+    parameter         WRITEBACK    = 0,            // 1: writeback after FEATURES_OK (if FLUSH negotiated)
+    parameter [15:0]  QUEUE_NUM_MAX = 16'd256,
+    parameter [31:0]  BLK_SIZE     = 32'd512,      // logical block
+    parameter [7:0]   PHYS_BLOCK_EXP = 8'd0,       // physical block = BLK_SIZE << PHYS_BLOCK_EXP
+    parameter [7:0]   ALIGN_OFFSET = 8'd0,         // topology, in logical blocks
+    parameter [15:0]  MIN_IO_SIZE  = 16'd1,
+    parameter [31:0]  OPT_IO_SIZE  = 32'd8,
     parameter         DTAB_AW      = 5,            // descriptors per request: 2**DTAB_AW
     parameter         LINES_AW     = 3,            // write buffer: 2**LINES_AW sectors
     parameter [159:0] ID           = "mmiotk-vblk-rtl-0001"
@@ -63,20 +75,23 @@ module virtio_blk #(
     input  wire [31:0] med_rdata,
 
     input  wire [63:0] capacity,
+    input  wire [63:0] media_base,
+    input  wire        readonly,
     output wire        irq
 );
-    localparam [15:0] QUEUE_NUM_MAX = 16'd64;
     // header and status take one descriptor each in the usual layout
     localparam [31:0] SEG_MAX = (32'd1 << DTAB_AW) - 32'd2;
 
-    wire        used_event, fatal_event, dev_reset, run, notify, writeback;
+    wire        used_event, fatal_event, dev_reset, run, notify, writeback, ro, indirect, q_ready;
     wire [15:0] q_num;
     wire [63:0] q_desc, q_avail, q_used;
 
     vblk_regs #(
         .VENDOR_ID(VENDOR_ID), .QUEUE_NUM_MAX(QUEUE_NUM_MAX), .F_SEG_MAX(F_SEG_MAX), .F_RO(F_RO),
-        .F_BLK_SIZE(F_BLK_SIZE), .F_FLUSH(F_FLUSH), .F_CONFIG_WCE(F_CONFIG_WCE), .SEG_MAX(SEG_MAX),
-        .BLK_SIZE(BLK_SIZE)
+        .F_BLK_SIZE(F_BLK_SIZE), .F_FLUSH(F_FLUSH), .F_CONFIG_WCE(F_CONFIG_WCE), .F_TOPOLOGY(F_TOPOLOGY),
+        .F_INDIRECT(F_INDIRECT), .LEGACY(LEGACY), .WRITEBACK(WRITEBACK), .SEG_MAX(SEG_MAX),
+        .BLK_SIZE(BLK_SIZE), .PHYS_BLOCK_EXP(PHYS_BLOCK_EXP), .ALIGN_OFFSET(ALIGN_OFFSET),
+        .MIN_IO_SIZE(MIN_IO_SIZE), .OPT_IO_SIZE(OPT_IO_SIZE)
     ) u_regs (
         .clk(clk), .rst_n(rst_n),
         .s_axil_awaddr(s_axil_awaddr), .s_axil_awvalid(s_axil_awvalid), .s_axil_awready(s_axil_awready),
@@ -85,16 +100,19 @@ module virtio_blk #(
         .s_axil_bready(s_axil_bready), .s_axil_araddr(s_axil_araddr), .s_axil_arvalid(s_axil_arvalid),
         .s_axil_arready(s_axil_arready), .s_axil_rdata(s_axil_rdata), .s_axil_rresp(s_axil_rresp),
         .s_axil_rvalid(s_axil_rvalid), .s_axil_rready(s_axil_rready),
-        .capacity(capacity), .used_event(used_event), .fatal_event(fatal_event),
+        .capacity(capacity), .readonly(readonly), .used_event(used_event), .fatal_event(fatal_event),
         .dev_reset(dev_reset), .run(run), .notify(notify), .q_num(q_num), .q_desc(q_desc),
-        .q_avail(q_avail), .q_used(q_used), .writeback(writeback), .irq(irq));
+        .q_avail(q_avail), .q_used(q_used), .writeback(writeback), .ro(ro), .indirect(indirect),
+        .q_ready(q_ready), .irq(irq));
 
     vblk_engine #(
-        .HOST_BASE(HOST_BASE), .HOST_SIZE(HOST_SIZE), .QUEUE_NUM_MAX(QUEUE_NUM_MAX), .F_RO(F_RO),
-        .F_FLUSH(F_FLUSH), .DTAB_AW(DTAB_AW), .LINES_AW(LINES_AW), .ID(ID)
+        .HOST_BASE(HOST_BASE), .HOST_SIZE(HOST_SIZE), .QUEUE_NUM_MAX(QUEUE_NUM_MAX),
+        .F_FLUSH(F_FLUSH), .BLK_SIZE(BLK_SIZE), .DTAB_AW(DTAB_AW), .LINES_AW(LINES_AW), .ID(ID)
     ) u_engine (
         .clk(clk), .rst_n(rst_n), .dev_reset(dev_reset), .run(run), .notify(notify), .q_num(q_num),
-        .q_desc(q_desc), .q_avail(q_avail), .q_used(q_used), .writeback(writeback), .capacity(capacity),
+        .q_desc(q_desc), .q_avail(q_avail), .q_used(q_used), .writeback(writeback),
+        .ro(ro || F_RO != 0), .indirect(indirect), .q_ready(q_ready), .capacity(capacity),
+        .media_base(media_base),
         .used_event(used_event), .fatal_event(fatal_event),
         .h_req(dma_req), .h_we(dma_we), .h_addr(dma_addr), .h_wdata(dma_wdata), .h_wstrb(dma_wstrb),
         .h_gnt(dma_gnt), .h_rvalid(dma_rvalid), .h_rdata(dma_rdata),

@@ -180,7 +180,7 @@ def test_queue_from_several_threads_keeps_every_write() -> None:
 
 # --- options ------------------------------------------------------------------------------------------
 def test_force_access_write_is_followed_by_a_flush() -> None:
-    model = VirtioBlkModel(size=1 << 20)
+    model = VirtioBlkModel(size=1 << 20, writeback=True)  # a cache to flush
     with model_blk(model, completions="thread") as blk:
         assert blk.writeback
         write_blocks(blk, 0, data(1))

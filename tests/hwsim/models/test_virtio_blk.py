@@ -23,12 +23,13 @@ QUEUE_SEL, QUEUE_NUM_MAX, QUEUE_NUM, QUEUE_READY, QUEUE_NOTIFY = 0x030, 0x034, 0
 INT_STATUS, INT_ACK, STATUS, SHM_LEN_LOW, CONFIG_GEN, CONFIG = 0x060, 0x064, 0x070, 0x0B0, 0x0FC, 0x100
 ACK, DRIVER, DRIVER_OK, FEATURES_OK, NEEDS_RESET = 1, 2, 4, 8, 0x40
 NEXT, WRITE, INDIRECT = 1, 2, 4
-F_SEG_MAX, F_RO, F_BLK_SIZE, F_FLUSH, F_CONFIG_WCE, F_INDIRECT, F_EVENT_IDX, F_VERSION_1 = (
-    2, 5, 6, 9, 11, 28, 29, 32)
+F_SEG_MAX, F_RO, F_BLK_SIZE, F_FLUSH, F_TOPOLOGY, F_CONFIG_WCE, F_INDIRECT, F_EVENT_IDX, F_VERSION_1 = (
+    2, 5, 6, 9, 10, 11, 28, 29, 32)
 T_IN, T_OUT, T_FLUSH, T_GET_ID, T_DISCARD = 0, 1, 4, 8, 11
 S_OK, S_IOERR, S_UNSUPP = 0, 1, 2
 DISK = 1 << 20
-BASIC = 1 << F_VERSION_1 | 1 << F_FLUSH | 1 << F_CONFIG_WCE | 1 << F_INDIRECT | 1 << F_BLK_SIZE | 1 << F_SEG_MAX
+BASIC = (1 << F_VERSION_1 | 1 << F_FLUSH | 1 << F_CONFIG_WCE | 1 << F_INDIRECT | 1 << F_BLK_SIZE | 1 << F_SEG_MAX
+         | 1 << F_TOPOLOGY)
 
 # layout of the test driver in guest RAM (offsets from ram_base)
 DESC, AVAIL, USED, HDR, STAT, DATA, QSIZE = 0x0000, 0x1000, 0x2000, 0x3000, 0x3800, 0x10000, 16
@@ -178,7 +179,7 @@ def test_identity_features_and_config_registers_read_their_specified_values(drv:
     assert low == BASIC & 0xFFFFFFFF                            # no RO on a writable image
     assert r.read32(QUEUE_NUM_MAX) == 256
     assert r.read32(CONFIG) | r.read32(CONFIG + 4) << 32 == DISK // 512
-    assert (r.read32(CONFIG + 0x0C), r.read32(CONFIG + 0x14), r.read8(CONFIG + 0x20)) == (126, 512, 1)
+    assert (r.read32(CONFIG + 0x0C), r.read32(CONFIG + 0x14), r.read8(CONFIG + 0x20)) == (126, 512, 0)
     assert r.read32(SHM_LEN_LOW) == 0xFFFFFFFF
 
 
@@ -464,7 +465,7 @@ def test_chains_before_a_bad_one_still_complete(drv: RawDriver, blk: VirtioBlkMo
 def test_writeback_data_reaches_the_media_only_on_flush(drv: RawDriver, blk: VirtioBlkModel,
                                                         image: Path) -> None:
     drv.start()
-    assert drv.regs.read8(CONFIG + 0x20) == 1                  # writeback
+    drv.regs.write8(CONFIG + 0x20, 1)                           # writeback (writethrough is the default)
     drv.mem[DATA:DATA + 512] = np.frombuffer(patterned(512, 5), np.uint8)
     assert drv.request(T_OUT, 2, 512) == (S_OK, 1)
     assert image.read_bytes()[1024:1536] == patterned(DISK, 1)[1024:1536]
@@ -476,6 +477,7 @@ def test_writeback_data_reaches_the_media_only_on_flush(drv: RawDriver, blk: Vir
 
 def test_power_loss_loses_unflushed_writes(drv: RawDriver, blk: VirtioBlkModel) -> None:
     drv.start()
+    drv.regs.write8(CONFIG + 0x20, 1)
     drv.mem[DATA:DATA + 512] = 0x11
     drv.request(T_OUT, 0, 512)
     assert blk.media.power_loss() == 1
@@ -486,6 +488,7 @@ def test_power_loss_loses_unflushed_writes(drv: RawDriver, blk: VirtioBlkModel) 
 def test_writethrough_set_by_the_driver_flushes_and_writes_through(drv: RawDriver, blk: VirtioBlkModel,
                                                                    image: Path) -> None:
     drv.start()
+    drv.regs.write8(CONFIG + 0x20, 1)
     drv.mem[DATA:DATA + 512] = 0x22
     drv.request(T_OUT, 0, 512)
     drv.regs.write8(CONFIG + 0x20, 0)                           # writethrough: flushes the cache
@@ -531,3 +534,116 @@ def test_model_rejects_bad_parameters(tmp_path: Path) -> None:
         VirtioBlkModel(size=1 << 20, serial=b"x" * 21)
     with pytest.raises(MmioValueError, match="overlaps"):
         ModelSpace(ram_base=0x40000000, device_base=0x40000000)
+
+
+def test_writethrough_is_the_default_and_durable_at_completion(drv: RawDriver, blk: VirtioBlkModel,
+                                                                image: Path) -> None:
+    drv.start()
+    assert drv.regs.read8(CONFIG + 0x20) == 0
+    syncs = blk.media.syncs
+    drv.mem[DATA:DATA + 512] = 0x55
+    assert drv.request(T_OUT, 3, 512) == (S_OK, 1)
+    assert blk.media.syncs == syncs + 1, "msync'd before the OUT completed (5.2.6)"
+    assert image.read_bytes()[1536:2048] == b"\x55" * 512 and blk.media.dirty_sectors == 0
+
+
+def test_config_wce_without_flush_is_refused_at_build() -> None:
+    with pytest.raises(MmioValueError, match="config_wce needs flush"):
+        VirtioBlkModel(size=1 << 20, flush=False)
+    model = VirtioBlkModel(size=1 << 20, flush=False, config_wce=False)
+    assert not model.offered_features() >> F_FLUSH & 1
+
+
+def test_topology_reports_physical_blocks_distinct_from_logical(make_drv: Callable[..., RawDriver]) -> None:
+    drv = make_drv(blk_size=512, physical_block_exp=3, alignment_offset=1, min_io_size=8, opt_io_size=64)
+    r = drv.regs
+    r.write32(DEV_FEAT_SEL, 0)
+    assert r.read32(DEV_FEAT) >> F_TOPOLOGY & 1
+    assert (r.read32(CONFIG + 0x14), r.read8(CONFIG + 0x18), r.read8(CONFIG + 0x19), r.read16(CONFIG + 0x1A),
+            r.read32(CONFIG + 0x1C)) == (512, 3, 1, 8, 64)
+    plain = make_drv(topology=False)
+    plain.regs.write32(DEV_FEAT_SEL, 0)
+    assert not plain.regs.read32(DEV_FEAT) >> F_TOPOLOGY & 1 and plain.regs.read8(CONFIG + 0x18) == 0
+    with pytest.raises(MmioValueError, match="physical_block_exp"):
+        VirtioBlkModel(size=1 << 20, physical_block_exp=256)
+
+
+def test_media_range_exposes_part_of_the_media(make_drv: Callable[..., RawDriver], image: Path) -> None:
+    drv = make_drv(media_range=(64 * 512, 16 * 512))
+    drv.start()
+    assert drv.regs.read32(CONFIG) == 16
+    assert drv.request(T_IN, 0, 1024) == (S_OK, 1025)
+    assert bytes(drv.mem[DATA:DATA + 1024]) == patterned(DISK, 1)[64 * 512:66 * 512]
+    drv.mem[DATA:DATA + 512] = 0x66
+    assert drv.request(T_OUT, 15, 512) == (S_OK, 1)
+    assert drv.request(T_IN, 16, 512)[0] == S_IOERR
+    on_disk = image.read_bytes()
+    assert on_disk[79 * 512:80 * 512] == b"\x66" * 512
+    assert on_disk[:79 * 512] + on_disk[80 * 512:] == patterned(DISK, 1)[:79 * 512] + patterned(DISK, 1)[80 * 512:]
+    with pytest.raises(MmioValueError, match="media_range"):
+        VirtioBlkModel(size=1 << 20, media_range=(1 << 20, 512))
+
+
+def test_direct_descriptors_followed_by_an_indirect_one(drv: RawDriver) -> None:
+    """virtio 1.2, 2.7.5.3.2: the device must handle normal chained descriptors followed by INDIRECT."""
+    drv.start()
+    table = 0x4000
+    drv.desc(0, DATA, 512, NEXT | WRITE, 1, table=table)
+    drv.desc(1, STAT, 1, WRITE, table=table)
+    drv.desc(0, drv.header(T_IN, 2), 16, NEXT, 1)
+    drv.desc(1, table, 32, INDIRECT)
+    drv.submit(0)
+    assert drv.used() == [(0, 513)]
+    assert drv.mem[STAT] == S_OK and drv.regs.read32(STATUS) & NEEDS_RESET == 0
+    assert bytes(drv.mem[DATA:DATA + 512]) == patterned(DISK, 1)[1024:1536]
+
+
+def test_used_len_of_a_failed_in_counts_only_the_status_byte(drv: RawDriver) -> None:
+    drv.start()
+    assert drv.request(T_IN, DISK // 512, 1024) == (S_IOERR, 1)
+
+
+@pytest.fixture
+def legacy(image: Path) -> Iterator[RawDriver]:
+    model = VirtioBlkModel(BlockMedia(image), legacy=True)
+    with ModelSpace(model, ram_size=1 << 20) as space:
+        yield RawDriver(space)
+    model.media.close()
+
+
+def test_legacy_interface_version_1_queue_pfn(legacy: RawDriver) -> None:
+    """virtio 1.2, 4.2.4: Version 1, 32 feature bits without VERSION_1, no FEATURES_OK, QueuePFN set-up."""
+    r = legacy.regs
+    assert r.read32(VERSION) == 1
+    r.write32(STATUS, 0)
+    r.write32(STATUS, ACK | DRIVER)
+    r.write32(DEV_FEAT_SEL, 1)
+    assert r.read32(DEV_FEAT) == 0                              # no VERSION_1
+    r.write32(DEV_FEAT_SEL, 0)
+    offered = r.read32(DEV_FEAT)
+    r.write32(DRV_FEAT_SEL, 0)
+    r.write32(DRV_FEAT, offered & (1 << F_FLUSH | 1 << F_INDIRECT | 1 << F_CONFIG_WCE | 1 << F_BLK_SIZE))
+    r.write32(0x028, 4096)                                      # GuestPageSize
+    r.write32(QUEUE_SEL, 0)
+    r.write32(QUEUE_NUM, QSIZE)
+    r.write32(0x03C, 4096)                                      # QueueAlign
+    legacy.mem[:0x2000] = 0
+    r.write32(0x040, legacy.base // 4096)                       # QueuePFN: descriptors at DESC (offset 0)
+    assert r.read32(0x040) == legacy.base // 4096
+    with pytest.raises(AccessError, match="undefined register"):
+        r.read32(QUEUE_READY)                                   # not in the legacy interface
+    r.write32(STATUS, ACK | DRIVER | FEATURES_OK | DRIVER_OK)
+    assert r.read32(STATUS) == ACK | DRIVER | DRIVER_OK         # FEATURES_OK does not exist
+    # the avail ring follows the 16 descriptors; the used ring is on the next 4 KiB boundary
+    hdr = legacy.header(T_IN, 4)
+    legacy.desc(0, hdr, 16, NEXT, 1)
+    legacy.desc(1, DATA, 512, NEXT | WRITE, 2)
+    legacy.desc(2, STAT, 1, WRITE)
+    avail = 16 * QSIZE
+    struct.pack_into("<HHH", legacy.buf, avail, 0, 1, 0)
+    r.write32(QUEUE_NOTIFY, 0)
+    used = 0x1000
+    assert struct.unpack_from("<HHII", legacy.buf, used) == (0, 1, 0, 513)
+    assert legacy.mem[STAT] == S_OK and bytes(legacy.mem[DATA:DATA + 512]) == patterned(DISK, 1)[2048:2560]
+    r.write8(CONFIG + 0x20, 1)                                  # CONFIG_WCE taken from GuestFeatures
+    assert r.read8(CONFIG + 0x20) == 1

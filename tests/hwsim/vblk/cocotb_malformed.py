@@ -1,6 +1,8 @@
 """Malformed driver input: the controller completes with IOERR or sets DEVICE_NEEDS_RESET, never hangs.
 
-Each case checks the outcome and then that the device still works (after a reset where one is needed).
+The policy is the behavioural model's (and QEMU's): a chain that breaks the virtqueue rules sets
+DEVICE_NEEDS_RESET; a well-formed chain the request cannot use completes with IOERR. Each case checks the
+outcome and then that the device still works (after a reset where one is needed).
 """
 
 from __future__ import annotations
@@ -11,6 +13,10 @@ import cocotb
 import numpy as np
 from rtl_helpers import TIMEOUT_MS, make, pattern
 from vblk_driver import (
+    DESC,
+    F_FLUSH,
+    F_INDIRECT,
+    F_VERSION_1,
     INDIRECT,
     INTERRUPT_ACK,
     INTERRUPT_STATUS,
@@ -62,11 +68,11 @@ def expect_needs_reset(drv: MiniBlk) -> None:
 
 
 async def check(dut, build: Callable[[MiniBlk], None], expect: Callable[[MiniBlk], None],
-                qsize: int = 16) -> None:
+                qsize: int = 16, indirect: bool = False) -> None:
     env, drv = await make(dut, qsize=qsize)
 
     def body():
-        drv.init()
+        drv.init((1 << F_VERSION_1) | (1 << F_FLUSH) | (1 << F_INDIRECT)) if indirect else drv.init()
         build(drv)
         expect(drv)
 
@@ -86,50 +92,50 @@ def three(drv: MiniBlk, data_addr: int, data_len: int = SECTOR, data_flags: int 
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def data_buffer_below_host_ram_is_ioerr(dut):
-    """A data buffer below host RAM: the request completes IOERR, the device stays out of
-    DEVICE_NEEDS_RESET, touched no memory outside RAM, and serves the next read."""
-    await check(dut, lambda d: three(d, OUTSIDE_LOW), expect_ioerr)
+async def data_buffer_below_host_ram_needs_reset(dut):
+    """A data buffer below host RAM sets DEVICE_NEEDS_RESET (QEMU's policy: the chain breaks the virtqueue rules);
+    after a reset the device serves the next read and touched no memory outside RAM."""
+    await check(dut, lambda d: three(d, OUTSIDE_LOW), expect_needs_reset)
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def data_buffer_above_host_ram_is_ioerr(dut):
-    """A data buffer above host RAM: the request completes IOERR, the device stays out of
-    DEVICE_NEEDS_RESET, touched no memory outside RAM, and serves the next read."""
-    await check(dut, lambda d: three(d, OUTSIDE_HIGH), expect_ioerr)
+async def data_buffer_above_host_ram_needs_reset(dut):
+    """A data buffer above host RAM sets DEVICE_NEEDS_RESET (QEMU's policy: the chain breaks the virtqueue rules);
+    after a reset the device serves the next read and touched no memory outside RAM."""
+    await check(dut, lambda d: three(d, OUTSIDE_HIGH), expect_needs_reset)
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def data_buffer_crossing_the_end_of_host_ram_is_ioerr(dut):
-    """A data buffer running off the end of host RAM: the request completes IOERR, the device stays out of
-    DEVICE_NEEDS_RESET, touched no memory outside RAM, and serves the next read."""
-    await check(dut, lambda d: three(d, OUTSIDE_HIGH - SECTOR // 2), expect_ioerr)
+async def data_buffer_crossing_the_end_of_host_ram_needs_reset(dut):
+    """A data buffer running off the end of host RAM sets DEVICE_NEEDS_RESET (QEMU's policy: the chain breaks the
+    virtqueue rules); after a reset the device serves the next read and touched no memory outside RAM."""
+    await check(dut, lambda d: three(d, OUTSIDE_HIGH - SECTOR // 2), expect_needs_reset)
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def header_outside_host_ram_is_ioerr(dut):
-    """A header outside host RAM: the request completes IOERR, the device stays out of DEVICE_NEEDS_RESET,
-    touched no memory outside RAM, and serves the next read."""
-    await check(dut, lambda d: three(d, d.data_pa, hdr_addr=OUTSIDE_LOW), expect_ioerr)
+async def header_outside_host_ram_needs_reset(dut):
+    """A header outside host RAM sets DEVICE_NEEDS_RESET (QEMU's policy: the chain breaks the virtqueue rules); after a
+    reset the device serves the next read and touched no memory outside RAM."""
+    await check(dut, lambda d: three(d, d.data_pa, hdr_addr=OUTSIDE_LOW), expect_needs_reset)
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def header_shorter_than_16_bytes_is_ioerr(dut):
-    """An 8-byte header: the request completes IOERR, the device stays out of DEVICE_NEEDS_RESET, touched no
-    memory outside RAM, and serves the next read."""
+async def header_shorter_than_16_bytes_needs_reset(dut):
+    """An 8-byte header sets DEVICE_NEEDS_RESET (QEMU's policy: the chain breaks the virtqueue rules); after a reset
+    the device serves the next read and touched no memory outside RAM."""
     def build(d: MiniBlk) -> None:
         header(d)
         d.put_desc(0, d.header_pa, 8, NEXT, 2)
         d.put_desc(2, d.status_pa, 1, WRITE)
         d.publish(0)
 
-    await check(dut, build, expect_ioerr)
+    await check(dut, build, expect_needs_reset)
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def readable_descriptor_after_a_writable_one_is_ioerr(dut):
-    """A device-readable descriptor after a device-writable one: the request completes IOERR, the device
-    stays out of DEVICE_NEEDS_RESET, touched no memory outside RAM, and serves the next read."""
+async def readable_descriptor_after_a_writable_one_needs_reset(dut):
+    """A device-readable descriptor after a device-writable one sets DEVICE_NEEDS_RESET (QEMU's policy: the chain
+    breaks the virtqueue rules); after a reset the device serves the next read and touched no memory outside RAM."""
     def build(d: MiniBlk) -> None:
         header(d)
         d.put_desc(0, d.header_pa, 16, NEXT, 1)
@@ -138,21 +144,22 @@ async def readable_descriptor_after_a_writable_one_is_ioerr(dut):
         d.put_desc(3, d.status_pa, 1, WRITE)
         d.publish(0)
 
-    await check(dut, build, expect_ioerr)
+    await check(dut, build, expect_needs_reset)
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def indirect_descriptor_without_the_feature_is_ioerr(dut):
-    """An INDIRECT descriptor although RING_INDIRECT_DESC was not negotiated: the request completes IOERR,
-    the device stays out of DEVICE_NEEDS_RESET, touched no memory outside RAM, and serves the next read."""
-    await check(dut, lambda d: three(d, d.data_pa, data_flags=WRITE | INDIRECT), expect_ioerr)
+async def indirect_descriptor_without_the_feature_needs_reset(dut):
+    """An INDIRECT descriptor although RING_INDIRECT_DESC was not negotiated sets DEVICE_NEEDS_RESET (QEMU's policy:
+    the chain breaks the virtqueue rules); after a reset the device serves the next read and touched no memory
+    outside RAM."""
+    await check(dut, lambda d: three(d, d.data_pa, data_flags=WRITE | INDIRECT), expect_needs_reset)
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
-async def zero_length_data_descriptor_is_ioerr(dut):
-    """A zero-length data descriptor: the request completes IOERR, the device stays out of
-    DEVICE_NEEDS_RESET, touched no memory outside RAM, and serves the next read."""
-    await check(dut, lambda d: three(d, d.data_pa, data_len=0), expect_ioerr)
+async def zero_length_data_descriptor_needs_reset(dut):
+    """A zero-length data descriptor sets DEVICE_NEEDS_RESET (QEMU's policy: the chain breaks the virtqueue rules);
+    after a reset the device serves the next read and touched no memory outside RAM."""
+    await check(dut, lambda d: three(d, d.data_pa, data_len=0), expect_needs_reset)
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
@@ -179,8 +186,8 @@ async def more_segments_than_seg_max_is_ioerr(dut):
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
 async def rejected_write_leaves_the_media_untouched(dut):
-    """An OUT whose second data segment runs off the end of RAM completes IOERR and writes nothing at all,
-    not even its good first segment: the sector reads zero, also on the media after FLUSH."""
+    """An OUT whose second data segment breaks the alignment contract completes IOERR and writes nothing at
+    all, not even its good first segment: the sector reads zero, also on the media after FLUSH."""
     env, drv = await make(dut)
 
     def body():
@@ -189,7 +196,7 @@ async def rejected_write_leaves_the_media_untouched(dut):
         header(drv, T_OUT, 9)
         drv.put_desc(0, drv.header_pa, 16, NEXT, 1)
         drv.put_desc(1, drv.data_pa, SECTOR, NEXT, 2)
-        drv.put_desc(2, OUTSIDE_HIGH - SECTOR // 2, SECTOR, NEXT, 3)   # runs off the end of RAM
+        drv.put_desc(2, drv.data_pa + SECTOR + 2, SECTOR, NEXT, 3)     # breaks the alignment contract
         drv.put_desc(3, drv.status_pa, 1, WRITE)
         drv.publish(0)
         expect_ioerr(drv)
@@ -330,3 +337,69 @@ async def descriptor_table_outside_host_ram_needs_reset(dut):
         three(d, d.data_pa)
 
     await check(dut, build, expect_needs_reset)
+
+
+# ---- indirect tables that cannot be walked ------------------------------------------------------------
+
+def via_indirect(d: MiniBlk, entries: list[tuple[int, int, int, int]], flags: int = INDIRECT,
+                 length: int | None = None) -> None:
+    header(d)
+    pa = d.alloc(16 * max(1, len(entries)), 16)
+    table = d.mem(pa, 16 * max(1, len(entries))).view(DESC)
+    for i, entry in enumerate(entries):
+        table[i] = entry
+    d.put_desc(0, pa, 16 * len(entries) if length is None else length, flags, 1)
+    d.publish(0)
+
+
+def simple_entries(d: MiniBlk) -> list[tuple[int, int, int, int]]:
+    return [(d.header_pa, 16, NEXT, 1), (d.data_pa, SECTOR, NEXT | WRITE, 2), (d.status_pa, 1, WRITE, 0)]
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def indirect_with_next_needs_reset(dut):
+    """INDIRECT together with NEXT sets DEVICE_NEEDS_RESET (QEMU's policy: the chain breaks the virtqueue rules); after
+    a reset the device serves the next read and touched no memory outside RAM."""
+    await check(dut, lambda d: via_indirect(d, simple_entries(d), INDIRECT | NEXT), expect_needs_reset,
+                indirect=True)
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def nested_indirect_table_needs_reset(dut):
+    """An INDIRECT descriptor inside an indirect table sets DEVICE_NEEDS_RESET (QEMU's policy: the chain breaks the
+    virtqueue rules); after a reset the device serves the next read and touched no memory outside RAM."""
+    def build(d: MiniBlk) -> None:
+        inner = d.alloc(48, 16)
+        via_indirect(d, [(d.header_pa, 16, NEXT, 1), (inner, 48, INDIRECT, 0)])
+
+    await check(dut, build, expect_needs_reset, indirect=True)
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def indirect_table_not_a_multiple_of_16_bytes_needs_reset(dut):
+    """An indirect table of 40 bytes (not a multiple of 16) sets DEVICE_NEEDS_RESET (QEMU's policy: the chain breaks
+    the virtqueue rules); after a reset the device serves the next read and touched no memory outside RAM."""
+    await check(dut, lambda d: via_indirect(d, simple_entries(d), length=40), expect_needs_reset,
+                indirect=True)
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def next_beyond_the_indirect_table_needs_reset(dut):
+    """A next index beyond the indirect table sets DEVICE_NEEDS_RESET (QEMU's policy: the chain breaks the virtqueue
+    rules); after a reset the device serves the next read and touched no memory outside RAM."""
+    def build(d: MiniBlk) -> None:
+        entries = simple_entries(d)
+        entries[1] = (d.data_pa, SECTOR, NEXT | WRITE, 3)      # a table of 3 entries
+        via_indirect(d, entries)
+
+    await check(dut, build, expect_needs_reset, indirect=True)
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def loop_inside_an_indirect_table_needs_reset(dut):
+    """A NEXT loop inside an indirect table sets DEVICE_NEEDS_RESET (QEMU's policy: the chain breaks the virtqueue
+    rules); after a reset the device serves the next read and touched no memory outside RAM."""
+    def build(d: MiniBlk) -> None:
+        via_indirect(d, [(d.header_pa, 16, NEXT, 1), (d.data_pa, SECTOR, NEXT | WRITE, 0)])
+
+    await check(dut, build, expect_needs_reset, indirect=True)

@@ -9,8 +9,12 @@ from cocotb.triggers import Timer
 from rtl_helpers import TIMEOUT_MS, make, map_regs
 from vblk_driver import (
     ACKNOWLEDGE,
+    CFG_ALIGNMENT_OFFSET,
     CFG_BLK_SIZE,
     CFG_CAPACITY,
+    CFG_MIN_IO_SIZE,
+    CFG_OPT_IO_SIZE,
+    CFG_PHYS_BLOCK_EXP,
     CFG_SEG_MAX,
     CFG_WRITEBACK,
     CONFIG_GENERATION,
@@ -23,9 +27,11 @@ from vblk_driver import (
     DRIVER_OK,
     F_BLK_SIZE,
     F_CONFIG_WCE,
+    F_EVENT_IDX,
     F_FLUSH,
     F_INDIRECT,
     F_SEG_MAX,
+    F_TOPOLOGY,
     F_VERSION_1,
     FAILED,
     FEATURES_OK,
@@ -47,7 +53,8 @@ from vblk_driver import (
 from hwsim.cosim import NotBridgedError
 from mmiotk import IrqTimeoutError
 
-OFFERED = (1 << F_VERSION_1) | (1 << F_SEG_MAX) | (1 << F_BLK_SIZE) | (1 << F_FLUSH) | (1 << F_CONFIG_WCE)
+OFFERED = ((1 << F_VERSION_1) | (1 << F_SEG_MAX) | (1 << F_BLK_SIZE) | (1 << F_FLUSH) | (1 << F_TOPOLOGY)
+           | (1 << F_CONFIG_WCE) | (1 << F_INDIRECT))
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
@@ -65,7 +72,7 @@ async def registers_read_their_reset_values(dut):
         assert r.read32(VENDOR_ID) == 0x4B544D4D
         assert drv.device_features() == OFFERED
         r.write32(QUEUE_SEL, 0)
-        assert r.read32(QUEUE_NUM_MAX) == 64
+        assert r.read32(QUEUE_NUM_MAX) == 256
         for off in (QUEUE_NUM, QUEUE_READY, INTERRUPT_STATUS, STATUS, CONFIG_GENERATION,
                     QUEUE_DESC, QUEUE_DESC + 4, 0x90, 0x94, 0xA0, 0xA4):
             assert r.read32(off) == 0, hex(off)
@@ -73,6 +80,9 @@ async def registers_read_their_reset_values(dut):
         assert r.read32(CFG_SEG_MAX) == 30
         assert r.read32(CFG_BLK_SIZE) == 512
         assert r.read8(CFG_WRITEBACK) == 0
+        # topology: 4 KiB physical blocks (2**3 logical ones), no offset, min 1 block, optimal 8
+        assert (r.read8(CFG_PHYS_BLOCK_EXP), r.read8(CFG_ALIGNMENT_OFFSET), r.read16(CFG_MIN_IO_SIZE),
+                r.read32(CFG_OPT_IO_SIZE)) == (3, 0, 1, 8)
         r.write32(0x0F0, 0x1234_5678)  # undefined: reads zero, ignores writes
         assert r.read32(0x0F0) == 0
 
@@ -89,6 +99,7 @@ async def queue_registers_read_back_and_freeze_while_the_queue_is_ready(dut):
 
     def check():
         r = drv.regs
+        drv.negotiate(OFFERED)                       # QueueReady=1 needs FEATURES_OK
         r.write32(QUEUE_SEL, 1)                      # no such queue
         assert r.read32(QUEUE_NUM_MAX) == 0
         r.write32(QUEUE_NUM, 8)
@@ -127,7 +138,7 @@ async def features_ok_sticks_only_for_an_offered_subset_with_version_1(dut):
         # a feature the device does not offer is refused
         drv.reset()
         r.write32(STATUS, ACKNOWLEDGE | DRIVER)
-        drv.write_features((1 << F_VERSION_1) | (1 << F_INDIRECT))
+        drv.write_features((1 << F_VERSION_1) | (1 << F_EVENT_IDX))
         r.write32(STATUS, ACKNOWLEDGE | DRIVER | FEATURES_OK)
         assert r.read32(STATUS) & FEATURES_OK == 0
         # a proper subset is accepted and then frozen
@@ -173,15 +184,77 @@ async def status_zero_resets_everything_and_needs_reset_belongs_to_the_device(du
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def queue_ready_refused_before_features_ok(dut):
+    """virtio 1.2, 3.1.1: the queue is set up after FEATURES_OK; QueueReady=1 before it does not stick."""
+    env, drv = await make(dut)
+
+    def check():
+        r = drv.regs
+        drv.reset()
+        r.write32(STATUS, ACKNOWLEDGE | DRIVER)
+        r.write32(QUEUE_SEL, 0)
+        r.write32(QUEUE_NUM, 16)
+        r.write32(QUEUE_READY, 1)
+        before = r.read32(QUEUE_READY)
+        drv.negotiate(OFFERED)
+        r.write32(QUEUE_READY, 1)
+        return before, r.read32(QUEUE_READY)
+
+    assert await env.run(check) == (0, 1)
+    env.close()
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def status_write_cannot_clear_features_ok(dut):
+    """A Status write without FEATURES_OK leaves it set, and the features stay frozen."""
+    env, drv = await make(dut)
+
+    def check():
+        r = drv.regs
+        drv.negotiate((1 << F_VERSION_1) | (1 << F_FLUSH))
+        r.write32(STATUS, ACKNOWLEDGE | DRIVER)      # FEATURES_OK missing from the write
+        after = r.read32(STATUS)
+        r.write32(DRIVER_FEATURES_SEL, 0)
+        r.write32(DRIVER_FEATURES, 0)                # still frozen
+        return after, r.read32(DRIVER_FEATURES)
+
+    assert await env.run(check) == (ACKNOWLEDGE | DRIVER | FEATURES_OK, 1 << F_FLUSH)
+    env.close()
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def driver_ok_without_features_ok_needs_reset(dut):
+    """DRIVER_OK without FEATURES_OK sets DEVICE_NEEDS_RESET with a configuration-change interrupt."""
+    env, drv = await make(dut)
+
+    def check():
+        r = drv.regs
+        drv.reset()
+        r.write32(STATUS, ACKNOWLEDGE | DRIVER)
+        r.write32(STATUS, ACKNOWLEDGE | DRIVER | DRIVER_OK)
+        status, isr = r.read32(STATUS), r.read32(INTERRUPT_STATUS)
+        drv.init()                                   # a reset clears it
+        return status, isr, r.read32(STATUS)
+
+    status, isr, after = await env.run(check)
+    assert status == ACKNOWLEDGE | DRIVER | DRIVER_OK | NEEDS_RESET
+    assert isr == 2, "with a configuration-change interrupt"
+    assert after == ACKNOWLEDGE | DRIVER | FEATURES_OK | DRIVER_OK
+    env.close()
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
 async def writeback_follows_flush_and_only_config_wce_makes_it_writable(dut):
-    """writeback reads 1 when FLUSH is negotiated and 0 with CONFIG_WCE alone; the driver can change it only
-    when CONFIG_WCE is negotiated; num_queues reads 0."""
+    """writeback reads 0 after FEATURES_OK (writethrough is the default, as the seed's); the driver can change
+    it only when CONFIG_WCE is negotiated; num_queues reads 0."""
     env, drv = await make(dut)
 
     def check():
         r = drv.regs
         drv.negotiate((1 << F_VERSION_1) | (1 << F_FLUSH) | (1 << F_CONFIG_WCE))
-        assert r.read8(CFG_WRITEBACK) == 1           # FLUSH negotiated: writeback cache
+        assert r.read8(CFG_WRITEBACK) == 0           # writethrough is the default (as the seed's)
+        drv.set_writeback(True)
+        assert r.read8(CFG_WRITEBACK) == 1
         drv.set_writeback(False)
         assert r.read8(CFG_WRITEBACK) == 0
         drv.set_writeback(True)
@@ -189,8 +262,8 @@ async def writeback_follows_flush_and_only_config_wce_makes_it_writable(dut):
         drv.negotiate((1 << F_VERSION_1) | (1 << F_CONFIG_WCE))
         assert r.read8(CFG_WRITEBACK) == 0           # CONFIG_WCE without FLUSH starts writethrough
         drv.negotiate((1 << F_VERSION_1) | (1 << F_FLUSH))
-        drv.set_writeback(False)                     # not negotiated: read-only
-        assert r.read8(CFG_WRITEBACK) == 1
+        drv.set_writeback(True)                      # not negotiated: read-only
+        assert r.read8(CFG_WRITEBACK) == 0
         assert r.read16(CFG_WRITEBACK + 2) == 0      # num_queues (no MQ)
 
     await env.run(check)
@@ -272,7 +345,7 @@ async def cocotbext_axi_master_reads_what_the_hdl_master_reads(dut):
     bus = env.use_axi_master()
     ref = await env.run(snapshot)
     assert bus.transactions == 12
-    assert hdl == ref == [0x74726976, 2, 2, 0x4B544D4D, 64, 8, 300, 1, 30]
+    assert hdl == ref == [0x74726976, 2, 2, 0x4B544D4D, 256, 8, 300, 1, 30]
     env.use_hdl_bus()
     assert await env.run(map_regs(env).read32, MAGIC) == 0x74726976
     env.close()

@@ -7,11 +7,16 @@ import numpy as np
 import pytest
 from rtl_helpers import TIMEOUT_MS, make, pattern
 from vblk_driver import (
+    DESC,
     F_FLUSH,
+    F_INDIRECT,
+    F_RO,
     F_VERSION_1,
+    INDIRECT,
     INTERRUPT_ACK,
     INTERRUPT_STATUS,
     NEXT,
+    QUEUE_READY,
     S_IOERR,
     S_OK,
     S_UNSUPP,
@@ -75,6 +80,7 @@ async def writes_beyond_the_buffer_reach_the_media_before_flush(dut):
 
     def io():
         drv.init()
+        drv.set_writeback(True)
         drv.write(100, data)
         return drv.read(100, 16)
 
@@ -97,13 +103,17 @@ async def writethrough_writes_reach_the_media_without_flush(dut):
 
     def io():
         drv.init()
+        drv.set_writeback(True)
         drv.write(20, pattern(SECTOR, 9))            # buffered (writeback)
+        syncs = env.shm.stat(ShmLib.MEDIA, ShmLib.SYNCS)
         drv.set_writeback(False)
         drv.write(20, data)                          # writethrough: replaces the buffered copy too
-        return drv.read(20, 2)
+        return syncs, env.shm.stat(ShmLib.MEDIA, ShmLib.SYNCS), drv.read(20, 2)
 
-    assert await env.run(io) == data
+    syncs_wb, syncs_wt, got = await env.run(io)
+    assert got == data
     assert env.media.sector(20, 2) == data           # on the media without a FLUSH
+    assert (syncs_wb, syncs_wt) == (0, 1), "a writethrough OUT completes after a media sync (5.2.6)"
     env.close()
 
 
@@ -119,11 +129,12 @@ async def used_lengths_count_device_written_bytes_and_get_id_returns_the_serial(
         st_out, _, used_out = drv.request(T_OUT, 0, out=bytes(SECTOR))
         st_id, ident, used_id = drv.request(T_GET_ID, in_len=20)
         st_id8, ident8, used_id8 = drv.request(T_GET_ID, in_len=8)   # short buffer: truncated
+        st_bad, _, used_bad = drv.request(T_IN, drv.capacity(), in_len=2 * SECTOR)  # a failed IN
         return (st_in, used_in.len, st_out, used_out.len, st_id, ident, used_id.len, st_id8, ident8,
-                used_id8.len)
+                used_id8.len, st_bad, used_bad.len)
 
     assert await env.run(io) == (S_OK, 2 * SECTOR + 1, S_OK, 1, S_OK, b"mmiotk-vblk-rtl-0001", 21,
-                                 S_OK, b"mmiotk-v", 9)
+                                 S_OK, b"mmiotk-v", 9, S_IOERR, 1)
     env.close()
 
 
@@ -292,6 +303,7 @@ async def virtio_reset_restarts_the_rings_and_keeps_the_write_buffer(dut):
 
     def io():
         drv.init()
+        drv.set_writeback(True)
         drv.write(3, pattern(SECTOR, 8))
         drv.init()                                   # Status=0, renegotiate, new rings
         assert drv.used_idx() == 0
@@ -318,4 +330,145 @@ async def every_completion_is_acknowledged_and_the_line_ends_low(dut):
 
     assert await env.run(io) == [0, 0, 0]
     assert dut.irq.value == 0
+    env.close()
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def read_only_input(dut):
+    """Read-only is an input of the controller (sampled at reset), not a build parameter."""
+    media = BlockMedia(size=64 * SECTOR)
+    media.fill(0, pattern(64 * SECTOR, 3))
+    env, drv = await make(dut, media=media, readonly=True)
+
+    def io():
+        features = drv.init()
+        out = drv.request(T_OUT, 4, out=bytes(SECTOR))[0]
+        return features, out, drv.read(4)
+
+    features, out, data = await env.run(io)
+    assert features >> F_RO & 1, "VIRTIO_BLK_F_RO offered"
+    assert out == S_IOERR
+    assert data == media.sector(4) == pattern(64 * SECTOR, 3)[4 * SECTOR:5 * SECTOR]
+    env.close()
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def device_range(dut):
+    """The device is sectors [100, 150) of its backing store: capacity 50, sector 0 is sector 100."""
+    media = BlockMedia(size=256 * SECTOR)
+    media.fill(0, pattern(256 * SECTOR, 5))
+    env, drv = await make(dut, media=media, media_range=(100, 50))
+
+    def io():
+        drv.init()
+        drv.set_writeback(True)
+        drv.write(49, pattern(SECTOR, 6))
+        drv.write(10, pattern(SECTOR, 7))
+        drv.flush()                                  # the write buffer's lines land in the range too
+        past_end = drv.request(T_IN, 50, in_len=SECTOR)[0]
+        return drv.capacity(), drv.read(0, 2), past_end
+
+    capacity, first, past_end = await env.run(io)
+    before = pattern(256 * SECTOR, 5)
+    assert capacity == 50 and past_end == S_IOERR
+    assert first == before[100 * SECTOR:102 * SECTOR]
+    assert media.sector(149) == pattern(SECTOR, 6) and media.sector(110) == pattern(SECTOR, 7)
+    untouched = [s for s in range(256) if s not in (110, 149)]
+    assert all(media.sector(s) == before[s * SECTOR:(s + 1) * SECTOR] for s in untouched)
+    env.close()
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def queue_ready_zero_stops_ring_access(dut):
+    """QueueReady=0 mid-request: from the write on, the device touches neither rings nor buffers."""
+    env, drv = await make(dut, stall=128)
+
+    def io():
+        drv.init()
+        drv.mem(drv.header_pa, 16)[:] = 0            # IN of 64 sectors from sector 0
+        drv.put_desc(0, drv.header_pa, 16, NEXT, 1)
+        drv.put_desc(1, drv.data_pa, 64 * SECTOR, NEXT | WRITE, 2)
+        drv.put_desc(2, drv.status_pa, 1, WRITE)
+        drv.mem(drv.status_pa, 1)[0] = 0xFF
+        drv.publish(0)
+        env.space.sleep(5e-6)                        # the data copy is under way
+        drv.regs.write32(QUEUE_READY, 0)
+        ready = drv.regs.read32(QUEUE_READY)
+        writes = env.shm.stat(ShmLib.HOST, ShmLib.WRITES)
+        reads = env.shm.stat(ShmLib.HOST, ShmLib.READS)
+        env.space.sleep(200e-6)                      # far longer than the request would take
+        after = (env.shm.stat(ShmLib.HOST, ShmLib.WRITES) - writes,
+                 env.shm.stat(ShmLib.HOST, ShmLib.READS) - reads)
+        stopped = (ready, after, drv.used_idx(), int(drv.mem(drv.status_pa, 1)[0]))
+        drv.init()                                   # and the device works again
+        return stopped, drv.read(3)
+
+    stopped, data = await env.run(io)
+    assert stopped == (0, (0, 0), 0, 0xFF)
+    assert data == bytes(SECTOR)
+    env.close()
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def queue_of_256(dut):
+    """QueueNumMax is 256 (the seed's 64 and beyond): descriptors and ring slots up to 255 work."""
+    env, drv = await make(dut, qsize=256)
+    env.media.fill(8, pattern(SECTOR, 9))
+
+    def io():
+        drv.init()
+        hdr = drv.mem(drv.header_pa, 16)
+        hdr[:] = np.frombuffer(np.array([T_IN, 0, 8, 0], "<u4").tobytes(), np.uint8)
+        drv.put_desc(253, drv.header_pa, 16, NEXT, 255)
+        drv.put_desc(255, drv.data_pa, SECTOR, NEXT | WRITE, 254)
+        drv.put_desc(254, drv.status_pa, 1, WRITE)
+        for _ in range(3):
+            drv.publish(253)
+            used = drv.wait_used()
+        return used.id, int(drv.mem(drv.status_pa, 1)[0]), bytes(drv.mem(drv.data_pa, SECTOR))
+
+    assert await env.run(io) == (253, S_OK, pattern(SECTOR, 9))
+    env.close()
+
+
+def indirect_table(drv, entries: list[tuple[int, int, int, int]]) -> tuple[int, int]:
+    """An indirect descriptor table in host RAM; its (address, length)."""
+    pa = drv.alloc(16 * len(entries), 16)
+    table = drv.mem(pa, 16 * len(entries)).view(DESC)
+    for i, entry in enumerate(entries):
+        table[i] = entry
+    return pa, 16 * len(entries)
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def indirect_descriptors(dut):
+    """RING_INDIRECT_DESC: a chain that is one indirect table, and a direct header followed by an indirect
+    descriptor (virtio 1.2, 2.7.5.3.2: the device must handle both)."""
+    env, drv = await make(dut)
+    env.media.fill(40, pattern(4 * SECTOR, 10))
+
+    def io():
+        features = drv.init((1 << F_VERSION_1) | (1 << F_FLUSH) | (1 << F_INDIRECT))
+        hdr, buf, st = drv.header_pa, drv.data_pa, drv.status_pa
+        drv.mem(hdr, 16)[:] = np.frombuffer(np.array([T_IN, 0, 40, 0], "<u4").tobytes(), np.uint8)
+        results = []
+        # 1: the whole chain in one table (WRITE on the indirect descriptor itself is ignored)
+        pa, length = indirect_table(drv, [(hdr, 16, NEXT, 1), (buf, 2 * SECTOR, NEXT | WRITE, 2),
+                                          (buf + 2 * SECTOR, 2 * SECTOR, NEXT | WRITE, 3), (st, 1, WRITE, 0)])
+        drv.put_desc(0, pa, length, INDIRECT | WRITE)
+        drv.publish(0)
+        results.append((drv.wait_used().len, bytes(drv.mem(buf, 4 * SECTOR))))
+        # 2: header direct, then an indirect descriptor holding the data and the status
+        drv.mem(buf, 4 * SECTOR)[:] = 0
+        pa, length = indirect_table(drv, [(buf, 4 * SECTOR, NEXT | WRITE, 1), (st, 1, WRITE, 0)])
+        drv.put_desc(5, hdr, 16, NEXT, 6)
+        drv.put_desc(6, pa, length, INDIRECT)
+        drv.publish(5)
+        results.append((drv.wait_used().len, bytes(drv.mem(buf, 4 * SECTOR))))
+        return features, results, int(drv.mem(st, 1)[0])
+
+    features, results, status = await env.run(io)
+    assert features >> F_INDIRECT & 1
+    assert results == [(4 * SECTOR + 1, pattern(4 * SECTOR, 10))] * 2
+    assert status == S_OK
     env.close()

@@ -10,8 +10,10 @@ from vblk_driver import (
     DRIVER,
     F_BLK_SIZE,
     F_CONFIG_WCE,
+    F_INDIRECT,
     F_RO,
     F_SEG_MAX,
+    F_TOPOLOGY,
     F_VERSION_1,
     FEATURES_OK,
     S_IOERR,
@@ -38,13 +40,14 @@ async def read_only_build_offers_ro_and_neither_flush_nor_config_wce(dut):
         drv.write_features((1 << F_VERSION_1) | (1 << F_CONFIG_WCE))
         drv.regs.write32(STATUS, ACKNOWLEDGE | DRIVER | FEATURES_OK)
         refused = drv.regs.read32(STATUS) & FEATURES_OK == 0
-        drv.init()
+        drv.init(offered)
         drv.set_writeback(True)
         return refused, offered, drv.features, drv.regs.read8(CFG_WRITEBACK)
 
     refused, offered, negotiated, writeback = await env.run(body)
     assert refused
-    expected = (1 << F_VERSION_1) | (1 << F_SEG_MAX) | (1 << F_RO) | (1 << F_BLK_SIZE)
+    expected = (1 << F_VERSION_1) | (1 << F_SEG_MAX) | (1 << F_RO) | (1 << F_BLK_SIZE) | (1 << F_TOPOLOGY) \
+        | (1 << F_INDIRECT)
     assert offered == negotiated == expected
     assert writeback == 0
     env.close()

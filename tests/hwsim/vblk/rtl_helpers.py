@@ -21,8 +21,10 @@ def map_regs(env: VblkEnv) -> MmioBuffer:
 
 
 async def make(dut: Any, *, qsize: int = 16, stall: int = 0, media: BlockMedia | None = None,
-               media_sectors: int = 2048) -> tuple[VblkEnv, MiniBlk]:
-    env = await VblkEnv.create(dut, media=media, media_sectors=media_sectors, stall=stall)
+               media_sectors: int = 2048, readonly: bool = False,
+               media_range: tuple[int, int] | None = None) -> tuple[VblkEnv, MiniBlk]:
+    env = await VblkEnv.create(dut, media=media, media_sectors=media_sectors, stall=stall, readonly=readonly,
+                               media_range=media_range)
     drv = MiniBlk(map_regs(env), env.host, env.alloc, env.irq, qsize=qsize)
     return env, drv
 

@@ -33,3 +33,16 @@ def test_lint_catches_a_bad_design(tmp_path) -> None:
     bad.write_text("module bad(input wire [3:0] a, output wire [1:0] y);\nassign y = a;\nendmodule\n")
     done = runner.lint([bad], top="bad")
     assert done.returncode != 0 and "WIDTH" in done.stderr
+
+
+def test_config_wce_without_flush_does_not_build(tmp_path) -> None:
+    """virtio 1.2, 5.2.5.2: a device offering CONFIG_WCE must offer FLUSH; such a build fails to elaborate
+    on both tools, naming why."""
+    done = simbuild.lint(args=("-Wall", "-GF_FLUSH=0", "-GF_CONFIG_WCE=1"))
+    assert done.returncode != 0 and "vblk_error_config_wce_needs_flush" in done.stderr, done.stderr
+    files = [str(simbuild.RTL_DIR / s) for s in simbuild.DESIGN_SOURCES]
+    icarus = subprocess.run(["iverilog", "-g2005", "-o", str(tmp_path / "a.vvp"), "-s", "virtio_blk",
+                             "-Pvirtio_blk.F_FLUSH=0", *files], capture_output=True, text=True, timeout=120,
+                            check=False)
+    assert icarus.returncode != 0 and "vblk_error_config_wce_needs_flush" in icarus.stderr, icarus.stderr
+    assert simbuild.lint(args=("-Wall", "-GF_FLUSH=0", "-GF_CONFIG_WCE=0")).returncode == 0
