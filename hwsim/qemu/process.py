@@ -44,7 +44,9 @@ config space sits below 4 GiB (at 0x3f000000) instead of at 256 GiB.
     `config_wce` sets virtio-blk's `config-wce` property (VIRTIO_BLK_F_CONFIG_WCE offered or not); `cache`
     is the `-drive cache=` mode, which is what the device reports as its initial write-cache state:
     writethrough by default, as on every target (the ACRN back end the controller is after makes it the
-    default); `cache=None` leaves QEMU's own default (writeback).
+    default); `cache=None` leaves QEMU's own default (writeback). `image_range` = (offset, size) in bytes
+    makes the disk that part of the image (the raw driver's offset/size). `physical_block_size` is
+    virtio-blk's topology (physical_block_exp) when it differs from the logical block size.
     """
 
     image: str | os.PathLike[str] | None = None
@@ -55,6 +57,8 @@ config space sits below 4 GiB (at 0x3f000000) instead of at 256 GiB.
     qemu_binary: str = "qemu-system-aarch64"
     modern: bool = True
     logical_block_size: int | None = None
+    physical_block_size: int | None = None
+    image_range: tuple[int, int] | None = None
     cache: str | None = "writethrough"
     config_wce: bool | None = None
     transport: str = "mmio"
@@ -83,6 +87,15 @@ config space sits below 4 GiB (at 0x3f000000) instead of at 256 GiB.
             raise MmioValueError(f"logical_block_size must be a power of two in 512..32768, got {lbs!r}")
         if self.transport not in TRANSPORTS:
             raise MmioValueError(f"transport must be one of {', '.join(TRANSPORTS)}, got {self.transport!r}")
+        pbs = self.physical_block_size
+        if pbs is not None and (not isinstance(pbs, int) or pbs < (lbs or 512) or pbs > 32768 or pbs & (pbs - 1)):
+            raise MmioValueError(f"physical_block_size must be a power of two from the logical block size to "
+                                 f"32768, got {pbs!r}")
+        if self.image_range is not None:
+            start, length = self.image_range
+            if self.image_format != "raw" or start < 0 or start % 512 or length <= 0 or length % 512:
+                raise MmioValueError(f"image_range {self.image_range!r}: needs a raw image and a non-empty, "
+                                     "512-byte aligned (offset, size)")
         if self.cache is not None and self.cache not in CACHE_MODES:
             raise MmioValueError(f"cache must be one of {', '.join(CACHE_MODES)}, got {self.cache!r}")
         for label in ("startup_timeout", "command_timeout", "term_timeout"):
@@ -107,11 +120,15 @@ def build_command(options: QemuOptions, *, image: str, ram_path: str, qtest_sock
         drive += ",readonly=on"
     if options.cache is not None:
         drive += f",cache={options.cache}"
+    if options.image_range is not None:
+        drive += f",offset={options.image_range[0]},size={options.image_range[1]}"
     pci = options.transport == "pci"
     device = "virtio-blk-pci,drive=disk0,disable-legacy=on" if pci else "virtio-blk-device,drive=disk0"
     if options.logical_block_size is not None:
         size = options.logical_block_size
-        device += f",logical_block_size={size},physical_block_size={size}"
+        device += f",logical_block_size={size},physical_block_size={options.physical_block_size or size}"
+    elif options.physical_block_size is not None:
+        device += f",physical_block_size={options.physical_block_size}"
     if options.config_wce is not None:
         device += f",config-wce={'on' if options.config_wce else 'off'}"
     return [

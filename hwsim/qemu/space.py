@@ -124,7 +124,8 @@ class QemuSpace(AddressSpace):
     """`qemu-system-aarch64 -M virt` with one virtio-blk device; see the package docstring for an example.
 
     Keyword arguments are `QemuOptions` fields (image, image_format, disk_size, readonly, ram_size,
-    qemu_binary, modern, logical_block_size, cache, config_wce, transport, timeouts, extra_args).
+    qemu_binary, modern, logical_block_size, physical_block_size, image_range, cache, config_wce, transport,
+    timeouts, extra_args).
     With transport="mmio" the device's slot is `device_base` and its interrupt `irq_number`; with "pci" the
     host bridge is `ecam_base`/`ecam_size`, BARs go in `pci_mmio_window`, INTA..INTD of device 0 are `pci_intx`,
     and MSIs are writes to `msi_doorbell` of an interrupt ID in `msi_intids` (`msi_interrupt(intid)`).

@@ -22,7 +22,7 @@ from drivers.virtio.blk import VirtioBlk
 from hwsim.cosim import Bridge, bridge_await
 from hwsim.integration.block_targets import bound_virtio_blk
 from hwsim.media import BlockMedia
-from hwsim.vblk.env import HOST_BASE, HOST_SIZE, REGS_BASE, REGS_SIZE, VblkEnv
+from hwsim.vblk.env import HOST_BASE, HOST_SIZE, REGS_BASE, REGS_SIZE, SECTOR, VblkEnv
 
 SIM_TIMEOUT_MS = 2000  # simulated time per case; far above what any needs (a 4 KiB request is ~12 us)
 
@@ -33,19 +33,17 @@ class RtlTarget(Target):
     scale = 0.1
     image_sizes = {"ext4": "1M", "vfat": "512K"}
 
-    def __init__(self, dut: Any, name: str, readonly_build: bool) -> None:
+    def __init__(self, dut: Any, name: str) -> None:
         self.dut = dut
         self.name = name
-        self.readonly_build = readonly_build
 
     @contextmanager
     def device(self, *, image: Path | None = None, disk_size: int = 4 * MiB, readonly: bool = False,
-               **options: Any) -> Iterator[VirtioBlk]:
-        if readonly != self.readonly_build:
-            raise AssertionError(f"this simulation's build has F_RO={int(self.readonly_build)}; a "
-                                 f"{'read-only' if readonly else 'writable'} device needs the other build")
+               media_range: tuple[int, int] | None = None, **options: Any) -> Iterator[VirtioBlk]:
         media = BlockMedia(image) if image is not None else BlockMedia(size=disk_size)
-        env: VblkEnv = bridge_await(VblkEnv.create(self.dut, media=media))
+        sectors = None if media_range is None else (media_range[0] // SECTOR, media_range[1] // SECTOR)
+        env: VblkEnv = bridge_await(VblkEnv.create(self.dut, media=media, readonly=readonly,
+                                                   media_range=sectors))
         board = {"name": f"{self.name}-rtl", "memory": {"base": HOST_BASE, "size": HOST_SIZE},
                  "devices": [{"name": "blk0", "compatible": "virtio,mmio", "reg": [[REGS_BASE, REGS_SIZE]],
                               "interrupts": [0]}]}
@@ -59,8 +57,7 @@ class RtlTarget(Target):
 def _register(case_id: str) -> None:
     async def case(dut: Any) -> None:
         workdir = Path(os.environ["CONFORMANCE_WORKDIR"]) / case_id
-        target = RtlTarget(dut, os.environ.get("CONFORMANCE_TARGET", "rtl"),
-                           os.environ.get("CONFORMANCE_READONLY_BUILD") == "1")
+        target = RtlTarget(dut, os.environ.get("CONFORMANCE_TARGET", "rtl"))
         await Bridge().run(run_case, case_id, target, workdir)
 
     case.__name__ = case.__qualname__ = case_id.replace("-", "_")

@@ -40,8 +40,9 @@ class Target(ABC):
 
     @abstractmethod
     def device(self, *, image: Path | None = None, disk_size: int = 4 * MiB, readonly: bool = False,
-               **options: Any) -> AbstractContextManager[VirtioBlk]:
-        """Boot a device on that disk (the file `image`, used in place, or `disk_size` zero bytes), bind the
+               media_range: tuple[int, int] | None = None, **options: Any) -> AbstractContextManager[VirtioBlk]:
+        """Boot a device on that disk (the file `image`, used in place, or `disk_size` zero bytes; with
+        `media_range` = (offset, size) in bytes, the device-side range: only that part of it), bind the
         driver through the bus with `options` (always completions="poll"), yield the bound VirtioBlk."""
 
     def count(self, n: int) -> int:
@@ -275,6 +276,37 @@ def case_range_option_exposes_part_of_the_disk(target: Target, workdir: Path) ->
     assert disk[:end - bs] == original[:end - bs] and disk[end:] == original[end:], "other blocks changed"
 
 
+def case_device_is_part_of_its_backing_file(target: Target, workdir: Path) -> None:
+    """The device itself is part of its backing file (the seed's `range=start/size`): capacity is the
+    range, block 0 is the range's first block, and nothing outside the range changes."""
+    image = workdir / "device-range.img"
+    image.write_bytes(pattern(2 * MiB, 11))
+    offset, size = 256 * 1024, 128 * 1024
+    with target.device(image=image, media_range=(offset, size)) as blk:
+        bs = blk.query().block_size
+        count = size // bs
+        assert blk.query().block_count == count, f"capacity {blk.query().block_count} blocks, range {count}"
+        assert read(blk, 0, 4) == image.read_bytes()[offset:offset + 4 * bs]
+        assert write(blk, count - 1, pattern(bs, 12)) is BlockStatus.OK
+        assert write(blk, 0, pattern(bs, 13)) is BlockStatus.OK
+        assert run_ops(blk, [BlockOp(BlockCommand.FLUSH)], 1) == [BlockStatus.OK]
+    disk, original = image.read_bytes(), pattern(2 * MiB, 11)
+    assert disk[offset:offset + bs] == pattern(bs, 13)
+    assert disk[offset + size - bs:offset + size] == pattern(bs, 12)
+    assert disk[:offset] == original[:offset] and disk[offset + size:] == original[offset + size:]
+    assert disk[offset + bs:offset + size - bs] == original[offset + bs:offset + size - bs]
+
+
+def case_writethrough_is_the_default(target: Target, workdir: Path) -> None:
+    """Every target starts in writethrough mode (the seed's default): a completed write is durable, the
+    driver needs no FLUSH, and the device's cache-mode field says so when CONFIG_WCE is offered."""
+    with target.device() as blk:
+        assert not blk.writeback, "the device came up in writeback mode"
+        assert not blk.emulated_writethrough, "writethrough was emulated, not the device's own mode"
+        if blk.dev.has(BlkFeature.CONFIG_WCE):
+            assert int(blk.config.WRITEBACK.read()) == 0
+
+
 def case_tool_made_image_reads_back_identical(target: Target, workdir: Path, fs: str) -> None:
     """A disk image made by qemu-img and mkfs reads back through the driver byte for byte."""
     image = workdir / f"{fs}.img"
@@ -367,6 +399,8 @@ CASES: dict[str, tuple[CaseFn, dict[str, Any]]] = {
         (case_writethrough_option_turns_the_cache_off_or_flushes_every_write, {}),
     "trim_zeroes_or_is_not_supported": (case_trim_zeroes_or_is_not_supported, {}),
     "unbind_completes_every_op_io_not_present": (case_unbind_completes_every_op_io_not_present, {}),
+    "device_is_part_of_its_backing_file": (case_device_is_part_of_its_backing_file, {}),
+    "writethrough_is_the_default": (case_writethrough_is_the_default, {}),
 }
 
 

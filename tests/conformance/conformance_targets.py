@@ -31,11 +31,11 @@ class ModelTarget(Target):
 
     @contextmanager
     def device(self, *, image: Path | None = None, disk_size: int = 4 * MiB, readonly: bool = False,
-               **options: Any) -> Iterator[VirtioBlk]:
+               media_range: tuple[int, int] | None = None, **options: Any) -> Iterator[VirtioBlk]:
         from hwsim.models import ModelSpace, VirtioBlkModel
 
-        model = VirtioBlkModel(image=image, readonly=readonly) if image is not None else \
-            VirtioBlkModel(size=disk_size, readonly=readonly)
+        model = VirtioBlkModel(image=image, readonly=readonly, media_range=media_range) if image is not None \
+            else VirtioBlkModel(size=disk_size, readonly=readonly, media_range=media_range)
         with ModelSpace(model, ram_size=32 * MiB) as space, \
                 bound_virtio_blk(virtio_blk_board(space, "model-virt"), space, space.interrupt, **options) as blk:
             yield blk
@@ -62,9 +62,11 @@ class QemuTarget(Target):
 
     @contextmanager
     def device(self, *, image: Path | None = None, disk_size: int = 4 * MiB, readonly: bool = False,
-               **options: Any) -> Iterator[VirtioBlk]:
+               media_range: tuple[int, int] | None = None, **options: Any) -> Iterator[VirtioBlk]:
         with ExitStack() as stack:
-            if image is None and not readonly and disk_size == 4 * MiB:
+            if media_range is not None:
+                space = stack.enter_context(self._space(image=image, readonly=readonly, image_range=media_range))
+            elif image is None and not readonly and disk_size == 4 * MiB:
                 if self._shared is None:
                     self._shared = self._stack.enter_context(self._space(disk_size=disk_size))
                 space = self._shared

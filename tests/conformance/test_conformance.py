@@ -41,6 +41,16 @@ def test_range_option_exposes_part_of_the_disk(conformance: Conformance, target:
     conformance.run(target, "range_option_exposes_part_of_the_disk")
 
 
+@on_every_target
+def test_device_is_part_of_its_backing_file(conformance: Conformance, target: str) -> None:
+    conformance.run(target, "device_is_part_of_its_backing_file")
+
+
+@on_every_target
+def test_writethrough_is_the_default(conformance: Conformance, target: str) -> None:
+    conformance.run(target, "writethrough_is_the_default")
+
+
 @pytest.mark.parametrize("fs", ["ext4", "vfat"])
 @on_every_target
 def test_tool_made_image_reads_back_identical(conformance: Conformance, target: str, fs: str) -> None:

@@ -130,6 +130,34 @@ class MiniBlk:
         self.regs.write32(STATUS, ACKNOWLEDGE | DRIVER | FEATURES_OK | DRIVER_OK)
         return features
 
+    def init_legacy(self, wanted: int = (1 << F_BLK_SIZE) | (1 << F_SEG_MAX) | (1 << F_RO) | (1 << F_INDIRECT),
+                    page_size: int = 4096, align: int = 4096) -> int:
+        """Bring up a legacy (Version 1) device: features, GuestPageSize, QueueNum, QueueAlign, QueuePFN,
+        DRIVER_OK. The rings are one page-aligned area: descriptors, avail ring, used ring at `align`."""
+        q = self.qsize
+        self.reset()
+        self.regs.write32(STATUS, ACKNOWLEDGE)
+        self.regs.write32(STATUS, ACKNOWLEDGE | DRIVER)
+        self.regs.write32(DEVICE_FEATURES_SEL, 0)
+        features = self.regs.read32(DEVICE_FEATURES) & wanted
+        self.regs.write32(DRIVER_FEATURES_SEL, 0)
+        self.regs.write32(DRIVER_FEATURES, features)
+        self.regs.write32(GUEST_PAGE_SIZE, page_size)
+        self.regs.write32(QUEUE_SEL, 0)
+        used_off = (16 * q + 6 + 2 * q + align - 1) & ~(align - 1)
+        base = self.alloc(used_off + 6 + 8 * q, page_size)
+        self.desc_pa, self.avail_pa, self.used_pa = base, base + 16 * q, base + used_off
+        self.desc = self.mem(self.desc_pa, 16 * q).view(DESC)
+        self.avail = self.mem(self.avail_pa, 6 + 2 * q).view("<u2")
+        self.used = self.mem(self.used_pa, 6 + 8 * q)
+        self.avail_idx = self.used_seen = 0
+        self.regs.write32(QUEUE_NUM, q)
+        self.regs.write32(QUEUE_ALIGN, align)
+        self.regs.write32(QUEUE_PFN, base // page_size)
+        self.regs.write32(STATUS, ACKNOWLEDGE | DRIVER | DRIVER_OK)
+        self.features = features
+        return features
+
     def capacity(self) -> int:
         return self.regs.read32(CFG_CAPACITY) | self.regs.read32(CFG_CAPACITY + 4) << 32
 
