@@ -80,6 +80,11 @@ class VblkEnv:
         self.dut.rst_n.value = Immediate(1)
         await Timer(10, "ns")
 
+    def set_media_latency(self, cycles: int, per_sector: int = 0) -> None:
+        """The media takes `cycles` + `per_sector` * (first sector mod 256) clocks to get a request ready."""
+        self.dut.med_latency.value = Immediate(cycles)
+        self.dut.med_latency_step.value = Immediate(per_sector)
+
     async def run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Run synchronous driver code `fn(*args, **kwargs)`; its bus accesses await here."""
         return await self.bridge.run(fn, *args, **kwargs)

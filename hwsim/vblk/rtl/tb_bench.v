@@ -37,7 +37,8 @@ module tb_bench;
     wire [1:0]  rsp_resp;
     wire        rsp_valid, rsp_tgl, irq;
     reg  [63:0] cycles = 64'd0;
-    integer     n, i, errors, anon_ok;
+    integer     n, i, errors, anon_ok, lat;
+    reg  [15:0] latency = 16'd0;
     reg  [31:0] value;
 
     always @(posedge clk)
@@ -54,7 +55,8 @@ module tb_bench;
         .ext_axil_bresp(), .ext_axil_bvalid(), .ext_axil_bready(1'b0),
         .ext_axil_araddr(12'd0), .ext_axil_arvalid(1'b0), .ext_axil_arready(),
         .ext_axil_rdata(), .ext_axil_rresp(), .ext_axil_rvalid(), .ext_axil_rready(1'b0),
-        .capacity(64'd2048), .media_base(64'd0), .readonly(1'b0), .stall(8'd0), .irq(irq));
+        .capacity(64'd2048), .media_base(64'd0), .readonly(1'b0), .stall(8'd0),
+        .med_latency(latency), .med_latency_step(16'd0), .irq(irq));
     /* verilator lint_on PINCONNECTEMPTY */
 
     task mmio(input [31:0] addr, input [31:0] data, input [3:0] strb);
@@ -82,6 +84,8 @@ module tb_bench;
     initial begin
         if (!$value$plusargs("n=%d", n))
             n = 100;
+        if ($value$plusargs("latency=%d", lat))            // media latency per request, in clocks
+            latency = lat[15:0];
         errors = 0;
         `ANON(0, HOST, 64'h0100_0000);
         `ANON(1, 64'd0, 64'd2048 * 512);

@@ -37,6 +37,8 @@ module tb_cosim #(
     reg  [63:0] media_base = 64'd0;
     reg         readonly  = 1'b0;
     reg  [7:0]  stall     = 8'd0;
+    reg  [15:0] med_latency = 16'd0;
+    reg  [15:0] med_latency_step = 16'd0;
     wire        irq;
 
     reg  [11:0] ext_axil_awaddr  = 12'd0;
@@ -78,7 +80,8 @@ module tb_cosim #(
         .ext_axil_arready(ext_axil_arready), .ext_axil_rdata(ext_axil_rdata),
         .ext_axil_rresp(ext_axil_rresp), .ext_axil_rvalid(ext_axil_rvalid),
         .ext_axil_rready(ext_axil_rready),
-        .capacity(capacity), .media_base(media_base), .readonly(readonly), .stall(stall), .irq(irq));
+        .capacity(capacity), .media_base(media_base), .readonly(readonly), .stall(stall),
+        .med_latency(med_latency), .med_latency_step(med_latency_step), .irq(irq));
 
 `ifndef VERILATOR
     // Icarus: +vcd=FILE writes a plain VCD (WAVES=1 gives the runner's FST instead).

@@ -12,6 +12,9 @@
 //  * bus_sel = 1 hands the slave port to an external master on ext_axil_* (a Python bus model).
 //  * stall != 0 withholds dma_gnt/med_gnt on about stall/256 of cycles (pseudo-random), to exercise
 //    the controller's back-pressure handling.
+//  * media latency: a prepared request (med_cmd 3) is ready med_latency + med_latency_step * (its first
+//    sector mod 256) cycles later (med_ready[tag]); several count down at once, so requests the
+//    controller has in flight finish in the media's order, not the driver's.
 `timescale 1ns/1ps
 `default_nettype none
 
@@ -61,6 +64,8 @@ module tb_harness #(
     input  wire [63:0] media_base,
     input  wire        readonly,
     input  wire [7:0]  stall,
+    input  wire [15:0] med_latency,
+    input  wire [15:0] med_latency_step,
     output wire        irq
 );
 `ifdef VERILATOR
@@ -91,6 +96,8 @@ module tb_harness #(
     wire [1:0]  med_cmd;
     wire [47:0] med_addr;
     reg         dma_rvalid, med_rvalid;
+    reg  [3:0]  med_ready;
+    reg  [23:0] med_wait [0:3];
     reg  [31:0] dma_rdata, med_rdata;
 
     virtio_blk #(.HOST_BASE(HOST_BASE), .HOST_SIZE(HOST_SIZE), .F_RO(F_RO), .F_FLUSH(F_FLUSH),
@@ -105,8 +112,9 @@ module tb_harness #(
         .dma_req(dma_req), .dma_we(dma_we), .dma_addr(dma_addr), .dma_wdata(dma_wdata),
         .dma_wstrb(dma_wstrb), .dma_gnt(dma_gnt), .dma_rvalid(dma_rvalid), .dma_rdata(dma_rdata),
         .med_req(med_req), .med_cmd(med_cmd), .med_addr(med_addr), .med_wdata(med_wdata),
-        .med_gnt(med_gnt), .med_rvalid(med_rvalid), .med_rdata(med_rdata),
+        .med_gnt(med_gnt), .med_rvalid(med_rvalid), .med_rdata(med_rdata), .med_ready(med_ready),
         .capacity(capacity), .media_base(media_base), .readonly(readonly), .irq(irq));
+    wire unused_med = &{1'b0, med_wdata[31:2]};
 
     // ---- memory models -----------------------------------------------------------------------------
     reg [15:0] lfsr;
@@ -114,6 +122,22 @@ module tb_harness #(
         lfsr <= (!rst_n || lfsr == 16'd0) ? 16'hace1 : {lfsr[14:0], lfsr[15] ^ lfsr[13] ^ lfsr[12] ^ lfsr[10]};
     assign dma_gnt = (stall == 8'd0) || (lfsr[7:0] >= stall);
     assign med_gnt = (stall == 8'd0) || (lfsr[15:8] >= stall);
+
+    integer t;
+    always @(posedge clk) begin
+        med_ready <= 4'd0;
+        for (t = 0; t < 4; t = t + 1)
+            if (!rst_n)
+                med_wait[t] <= 24'd0;
+            else if (med_wait[t] == 24'd1) begin
+                med_ready[t] <= 1'b1;
+                med_wait[t]  <= 24'd0;
+            end else if (med_wait[t] != 24'd0)
+                med_wait[t] <= med_wait[t] - 24'd1;
+        if (rst_n && med_req && med_gnt && med_cmd == 2'd3)
+            med_wait[med_wdata[1:0]] <= {8'd0, med_latency} + {8'd0, med_latency_step} * {16'd0, med_addr[14:7]}
+                                        + 24'd1;
+    end
 
     always @(posedge clk) begin
         dma_rvalid <= 1'b0;
@@ -133,6 +157,7 @@ module tb_harness #(
                 med_rvalid <= 1'b1;
             end
             2'd1: `SHM_WRITE(1, {14'd0, med_addr, 2'b00}, med_wdata, 32'hf);
+            2'd3: ;  // prepare: see the latency model above
             default: begin
                 `SHM_SYNC(1);
                 med_rvalid <= 1'b1;

@@ -1,10 +1,18 @@
 // virtio-blk request engine: consumes the split virtqueue, moves data between host memory, an on-chip
-// write buffer and the media, and completes requests into the used ring.
+// write buffer and the media, and completes requests into the used ring. Several requests are in flight.
 //
-// Per request: read avail.idx and the ring entry, walk the descriptor chain once (validating it and
-// recording up to 2**DTAB_AW descriptors), read the 16-byte header from the device-readable stream,
-// transfer 512-byte sectors, write the status byte (last byte of the device-writable stream), the used
-// element and used.idx, then read avail.flags and raise the used-buffer event unless NO_INTERRUPT.
+// Two FSMs share the ports:
+//   * the front end (fe_*) reads avail.idx and a ring entry, walks the descriptor chain once (validating
+//     it and recording up to 2**DTAB_AW descriptors into one of 2**CTX_AW request contexts), reads the
+//     16-byte header and decides the request. An IN or OUT asks the media to prepare its range (m_cmd 3,
+//     tagged with the context); the media answers on m_ready[tag] when it is ready, after its own
+//     latency. Anything else is ready at once. The front end goes on with the next chain meanwhile.
+//   * the data engine (df_*) takes ready contexts in the order they became ready (so requests complete in
+//     the order the media finishes them), transfers 512-byte sectors, syncs the media where needed, and
+//     writes the status byte (last byte of the device-writable stream), the used element and used.idx,
+//     then reads avail.flags and raises the used-buffer event unless NO_INTERRUPT.
+// The front end's single-word accesses go before the copy engine's on the host port (the copy waits a
+// cycle, as under back-pressure), so descriptor fetches of the next request overlap this one's data copy.
 //
 // Malformed input never hangs the engine. The policy is the behavioural model's (and QEMU's), see
 // hwsim/models/virtio_blk.py:
@@ -12,21 +20,23 @@
 //     index >= its table's size, a chain longer than its table, i.e. a NEXT loop, a zero-length
 //     descriptor, a buffer outside the host window, readable after writable, a bad or nested INDIRECT,
 //     a header shorter than 16 bytes, no writable status byte) sets DEVICE_NEEDS_RESET via
-//     `fatal_event`, and the engine halts until the driver resets the device;
+//     `fatal_event` once every earlier request has completed, and the engine halts until the driver
+//     resets the device;
 //   * a well-formed chain the request cannot use (this engine's alignment contract, more descriptors
 //     than it records, data not whole blocks, out of range, OUT on a read-only medium) completes with
 //     IOERR, and a used length of 1 (only the status byte is written).
 //
 // INDIRECT (when negotiated) may be the last descriptor of a direct chain (virtio 1.2, 2.7.5.3.2); the
 // walk then continues at entry 0 of the indirect table. QueueReady=0 (or FAILED) stops the engine at
-// once, mid-request: no ring or buffer access after the register write, the request is dropped.
+// once, mid-request: no ring or buffer access after the register write, the requests are dropped.
 //
 // Alignment contract: descriptor buffers start 4-byte aligned and are a multiple of 4 long, except the
 // last (device-writable) one, which is either 1 byte (status only, any address) or 4n+1 bytes.
 //
 // Write buffer: NLINES lines of one sector. Writeback mode completes an OUT once its data is in a line;
-// lines are written to media on FLUSH or on eviction. Writethrough writes the media before completing
-// and drops any buffered copy of the sector. Reads are served from the buffer when it holds the sector.
+// lines are written to media on FLUSH or on eviction. Writethrough writes the media, syncs it, then
+// completes, and drops any buffered copy of the sector. Reads are served from the buffer when it holds
+// the sector.
 `default_nettype none
 
 module vblk_engine #(
@@ -37,6 +47,7 @@ module vblk_engine #(
     parameter [31:0]  BLK_SIZE      = 32'd512,
     parameter         DTAB_AW       = 5,
     parameter         LINES_AW      = 3,
+    parameter         CTX_AW        = 2,
     parameter [159:0] ID            = "mmiotk-vblk-rtl-0001"
 ) (
     input  wire        clk,
@@ -67,73 +78,174 @@ module vblk_engine #(
     input  wire [31:0] h_rdata,
 
     output wire        m_req,
-    output wire [1:0]  m_cmd,      // 0 read word, 1 write word, 2 sync (response on m_rvalid)
+    output wire [1:0]  m_cmd,      // 0 read word, 1 write word, 2 sync (answer on m_rvalid), 3 prepare
     output wire [47:0] m_addr,     // word address: sector * 128 + word
-    output wire [31:0] m_wdata,
+    output wire [31:0] m_wdata,    // prepare: the tag (context) in the low bits
     input  wire        m_gnt,
     input  wire        m_rvalid,
-    input  wire [31:0] m_rdata
+    input  wire [31:0] m_rdata,
+    input  wire [(1 << CTX_AW) - 1:0] m_ready  // media ready for the prepared request of that tag
 );
     localparam DT  = 1 << DTAB_AW;
     localparam NL  = 1 << LINES_AW;
+    localparam NC  = 1 << CTX_AW;
     localparam CAW = LINES_AW + 7;
-
-    localparam [5:0] S_IDLE = 6'd0, S_AVF = 6'd1, S_AVI = 6'd2, S_RING = 6'd3, S_HEAD = 6'd4,
-                     S_DESC = 6'd5, S_DESC_R = 6'd6, S_DCHK = 6'd7, S_PARSE = 6'd8, S_HDR = 6'd9,
-                     S_HDR_R = 6'd10, S_DISPATCH = 6'd11, S_SEC = 6'd12, S_EVICT_W = 6'd13,
-                     S_CWAIT = 6'd14, S_FLUSH = 6'd15, S_FLUSH_W = 6'd16, S_SYNC = 6'd17,
-                     S_SYNC_W = 6'd18, S_ID_W = 6'd19, S_STATUS = 6'd20, S_USED0 = 6'd21,
-                     S_USED1 = 6'd22, S_USED2 = 6'd23, S_DONE = 6'd24, S_FATAL = 6'd25,
-                     S_HALT = 6'd26, S_DRAIN = 6'd27, S_HACC = 6'd28, S_HRDW = 6'd29;
+    localparam TAW = CTX_AW + DTAB_AW;
 
     localparam [31:0] T_IN = 32'd0, T_OUT = 32'd1, T_FLUSH = 32'd4, T_GET_ID = 32'd8;
     localparam [7:0]  BLK_OK = 8'd0, BLK_IOERR = 8'd1, BLK_UNSUPP = 8'd2;
     localparam [1:0]  P_HOST = 2'd0, P_MEDIA = 2'd1, P_CACHE = 2'd2, P_ID = 2'd3;
+    // what a context asks of the data engine
+    localparam [1:0]  K_STATUS = 2'd0, K_DATA = 2'd1, K_FLUSH = 2'd2, K_ID = 2'd3;
+    // owners of host reads in flight (they return in order)
+    localparam [1:0]  O_COPY = 2'd0, O_FE = 2'd1, O_DF = 2'd2;
 
-    reg  [5:0]  st, ret_st;
-    reg         notify_pend;
+    // ---- request contexts --------------------------------------------------------------------------
+    reg  [NC-1:0]  c_busy;                    // allocated (front end filling, waiting or being served)
+    reg  [15:0]    x_head   [0:NC-1];
+    reg  [1:0]     x_kind   [0:NC-1];
+    reg  [7:0]     x_code   [0:NC-1];
+    reg            x_out    [0:NC-1];
+    reg  [63:0]    x_sector [0:NC-1];
+    reg  [30:0]    x_nsec   [0:NC-1];
+    reg  [31:0]    x_used   [0:NC-1];
+    reg  [63:0]    x_stat   [0:NC-1];
+    reg  [7:0]     x_idn    [0:NC-1];
+    reg  [DTAB_AW:0] x_nrd  [0:NC-1];
+    reg  [DTAB_AW:0] x_rsi  [0:NC-1];
+    reg  [31:0]    x_rso    [0:NC-1];
+    reg  [63:0]    dt_addr  [0:(1 << TAW) - 1];
+    reg  [31:0]    dt_len   [0:(1 << TAW) - 1];
 
-    // single host accesses made by the engine itself
-    reg  [63:0] acc_addr;
-    reg         acc_hi, acc_we;
-    reg  [31:0] acc_wdata, acc_rdata;
-    reg  [3:0]  acc_wstrb;
-    reg         rd_pend, sync_pend;
-    wire [15:0] acc_half = acc_hi ? acc_rdata[31:16] : acc_rdata[15:0];
+    // ready queue: contexts in the order they became ready
+    reg  [CTX_AW-1:0] rq [0:NC-1];
+    reg  [CTX_AW:0]   rq_cnt;
+    reg  [CTX_AW-1:0] rq_rp, rq_wp;
+    reg  [NC-1:0]     mr_pend;                // media said ready, not queued yet
 
     // ring state
-    reg  [15:0] last_avail, used_idx, head, cur;
+    reg  [15:0] last_avail, used_idx;
+    reg         notify_pend;
+
+    // ---- host-read ownership (returns come in order) ----------------------------------------------
+    reg  [1:0]  own [0:7];
+    reg  [2:0]  own_rp, own_wp;
+    wire [1:0]  own_head = own[own_rp];
+    wire        rv_copy = h_rvalid && own_head == O_COPY;
+    wire        rv_fe   = h_rvalid && own_head == O_FE;
+    wire        rv_df   = h_rvalid && own_head == O_DF;
+
+    // ---- address checks --------------------------------------------------------------------------
+    function in_win(input [63:0] a, input [63:0] len);
+        begin
+            in_win = (a >= HOST_BASE) && ({1'b0, a} + {1'b0, len} <= {1'b0, HOST_BASE} + {1'b0, HOST_SIZE});
+        end
+    endfunction
+
+    wire [15:0] qmask  = q_num - 16'd1;
+    wire        num_ok = (q_num != 16'd0) && (q_num <= QUEUE_NUM_MAX) && ((q_num & qmask) == 16'd0);
+    wire        q_ok   = num_ok && (q_desc[3:0] == 4'd0) && !q_avail[0] && (q_used[1:0] == 2'd0)
+                      && in_win(q_desc, {44'd0, q_num, 4'd0})
+                      && in_win(q_avail, {47'd0, q_num, 1'b0} + 64'd6)
+                      && in_win(q_used, {45'd0, q_num, 3'd0} + 64'd6);
+
+    // ================================================================================================
+    // Front end
+    // ================================================================================================
+    localparam [4:0] F_IDLE = 5'd0, F_AVF = 5'd1, F_RING = 5'd2, F_HEAD = 5'd3, F_DESC = 5'd4,
+                     F_DESC_R = 5'd5, F_DCHK = 5'd6, F_PARSE = 5'd7, F_HDR = 5'd8, F_HDR_R = 5'd9,
+                     F_DISPATCH = 5'd10, F_PREP = 5'd11, F_FATAL_W = 5'd12, F_FATAL = 5'd13, F_HALT = 5'd14,
+                     F_HACC = 5'd15, F_HRDW = 5'd16, F_WAITCTX = 5'd17, F_DRAIN = 5'd18;
+    reg  [4:0]  fst, f_ret;
+    reg  [63:0] fa_addr;
+    reg         fa_hi;
+    reg  [31:0] fa_rdata;
+    wire [15:0] fa_half = fa_hi ? fa_rdata[31:16] : fa_rdata[15:0];
+
+    reg  [CTX_AW-1:0] fc;                     // the context being filled
+    reg  [15:0] head, cur;
     reg  [32:0] count;
-    reg  [63:0] tbl;          // the descriptor table being walked: the queue's or an indirect one
-    reg  [31:0] tbl_n;        // its entries
+    reg  [63:0] tbl;
+    reg  [31:0] tbl_n;
     reg         in_ind;
     reg  [1:0]  dw;
     reg  [63:0] d_addr;
     reg  [31:0] d_len;
     reg  [15:0] d_flags, d_next;
-
-    // the request's descriptor chain
-    reg  [63:0] dt_addr [0:DT-1];
-    reg  [31:0] dt_len  [0:DT-1];
     reg  [DTAB_AW:0] n_ent, n_rd;
     reg         seen_wr, bad;
     reg  [39:0] rd_total, wr_total;
     reg  [63:0] last_addr;
     reg  [31:0] last_len;
     reg         last_wr, last_win;
-    reg  [DTAB_AW:0] rs_i, ws_i;
-    reg  [31:0] rs_off, ws_off;
-
-    // the request
+    reg  [DTAB_AW:0] fh_i;
+    reg  [31:0] fh_off;
     reg  [1:0]  hw;
+    reg         skip_hdr;                     // the request fails before its header is read
     reg  [31:0] h_type;
     reg  [63:0] h_sector;
-    reg  [63:0] status_addr;
-    reg  [7:0]  status_code;
-    reg  [31:0] used_len;
-    reg         is_out, filling, req_wb;
+
+    // a free context
+    reg                has_ctx;
+    reg  [CTX_AW-1:0] free_ctx;
+    integer q;
+    always @* begin
+        has_ctx = 1'b0; free_ctx = {CTX_AW{1'b0}};
+        for (q = NC - 1; q >= 0; q = q - 1)
+            if (!c_busy[q]) begin
+                has_ctx = 1'b1; free_ctx = q[CTX_AW-1:0];
+            end
+    end
+
+    wire [TAW-1:0] fh_idx = {fc, fh_i[DTAB_AW-1:0]};
+    wire [63:0] fh_addr = dt_addr[fh_idx] + {32'd0, fh_off};
+
+    wire        d_next_f = d_flags[0];
+    wire        d_wr_f   = d_flags[1];
+    wire        d_ind_f  = d_flags[2];
+    wire        d_win    = in_win(d_addr, {32'd0, d_len}) && (d_len != 32'd0);
+    // an INDIRECT descriptor this engine can follow: negotiated, not nested, not with NEXT, a whole
+    // number of 4-byte-aligned 16-byte entries inside the window
+    wire        d_ind_ok = indirect && !in_ind && !d_next_f && (d_len[3:0] == 4'd0) && d_win
+                        && (d_addr[1:0] == 2'd0);
+    wire        d_align  = d_next_f ? (d_addr[1:0] == 2'd0 && d_len[1:0] == 2'd0)
+                                    : (d_len == 32'd1 || (d_addr[1:0] == 2'd0 && d_len[1:0] == 2'd1));
+
+    wire [39:0] in_len   = wr_total - 40'd1;
+    wire [39:0] out_len  = rd_total - 40'd16;
+    wire [39:0] data_len = (h_type == T_OUT) ? out_len : in_len;
+    wire [64:0] req_end  = {1'b0, h_sector} + {34'd0, data_len[39:9]};
+    wire [31:0] blk_mask = BLK_SIZE - 32'd1;
+    wire [31:0] sec_mask = (BLK_SIZE >> 9) - 32'd1;
+    // whole logical blocks, starting on a logical block (sector is in 512-byte units)
+    wire        range_ok = ((data_len[31:0] & blk_mask) == 32'd0) && ((h_sector[31:0] & sec_mask) == 32'd0)
+                        && (data_len[8:0] == 9'd0) && (req_end <= {1'b0, capacity});
+    // the context is ready at once unless it waits for the media
+    wire        fe_media = !skip_hdr && ((h_type == T_IN) || (h_type == T_OUT && !ro)) && range_ok;
+    wire        fe_push  = (fst == F_DISPATCH) && !fe_media;
+    wire        fe_busy_ring = (fst != F_IDLE) && (fst != F_HALT) && (fst != F_DRAIN) && (fst != F_FATAL);
+
+    // ================================================================================================
+    // Data engine
+    // ================================================================================================
+    localparam [4:0] D_IDLE = 5'd0, D_LOAD = 5'd1, D_SEC = 5'd2, D_EVICT_W = 5'd3, D_CWAIT = 5'd4,
+                     D_FLUSH = 5'd5, D_FLUSH_W = 5'd6, D_SYNC = 5'd7, D_SYNC_W = 5'd8, D_ID_W = 5'd9,
+                     D_STATUS = 5'd10, D_USED0 = 5'd11, D_USED1 = 5'd12, D_USED2 = 5'd13, D_AVI = 5'd14,
+                     D_DONE = 5'd15, D_HACC = 5'd16, D_HRDW = 5'd17, D_DRAIN = 5'd18;
+    reg  [4:0]  dst, d_ret;
+    reg  [63:0] da_addr;
+    reg         da_we;
+    reg         da_hi;
+    reg  [31:0] da_wdata, da_rdata;
+    reg  [3:0]  da_wstrb;
+    reg         sync_pend;
+
+    reg  [CTX_AW-1:0] dc;                     // the context being served
+    reg  [DTAB_AW:0] rs_i, ws_i;
+    reg  [31:0] rs_off, ws_off;
     reg  [63:0] sec_cur;
     reg  [30:0] sec_left;
+    reg         is_out, filling, req_wb;
 
     // write buffer bookkeeping
     reg  [NL-1:0] c_valid, c_dirty;
@@ -155,49 +267,10 @@ module vblk_engine #(
     wire [CAW-1:0] c_raddr, c_waddr;
     wire [31:0] c_rdata, c_wdata;
 
-    // ---- address checks --------------------------------------------------------------------------
-    function in_win(input [63:0] a, input [63:0] len);
-        begin
-            in_win = (a >= HOST_BASE) && ({1'b0, a} + {1'b0, len} <= {1'b0, HOST_BASE} + {1'b0, HOST_SIZE});
-        end
-    endfunction
-
-    wire [15:0] qmask  = q_num - 16'd1;
-    wire        num_ok = (q_num != 16'd0) && (q_num <= QUEUE_NUM_MAX) && ((q_num & qmask) == 16'd0);
-    wire        q_ok   = num_ok && (q_desc[3:0] == 4'd0) && !q_avail[0] && (q_used[1:0] == 2'd0)
-                      && in_win(q_desc, {44'd0, q_num, 4'd0})
-                      && in_win(q_avail, {47'd0, q_num, 1'b0} + 64'd6)
-                      && in_win(q_used, {45'd0, q_num, 3'd0} + 64'd6);
-
-    wire [63:0] rs_addr = dt_addr[rs_i[DTAB_AW-1:0]] + {32'd0, rs_off};
-    wire [63:0] ws_addr = dt_addr[ws_i[DTAB_AW-1:0]] + {32'd0, ws_off};
-    wire        eng_rs_adv = (st == S_HDR_R);  // the engine consumed one header word
-    wire        rs_step = cp_hrs_adv || eng_rs_adv;
-
-    // descriptor checks (S_DCHK)
-    wire        d_next_f = d_flags[0];
-    wire        d_wr_f   = d_flags[1];
-    wire        d_win    = in_win(d_addr, {32'd0, d_len}) && (d_len != 32'd0);
-    wire        d_ind_f  = d_flags[2];
-    // an INDIRECT descriptor this engine can follow: negotiated, not nested, not with NEXT, a whole
-    // number of 4-byte-aligned 16-byte entries inside the window
-    wire        d_ind_ok = indirect && !in_ind && !d_next_f && (d_len[3:0] == 4'd0) && d_win
-                        && (d_addr[1:0] == 2'd0);
-    wire        d_align  = d_next_f ? (d_addr[1:0] == 2'd0 && d_len[1:0] == 2'd0)
-                                    : (d_len == 32'd1 || (d_addr[1:0] == 2'd0 && d_len[1:0] == 2'd1));
-
-    // request checks (S_DISPATCH)
-    wire [39:0] in_len   = wr_total - 40'd1;
-    wire [39:0] out_len  = rd_total - 40'd16;
-    wire [39:0] data_len = (h_type == T_OUT) ? out_len : in_len;
-    wire [64:0] req_end  = {1'b0, h_sector} + {34'd0, data_len[39:9]};
-    wire [31:0] blk_mask = BLK_SIZE - 32'd1;
-    wire [31:0] sec_mask = (BLK_SIZE >> 9) - 32'd1;
-    // whole logical blocks, starting on a logical block (sector is in 512-byte units)
-    wire        range_ok = ((data_len[31:0] & blk_mask) == 32'd0) && ((h_sector[31:0] & sec_mask) == 32'd0)
-                        && (data_len[8:0] == 9'd0) && (req_end <= {1'b0, capacity});
+    wire [63:0] rs_addr = dt_addr[{dc, rs_i[DTAB_AW-1:0]}] + {32'd0, rs_off};
+    wire [63:0] ws_addr = dt_addr[{dc, ws_i[DTAB_AW-1:0]}] + {32'd0, ws_off};
     // the backing store's sector of a device sector (the device-side range)
-    wire [40:0] med_sec  = sec_cur[40:0] + media_base[40:0];
+    wire [40:0] med_sec = sec_cur[40:0] + media_base[40:0];
 
     // write-buffer lookup
     reg                 hit, has_free, has_dirty;
@@ -228,20 +301,32 @@ module vblk_engine #(
         end
     endfunction
 
-    // The queue was disabled (QueueReady=0) or the driver gave up (FAILED) while a request was under
+    // The queue was disabled (QueueReady=0) or the driver gave up (FAILED) while requests were under
     // way: from this cycle on, no access at all.
-    wire        stop = !run && (st != S_IDLE) && (st != S_HALT) && (st != S_DRAIN) && (st != S_FATAL);
+    wire        df_active = (dst != D_IDLE) && (dst != D_DRAIN);
+    wire        stop = !run && (fe_busy_ring || df_active || c_busy != {NC{1'b0}});
 
-    // ---- ports: the copy engine owns them while it runs ------------------------------------------
-    assign h_req   = cp_busy ? cp_h_req   : (st == S_HACC && !stop);
-    assign h_we    = cp_busy ? cp_h_we    : acc_we;
-    assign h_addr  = cp_busy ? cp_h_addr  : acc_addr;
-    assign h_wdata = cp_busy ? cp_h_wdata : acc_wdata;
-    assign h_wstrb = cp_busy ? 4'hf       : acc_wstrb;
-    assign m_req   = cp_busy ? cp_m_req   : (st == S_SYNC && !stop);
-    assign m_cmd   = cp_busy ? {1'b0, cp_m_we} : 2'd2;
-    assign m_addr  = cp_busy ? cp_m_addr  : 48'd0;
-    assign m_wdata = cp_m_wdata;
+    // ---- ports -------------------------------------------------------------------------------------
+    // host: the front end's single accesses, then the data engine's, then the copy engine
+    wire        own_full = (own_wp + 3'd1) == own_rp;
+    wire        fe_h  = (fst == F_HACC) && !stop && !own_full;
+    wire        df_h  = (dst == D_HACC) && !stop && !fe_h && !(own_full && !da_we);
+    wire        cp_h_gnt = h_gnt && !fe_h && !df_h && !own_full;
+    assign h_req   = fe_h || df_h || (cp_h_req && !own_full && (fst != F_HACC) && (dst != D_HACC));
+    assign h_we    = fe_h ? 1'b0 : df_h ? da_we : cp_h_we;
+    assign h_addr  = fe_h ? fa_addr : df_h ? da_addr : cp_h_addr;
+    assign h_wdata = df_h ? da_wdata : cp_h_wdata;
+    assign h_wstrb = fe_h ? 4'hf : df_h ? da_wstrb : 4'hf;
+    wire        h_read_go = h_req && h_gnt && !h_we;
+
+    // media: the front end's prepare, then the data engine's sync, then the copy engine
+    wire        fe_m = (fst == F_PREP) && !stop;
+    wire        df_m = (dst == D_SYNC) && !stop && !fe_m;
+    wire        cp_m_gnt = m_gnt && !fe_m && !df_m;
+    assign m_req   = fe_m || df_m || cp_m_req;
+    assign m_cmd   = fe_m ? 2'd3 : df_m ? 2'd2 : {1'b0, cp_m_we};
+    assign m_addr  = fe_m ? {h_sector[40:0] + media_base[40:0], 7'd0} : df_m ? 48'd0 : cp_m_addr;
+    assign m_wdata = fe_m ? {{(32 - CTX_AW){1'b0}}, fc} : cp_m_wdata;
 
     vblk_copy #(.ID(ID), .CAW(CAW)) u_copy (
         .clk(clk), .rst_n(rst_n), .abort(dev_reset || stop),
@@ -249,9 +334,9 @@ module vblk_engine #(
         .src_lin(cp_slin), .dst_lin(cp_dlin), .busy(cp_busy), .done(cp_done),
         .hrs_addr(rs_addr), .hrs_adv(cp_hrs_adv), .hws_addr(ws_addr), .hws_adv(cp_hws_adv),
         .h_req(cp_h_req), .h_we(cp_h_we), .h_addr(cp_h_addr), .h_wdata(cp_h_wdata),
-        .h_gnt(h_gnt), .h_rvalid(h_rvalid), .h_rdata(h_rdata),
+        .h_gnt(cp_h_gnt), .h_rvalid(rv_copy), .h_rdata(h_rdata),
         .m_req(cp_m_req), .m_we(cp_m_we), .m_addr(cp_m_addr), .m_wdata(cp_m_wdata),
-        .m_gnt(m_gnt), .m_rvalid(m_rvalid), .m_rdata(m_rdata),
+        .m_gnt(cp_m_gnt), .m_rvalid(m_rvalid), .m_rdata(m_rdata),
         .c_re(c_re), .c_raddr(c_raddr), .c_rvalid(c_rvalid), .c_rdata(c_rdata),
         .c_we(c_we), .c_waddr(c_waddr), .c_wdata(c_wdata));
 
@@ -259,135 +344,123 @@ module vblk_engine #(
         .clk(clk), .rst_n(rst_n), .we(c_we), .waddr(c_waddr), .wdata(c_wdata),
         .re(c_re), .raddr(c_raddr), .rdata(c_rdata), .rvalid(c_rvalid));
 
-    // ---- helpers used inside the FSM -------------------------------------------------------------
-    // The low address bits select lanes, not words: unused inside these two tasks by design.
+    // ---- helpers used inside the FSMs ------------------------------------------------------------
+    // The low address bits select lanes, not words: unused inside these tasks by design.
     /* verilator lint_off UNUSEDSIGNAL */
-    task host_read(input [63:0] addr, input [5:0] back);
+    task fe_read(input [63:0] addr, input [4:0] back);
         begin
-            acc_addr <= {addr[63:2], 2'b00};
-            acc_hi   <= addr[1];
-            acc_we   <= 1'b0;
-            ret_st   <= back;
-            st       <= S_HACC;
+            fa_addr <= {addr[63:2], 2'b00};
+            fa_hi   <= addr[1];
+            f_ret   <= back;
+            fst     <= F_HACC;
         end
     endtask
 
-    task host_write(input [63:0] addr, input [31:0] data, input [3:0] strb, input [5:0] back);
+    task df_access(input we, input [63:0] addr, input [31:0] data, input [3:0] strb, input [4:0] back);
         begin
-            acc_addr  <= {addr[63:2], 2'b00};
-            acc_we    <= 1'b1;
-            acc_wdata <= data;
-            acc_wstrb <= strb;
-            ret_st    <= back;
-            st        <= S_HACC;
+            da_addr  <= {addr[63:2], 2'b00};
+            da_hi    <= addr[1];
+            da_we    <= we;
+            da_wdata <= data;
+            da_wstrb <= strb;
+            d_ret    <= back;
+            dst      <= D_HACC;
         end
     endtask
     /* verilator lint_on UNUSEDSIGNAL */
 
-    task copy(input [1:0] src, input [47:0] slin, input [1:0] dst, input [47:0] dlin, input [7:0] n,
-              input [5:0] wait_st);
+    task copy(input [1:0] src, input [47:0] slin, input [1:0] dsel, input [47:0] dlin, input [7:0] n,
+              input [4:0] wait_st);
         begin
             cp_start <= 1'b1;
             cp_src   <= src;
             cp_slin  <= slin;
-            cp_dst   <= dst;
+            cp_dst   <= dsel;
             cp_dlin  <= dlin;
             cp_n     <= n;
-            st       <= wait_st;
+            dst      <= wait_st;
         end
     endtask
 
-    task finish(input [7:0] code);
+    // a context the front end has finished: what the data engine must do with it
+    task fe_done(input [1:0] kind, input [7:0] code, input [31:0] used);
         begin
-            status_code <= code;
-            st          <= S_STATUS;
+            x_kind[fc] <= kind;
+            x_code[fc] <= code;
+            x_used[fc] <= used;
         end
     endtask
 
-    // ---- the FSM ---------------------------------------------------------------------------------
+    // ---- host-read ownership bookkeeping, stream pointers, the ready queue ----------------------------
     always @(posedge clk) begin
-        used_event  <= 1'b0;
-        fatal_event <= 1'b0;
-        cp_start    <= 1'b0;
+        if (!rst_n) begin
+            own_rp <= 3'd0;
+            own_wp <= 3'd0;
+        end else begin
+            if (h_read_go) begin
+                own[own_wp] <= fe_h ? O_FE : df_h ? O_DF : O_COPY;
+                own_wp <= own_wp + 3'd1;
+            end
+            if (h_rvalid)
+                own_rp <= own_rp + 3'd1;
+        end
+    end
 
-        if (!cp_busy && h_rvalid)
-            rd_pend <= 1'b0;
-        if (st == S_HACC && h_gnt && !acc_we && !cp_busy && !stop)
-            rd_pend <= 1'b1;
-        if (!cp_busy && m_rvalid)
-            sync_pend <= 1'b0;
-        if (st == S_SYNC && m_gnt && !cp_busy && !stop)
-            sync_pend <= 1'b1;
+    // ================================================================================================
+    // The front end FSM
+    // ================================================================================================
+    always @(posedge clk) begin
+        fatal_event <= 1'b0;
         if (notify)
             notify_pend <= 1'b1;
-
-        if (rs_step) begin
-            if (rs_off + 32'd4 >= dt_len[rs_i[DTAB_AW-1:0]]) begin
-                rs_i   <= rs_i + 1'b1;
-                rs_off <= 32'd0;
-            end else
-                rs_off <= rs_off + 32'd4;
-        end
-        if (cp_hws_adv) begin
-            if (ws_off + 32'd4 >= dt_len[ws_i[DTAB_AW-1:0]]) begin
-                ws_i   <= ws_i + 1'b1;
-                ws_off <= 32'd0;
-            end else
-                ws_off <= ws_off + 32'd4;
-        end
+        if (fst == F_HRDW && rv_fe)
+            fa_rdata <= h_rdata;
 
         if (!rst_n) begin
-            st          <= S_IDLE;
+            fst         <= F_IDLE;
             notify_pend <= 1'b0;
-            rd_pend     <= 1'b0;
-            sync_pend   <= 1'b0;
             last_avail  <= 16'd0;
-            used_idx    <= 16'd0;
-            c_valid     <= {NL{1'b0}};
-            c_dirty     <= {NL{1'b0}};
-            rr          <= {LINES_AW{1'b0}};
         end else if (dev_reset) begin
-            // Virtio reset: forget the ring, keep the write buffer (it is the device's, not the
-            // driver's); any line being filled stays invalid.
-            st          <= S_DRAIN;
+            fst         <= F_DRAIN;
             notify_pend <= 1'b0;
             last_avail  <= 16'd0;
-            used_idx    <= 16'd0;
         end else if (stop) begin
-            st <= S_DRAIN;
+            fst <= F_DRAIN;
         end else begin
-            if (!q_ready) begin
-                // a disabled queue starts over at ring index 0 when it is enabled again
-                last_avail <= 16'd0;
-                used_idx   <= 16'd0;
-            end
-            case (st)
-            S_IDLE:
+            if (!q_ready)
+                last_avail <= 16'd0;  // a disabled queue starts over at ring index 0
+            case (fst)
+            F_IDLE:
                 if (run && notify_pend)
-                    st <= q_ok ? S_AVF : S_FATAL;
+                    fst <= q_ok ? F_WAITCTX : F_FATAL_W;
 
-            S_AVF:
+            F_WAITCTX:
                 if (!run)
-                    st <= S_IDLE;
-                else begin
-                    notify_pend <= notify;  // a notify from now on means "look again"
-                    host_read(q_avail + 64'd2, S_RING);
+                    fst <= F_IDLE;
+                else if (has_ctx) begin
+                    fc <= free_ctx;
+                    fst <= F_AVF;
                 end
 
-            S_RING:
-                if (acc_half == last_avail)
-                    st <= S_IDLE;
-                else if (acc_half - last_avail > q_num)
-                    st <= S_FATAL;
-                else
-                    host_read(q_avail + 64'd4 + {47'd0, last_avail & qmask, 1'b0}, S_HEAD);
+            F_AVF: begin
+                notify_pend <= notify;  // a notify from now on means "look again"
+                fe_read(q_avail + 64'd2, F_RING);
+            end
 
-            S_HEAD:
-                if (acc_half >= q_num)
-                    st <= S_FATAL;
+            F_RING:
+                if (fa_half == last_avail)
+                    fst <= F_IDLE;
+                else if (fa_half - last_avail > q_num)
+                    fst <= F_FATAL_W;
+                else
+                    fe_read(q_avail + 64'd4 + {47'd0, last_avail & qmask, 1'b0}, F_HEAD);
+
+            F_HEAD:
+                if (fa_half >= q_num)
+                    fst <= F_FATAL_W;
                 else begin
-                    head     <= acc_half;
-                    cur      <= acc_half;
+                    head     <= fa_half;
+                    cur      <= fa_half;
                     count    <= 33'd0;
                     tbl      <= q_desc;
                     tbl_n    <= {16'd0, q_num};
@@ -399,30 +472,30 @@ module vblk_engine #(
                     rd_total <= 40'd0;
                     wr_total <= 40'd0;
                     dw       <= 2'd0;
-                    st       <= S_DESC;
+                    fst      <= F_DESC;
                 end
 
-            S_DESC:
-                host_read(tbl + {44'd0, cur, 4'd0} + {60'd0, dw, 2'b00}, S_DESC_R);
+            F_DESC:
+                fe_read(tbl + {44'd0, cur, 4'd0} + {60'd0, dw, 2'b00}, F_DESC_R);
 
-            S_DESC_R: begin
+            F_DESC_R: begin
                 case (dw)
-                2'd0: d_addr[31:0]  <= acc_rdata;
-                2'd1: d_addr[63:32] <= acc_rdata;
-                2'd2: d_len         <= acc_rdata;
-                default: {d_next, d_flags} <= acc_rdata;
+                2'd0: d_addr[31:0]  <= fa_rdata;
+                2'd1: d_addr[63:32] <= fa_rdata;
+                2'd2: d_len         <= fa_rdata;
+                default: {d_next, d_flags} <= fa_rdata;
                 endcase
-                dw <= dw + 2'd1;
-                st <= (dw == 2'd3) ? S_DCHK : S_DESC;
+                dw  <= dw + 2'd1;
+                fst <= (dw == 2'd3) ? F_DCHK : F_DESC;
             end
 
-            S_DCHK: begin
+            F_DCHK: begin
                 count <= count + 33'd1;
                 if (count + 33'd1 > {1'b0, tbl_n})
-                    st <= S_FATAL;  // longer than its table: a NEXT loop
+                    fst <= F_FATAL_W;  // longer than its table: a NEXT loop
                 else if (d_ind_f) begin
                     if (!d_ind_ok)
-                        st <= S_FATAL;
+                        fst <= F_FATAL_W;
                     else begin
                         // the rest of the chain is the indirect table, from its entry 0
                         tbl    <= d_addr;
@@ -431,10 +504,10 @@ module vblk_engine #(
                         cur    <= 16'd0;
                         count  <= 33'd0;
                         dw     <= 2'd0;
-                        st     <= S_DESC;
+                        fst    <= F_DESC;
                     end
                 end else if (!d_win || (!d_wr_f && seen_wr))
-                    st <= S_FATAL;  // zero length, outside the window, readable after writable
+                    fst <= F_FATAL_W;  // zero length, outside the window, readable after writable
                 else begin
                     if (!d_align || n_ent == DT[DTAB_AW:0])
                         bad <= 1'b1;
@@ -444,115 +517,265 @@ module vblk_engine #(
                     end else
                         rd_total <= rd_total + {8'd0, d_len};
                     if (n_ent != DT[DTAB_AW:0]) begin
-                        dt_addr[n_ent[DTAB_AW-1:0]] <= d_addr;
-                        dt_len[n_ent[DTAB_AW-1:0]]  <= d_len;
+                        dt_addr[{fc, n_ent[DTAB_AW-1:0]}] <= d_addr;
+                        dt_len[{fc, n_ent[DTAB_AW-1:0]}]  <= d_len;
                         n_ent <= n_ent + 1'b1;
                         if (!d_wr_f)
                             n_rd <= n_rd + 1'b1;
                     end
                     if (d_next_f) begin
                         if ({16'd0, d_next} >= tbl_n)
-                            st <= S_FATAL;
+                            fst <= F_FATAL_W;
                         else begin
                             cur <= d_next;
                             dw  <= 2'd0;
-                            st  <= S_DESC;
+                            fst <= F_DESC;
                         end
                     end else begin
                         last_addr <= d_addr;
                         last_len  <= d_len;
                         last_wr   <= d_wr_f;
                         last_win  <= d_win;
-                        st        <= S_PARSE;
+                        fst       <= F_PARSE;
                     end
                 end
             end
 
-            S_PARSE:
+            F_PARSE:
                 if (!last_wr || !last_win || rd_total < 40'd16)
-                    st <= S_FATAL;  // nowhere to put a status byte, or no whole header
+                    fst <= F_FATAL_W;  // nowhere to put a status byte, or no whole header
                 else begin
-                    status_addr <= last_addr + {32'd0, last_len} - 64'd1;
-                    rs_i     <= {(DTAB_AW + 1){1'b0}};
-                    rs_off   <= 32'd0;
-                    ws_i     <= n_rd;
-                    ws_off   <= 32'd0;
-                    used_len <= 32'd1;
-                    hw       <= 2'd0;
-                    if (bad)
-                        finish(BLK_IOERR);
-                    else
-                        st <= S_HDR;
+                    // the chain is taken: it belongs to context fc from now on
+                    last_avail  <= last_avail + 16'd1;
+                    x_head[fc]  <= head;
+                    x_stat[fc]  <= last_addr + {32'd0, last_len} - 64'd1;
+                    x_nrd[fc]   <= n_rd;
+                    fh_i        <= {(DTAB_AW + 1){1'b0}};
+                    fh_off      <= 32'd0;
+                    hw          <= 2'd0;
+                    skip_hdr    <= bad;
+                    fst         <= bad ? F_DISPATCH : F_HDR;
                 end
 
-            S_HDR:
-                host_read(rs_addr, S_HDR_R);
+            F_HDR:
+                fe_read(fh_addr, F_HDR_R);
 
-            S_HDR_R: begin
+            F_HDR_R: begin
                 case (hw)
-                2'd0: h_type <= acc_rdata;
-                2'd2: h_sector[31:0] <= acc_rdata;
-                2'd3: h_sector[63:32] <= acc_rdata;
+                2'd0: h_type <= fa_rdata;
+                2'd2: h_sector[31:0] <= fa_rdata;
+                2'd3: h_sector[63:32] <= fa_rdata;
                 default: ;
                 endcase
-                hw <= hw + 2'd1;
-                st <= (hw == 2'd3) ? S_DISPATCH : S_HDR;
+                if (fh_off + 32'd4 >= dt_len[fh_idx]) begin
+                    fh_i   <= fh_i + 1'b1;
+                    fh_off <= 32'd0;
+                end else
+                    fh_off <= fh_off + 32'd4;
+                hw  <= hw + 2'd1;
+                fst <= (hw == 2'd3) ? F_DISPATCH : F_HDR;
             end
 
-            S_DISPATCH: begin
-                sec_cur  <= h_sector;
-                sec_left <= data_len[39:9];
-                req_wb   <= writeback;
-                case (h_type)
-                T_IN:
-                    if (!range_ok)
-                        finish(BLK_IOERR);
-                    else begin
-                        is_out      <= 1'b0;
-                        used_len    <= wr_total[31:0];
-                        status_code <= BLK_OK;
-                        st          <= S_SEC;
+            F_DISPATCH: begin
+                x_rsi[fc]    <= fh_i;
+                x_rso[fc]    <= fh_off;
+                x_sector[fc] <= h_sector;
+                x_nsec[fc]   <= data_len[39:9];
+                x_out[fc]    <= (h_type == T_OUT);
+                fst          <= F_WAITCTX;
+                if (skip_hdr)
+                    fe_done(K_STATUS, BLK_IOERR, 32'd1);
+                else begin
+                    case (h_type)
+                    T_IN:
+                        if (!range_ok)
+                            fe_done(K_STATUS, BLK_IOERR, 32'd1);
+                        else begin
+                            fe_done(K_DATA, BLK_OK, wr_total[31:0]);
+                            fst <= F_PREP;
+                        end
+                    T_OUT:
+                        if (ro || !range_ok)
+                            fe_done(K_STATUS, BLK_IOERR, 32'd1);
+                        else begin
+                            fe_done(K_DATA, BLK_OK, 32'd1);
+                            fst <= F_PREP;
+                        end
+                    T_FLUSH:
+                        if (F_FLUSH != 0)
+                            fe_done(K_FLUSH, BLK_OK, 32'd1);
+                        else
+                            fe_done(K_STATUS, BLK_UNSUPP, 32'd1);
+                    T_GET_ID: begin
+                        if (in_len >= 40'd20) begin
+                            fe_done(K_ID, BLK_OK, 32'd21);
+                            x_idn[fc] <= 8'd5;
+                        end else begin
+                            fe_done(K_ID, BLK_OK, {27'd0, in_len[4:2], 2'b01});
+                            x_idn[fc] <= {5'd0, in_len[4:2]};
+                        end
                     end
-                T_OUT:
-                    if (ro || !range_ok)
-                        finish(BLK_IOERR);
-                    else begin
-                        is_out      <= 1'b1;
-                        status_code <= BLK_OK;
-                        st          <= S_SEC;
-                    end
-                T_FLUSH:
-                    if (F_FLUSH != 0) begin
-                        status_code <= BLK_OK;
-                        st          <= S_FLUSH;
-                    end
-                    else
-                        finish(BLK_UNSUPP);
-                T_GET_ID: begin
-                    status_code <= BLK_OK;
-                    if (in_len >= 40'd20) begin
-                        used_len <= 32'd21;
-                        copy(P_ID, 48'd0, P_HOST, 48'd0, 8'd5, S_ID_W);
-                    end else begin
-                        used_len <= {27'd0, in_len[4:2], 2'b01};
-                        copy(P_ID, 48'd0, P_HOST, 48'd0, {5'd0, in_len[4:2]}, S_ID_W);
-                    end
+                    default:
+                        fe_done(K_STATUS, BLK_UNSUPP, 32'd1);
+                    endcase
                 end
-                default:
-                    finish(BLK_UNSUPP);
+            end
+
+            F_PREP:
+                if (m_gnt)
+                    fst <= F_WAITCTX;
+
+            F_FATAL_W:
+                // the chains before this one complete first
+                if (c_busy == {NC{1'b0}} && dst == D_IDLE)
+                    fst <= F_FATAL;
+
+            F_FATAL: begin
+                fatal_event <= 1'b1;
+                fst         <= F_HALT;
+            end
+
+            F_HALT: ;
+
+            F_DRAIN:
+                if (own_rp == own_wp)
+                    fst <= F_IDLE;
+
+            F_HACC:
+                if (fe_h && h_gnt)
+                    fst <= F_HRDW;
+
+            F_HRDW:
+                if (rv_fe)
+                    fst <= f_ret;
+
+            default:
+                fst <= F_IDLE;
+            endcase
+        end
+    end
+
+    // ================================================================================================
+    // Contexts, the ready queue and the data engine FSM
+    // ================================================================================================
+    reg  [NC-1:0] c_wait;                     // prepared, the media not ready yet
+    wire [NC-1:0] mr_now = mr_pend | (m_ready & c_wait);
+    reg           mr_any;
+    reg  [CTX_AW-1:0] mr_idx;
+    integer m;
+    always @* begin
+        mr_any = 1'b0; mr_idx = {CTX_AW{1'b0}};
+        for (m = NC - 1; m >= 0; m = m - 1)
+            if (mr_now[m]) begin
+                mr_any = 1'b1; mr_idx = m[CTX_AW-1:0];
+            end
+    end
+    wire          rq_push_fe = fe_push && !stop && !dev_reset;
+    wire          rq_push_mr = !rq_push_fe && mr_any;
+    wire          rq_pop     = (dst == D_IDLE) && (rq_cnt != {(CTX_AW + 1){1'b0}}) && run && !stop;
+
+    always @(posedge clk) begin
+        used_event <= 1'b0;
+        cp_start   <= 1'b0;
+
+        if (!cp_busy && m_rvalid)
+            sync_pend <= 1'b0;
+        if (dst == D_SYNC && m_gnt && !fe_m && !stop)
+            sync_pend <= 1'b1;
+        if (dst == D_HRDW && rv_df)
+            da_rdata <= h_rdata;
+
+        if (cp_hrs_adv) begin
+            if (rs_off + 32'd4 >= dt_len[{dc, rs_i[DTAB_AW-1:0]}]) begin
+                rs_i   <= rs_i + 1'b1;
+                rs_off <= 32'd0;
+            end else
+                rs_off <= rs_off + 32'd4;
+        end
+        if (cp_hws_adv) begin
+            if (ws_off + 32'd4 >= dt_len[{dc, ws_i[DTAB_AW-1:0]}]) begin
+                ws_i   <= ws_i + 1'b1;
+                ws_off <= 32'd0;
+            end else
+                ws_off <= ws_off + 32'd4;
+        end
+
+        if (!rst_n) begin
+            dst       <= D_IDLE;
+            sync_pend <= 1'b0;
+            used_idx  <= 16'd0;
+            c_busy    <= {NC{1'b0}};
+            rq_cnt    <= {(CTX_AW + 1){1'b0}};
+            rq_rp     <= {CTX_AW{1'b0}};
+            rq_wp     <= {CTX_AW{1'b0}};
+            mr_pend   <= {NC{1'b0}};
+            c_wait    <= {NC{1'b0}};
+            c_valid   <= {NL{1'b0}};
+            c_dirty   <= {NL{1'b0}};
+            rr        <= {LINES_AW{1'b0}};
+        end else if (dev_reset || stop) begin
+            // Virtio reset (or the queue stopped): forget the ring and every request, keep the write
+            // buffer (it is the device's, not the driver's); any line being filled stays invalid.
+            dst      <= D_DRAIN;
+            if (dev_reset)
+                used_idx <= 16'd0;
+            c_busy   <= {NC{1'b0}};
+            rq_cnt   <= {(CTX_AW + 1){1'b0}};
+            rq_rp    <= {CTX_AW{1'b0}};
+            rq_wp    <= {CTX_AW{1'b0}};
+            mr_pend  <= {NC{1'b0}};
+            c_wait   <= {NC{1'b0}};
+        end else begin
+            if (!q_ready)
+                used_idx <= 16'd0;
+            // contexts: allocated when the front end takes a chain, ready when decided (or when the media
+            // is ready), freed when completed
+            if (fst == F_PARSE && last_wr && last_win && rd_total >= 40'd16)
+                c_busy[fc] <= 1'b1;
+            mr_pend <= (mr_now & ~((rq_push_mr ? {{(NC - 1){1'b0}}, 1'b1} << mr_idx : {NC{1'b0}})));
+            c_wait  <= (c_wait & ~m_ready) | ((fe_m && m_gnt) ? {{(NC - 1){1'b0}}, 1'b1} << fc : {NC{1'b0}});
+            if (rq_push_fe || rq_push_mr) begin
+                rq[rq_wp] <= rq_push_fe ? fc : mr_idx;
+                rq_wp     <= rq_wp + 1'b1;
+            end
+            if (rq_pop)
+                rq_rp <= rq_rp + 1'b1;
+            rq_cnt <= rq_cnt + {{CTX_AW{1'b0}}, rq_push_fe || rq_push_mr} - {{CTX_AW{1'b0}}, rq_pop};
+
+            case (dst)
+            D_IDLE:
+                if (rq_pop) begin
+                    dc  <= rq[rq_rp];
+                    dst <= D_LOAD;
+                end
+
+            D_LOAD: begin
+                rs_i     <= x_rsi[dc];
+                rs_off   <= x_rso[dc];
+                ws_i     <= x_nrd[dc];
+                ws_off   <= 32'd0;
+                sec_cur  <= x_sector[dc];
+                sec_left <= x_nsec[dc];
+                is_out   <= x_out[dc];
+                req_wb   <= writeback;
+                case (x_kind[dc])
+                K_DATA:  dst <= D_SEC;
+                K_FLUSH: dst <= D_FLUSH;
+                K_ID:    copy(P_ID, 48'd0, P_HOST, 48'd0, x_idn[dc], D_ID_W);
+                default: dst <= D_STATUS;
                 endcase
             end
 
-            S_SEC:
+            D_SEC:
                 if (sec_left == 31'd0)
                     // writethrough: the data is durable before the OUT completes (virtio 1.2, 5.2.6)
-                    st <= (is_out && !req_wb) ? S_SYNC : S_STATUS;
+                    dst <= (is_out && !req_wb) ? D_SYNC : D_STATUS;
                 else if (!is_out) begin
                     filling <= 1'b0;
                     if (hit)
-                        copy(P_CACHE, line_base(hit_idx), P_HOST, 48'd0, 8'd128, S_CWAIT);
+                        copy(P_CACHE, line_base(hit_idx), P_HOST, 48'd0, 8'd128, D_CWAIT);
                     else
-                        copy(P_MEDIA, {med_sec, 7'd0}, P_HOST, 48'd0, 8'd128, S_CWAIT);
+                        copy(P_MEDIA, {med_sec, 7'd0}, P_HOST, 48'd0, 8'd128, D_CWAIT);
                 end else if (req_wb) begin
                     if (hit || has_free || !c_dirty[rr]) begin
                         line    <= alloc_idx;
@@ -560,12 +783,12 @@ module vblk_engine #(
                         c_valid[alloc_idx] <= 1'b0;  // invalid until the whole sector is in
                         if (!hit && !has_free)
                             rr <= rr + 1'b1;
-                        copy(P_HOST, 48'd0, P_CACHE, line_base(alloc_idx), 8'd128, S_CWAIT);
+                        copy(P_HOST, 48'd0, P_CACHE, line_base(alloc_idx), 8'd128, D_CWAIT);
                     end else begin
                         // every line holds data the media has not seen: write the victim back first
                         line <= rr;
                         copy(P_CACHE, line_base(rr), P_MEDIA, {c_tag[rr] + media_base[40:0], 7'd0}, 8'd128,
-                             S_EVICT_W);
+                             D_EVICT_W);
                     end
                 end else begin
                     filling <= 1'b0;
@@ -573,16 +796,16 @@ module vblk_engine #(
                         c_valid[hit_idx] <= 1'b0;
                         c_dirty[hit_idx] <= 1'b0;
                     end
-                    copy(P_HOST, 48'd0, P_MEDIA, {med_sec, 7'd0}, 8'd128, S_CWAIT);
+                    copy(P_HOST, 48'd0, P_MEDIA, {med_sec, 7'd0}, 8'd128, D_CWAIT);
                 end
 
-            S_EVICT_W:
+            D_EVICT_W:
                 if (cp_done) begin
                     c_dirty[line] <= 1'b0;
-                    st <= S_SEC;
+                    dst <= D_SEC;
                 end
 
-            S_CWAIT:
+            D_CWAIT:
                 if (cp_done) begin
                     if (filling) begin
                         c_valid[line] <= 1'b1;
@@ -591,88 +814,80 @@ module vblk_engine #(
                     end
                     sec_cur  <= sec_cur + 64'd1;
                     sec_left <= sec_left - 31'd1;
-                    st       <= S_SEC;
+                    dst      <= D_SEC;
                 end
 
-            S_FLUSH:
+            D_FLUSH:
                 if (has_dirty) begin
                     line <= dirty_idx;
                     copy(P_CACHE, line_base(dirty_idx), P_MEDIA, {c_tag[dirty_idx] + media_base[40:0], 7'd0},
-                         8'd128, S_FLUSH_W);
+                         8'd128, D_FLUSH_W);
                 end else
-                    st <= S_SYNC;
+                    dst <= D_SYNC;
 
-            S_FLUSH_W:
+            D_FLUSH_W:
                 if (cp_done) begin
                     c_dirty[line] <= 1'b0;
-                    st <= S_FLUSH;
+                    dst <= D_FLUSH;
                 end
 
-            S_SYNC:
-                if (m_gnt)
-                    st <= S_SYNC_W;
+            D_SYNC:
+                if (m_gnt && !fe_m)
+                    dst <= D_SYNC_W;
 
-            S_SYNC_W:
+            D_SYNC_W:
                 if (m_rvalid)
-                    st <= S_STATUS;
+                    dst <= D_STATUS;
 
-            S_ID_W:
+            D_ID_W:
                 if (cp_done)
-                    st <= S_STATUS;
+                    dst <= D_STATUS;
 
-            S_STATUS:
-                host_write(status_addr, {4{status_code}}, 4'b0001 << status_addr[1:0], S_USED0);
+            D_STATUS:
+                df_access(1'b1, x_stat[dc], {4{x_code[dc]}}, 4'b0001 << x_stat[dc][1:0], D_USED0);
 
-            S_USED0:
-                host_write(q_used + 64'd4 + {45'd0, used_idx & qmask, 3'd0}, {16'd0, head}, 4'hf, S_USED1);
+            D_USED0:
+                df_access(1'b1, q_used + 64'd4 + {45'd0, used_idx & qmask, 3'd0}, {16'd0, x_head[dc]}, 4'hf,
+                          D_USED1);
 
-            S_USED1:
-                host_write(q_used + 64'd8 + {45'd0, used_idx & qmask, 3'd0}, used_len, 4'hf, S_USED2);
+            D_USED1:
+                df_access(1'b1, q_used + 64'd8 + {45'd0, used_idx & qmask, 3'd0}, x_used[dc], 4'hf, D_USED2);
 
-            S_USED2:
-                host_write(q_used, {used_idx + 16'd1, 16'd0}, 4'b1100, S_AVI);
+            D_USED2:
+                df_access(1'b1, q_used, {used_idx + 16'd1, 16'd0}, 4'b1100, D_AVI);
 
-            S_AVI:
+            D_AVI:
                 // VIRTQ_AVAIL_F_NO_INTERRUPT is read only now, after used.idx is out: a driver that
                 // turns interrupts back on and then checks the used ring cannot miss this completion
-                host_read(q_avail, S_DONE);
+                df_access(1'b0, q_avail, 32'd0, 4'h0, D_DONE);
 
-            S_DONE: begin
+            D_DONE: begin
                 used_idx   <= used_idx + 16'd1;
-                last_avail <= last_avail + 16'd1;
-                used_event <= !acc_half[0];
-                st         <= S_AVF;
+                used_event <= !(da_hi ? da_rdata[16] : da_rdata[0]);
+                c_busy[dc] <= 1'b0;
+                dst        <= D_IDLE;
             end
 
-            S_FATAL: begin
-                fatal_event <= 1'b1;
-                st          <= S_HALT;
-            end
+            D_DRAIN:
+                if (!cp_busy && !sync_pend && own_rp == own_wp)
+                    dst <= D_IDLE;
 
-            S_HALT: ;
+            D_HACC:
+                if (df_h && h_gnt)
+                    dst <= da_we ? d_ret : D_HRDW;
 
-            S_DRAIN:
-                if (!cp_busy && !rd_pend && !sync_pend)
-                    st <= S_IDLE;
-
-            S_HACC:
-                if (h_gnt)
-                    st <= acc_we ? ret_st : S_HRDW;
-
-            S_HRDW:
-                if (h_rvalid) begin
-                    acc_rdata <= h_rdata;
-                    st        <= ret_st;
-                end
+            D_HRDW:
+                if (rv_df)
+                    dst <= d_ret;
 
             default:
-                st <= S_IDLE;
+                dst <= D_IDLE;
             endcase
         end
     end
 
     wire unused_ok = &{1'b0, sec_cur[63:41], d_flags[15:3], media_base[63:41], data_len[39:32],
-                       h_sector[63:32]};
+                       h_sector[63:41], m_rdata[0], da_rdata};
 endmodule
 
 `default_nettype wire

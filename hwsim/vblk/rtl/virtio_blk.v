@@ -3,8 +3,9 @@
 //   s_axil_*  32-bit AXI4-Lite slave: the virtio-mmio registers (0x000-0x0ff) and config (0x100-0x1ff)
 //   dma_*     host memory master: one 32-bit word per request (req/gnt), reads return in order
 //             (rvalid/rdata), writes carry byte strobes and are posted
-//   med_*     media port: word read/write by word address (sector * 128 + word), and sync, which
-//             answers on med_rvalid once everything written before it is durable
+//   med_*     media port: word read/write by word address (sector * 128 + word); sync, which answers
+//             on med_rvalid once everything written before it is durable; prepare (tag in med_wdata),
+//             which the media answers on med_ready[tag] when it can transfer that request's data
 //   irq       level interrupt: InterruptStatus != 0
 //   capacity  device size in 512-byte sectors; media_base: the backing store's sector that is the
 //             device's sector 0 (the device-side range is [media_base, media_base + capacity))
@@ -33,6 +34,7 @@ module virtio_blk #(
     parameter [15:0]  MIN_IO_SIZE  = 16'd1,
     parameter [31:0]  OPT_IO_SIZE  = 32'd8,
     parameter         DTAB_AW      = 5,            // descriptors per request: 2**DTAB_AW
+    parameter         CTX_AW       = 2,            // requests in flight: 2**CTX_AW
     parameter         LINES_AW     = 3,            // write buffer: 2**LINES_AW sectors
     parameter [159:0] ID           = "mmiotk-vblk-rtl-0001"
 ) (
@@ -73,6 +75,7 @@ module virtio_blk #(
     input  wire        med_gnt,
     input  wire        med_rvalid,
     input  wire [31:0] med_rdata,
+    input  wire [(1 << CTX_AW) - 1:0] med_ready,
 
     input  wire [63:0] capacity,
     input  wire [63:0] media_base,
@@ -107,7 +110,8 @@ module virtio_blk #(
 
     vblk_engine #(
         .HOST_BASE(HOST_BASE), .HOST_SIZE(HOST_SIZE), .QUEUE_NUM_MAX(QUEUE_NUM_MAX),
-        .F_FLUSH(F_FLUSH), .BLK_SIZE(BLK_SIZE), .DTAB_AW(DTAB_AW), .LINES_AW(LINES_AW), .ID(ID)
+        .F_FLUSH(F_FLUSH), .BLK_SIZE(BLK_SIZE), .DTAB_AW(DTAB_AW), .LINES_AW(LINES_AW), .CTX_AW(CTX_AW),
+        .ID(ID)
     ) u_engine (
         .clk(clk), .rst_n(rst_n), .dev_reset(dev_reset), .run(run), .notify(notify), .q_num(q_num),
         .q_desc(q_desc), .q_avail(q_avail), .q_used(q_used), .writeback(writeback),
@@ -117,7 +121,7 @@ module virtio_blk #(
         .h_req(dma_req), .h_we(dma_we), .h_addr(dma_addr), .h_wdata(dma_wdata), .h_wstrb(dma_wstrb),
         .h_gnt(dma_gnt), .h_rvalid(dma_rvalid), .h_rdata(dma_rdata),
         .m_req(med_req), .m_cmd(med_cmd), .m_addr(med_addr), .m_wdata(med_wdata), .m_gnt(med_gnt),
-        .m_rvalid(med_rvalid), .m_rdata(med_rdata));
+        .m_rvalid(med_rvalid), .m_rdata(med_rdata), .m_ready(med_ready));
 endmodule
 
 `default_nettype wire

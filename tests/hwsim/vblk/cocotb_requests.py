@@ -16,6 +16,7 @@ from vblk_driver import (
     INTERRUPT_ACK,
     INTERRUPT_STATUS,
     NEXT,
+    QUEUE_NOTIFY,
     QUEUE_READY,
     S_IOERR,
     S_OK,
@@ -471,4 +472,104 @@ async def indirect_descriptors(dut):
     assert features >> F_INDIRECT & 1
     assert results == [(4 * SECTOR + 1, pattern(4 * SECTOR, 10))] * 2
     assert status == S_OK
+    env.close()
+
+
+def queue_read(drv, slot: int, lba: int, count: int) -> int:
+    """An IN of `count` sectors at `lba` in descriptors 3*slot.. (own header, data and status); returns
+    the data address. Published without a notify."""
+    base = drv.alloc(32 + count * SECTOR, 64)
+    hdr, status, data = base, base + 16, base + 32
+    drv.mem(hdr, 16)[:] = np.frombuffer(np.array([T_IN, 0, lba, 0], "<u4").tobytes(), np.uint8)
+    drv.mem(status, 1)[0] = 0xFF
+    drv.put_desc(3 * slot, hdr, 16, NEXT, 3 * slot + 1)
+    drv.put_desc(3 * slot + 1, data, count * SECTOR, NEXT | WRITE, 3 * slot + 2)
+    drv.put_desc(3 * slot + 2, status, 1, WRITE)
+    drv.avail[2 + drv.avail_idx % drv.qsize] = 3 * slot
+    drv.avail_idx = (drv.avail_idx + 1) & 0xFFFF
+    drv.avail[1] = drv.avail_idx
+    return data
+
+
+def collect(drv, n: int) -> list[int]:
+    """The heads of the next `n` used elements, in used-ring order."""
+    heads: list[int] = []
+    while len(heads) < n:
+        heads.append(drv.wait_used(timeout=5e-3).id)
+        while drv.used_idx() != drv.used_seen and len(heads) < n:
+            slot = 4 + 8 * (drv.used_seen % drv.qsize)
+            heads.append(int(drv.used[slot:slot + 4].view("<u4")[0]))
+            drv.used_seen = (drv.used_seen + 1) & 0xFFFF
+    return heads
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def completions_in_media_order(dut):
+    """With a media latency growing with the sector, a read of sector 200 made available first completes
+    after a read of sector 0 made available after it: completions follow the media, not the ring."""
+    env, drv = await make(dut, qsize=16)
+    env.media.fill(0, pattern(256 * SECTOR, 12))
+    env.set_media_latency(10, per_sector=20)     # sector 200: 4,010 clocks; sector 0: 10
+
+    def io():
+        drv.init()
+        slow = queue_read(drv, 0, 200, 1)
+        fast = queue_read(drv, 1, 0, 1)
+        drv.regs.write32(QUEUE_NOTIFY, 0)
+        return collect(drv, 2), bytes(drv.mem(slow, SECTOR)), bytes(drv.mem(fast, SECTOR))
+
+    order, slow, fast = await env.run(io)
+    assert order == [3, 0], "the fast request completed first"
+    assert slow == env.media.sector(200) and fast == env.media.sector(0)
+    env.close()
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def requests_in_flight_overlap(dut):
+    """Eight reads at once with a 3,000-clock media latency: the device keeps several in flight, so they
+    take far less than eight latencies; more than its contexts still all complete, in full."""
+    env, drv = await make(dut, qsize=32)
+    env.media.fill(0, pattern(64 * SECTOR, 13))
+    env.set_media_latency(3000)
+
+    def io():
+        drv.init()
+        start = env.cycles
+        addrs = [queue_read(drv, i, 8 * i, 8) for i in range(8)]
+        drv.regs.write32(QUEUE_NOTIFY, 0)
+        heads = collect(drv, 8)
+        return env.cycles - start, sorted(heads), [bytes(drv.mem(a, 8 * SECTOR)) for a in addrs]
+
+    cycles, heads, data = await env.run(io)
+    assert heads == [3 * i for i in range(8)]
+    assert data == [env.media.sector(8 * i, 8) for i in range(8)]
+    assert cycles < 4 * 3000, f"{cycles} clocks for eight reads: the media latencies did not overlap"
+    env.close()
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def earlier_requests_complete_before_needs_reset(dut):
+    """A good request still waiting for the media, then a malformed chain: the good one completes, then
+    the device sets DEVICE_NEEDS_RESET (as the model does)."""
+    env, drv = await make(dut, qsize=16)
+    env.set_media_latency(2000)
+
+    def io():
+        drv.init()
+        queue_read(drv, 0, 4, 1)
+        drv.put_desc(9, drv.header_pa, 16, NEXT, 9)          # a NEXT loop
+        drv.avail[2 + drv.avail_idx % drv.qsize] = 9
+        drv.avail_idx += 1
+        drv.avail[1] = drv.avail_idx
+        drv.regs.write32(QUEUE_NOTIFY, 0)
+        drv.irq.wait(1e-3)
+        isr = drv.regs.read32(INTERRUPT_STATUS)
+        while not isr & 2:
+            drv.regs.write32(INTERRUPT_ACK, isr)
+            drv.irq.wait(1e-3)
+            isr = drv.regs.read32(INTERRUPT_STATUS)
+        return drv.used_idx(), drv.regs.read32(0x70) & 0x40
+
+    used, needs_reset = await env.run(io)
+    assert used == 1 and needs_reset
     env.close()
