@@ -27,9 +27,10 @@ def build(sim: str | None = None, top: str = "tb_cosim", parameters: Mapping[str
     return runner.build(sim, _files(top, sources), top, parameters, waves=waves, verbose=verbose)
 
 
-def build_standalone(sim: str | None = None, top: str = "tb_bench") -> list[str]:
-    """Build the pure-Verilog bench `top` and return the command that runs it."""
-    return runner.build_standalone(sim, _files(top), top)
+def build_standalone(sim: str | None = None, top: str = "tb_bench", sources: Sequence[str] = ()) -> list[str]:
+    """Build the pure-Verilog bench `top` (with extra `sources`: tb_bench.v under the tb_bench_w64 wrapper) and
+    return the command that runs it."""
+    return runner.build_standalone(sim, _files(top, sources), top)
 
 
 def lint(sources: Sequence[str] = DESIGN_SOURCES, top: str = "virtio_blk",

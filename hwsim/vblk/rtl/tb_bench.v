@@ -7,7 +7,9 @@
 `timescale 1ns/1ps
 `default_nettype none
 
-module tb_bench;
+module tb_bench #(
+    parameter DATA_W = 32
+);
 `ifdef VERILATOR
     import "DPI-C" function void hwsim_dpi_write(input int space, input longint addr, input int data,
                                                  input int strb);
@@ -45,7 +47,7 @@ module tb_bench;
         cycles <= cycles + 64'd1;
 
     /* verilator lint_off PINCONNECTEMPTY */
-    tb_harness h (
+    tb_harness #(.DATA_W(DATA_W)) h (
         .clk(clk), .rst_n(rst_n),
         .cmd_addr(cmd_addr), .cmd_wdata(cmd_wdata), .cmd_wstrb(cmd_wstrb), .cmd_tgl(cmd_tgl),
         .rsp_rdata(rsp_rdata), .rsp_resp(rsp_resp), .rsp_valid(rsp_valid), .rsp_tgl(rsp_tgl),

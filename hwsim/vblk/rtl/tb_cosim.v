@@ -15,6 +15,7 @@ module tb_cosim #(
     parameter        WRITEBACK    = 0,
     parameter [31:0] BLK_SIZE     = 32'd512,
     parameter [7:0]  PHYS_BLOCK_EXP = 8'd3,
+    parameter        DATA_W       = 32,
     parameter        HDL_CLOCK    = 1
 );
     reg         clk = 1'b0;
@@ -66,7 +67,7 @@ module tb_cosim #(
 
     tb_harness #(.HOST_BASE(HOST_BASE), .HOST_SIZE(HOST_SIZE), .F_RO(F_RO), .F_FLUSH(F_FLUSH),
                  .F_CONFIG_WCE(F_CONFIG_WCE), .LEGACY(LEGACY), .WRITEBACK(WRITEBACK), .BLK_SIZE(BLK_SIZE),
-                 .PHYS_BLOCK_EXP(PHYS_BLOCK_EXP)) h (
+                 .PHYS_BLOCK_EXP(PHYS_BLOCK_EXP), .DATA_W(DATA_W)) h (
         .clk(clk), .rst_n(rst_n),
         .cmd_addr(cmd_addr), .cmd_wdata(cmd_wdata), .cmd_wstrb(cmd_wstrb), .cmd_tgl(cmd_tgl),
         .rsp_rdata(rsp_rdata), .rsp_resp(rsp_resp), .rsp_valid(rsp_valid), .rsp_tgl(rsp_tgl),

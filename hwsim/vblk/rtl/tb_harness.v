@@ -27,7 +27,8 @@ module tb_harness #(
     parameter        LEGACY       = 0,
     parameter        WRITEBACK    = 0,
     parameter [31:0] BLK_SIZE     = 32'd512,
-    parameter [7:0]  PHYS_BLOCK_EXP = 8'd3
+    parameter [7:0]  PHYS_BLOCK_EXP = 8'd3,
+    parameter        DATA_W       = 32
 ) (
     input  wire        clk,
     input  wire        rst_n,
@@ -91,18 +92,18 @@ module tb_harness #(
 
     wire        dma_req, dma_we, dma_gnt, med_req, med_gnt;
     wire [63:0] dma_addr;
-    wire [31:0] dma_wdata, med_wdata;
-    wire [3:0]  dma_wstrb;
+    wire [DATA_W-1:0]   dma_wdata, med_wdata;
+    wire [DATA_W/8-1:0] dma_wstrb;
     wire [1:0]  med_cmd;
     wire [47:0] med_addr;
     reg         dma_rvalid, med_rvalid;
     reg  [3:0]  med_ready;
     reg  [23:0] med_wait [0:3];
-    reg  [31:0] dma_rdata, med_rdata;
+    reg  [DATA_W-1:0] dma_rdata, med_rdata;
 
     virtio_blk #(.HOST_BASE(HOST_BASE), .HOST_SIZE(HOST_SIZE), .F_RO(F_RO), .F_FLUSH(F_FLUSH),
                  .F_CONFIG_WCE(F_CONFIG_WCE), .LEGACY(LEGACY), .WRITEBACK(WRITEBACK), .BLK_SIZE(BLK_SIZE),
-                 .PHYS_BLOCK_EXP(PHYS_BLOCK_EXP)) dut (
+                 .PHYS_BLOCK_EXP(PHYS_BLOCK_EXP), .DATA_W(DATA_W)) dut (
         .clk(clk), .rst_n(rst_n),
         .s_axil_awaddr(awaddr), .s_axil_awvalid(awvalid), .s_axil_awready(awready),
         .s_axil_wdata(wdata), .s_axil_wstrb(wstrb), .s_axil_wvalid(wvalid), .s_axil_wready(wready),
@@ -114,7 +115,7 @@ module tb_harness #(
         .med_req(med_req), .med_cmd(med_cmd), .med_addr(med_addr), .med_wdata(med_wdata),
         .med_gnt(med_gnt), .med_rvalid(med_rvalid), .med_rdata(med_rdata), .med_ready(med_ready),
         .capacity(capacity), .media_base(media_base), .readonly(readonly), .irq(irq));
-    wire unused_med = &{1'b0, med_wdata[31:2]};
+    wire unused_med = &{1'b0, med_wdata[DATA_W-1:2]};
 
     // ---- memory models -----------------------------------------------------------------------------
     reg [15:0] lfsr;
@@ -135,28 +136,35 @@ module tb_harness #(
             end else if (med_wait[t] != 24'd0)
                 med_wait[t] <= med_wait[t] - 24'd1;
         if (rst_n && med_req && med_gnt && med_cmd == 2'd3)
-            med_wait[med_wdata[1:0]] <= {8'd0, med_latency} + {8'd0, med_latency_step} * {16'd0, med_addr[14:7]}
+            med_wait[med_wdata[1:0]] <= {8'd0, med_latency} + {8'd0, med_latency_step} * {16'd0, med_addr[7:0]}
                                         + 24'd1;
     end
 
+    integer u;
+    wire [63:0] med_byte = {16'd0, med_addr} << ((DATA_W == 64) ? 3 : 2);
     always @(posedge clk) begin
         dma_rvalid <= 1'b0;
         med_rvalid <= 1'b0;
+        // a DATA_W-bit access is DATA_W / 32 word accesses of the shared memory
         if (rst_n && dma_req && dma_gnt) begin
-            if (dma_we)
-                `SHM_WRITE(0, dma_addr, dma_wdata, {28'd0, dma_wstrb});
-            else begin
-                dma_rdata  <= `SHM_READ(0, dma_addr);
-                dma_rvalid <= 1'b1;
-            end
+            for (u = 0; u < DATA_W / 32; u = u + 1)
+                if (dma_we) begin
+                    if (dma_wstrb[4*u +: 4] != 4'd0)
+                        `SHM_WRITE(0, dma_addr + 4 * u, dma_wdata[32*u +: 32], {28'd0, dma_wstrb[4*u +: 4]});
+                end else
+                    dma_rdata[32*u +: 32] <= `SHM_READ(0, dma_addr + 4 * u);
+            dma_rvalid <= !dma_we;
         end
         if (rst_n && med_req && med_gnt) begin
             case (med_cmd)
             2'd0: begin
-                med_rdata  <= `SHM_READ(1, {14'd0, med_addr, 2'b00});
+                for (u = 0; u < DATA_W / 32; u = u + 1)
+                    med_rdata[32*u +: 32] <= `SHM_READ(1, med_byte + 4 * u);
                 med_rvalid <= 1'b1;
             end
-            2'd1: `SHM_WRITE(1, {14'd0, med_addr, 2'b00}, med_wdata, 32'hf);
+            2'd1:
+                for (u = 0; u < DATA_W / 32; u = u + 1)
+                    `SHM_WRITE(1, med_byte + 4 * u, med_wdata[32*u +: 32], 32'hf);
             2'd3: ;  // prepare: see the latency model above
             default: begin
                 `SHM_SYNC(1);

@@ -1,9 +1,9 @@
-// Word copy engine: moves up to 255 32-bit words from one source to one sink, pipelined through a
+// Word copy engine: moves up to 255 DW-bit words from one source to one sink, pipelined through a
 // 4-entry FIFO so that a source with one cycle of read latency and a sink that always grants sustain one
 // word per cycle.
 //
-// Sources: host memory (the request's device-readable descriptor stream), media, the write buffer RAM,
-// or the device ID string. Sinks: host memory (the device-writable stream), media, the write buffer RAM.
+// Sources: host memory (the request's device-readable descriptor stream), media, the write buffer RAM.
+// Sinks: host memory (the device-writable stream), media, the write buffer RAM.
 // No copy uses the same port on both sides, so no arbitration is needed here.
 // Host addresses come from the engine's stream pointers (`hrs_addr`/`hws_addr`), which advance on
 // `hrs_adv`/`hws_adv`; media and RAM addresses are linear from `src_lin`/`dst_lin`.
@@ -11,8 +11,8 @@
 `default_nettype none
 
 module vblk_copy #(
-    parameter [159:0] ID  = "mmiotk-vblk-rtl-0001",
-    parameter         CAW = 10
+    parameter DW  = 32,
+    parameter CAW = 10
 ) (
     input  wire           clk,
     input  wire           rst_n,
@@ -35,51 +35,47 @@ module vblk_copy #(
     output wire           h_req,
     output wire           h_we,
     output wire [63:0]    h_addr,
-    output wire [31:0]    h_wdata,
+    output wire [DW-1:0]  h_wdata,
     input  wire           h_gnt,
     input  wire           h_rvalid,
-    input  wire [31:0]    h_rdata,
+    input  wire [DW-1:0]  h_rdata,
 
     output wire           m_req,
     output wire           m_we,
     output wire [47:0]    m_addr,
-    output wire [31:0]    m_wdata,
+    output wire [DW-1:0]  m_wdata,
     input  wire           m_gnt,
     input  wire           m_rvalid,
-    input  wire [31:0]    m_rdata,
+    input  wire [DW-1:0]  m_rdata,
 
     output wire           c_re,
     output wire [CAW-1:0] c_raddr,
     input  wire           c_rvalid,
-    input  wire [31:0]    c_rdata,
+    input  wire [DW-1:0]  c_rdata,
     output wire           c_we,
     output wire [CAW-1:0] c_waddr,
-    output wire [31:0]    c_wdata
+    output wire [DW-1:0]  c_wdata
 );
-    localparam [1:0] P_HOST = 2'd0, P_MEDIA = 2'd1, P_CACHE = 2'd2, P_ID = 2'd3;
+    localparam [1:0] P_HOST = 2'd0, P_MEDIA = 2'd1, P_CACHE = 2'd2;
 
     reg  [1:0]  src, dst;
     reg  [7:0]  n, issued, written;
     reg  [47:0] slin, dlin;
     reg         aborting;
     reg  [2:0]  outst;
-    reg  [31:0] fifo [0:3];
+    reg  [DW-1:0] fifo [0:3];
     reg  [1:0]  wp, rp;
     reg  [2:0]  cnt;
-    reg         id_rv;
-    reg  [31:0] id_data;
 
     wire want_issue = busy && !aborting && !abort && (issued != n) && (({1'b0, cnt} + {1'b0, outst}) < 4'd4);
     wire src_ready  = (src == P_HOST) ? h_gnt : (src == P_MEDIA) ? m_gnt : 1'b1;
     wire issue      = want_issue && src_ready;
-    wire ret        = busy && ((src == P_HOST) ? h_rvalid : (src == P_MEDIA) ? m_rvalid
-                                : (src == P_CACHE) ? c_rvalid : id_rv);
-    wire [31:0] ret_data = (src == P_HOST) ? h_rdata : (src == P_MEDIA) ? m_rdata
-                         : (src == P_CACHE) ? c_rdata : id_data;
+    wire ret        = busy && ((src == P_HOST) ? h_rvalid : (src == P_MEDIA) ? m_rvalid : c_rvalid);
+    wire [DW-1:0] ret_data = (src == P_HOST) ? h_rdata : (src == P_MEDIA) ? m_rdata : c_rdata;
     wire want_pop   = busy && !aborting && !abort && (cnt != 3'd0);
     wire dst_ready  = (dst == P_HOST) ? h_gnt : (dst == P_MEDIA) ? m_gnt : 1'b1;
     wire pop        = want_pop && dst_ready;
-    wire [31:0] head = fifo[rp];
+    wire [DW-1:0] head = fifo[rp];
 
     assign h_req   = (want_issue && src == P_HOST) || (want_pop && dst == P_HOST);
     assign h_we    = (dst == P_HOST);
@@ -99,34 +95,8 @@ module vblk_copy #(
     assign c_waddr = dlin[CAW-1:0] + {{(CAW-8){1'b0}}, written};
     assign c_wdata = head;
 
-    // Byte i of the ID string is its i-th character; a Verilog string holds the first one on top.
-    function [159:0] le_bytes(input [159:0] str);
-        integer i;
-        begin
-            for (i = 0; i < 20; i = i + 1)
-                le_bytes[8*i +: 8] = str[159 - 8*i -: 8];
-        end
-    endfunction
-    localparam [159:0] ID_LE = le_bytes(ID);
-
-    function [31:0] id_word(input [2:0] k);
-        begin
-            case (k)
-            3'd0: id_word = ID_LE[31:0];
-            3'd1: id_word = ID_LE[63:32];
-            3'd2: id_word = ID_LE[95:64];
-            3'd3: id_word = ID_LE[127:96];
-            3'd4: id_word = ID_LE[159:128];
-            default: id_word = 32'd0;
-            endcase
-        end
-    endfunction
-
     always @(posedge clk) begin
         done  <= 1'b0;
-        id_rv <= issue && (src == P_ID);
-        if (issue && src == P_ID)
-            id_data <= id_word(issued[2:0]);
         if (!rst_n) begin
             busy     <= 1'b0;
             aborting <= 1'b0;
@@ -136,7 +106,6 @@ module vblk_copy #(
             rp       <= 2'd0;
             issued   <= 8'd0;
             written  <= 8'd0;
-            id_rv    <= 1'b0;
         end else if (!busy) begin
             if (start) begin
                 busy     <= 1'b1;

@@ -31,7 +31,10 @@
 // once, mid-request: no ring or buffer access after the register write, the requests are dropped.
 //
 // Alignment contract: descriptor buffers start 4-byte aligned and are a multiple of 4 long, except the
-// last (device-writable) one, which is either 1 byte (status only, any address) or 4n+1 bytes.
+// last (device-writable) one, which is either 1 byte (status only, any address) or 4n+1 bytes. With the
+// 64-bit datapath (DW=64) the buffers of an IN or OUT are 8-byte aligned and a multiple of 8 (8n+1 for
+// the last); GET_ID (written 32 bits at a time) keeps the 4-byte contract. The engine's own accesses
+// (rings, header, status) are 32-bit, on the lanes their address selects.
 //
 // Write buffer: NLINES lines of one sector. Writeback mode completes an OUT once its data is in a line;
 // lines are written to media on FLUSH or on eviction. Writethrough writes the media, syncs it, then
@@ -48,6 +51,7 @@ module vblk_engine #(
     parameter         DTAB_AW       = 5,
     parameter         LINES_AW      = 3,
     parameter         CTX_AW        = 2,
+    parameter         DW            = 32,      // host and media data path: 32 or 64 bits
     parameter [159:0] ID            = "mmiotk-vblk-rtl-0001"
 ) (
     input  wire        clk,
@@ -71,30 +75,33 @@ module vblk_engine #(
     output wire        h_req,
     output wire        h_we,
     output wire [63:0] h_addr,
-    output wire [31:0] h_wdata,
-    output wire [3:0]  h_wstrb,
+    output wire [DW-1:0]   h_wdata,
+    output wire [DW/8-1:0] h_wstrb,
     input  wire        h_gnt,
     input  wire        h_rvalid,
-    input  wire [31:0] h_rdata,
+    input  wire [DW-1:0]   h_rdata,
 
     output wire        m_req,
     output wire [1:0]  m_cmd,      // 0 read word, 1 write word, 2 sync (answer on m_rvalid), 3 prepare
-    output wire [47:0] m_addr,     // word address: sector * 128 + word
-    output wire [31:0] m_wdata,    // prepare: the tag (context) in the low bits
+    output wire [47:0] m_addr,     // word address: sector * (4096 / DW) + word; prepare: the sector
+    output wire [DW-1:0] m_wdata,  // prepare: the tag (context) in the low bits
     input  wire        m_gnt,
     input  wire        m_rvalid,
-    input  wire [31:0] m_rdata,
+    input  wire [DW-1:0] m_rdata,
     input  wire [(1 << CTX_AW) - 1:0] m_ready  // media ready for the prepared request of that tag
 );
     localparam DT  = 1 << DTAB_AW;
     localparam NL  = 1 << LINES_AW;
     localparam NC  = 1 << CTX_AW;
-    localparam CAW = LINES_AW + 7;
+    localparam SW  = (DW == 64) ? 6 : 7;   // log2(words per sector)
+    localparam [7:0]  WPS = (DW == 64) ? 8'd64 : 8'd128;
+    localparam [31:0] SB  = DW / 8;         // bytes per word
+    localparam CAW = LINES_AW + SW;
     localparam TAW = CTX_AW + DTAB_AW;
 
     localparam [31:0] T_IN = 32'd0, T_OUT = 32'd1, T_FLUSH = 32'd4, T_GET_ID = 32'd8;
     localparam [7:0]  BLK_OK = 8'd0, BLK_IOERR = 8'd1, BLK_UNSUPP = 8'd2;
-    localparam [1:0]  P_HOST = 2'd0, P_MEDIA = 2'd1, P_CACHE = 2'd2, P_ID = 2'd3;
+    localparam [1:0]  P_HOST = 2'd0, P_MEDIA = 2'd1, P_CACHE = 2'd2;
     // what a context asks of the data engine
     localparam [1:0]  K_STATUS = 2'd0, K_DATA = 2'd1, K_FLUSH = 2'd2, K_ID = 2'd3;
     // owners of host reads in flight (they return in order)
@@ -173,7 +180,7 @@ module vblk_engine #(
     reg  [31:0] d_len;
     reg  [15:0] d_flags, d_next;
     reg  [DTAB_AW:0] n_ent, n_rd;
-    reg         seen_wr, bad;
+    reg         seen_wr, bad, bad_w;
     reg  [39:0] rd_total, wr_total;
     reg  [63:0] last_addr;
     reg  [31:0] last_len;
@@ -210,6 +217,10 @@ module vblk_engine #(
                         && (d_addr[1:0] == 2'd0);
     wire        d_align  = d_next_f ? (d_addr[1:0] == 2'd0 && d_len[1:0] == 2'd0)
                                     : (d_len == 32'd1 || (d_addr[1:0] == 2'd0 && d_len[1:0] == 2'd1));
+    wire [2:0]  wmask    = (DW == 64) ? 3'd7 : 3'd3;
+    wire        d_align_w = d_next_f ? ((d_addr[2:0] & wmask) == 3'd0 && (d_len[2:0] & wmask) == 3'd0)
+                                     : (d_len == 32'd1 || ((d_addr[2:0] & wmask) == 3'd0
+                                                           && (d_len[2:0] & wmask) == 3'd1));
 
     wire [39:0] in_len   = wr_total - 40'd1;
     wire [39:0] out_len  = rd_total - 40'd16;
@@ -221,7 +232,7 @@ module vblk_engine #(
     wire        range_ok = ((data_len[31:0] & blk_mask) == 32'd0) && ((h_sector[31:0] & sec_mask) == 32'd0)
                         && (data_len[8:0] == 9'd0) && (req_end <= {1'b0, capacity});
     // the context is ready at once unless it waits for the media
-    wire        fe_media = !skip_hdr && ((h_type == T_IN) || (h_type == T_OUT && !ro)) && range_ok;
+    wire        fe_media = !skip_hdr && ((h_type == T_IN) || (h_type == T_OUT && !ro)) && range_ok && !bad_w;
     wire        fe_push  = (fst == F_DISPATCH) && !fe_media;
     wire        fe_busy_ring = (fst != F_IDLE) && (fst != F_HALT) && (fst != F_DRAIN) && (fst != F_FATAL);
 
@@ -231,13 +242,14 @@ module vblk_engine #(
     localparam [4:0] D_IDLE = 5'd0, D_LOAD = 5'd1, D_SEC = 5'd2, D_EVICT_W = 5'd3, D_CWAIT = 5'd4,
                      D_FLUSH = 5'd5, D_FLUSH_W = 5'd6, D_SYNC = 5'd7, D_SYNC_W = 5'd8, D_ID_W = 5'd9,
                      D_STATUS = 5'd10, D_USED0 = 5'd11, D_USED1 = 5'd12, D_USED2 = 5'd13, D_AVI = 5'd14,
-                     D_DONE = 5'd15, D_HACC = 5'd16, D_HRDW = 5'd17, D_DRAIN = 5'd18;
+                     D_DONE = 5'd15, D_HACC = 5'd16, D_HRDW = 5'd17, D_DRAIN = 5'd18, D_ID_ADV = 5'd19;
     reg  [4:0]  dst, d_ret;
     reg  [63:0] da_addr;
     reg         da_we;
     reg         da_hi;
     reg  [31:0] da_wdata, da_rdata;
     reg  [3:0]  da_wstrb;
+    reg  [2:0]  id_k;
     reg         sync_pend;
 
     reg  [CTX_AW-1:0] dc;                     // the context being served
@@ -260,12 +272,12 @@ module vblk_engine #(
     wire        cp_busy, cp_done;
     wire        cp_h_req, cp_h_we, cp_m_req, cp_m_we;
     wire [63:0] cp_h_addr;
-    wire [31:0] cp_h_wdata, cp_m_wdata;
+    wire [DW-1:0] cp_h_wdata, cp_m_wdata;
     wire [47:0] cp_m_addr;
     wire        cp_hrs_adv, cp_hws_adv;
     wire        c_re, c_we, c_rvalid;
     wire [CAW-1:0] c_raddr, c_waddr;
-    wire [31:0] c_rdata, c_wdata;
+    wire [DW-1:0] c_rdata, c_wdata;
 
     wire [63:0] rs_addr = dt_addr[{dc, rs_i[DTAB_AW-1:0]}] + {32'd0, rs_off};
     wire [63:0] ws_addr = dt_addr[{dc, ws_i[DTAB_AW-1:0]}] + {32'd0, ws_off};
@@ -297,7 +309,7 @@ module vblk_engine #(
 
     function [47:0] line_base(input [LINES_AW-1:0] idx);
         begin
-            line_base = {{(41 - LINES_AW){1'b0}}, idx, 7'd0};
+            line_base = {{(48 - LINES_AW){1'b0}}, idx} << SW;
         end
     endfunction
 
@@ -312,11 +324,32 @@ module vblk_engine #(
     wire        fe_h  = (fst == F_HACC) && !stop && !own_full;
     wire        df_h  = (dst == D_HACC) && !stop && !fe_h && !(own_full && !da_we);
     wire        cp_h_gnt = h_gnt && !fe_h && !df_h && !own_full;
+    // the engine's 32-bit accesses on the lanes of a DW-bit port
+    wire [63:0] s_addr = fe_h ? fa_addr : da_addr;
+    wire        s_lane = (DW == 64) && s_addr[2];
+    wire [63:0] wd64   = {da_wdata, da_wdata};
+    wire [7:0]  ws8    = s_lane ? {da_wstrb, 4'd0} : {4'd0, da_wstrb};
+    wire [7:0]  wsall  = 8'hff;
     assign h_req   = fe_h || df_h || (cp_h_req && !own_full && (fst != F_HACC) && (dst != D_HACC));
     assign h_we    = fe_h ? 1'b0 : df_h ? da_we : cp_h_we;
-    assign h_addr  = fe_h ? fa_addr : df_h ? da_addr : cp_h_addr;
-    assign h_wdata = df_h ? da_wdata : cp_h_wdata;
-    assign h_wstrb = fe_h ? 4'hf : df_h ? da_wstrb : 4'hf;
+    assign h_addr  = (fe_h || df_h) ? ((DW == 64) ? {s_addr[63:3], 3'd0} : s_addr) : cp_h_addr;
+    assign h_wdata = df_h ? wd64[DW-1:0] : cp_h_wdata;
+    assign h_wstrb = df_h ? ws8[DW/8-1:0] : wsall[DW/8-1:0];
+    // a 32-bit read result: the lane of the address the reader asked for
+    reg  [31:0] r32_fe, r32_df;
+    generate
+        if (DW == 64) begin : g_lanes64
+            always @* begin
+                r32_fe = fa_addr[2] ? h_rdata[DW-1:DW-32] : h_rdata[31:0];
+                r32_df = da_addr[2] ? h_rdata[DW-1:DW-32] : h_rdata[31:0];
+            end
+        end else begin : g_lanes32
+            always @* begin
+                r32_fe = h_rdata[31:0];
+                r32_df = h_rdata[31:0];
+            end
+        end
+    endgenerate
     wire        h_read_go = h_req && h_gnt && !h_we;
 
     // media: the front end's prepare, then the data engine's sync, then the copy engine
@@ -325,10 +358,32 @@ module vblk_engine #(
     wire        cp_m_gnt = m_gnt && !fe_m && !df_m;
     assign m_req   = fe_m || df_m || cp_m_req;
     assign m_cmd   = fe_m ? 2'd3 : df_m ? 2'd2 : {1'b0, cp_m_we};
-    assign m_addr  = fe_m ? {h_sector[40:0] + media_base[40:0], 7'd0} : df_m ? 48'd0 : cp_m_addr;
-    assign m_wdata = fe_m ? {{(32 - CTX_AW){1'b0}}, fc} : cp_m_wdata;
+    assign m_addr  = fe_m ? {7'd0, h_sector[40:0] + media_base[40:0]} : df_m ? 48'd0 : cp_m_addr;
+    assign m_wdata = fe_m ? {{(DW - CTX_AW){1'b0}}, fc} : cp_m_wdata;
 
-    vblk_copy #(.ID(ID), .CAW(CAW)) u_copy (
+    // Byte i of the ID string is its i-th character; a Verilog string holds the first one on top.
+    function [159:0] le_bytes(input [159:0] str);
+        integer i;
+        begin
+            for (i = 0; i < 20; i = i + 1)
+                le_bytes[8*i +: 8] = str[159 - 8*i -: 8];
+        end
+    endfunction
+    localparam [159:0] ID_LE = le_bytes(ID);
+
+    function [31:0] id_word(input [2:0] w);
+        begin
+            case (w)
+            3'd0: id_word = ID_LE[31:0];
+            3'd1: id_word = ID_LE[63:32];
+            3'd2: id_word = ID_LE[95:64];
+            3'd3: id_word = ID_LE[127:96];
+            default: id_word = ID_LE[159:128];
+            endcase
+        end
+    endfunction
+
+    vblk_copy #(.DW(DW), .CAW(CAW)) u_copy (
         .clk(clk), .rst_n(rst_n), .abort(dev_reset || stop),
         .start(cp_start), .src_sel(cp_src), .dst_sel(cp_dst), .nwords(cp_n),
         .src_lin(cp_slin), .dst_lin(cp_dlin), .busy(cp_busy), .done(cp_done),
@@ -340,7 +395,7 @@ module vblk_engine #(
         .c_re(c_re), .c_raddr(c_raddr), .c_rvalid(c_rvalid), .c_rdata(c_rdata),
         .c_we(c_we), .c_waddr(c_waddr), .c_wdata(c_wdata));
 
-    vblk_cache #(.AW(CAW)) u_cache (
+    vblk_cache #(.DW(DW), .AW(CAW)) u_cache (
         .clk(clk), .rst_n(rst_n), .we(c_we), .waddr(c_waddr), .wdata(c_wdata),
         .re(c_re), .raddr(c_raddr), .rdata(c_rdata), .rvalid(c_rvalid));
 
@@ -414,7 +469,7 @@ module vblk_engine #(
         if (notify)
             notify_pend <= 1'b1;
         if (fst == F_HRDW && rv_fe)
-            fa_rdata <= h_rdata;
+            fa_rdata <= r32_fe;
 
         if (!rst_n) begin
             fst         <= F_IDLE;
@@ -469,6 +524,7 @@ module vblk_engine #(
                     n_rd     <= {(DTAB_AW + 1){1'b0}};
                     seen_wr  <= 1'b0;
                     bad      <= 1'b0;
+                    bad_w    <= 1'b0;
                     rd_total <= 40'd0;
                     wr_total <= 40'd0;
                     dw       <= 2'd0;
@@ -511,6 +567,8 @@ module vblk_engine #(
                 else begin
                     if (!d_align || n_ent == DT[DTAB_AW:0])
                         bad <= 1'b1;
+                    if (!d_align_w)
+                        bad_w <= 1'b1;
                     if (d_wr_f) begin
                         seen_wr  <= 1'b1;
                         wr_total <= wr_total + {8'd0, d_len};
@@ -588,14 +646,14 @@ module vblk_engine #(
                 else begin
                     case (h_type)
                     T_IN:
-                        if (!range_ok)
+                        if (!range_ok || bad_w)
                             fe_done(K_STATUS, BLK_IOERR, 32'd1);
                         else begin
                             fe_done(K_DATA, BLK_OK, wr_total[31:0]);
                             fst <= F_PREP;
                         end
                     T_OUT:
-                        if (ro || !range_ok)
+                        if (ro || !range_ok || bad_w)
                             fe_done(K_STATUS, BLK_IOERR, 32'd1);
                         else begin
                             fe_done(K_DATA, BLK_OK, 32'd1);
@@ -683,21 +741,22 @@ module vblk_engine #(
         if (dst == D_SYNC && m_gnt && !fe_m && !stop)
             sync_pend <= 1'b1;
         if (dst == D_HRDW && rv_df)
-            da_rdata <= h_rdata;
+            da_rdata <= r32_df;
 
         if (cp_hrs_adv) begin
-            if (rs_off + 32'd4 >= dt_len[{dc, rs_i[DTAB_AW-1:0]}]) begin
+            if (rs_off + SB >= dt_len[{dc, rs_i[DTAB_AW-1:0]}]) begin
                 rs_i   <= rs_i + 1'b1;
                 rs_off <= 32'd0;
             end else
-                rs_off <= rs_off + 32'd4;
+                rs_off <= rs_off + SB;
         end
-        if (cp_hws_adv) begin
-            if (ws_off + 32'd4 >= dt_len[{dc, ws_i[DTAB_AW-1:0]}]) begin
+        // the copy engine writes DW-bit words; GET_ID is written 32 bits at a time
+        if (cp_hws_adv || dst == D_ID_ADV) begin
+            if (ws_off + (cp_hws_adv ? SB : 32'd4) >= dt_len[{dc, ws_i[DTAB_AW-1:0]}]) begin
                 ws_i   <= ws_i + 1'b1;
                 ws_off <= 32'd0;
             end else
-                ws_off <= ws_off + 32'd4;
+                ws_off <= ws_off + (cp_hws_adv ? SB : 32'd4);
         end
 
         if (!rst_n) begin
@@ -761,7 +820,10 @@ module vblk_engine #(
                 case (x_kind[dc])
                 K_DATA:  dst <= D_SEC;
                 K_FLUSH: dst <= D_FLUSH;
-                K_ID:    copy(P_ID, 48'd0, P_HOST, 48'd0, x_idn[dc], D_ID_W);
+                K_ID: begin
+                    id_k <= 3'd0;
+                    dst  <= D_ID_W;
+                end
                 default: dst <= D_STATUS;
                 endcase
             end
@@ -773,9 +835,9 @@ module vblk_engine #(
                 else if (!is_out) begin
                     filling <= 1'b0;
                     if (hit)
-                        copy(P_CACHE, line_base(hit_idx), P_HOST, 48'd0, 8'd128, D_CWAIT);
+                        copy(P_CACHE, line_base(hit_idx), P_HOST, 48'd0, WPS, D_CWAIT);
                     else
-                        copy(P_MEDIA, {med_sec, 7'd0}, P_HOST, 48'd0, 8'd128, D_CWAIT);
+                        copy(P_MEDIA, ({7'd0, med_sec} << SW), P_HOST, 48'd0, WPS, D_CWAIT);
                 end else if (req_wb) begin
                     if (hit || has_free || !c_dirty[rr]) begin
                         line    <= alloc_idx;
@@ -783,11 +845,11 @@ module vblk_engine #(
                         c_valid[alloc_idx] <= 1'b0;  // invalid until the whole sector is in
                         if (!hit && !has_free)
                             rr <= rr + 1'b1;
-                        copy(P_HOST, 48'd0, P_CACHE, line_base(alloc_idx), 8'd128, D_CWAIT);
+                        copy(P_HOST, 48'd0, P_CACHE, line_base(alloc_idx), WPS, D_CWAIT);
                     end else begin
                         // every line holds data the media has not seen: write the victim back first
                         line <= rr;
-                        copy(P_CACHE, line_base(rr), P_MEDIA, {c_tag[rr] + media_base[40:0], 7'd0}, 8'd128,
+                        copy(P_CACHE, line_base(rr), P_MEDIA, ({7'd0, c_tag[rr] + media_base[40:0]} << SW), WPS,
                              D_EVICT_W);
                     end
                 end else begin
@@ -796,7 +858,7 @@ module vblk_engine #(
                         c_valid[hit_idx] <= 1'b0;
                         c_dirty[hit_idx] <= 1'b0;
                     end
-                    copy(P_HOST, 48'd0, P_MEDIA, {med_sec, 7'd0}, 8'd128, D_CWAIT);
+                    copy(P_HOST, 48'd0, P_MEDIA, ({7'd0, med_sec} << SW), WPS, D_CWAIT);
                 end
 
             D_EVICT_W:
@@ -820,8 +882,8 @@ module vblk_engine #(
             D_FLUSH:
                 if (has_dirty) begin
                     line <= dirty_idx;
-                    copy(P_CACHE, line_base(dirty_idx), P_MEDIA, {c_tag[dirty_idx] + media_base[40:0], 7'd0},
-                         8'd128, D_FLUSH_W);
+                    copy(P_CACHE, line_base(dirty_idx), P_MEDIA, ({7'd0, c_tag[dirty_idx] + media_base[40:0]} << SW),
+                         WPS, D_FLUSH_W);
                 end else
                     dst <= D_SYNC;
 
@@ -840,8 +902,15 @@ module vblk_engine #(
                     dst <= D_STATUS;
 
             D_ID_W:
-                if (cp_done)
+                if ({5'd0, id_k} == x_idn[dc])
                     dst <= D_STATUS;
+                else
+                    df_access(1'b1, ws_addr, id_word(id_k), 4'hf, D_ID_ADV);
+
+            D_ID_ADV: begin
+                id_k <= id_k + 3'd1;
+                dst  <= D_ID_W;
+            end
 
             D_STATUS:
                 df_access(1'b1, x_stat[dc], {4{x_code[dc]}}, 4'b0001 << x_stat[dc][1:0], D_USED0);
@@ -887,7 +956,8 @@ module vblk_engine #(
     end
 
     wire unused_ok = &{1'b0, sec_cur[63:41], d_flags[15:3], media_base[63:41], data_len[39:32],
-                       h_sector[63:41], m_rdata[0], da_rdata};
+                       h_sector[63:41], m_rdata[0], da_rdata, wd64, ws8, wsall,
+                       s_addr[1:0]};
 endmodule
 
 `default_nettype wire

@@ -1,11 +1,12 @@
 // virtio-blk over virtio-mmio (Version 2, or Version 1 with LEGACY=1): the block controller's top level.
 //
 //   s_axil_*  32-bit AXI4-Lite slave: the virtio-mmio registers (0x000-0x0ff) and config (0x100-0x1ff)
-//   dma_*     host memory master: one 32-bit word per request (req/gnt), reads return in order
+//   dma_*     host memory master: one DATA_W-bit word per request (req/gnt), reads return in order
 //             (rvalid/rdata), writes carry byte strobes and are posted
-//   med_*     media port: word read/write by word address (sector * 128 + word); sync, which answers
-//             on med_rvalid once everything written before it is durable; prepare (tag in med_wdata),
-//             which the media answers on med_ready[tag] when it can transfer that request's data
+//   med_*     media port: DATA_W-bit word read/write by word address (sector * 4096 / DATA_W + word);
+//             sync, which answers on med_rvalid once everything written before it is durable; prepare
+//             (med_addr = first sector, tag in med_wdata), which the media answers on med_ready[tag]
+//             when it can transfer that request's data
 //   irq       level interrupt: InterruptStatus != 0
 //   capacity  device size in 512-byte sectors; media_base: the backing store's sector that is the
 //             device's sector 0 (the device-side range is [media_base, media_base + capacity))
@@ -35,6 +36,7 @@ module virtio_blk #(
     parameter [31:0]  OPT_IO_SIZE  = 32'd8,
     parameter         DTAB_AW      = 5,            // descriptors per request: 2**DTAB_AW
     parameter         CTX_AW       = 2,            // requests in flight: 2**CTX_AW
+    parameter         DATA_W       = 32,           // host and media data path: 32 or 64
     parameter         LINES_AW     = 3,            // write buffer: 2**LINES_AW sectors
     parameter [159:0] ID           = "mmiotk-vblk-rtl-0001"
 ) (
@@ -62,19 +64,19 @@ module virtio_blk #(
     output wire        dma_req,
     output wire        dma_we,
     output wire [63:0] dma_addr,
-    output wire [31:0] dma_wdata,
-    output wire [3:0]  dma_wstrb,
+    output wire [DATA_W-1:0]   dma_wdata,
+    output wire [DATA_W/8-1:0] dma_wstrb,
     input  wire        dma_gnt,
     input  wire        dma_rvalid,
-    input  wire [31:0] dma_rdata,
+    input  wire [DATA_W-1:0]   dma_rdata,
 
     output wire        med_req,
     output wire [1:0]  med_cmd,
     output wire [47:0] med_addr,
-    output wire [31:0] med_wdata,
+    output wire [DATA_W-1:0] med_wdata,
     input  wire        med_gnt,
     input  wire        med_rvalid,
-    input  wire [31:0] med_rdata,
+    input  wire [DATA_W-1:0] med_rdata,
     input  wire [(1 << CTX_AW) - 1:0] med_ready,
 
     input  wire [63:0] capacity,
@@ -111,7 +113,7 @@ module virtio_blk #(
     vblk_engine #(
         .HOST_BASE(HOST_BASE), .HOST_SIZE(HOST_SIZE), .QUEUE_NUM_MAX(QUEUE_NUM_MAX),
         .F_FLUSH(F_FLUSH), .BLK_SIZE(BLK_SIZE), .DTAB_AW(DTAB_AW), .LINES_AW(LINES_AW), .CTX_AW(CTX_AW),
-        .ID(ID)
+        .DW(DATA_W), .ID(ID)
     ) u_engine (
         .clk(clk), .rst_n(rst_n), .dev_reset(dev_reset), .run(run), .notify(notify), .q_num(q_num),
         .q_desc(q_desc), .q_avail(q_avail), .q_used(q_used), .writeback(writeback),

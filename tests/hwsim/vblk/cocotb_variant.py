@@ -1,9 +1,10 @@
-"""The other build: the legacy interface (LEGACY=1: virtio-mmio Version 1), read-only by parameter (F_RO=1),
+"""The other build: the legacy interface (LEGACY=1: virtio-mmio Version 1), the 64-bit datapath (DATA_W=64),
 without FLUSH or CONFIG_WCE."""
 
 from __future__ import annotations
 
 import cocotb
+import numpy as np
 from rtl_helpers import TIMEOUT_MS, make, pattern
 from vblk_driver import (
     CFG_WRITEBACK,
@@ -12,24 +13,27 @@ from vblk_driver import (
     DRIVER_OK,
     F_BLK_SIZE,
     F_INDIRECT,
-    F_RO,
     F_SEG_MAX,
     F_TOPOLOGY,
     FEATURES_OK,
+    NEXT,
     QUEUE_PFN,
     QUEUE_READY,
     S_IOERR,
+    S_OK,
     S_UNSUPP,
     SECTOR,
     STATUS,
     T_FLUSH,
-    T_OUT,
+    T_GET_ID,
+    T_IN,
     VERSION,
+    WRITE,
 )
 
 from hwsim.media import BlockMedia
 
-OFFERED = (1 << F_SEG_MAX) | (1 << F_RO) | (1 << F_BLK_SIZE) | (1 << F_TOPOLOGY) | (1 << F_INDIRECT)
+OFFERED = (1 << F_SEG_MAX) | (1 << F_BLK_SIZE) | (1 << F_TOPOLOGY) | (1 << F_INDIRECT)
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
@@ -64,13 +68,68 @@ async def legacy_requests_through_queue_pfn(dut):
     def body():
         drv.init_legacy(align=256)
         reads = [drv.read(lba, 2) for lba in (4, 100)]
-        out = drv.request(T_OUT, 4, out=bytes(SECTOR))[0]
+        drv.write(4, pattern(SECTOR, 4))
         flush = drv.request(T_FLUSH)[0]
-        return reads, out, flush, drv.used_pa - drv.desc_pa
+        return reads, flush, drv.used_pa - drv.desc_pa
 
-    reads, out, flush, used_off = await env.run(body)
-    assert reads == [media.sector(4, 2), media.sector(100, 2)]
-    assert (out, flush) == (S_IOERR, S_UNSUPP), "read-only build, no FLUSH"
+    before = pattern(128 * SECTOR, 3)
+    reads, flush, used_off = await env.run(body)
+    assert reads == [before[4 * SECTOR:6 * SECTOR], before[100 * SECTOR:102 * SECTOR]]
+    assert flush == S_UNSUPP, "no FLUSH in this build"
     assert used_off == 768                           # 16 * 32 + 6 + 64 = 582, up to 256
-    assert media.sector(4) == pattern(128 * SECTOR, 3)[4 * SECTOR:5 * SECTOR]
+    assert media.sector(4) == pattern(SECTOR, 4), "writethrough: on the media at completion"
+    env.close()
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def wide_datapath_transfers(dut):
+    """DATA_W=64: 8-byte words on the host and media ports, under back-pressure, in any 8-byte layout."""
+    env, drv = await make(dut, stall=96)
+    data = pattern(24 * SECTOR, 5)
+
+    def body():
+        drv.init_legacy()
+        drv.write(40, data)
+        whole = drv.read(40, 24)
+        hdr, buf = drv.header_pa, drv.data_pa                      # header 8 + 8, data over two buffers,
+        drv.mem(hdr, 16)[:] = np.frombuffer(np.array([T_IN, 0, 41, 0], "<u4").tobytes(), np.uint8)
+        drv.put_desc(0, hdr, 8, NEXT, 3)                           # the last with the status (8n + 1)
+        drv.put_desc(3, hdr + 8, 8, NEXT, 5)
+        drv.put_desc(5, buf, 24, NEXT | WRITE, 6)
+        drv.put_desc(6, buf + 24, 2 * SECTOR - 24 + 1, WRITE)
+        drv.mem(buf + 2 * SECTOR, 1)[0] = 0xFF
+        drv.publish(0)
+        used = drv.wait_used()
+        layout = (used.len, int(drv.mem(buf + 2 * SECTOR, 1)[0]), bytes(drv.mem(buf, 2 * SECTOR)))
+        return whole, layout
+
+    whole, layout = await env.run(body)
+    assert whole == data and env.media.sector(40, 24) == data
+    assert layout == (2 * SECTOR + 1, S_OK, data[SECTOR:3 * SECTOR])
+    env.close()
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def wide_datapath_alignment_and_get_id(dut):
+    """DATA_W=64: a 4-byte-aligned data buffer breaks the 8-byte contract of IN/OUT (IOERR, used len 1);
+    GET_ID is written 32 bits at a time, so a 20-byte or 12-byte ID buffer still works."""
+    env, drv = await make(dut)
+
+    def body():
+        drv.init_legacy()
+        drv.mem(drv.header_pa, 16)[:] = np.frombuffer(np.array([T_IN, 0, 0, 0], "<u4").tobytes(), np.uint8)
+        drv.put_desc(0, drv.header_pa, 16, NEXT, 1)
+        drv.put_desc(1, drv.data_pa + 4, SECTOR, NEXT | WRITE, 2)
+        drv.put_desc(2, drv.status_pa, 1, WRITE)
+        drv.publish(0)
+        used = drv.wait_used()
+        misaligned = (int(drv.mem(drv.status_pa, 1)[0]), used.len)
+        st20, id20, used20 = drv.request(T_GET_ID, in_len=20)
+        st12, id12, used12 = drv.request(T_GET_ID, in_len=12)
+        return misaligned, (st20, id20, used20.len), (st12, id12, used12.len)
+
+    misaligned, full, short = await env.run(body)
+    assert misaligned == (S_IOERR, 1)
+    assert full == (S_OK, b"mmiotk-vblk-rtl-0001", 21)
+    assert short == (S_OK, b"mmiotk-vblk-", 13)
     env.close()

@@ -11,8 +11,8 @@ from hwsim.cosim import runner
 
 HERE = Path(__file__).resolve().parent
 
-# The other build: the legacy interface (virtio-mmio Version 1), read-only by parameter, no FLUSH, no CONFIG_WCE.
-VARIANT = {"LEGACY": 1, "F_RO": 1, "F_FLUSH": 0, "F_CONFIG_WCE": 0}
+# The other build: the legacy interface (virtio-mmio Version 1), the 64-bit datapath, no FLUSH, no CONFIG_WCE.
+VARIANT = {"LEGACY": 1, "DATA_W": 64, "F_FLUSH": 0, "F_CONFIG_WCE": 0}
 
 
 def simulators() -> tuple[str, ...]:
