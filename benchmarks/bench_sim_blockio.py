@@ -2,13 +2,18 @@
 under cocotb (synchronous driver in the greenlet bridge) and under a pure-Verilog test bench, on Icarus and
 Verilator.
 
-Both runs do the same work: initialise the device, then read 4 KiB at queue depth 1, each request one
+The QD1 runs do the same work: initialise the device, then read 4 KiB at queue depth 1, each request one
 notify, wait for the interrupt, read InterruptStatus, ACK, read Status. The cocotb run uses the test
 driver (tests/hwsim/vblk/vblk_driver.py) over MmioBuffer/SimSpace; the Verilog run is tb_bench.v. For the
 Verilog bench, time is taken as the difference between a short and a long run, so process start-up
-cancels out.
+cancels out. The QD16 run (cocotb only) keeps 16 reads in the ring: one notify per batch, one interrupt
+wait, InterruptStatus and ACK per batch of completions, each completed slot made available again.
+`--latency N` gives the media an access time of N clocks per request (in every run), as a real medium
+has; the controller's several requests in flight overlap it. `--data-width 64` builds the controller with
+its 64-bit datapath (both runs).
 
-    .venv/bin/python benchmarks/bench_sim_blockio.py [--sims icarus,verilator] [--scale 1.0]
+    .venv/bin/python benchmarks/bench_sim_blockio.py [--sims icarus,verilator] [--scale 1.0] [--latency 0]
+        [--data-width 32]
 
 This file is also the cocotb test module the simulator imports (BENCH_OUT names its result file).
 """
@@ -30,36 +35,83 @@ SECTORS_4K = 8
 
 if "COCOTB_TEST_MODULES" in os.environ:  # imported by cocotb inside the simulator
     import cocotb
-    from vblk_driver import MiniBlk
+    from vblk_driver import INTERRUPT_ACK, INTERRUPT_STATUS, NEXT, QUEUE_NOTIFY, WRITE, MiniBlk
 
     from hwsim.vblk.env import REGS_BASE, REGS_SIZE, VblkEnv
     from mmiotk import CachePolicy
 
-    @cocotb.test(timeout_time=60_000, timeout_unit="ms")
+    @cocotb.test(timeout_time=600_000, timeout_unit="ms")
     async def reads_4k(dut):
         env = await VblkEnv.create(dut)
+        env.set_media_latency(int(os.environ["BENCH_LATENCY"]))
         regs = env.resource.create_region(REGS_BASE, REGS_SIZE, "vblk").map(CachePolicy.UNCACHED)
-        drv = MiniBlk(regs, env.host, env.alloc, env.irq)
+        drv = MiniBlk(regs, env.host, env.alloc, env.irq, qsize=64)
         n = int(os.environ["BENCH_REQUESTS"])
+        span = env.media.sectors - SECTORS_4K
 
-        def work() -> tuple[float, int]:
+        def qd1() -> tuple[float, int]:
             drv.init()
             drv.read(0, SECTORS_4K)                  # warm up
             cycles = env.cycles
             start = time.perf_counter()
             for i in range(n):
-                drv.read((i * SECTORS_4K) % (env.media.sectors - SECTORS_4K), SECTORS_4K)
+                drv.read((i * SECTORS_4K) % span, SECTORS_4K)
             return time.perf_counter() - start, env.cycles - cycles
 
-        seconds, cycles = await env.run(work)
+        def qd16() -> tuple[float, int]:
+            depth = 16
+            drv.init()
+            slots = []
+            for s in range(depth):                   # header | status | 4 KiB data, descriptors 3s..3s+2
+                base = drv.alloc(64 + 4096, 64)
+                drv.put_desc(3 * s, base, 16, NEXT, 3 * s + 1)
+                drv.put_desc(3 * s + 1, base + 64, 4096, NEXT | WRITE, 3 * s + 2)
+                drv.put_desc(3 * s + 2, base + 16, 1, WRITE)
+                slots.append(drv.mem(base, 16).view("<u4"))
+            used = drv.used[4:4 + 8 * drv.qsize].view("<u4")
+            issued = done = 0
+
+            def submit(s: int) -> None:
+                nonlocal issued
+                hdr = slots[s]
+                hdr[0], hdr[2] = 0, (issued * SECTORS_4K) % span
+                drv.avail[2 + drv.avail_idx % drv.qsize] = 3 * s
+                drv.avail_idx = (drv.avail_idx + 1) & 0xFFFF
+                issued += 1
+
+            cycles = env.cycles
+            start = time.perf_counter()
+            for s in range(depth):
+                submit(s)
+            drv.avail[1] = drv.avail_idx
+            drv.regs.write32(QUEUE_NOTIFY, 0)
+            while done < n:
+                drv.irq.wait(0.1)
+                drv.regs.write32(INTERRUPT_ACK, drv.regs.read32(INTERRUPT_STATUS))
+                end = drv.used_idx()
+                while drv.used_seen != end:
+                    head = int(used[2 * (drv.used_seen % drv.qsize)])
+                    drv.used_seen = (drv.used_seen + 1) & 0xFFFF
+                    done += 1
+                    if issued < n:
+                        submit(head // 3)
+                drv.avail[1] = drv.avail_idx
+                if issued > done:
+                    drv.regs.write32(QUEUE_NOTIFY, 0)
+            return time.perf_counter() - start, env.cycles - cycles
+
+        seconds, cycles = await env.run(qd1)
+        seconds16, cycles16 = await env.run(qd16)
         Path(os.environ["BENCH_OUT"]).write_text(json.dumps(
-            {"cocotb_req_s": n / seconds, "cocotb_cycles_s": cycles / seconds, "cocotb_cycles_req": cycles / n}))
+            {"cocotb_req_s": n / seconds, "cocotb_cycles_s": cycles / seconds, "cocotb_cycles_req": cycles / n,
+             "qd16_req_s": n / seconds16, "qd16_cycles_req": cycles16 / n}))
         env.close()
 
 
-def run_verilog(cmd: list[str], n: int) -> tuple[float, int]:
+def run_verilog(cmd: list[str], n: int, latency: int) -> tuple[float, int]:
     start = time.perf_counter()
-    done = subprocess.run([*cmd, f"+n={n}"], capture_output=True, text=True, timeout=1800, check=True)
+    done = subprocess.run([*cmd, f"+n={n}", f"+latency={latency}"], capture_output=True, text=True, timeout=1800,
+                          check=True)
     seconds = time.perf_counter() - start
     found = re.search(r"BENCH cycles=(\d+) requests=(\d+) errors=(\d+)", done.stdout)
     if not found or int(found.group(3)):
@@ -67,7 +119,7 @@ def run_verilog(cmd: list[str], n: int) -> tuple[float, int]:
     return seconds, int(found.group(1))
 
 
-def measure(sim: str, scale: float) -> dict[str, float]:
+def measure(sim: str, scale: float, latency: int, width: int) -> dict[str, float]:
     from hwsim.cosim import runner
     from hwsim.vblk import simbuild
 
@@ -75,16 +127,19 @@ def measure(sim: str, scale: float) -> dict[str, float]:
     sys.path.insert(0, str(REPO))
     with tempfile.TemporaryDirectory(prefix="bench-blockio-") as tmp:
         out = Path(tmp) / "results.json"
-        results = runner.run(simbuild.build(sim), "bench_sim_blockio", test_dir=Path(tmp),
+        built = simbuild.build(sim, parameters={"DATA_W": width} if width != 32 else None)
+        results = runner.run(built, "bench_sim_blockio", test_dir=Path(tmp),
                              module_dir=Path(__file__).parent,
-                             extra_env={"BENCH_OUT": str(out), "BENCH_REQUESTS": str(n)})
+                             extra_env={"BENCH_OUT": str(out), "BENCH_REQUESTS": str(n),
+                                        "BENCH_LATENCY": str(latency)})
         if not results or not all(r.passed for r in results.values()):
             raise SystemExit(f"{sim}: {[(k, r.message) for k, r in results.items()]}")
         data = dict(json.loads(out.read_text()))
-    cmd = simbuild.build_standalone(sim)
+    cmd = simbuild.build_standalone(sim) if width == 32 else \
+        simbuild.build_standalone(sim, "tb_bench_w64", sources=("tb_bench.v",))
     small, big = max(2, n // 10), n + max(2, n // 10)
-    t_small, c_small = run_verilog(cmd, small)
-    t_big, c_big = run_verilog(cmd, big)
+    t_small, c_small = run_verilog(cmd, small, latency)
+    t_big, c_big = run_verilog(cmd, big, latency)
     data["verilog_req_s"] = (big - small) / (t_big - t_small)
     data["verilog_cycles_s"] = (c_big - c_small) / (t_big - t_small)
     data["verilog_cycles_req"] = (c_big - c_small) / (big - small)
@@ -95,20 +150,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sims", default="icarus,verilator")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the request counts")
+    parser.add_argument("--latency", type=int, default=0, help="media access time per request, in clocks")
+    parser.add_argument("--data-width", type=int, choices=(32, 64), default=32, help="the controller's datapath")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO / "tests" / "hwsim" / "vblk"))  # the test driver, for the simulator's PYTHONPATH
     sims = args.sims.split(",")
-    data = {sim: measure(sim, args.scale) for sim in sims}
+    data = {sim: measure(sim, args.scale, args.latency, args.data_width) for sim in sims}
+    for sim in sims:
+        data[sim]["qd16_ratio"] = data[sim]["qd16_req_s"] / data[sim]["cocotb_req_s"]
+        data[sim]["qd1_vs_verilog"] = data[sim]["cocotb_req_s"] / data[sim]["verilog_req_s"]
     rows = [
         ("cocotb_req_s", "4 KiB reads/s, cocotb + sync driver (bridge)", "{:12,.0f}"),
+        ("qd16_req_s", "4 KiB reads/s at QD16, cocotb + sync driver", "{:12,.0f}"),
+        ("qd16_ratio", "QD16 / QD1 (cocotb)", "{:12.2f}"),
+        ("qd1_vs_verilog", "QD1 reads/s, cocotb / pure Verilog", "{:12.2f}"),
         ("verilog_req_s", "4 KiB reads/s, pure-Verilog test bench", "{:12,.0f}"),
         ("cocotb_cycles_s", "simulated cycles/s, cocotb run", "{:12,.0f}"),
         ("verilog_cycles_s", "simulated cycles/s, pure-Verilog run", "{:12,.0f}"),
         ("cocotb_cycles_req", "clock cycles per request, cocotb run", "{:12,.0f}"),
         ("verilog_cycles_req", "clock cycles per request, Verilog run", "{:12,.0f}"),
+        ("qd16_cycles_req", "clock cycles per request, QD16 run", "{:12,.0f}"),
     ]
     width = max(len(label) for _, label, _ in rows)
-    print(f"\n4 KiB reads at queue depth 1 through the RTL, {time.strftime('%Y-%m-%d')}")
+    print(f"\n4 KiB reads at queue depth 1 and 16 through the RTL ({args.data_width}-bit datapath), media latency "
+          f"{args.latency} clocks, {time.strftime('%Y-%m-%d')}")
     print(f"{'':{width}}  " + "  ".join(f"{sim:>12}" for sim in sims))
     for key, label, fmt in rows:
         print(f"{label:{width}}  " + "  ".join(fmt.format(data[sim][key]) for sim in sims))
