@@ -56,10 +56,18 @@ class BlockStatus(enum.IntEnum):
 
 @dataclass(frozen=True)
 class BlockInfo:
+    """What a block device is. The topology fields are bytes, 0 where the device does not say
+    (physical_block_size: the unit the medium writes atomically; I/O aligned to it at alignment_offset,
+    in multiples of min_io_size, up to opt_io_size, goes fastest; virtio-blk's VIRTIO_BLK_F_TOPOLOGY)."""
+
     block_count: int
     block_size: int
     max_transfer_size: int = MAX_TRANSFER_UNBOUNDED  # bytes
     flags: BlockFlag = BlockFlag.NONE
+    physical_block_size: int = 0
+    alignment_offset: int = 0
+    min_io_size: int = 0
+    opt_io_size: int = 0
 
     @property
     def size(self) -> int:

@@ -18,8 +18,11 @@ thread. On unbind every request still on the ring or in the backlog completes IO
 
 Options: `writeback` (True/False: set the cache mode through CONFIG_WCE, or emulate writethrough with a
 flush after every write when the device has a cache but no CONFIG_WCE), `readonly`, `start`/`length` (expose
-blocks [start, start + length) of the disk), `queue_size`, `max_transfer` (bytes). FORCE_ACCESS writes are
-followed by a FLUSH before they complete. TRIM uses WRITE_ZEROES (the blocks read back as zeroes).
+blocks [start, start + length) of the disk), `queue_size`, `max_transfer` (bytes), `indirect_threshold`
+(chains of more segments go through an indirect table when the device offers RING_INDIRECT_DESC).
+FORCE_ACCESS writes are followed by a FLUSH before they complete. TRIM uses WRITE_ZEROES (the blocks read
+back as zeroes; the header's sector is 0, the range is in the segment, §5.2.6). EVENT_IDX is used when
+offered; TOPOLOGY goes into `BlockInfo`; legacy (Version 1) devices bind too.
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ class BlkFeature:
     RO = 5
     BLK_SIZE = 6
     FLUSH = 9
+    TOPOLOGY = 10
     CONFIG_WCE = 11
     WRITE_ZEROES = 14
 
@@ -90,6 +94,10 @@ class VirtioBlkConfig(RegisterBlock, name="virtio-blk config"):
     SIZE_MAX = Register(0x08, access=RO)
     SEG_MAX = Register(0x0C, access=RO)
     BLK_SIZE = Register(0x14, access=RO)
+    PHYSICAL_BLOCK_EXP = Register(0x18, width=8, access=RO)
+    ALIGNMENT_OFFSET = Register(0x19, width=8, access=RO)
+    MIN_IO_SIZE = Register(0x1A, width=16, access=RO)
+    OPT_IO_SIZE = Register(0x1C, access=RO)
     WRITEBACK = Register(0x20, width=8)
     MAX_WRITE_ZEROES_SECTORS = Register(0x30, access=RO)
 
@@ -155,7 +163,8 @@ class VirtioBlk(VirtioDevice, BlockDevice):
     def __init__(self, regs: Any, pool: DmaPool, irq: Interrupt | None = None, *,
                  completions: str = "thread", writeback: bool | None = None, readonly: bool = False,
                  start: int = 0, length: int | None = None, queue_size: int = 256,
-                 max_transfer: int = 128 * 1024, spin: float = 50e-6, poll_interval: float = 1e-3) -> None:
+                 max_transfer: int = 128 * 1024, spin: float = 50e-6, poll_interval: float = 1e-3,
+                 indirect_threshold: int = 3) -> None:
         self.bytes_copied = 0      # bounced through DMA buffers (0 when every Vmo is DMA-able)
         self.zero_copy_ops = 0
         self._backlog: deque[_Req] = deque()
@@ -168,11 +177,12 @@ class VirtioBlk(VirtioDevice, BlockDevice):
         # 2. features (steps 4-6): FEATURES_OK must stick
         dev.negotiate(sum(bit(b) for b in (
             BlkFeature.SIZE_MAX, BlkFeature.SEG_MAX, BlkFeature.RO, BlkFeature.BLK_SIZE, BlkFeature.FLUSH,
-            BlkFeature.CONFIG_WCE, BlkFeature.WRITE_ZEROES, Feature.ACCESS_PLATFORM)))
+            BlkFeature.CONFIG_WCE, BlkFeature.WRITE_ZEROES, BlkFeature.TOPOLOGY, Feature.ACCESS_PLATFORM,
+            Feature.RING_INDIRECT_DESC, Feature.RING_EVENT_IDX)))
         try:
             # 3. configuration (step 7), read consistently under ConfigGeneration
             self.config = dev.config_block(VirtioBlkConfig)
-            capacity, blk_size, size_max, seg_max, max_wz = dev.read_config(self._read_config)
+            capacity, blk_size, size_max, seg_max, max_wz, topology = dev.read_config(self._read_config)
             self.capacity = capacity  # in 512-byte sectors
             if dev.has(BlkFeature.CONFIG_WCE):
                 if writeback is not None:
@@ -203,11 +213,18 @@ class VirtioBlk(VirtioDevice, BlockDevice):
             flags |= BlockFlag.FUA_SUPPORT  # FORCE_ACCESS is handled here (a FLUSH after the write)
             if self.max_wz_sectors:
                 flags |= BlockFlag.TRIM_SUPPORT
-            self._info = BlockInfo(length, bs, max_transfer, flags)
+            topo = {}
+            if dev.has(BlkFeature.TOPOLOGY):
+                exp, align, min_io, opt_io = topology
+                topo = {"physical_block_size": bs << exp, "alignment_offset": align * bs,
+                        "min_io_size": min_io * bs, "opt_io_size": opt_io * bs}
+            self._info = BlockInfo(length, bs, max_transfer, flags, **topo)
             self._bs, self._max_blocks, self._writable = bs, max_transfer // bs, not flags & BlockFlag.READONLY
             # 4. the request queue (step 7), and a slot per request in flight for header and status
-            vq = self.setup_queue(queue_size)
-            nslots = min(MAX_IN_FLIGHT, vq.size // (2 + -(-max_transfer // self._size_max)))
+            segs_per_req = 2 + -(-max_transfer // self._size_max)
+            vq = self.setup_queue(queue_size, indirect_entries=min(segs_per_req, 1024),
+                                  indirect_threshold=indirect_threshold)
+            nslots = min(MAX_IN_FLIGHT, vq.size if self._indirect is not None else vq.size // segs_per_req)
             self._slots = pool.alloc(SLOT * nslots, align=SLOT, name="blk-headers")
             self._slot_list = [_Slot(self._slots, k) for k in range(nslots)]
             self._free_slots = self._slot_list[::-1]
@@ -218,17 +235,21 @@ class VirtioBlk(VirtioDevice, BlockDevice):
             dev.fail()
             raise
 
-    def _read_config(self) -> tuple[int, int, int, int, int]:
-        """Capacity, blk_size, size_max, seg_max, max_write_zeroes_sectors; fields of features the device
-        did not offer are not read (they may not exist) and come back 0."""
+    def _read_config(self) -> tuple[int, int, int, int, int, tuple[int, int, int, int]]:
+        """Capacity, blk_size, size_max, seg_max, max_write_zeroes_sectors, topology (physical_block_exp,
+        alignment_offset, min_io_size, opt_io_size); fields of features the device did not offer are not read
+        (they may not exist) and come back 0."""
         c, has = self.config, self.dev.has
         low = int(c.CAPACITY_LO.read())
         capacity = (int(c.CAPACITY_HI.read()) << 32) | low
 
         def field(feature: int, reg: Any) -> int:
             return int(reg.read()) if has(feature) else 0
+        topology = (field(BlkFeature.TOPOLOGY, c.PHYSICAL_BLOCK_EXP), field(BlkFeature.TOPOLOGY, c.ALIGNMENT_OFFSET),
+                    field(BlkFeature.TOPOLOGY, c.MIN_IO_SIZE), field(BlkFeature.TOPOLOGY, c.OPT_IO_SIZE))
         return (capacity, field(BlkFeature.BLK_SIZE, c.BLK_SIZE), field(BlkFeature.SIZE_MAX, c.SIZE_MAX),
-                field(BlkFeature.SEG_MAX, c.SEG_MAX), field(BlkFeature.WRITE_ZEROES, c.MAX_WRITE_ZEROES_SECTORS))
+                field(BlkFeature.SEG_MAX, c.SEG_MAX), field(BlkFeature.WRITE_ZEROES, c.MAX_WRITE_ZEROES_SECTORS),
+                topology)
 
     # --- the block protocol -------------------------------------------------------------------------
     def query(self) -> BlockInfo:
@@ -292,7 +313,10 @@ class VirtioBlk(VirtioDevice, BlockDevice):
             if self.vq.num_free < len(segs):
                 return False
             out_hdr.type = ReqType.WRITE_ZEROES
-            out_hdr.sector = slot.write_zeroes.sector = (op.offset_dev + self._start) * self._spb
+            # the header's sector is for reads and writes only, 0 otherwise (§5.2.6): the range is in the
+            # write-zeroes segment
+            out_hdr.sector = 0
+            slot.write_zeroes.sector = (op.offset_dev + self._start) * self._spb
             slot.write_zeroes.num_sectors = op.length * self._spb
             slot.write_zeroes.flags = 0  # no UNMAP
         else:

@@ -31,7 +31,7 @@ from mmiotk.errors import RevokedError
 from mmiotk.irq import Interrupt, IrqTimeoutError
 
 from . import VirtioError
-from .mmio import Status, VirtioMmio
+from .mmio import Feature, Status, VirtioMmio
 from .transport import VirtioTransport
 from .virtqueue import Virtqueue, ring_layout
 
@@ -57,6 +57,7 @@ class VirtioDevice:
         self._dead = False
         self._thread: threading.Thread | None = None
         self._rings: DmaBuffer | None = None
+        self._indirect: DmaBuffer | None = None
         dev = self.dev = regs if isinstance(regs, VirtioTransport) else VirtioMmio(regs)
         if dev.device_id != self.device_id:
             raise VirtioError(f"{dev.name}: device id {dev.device_id} is not a {self.device_kind} "
@@ -66,14 +67,19 @@ class VirtioDevice:
         dev.set_status(Status.ACKNOWLEDGE | Status.DRIVER)
 
     # --- bring-up (subclass __init__) ---------------------------------------------------------------
-    def setup_queue(self, wanted_size: int) -> Virtqueue:
-        """Queue 0 with min(wanted, QueueNumMax) entries rounded down to a power of two, rings in DMA."""
+    def setup_queue(self, wanted_size: int, *, indirect_entries: int = 0, indirect_threshold: int = 3) -> Virtqueue:
+        """Queue 0 with min(wanted, QueueNumMax) entries rounded down to a power of two, rings in DMA; with
+        RING_INDIRECT_DESC negotiated and `indirect_entries`, an indirect table of that many entries per ring
+        entry (used by chains longer than `indirect_threshold`); EVENT_IDX when negotiated."""
         qmax = self.dev.queue_max(0)
         size = 1 << (max(1, min(wanted_size, qmax)).bit_length() - 1)
         if size < 4:
             raise VirtioError(f"{self.dev.name}: queue 0 has QueueNumMax {qmax}; at least 4 entries are needed")
         self._rings = self.pool.alloc(ring_layout(size)[2], align=4096, name="vq0")
-        self.vq = Virtqueue(self.dev, 0, size, self._rings)
+        if indirect_entries and self.dev.has(Feature.RING_INDIRECT_DESC):
+            self._indirect = self.pool.alloc(16 * indirect_entries * size, align=4096, name="vq0-indirect")
+        self.vq = Virtqueue(self.dev, 0, size, self._rings, indirect=self._indirect,
+                            indirect_threshold=indirect_threshold, event_idx=self.dev.has(Feature.RING_EVENT_IDX))
         if self.completions == "poll":
             self.vq.suppress_interrupts(True)  # on only while poll() sleeps on the interrupt
         return self.vq
@@ -222,4 +228,4 @@ class VirtioDevice:
 
     def release(self) -> None:
         """Free the rings (after unbind); subclasses free their own buffers too."""
-        self._free(self._rings)
+        self._free(self._rings, self._indirect)

@@ -1,17 +1,29 @@
-"""The virtio-mmio transport (virtio 1.2 §4.2, modern devices only: Version 2).
+"""The virtio-mmio transport (virtio 1.2 §4.2): modern devices (Version 2) and the legacy interface
+(Version 1, §4.2.4).
 
 The primitives of `VirtioTransport` on the virtio-mmio register layout; the generic steps (reset, negotiation,
 DRIVER_OK, config reads under ConfigGeneration) are the base class's. Control registers are accessed 32 bits
 wide only; device configuration fields with their own width, 64-bit ones as two 32-bit halves (§4.2.2.2).
+
+A legacy device has 32 feature bits and no VERSION_1, no FEATURES_OK step (the features are what the
+driver wrote when it sets DRIVER_OK), no ConfigGeneration, and one queue address: QueuePFN, the page of the
+descriptor table, with the avail ring right after it and the used ring at the next QueueAlign boundary
+(the driver writes GuestPageSize and QueueAlign first). `negotiate`, `device_features` and `read_config`
+take the legacy path for it.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
 
 from mmiotk import MmioBuffer
 from mmiotk.registers import RO, WO, Field, Register, RegisterBlock
 
 from . import VirtioError
 from .transport import B, Feature, Status, VirtioTransport, bit
+
+T = TypeVar("T")
 
 __all__ = ["CONFIG_OFFSET", "Feature", "Status", "VirtioMmio", "VirtioMmioRegs", "bit"]
 
@@ -20,6 +32,9 @@ __all__ = ["CONFIG_OFFSET", "Feature", "Status", "VirtioMmio", "VirtioMmioRegs",
 # drivers stay independent readings of the spec and a misreading in one is caught by the other.
 MAGIC = 0x7472_6976  # "virt"
 VERSION_MODERN = 2
+VERSION_LEGACY = 1
+LEGACY_PAGE_SIZE = 4096   # GuestPageSize: the unit of QueuePFN
+LEGACY_QUEUE_ALIGN = 64   # QueueAlign: where the used ring starts (the Virtqueue layout's own alignment)
 
 
 class VirtioMmioRegs(RegisterBlock, name="virtio-mmio"):
@@ -34,9 +49,12 @@ class VirtioMmioRegs(RegisterBlock, name="virtio-mmio"):
     DEVICE_FEATURES_SEL = Register(0x014, access=WO)
     DRIVER_FEATURES = Register(0x020, access=WO)
     DRIVER_FEATURES_SEL = Register(0x024, access=WO)
+    GUEST_PAGE_SIZE = Register(0x028, access=WO)       # legacy only
     QUEUE_SEL = Register(0x030, access=WO)
     QUEUE_NUM_MAX = Register(0x034, access=RO)
     QUEUE_NUM = Register(0x038, access=WO)
+    QUEUE_ALIGN = Register(0x03C, access=WO)           # legacy only
+    QUEUE_PFN = Register(0x040)                        # legacy only
     QUEUE_READY = Register(0x044, fields=[Field("READY", 0)])
     QUEUE_NOTIFY = Register(0x050, access=WO)
     INTERRUPT_STATUS = Register(0x060, access=RO, fields=[Field("USED_BUFFER", 0), Field("CONFIG_CHANGE", 1)])
@@ -76,9 +94,10 @@ class VirtioMmio(VirtioTransport):
             raise VirtioError(f"{self.name}: MagicValue is {magic:#010x}, not {MAGIC:#010x} ('virt'): "
                               "not a virtio-mmio device")
         self.version = int(regs.VERSION.read())
-        if self.version != VERSION_MODERN:
-            raise VirtioError(f"{self.name}: virtio-mmio Version {self.version}; only modern devices "
-                              f"(Version {VERSION_MODERN}) are supported")
+        if self.version not in (VERSION_MODERN, VERSION_LEGACY):
+            raise VirtioError(f"{self.name}: virtio-mmio Version {self.version}; Version {VERSION_MODERN} "
+                              f"(modern) and {VERSION_LEGACY} (legacy) are supported")
+        self.legacy = self.version == VERSION_LEGACY
         self.device_id = int(regs.DEVICE_ID.read())
         self.vendor_id = int(regs.VENDOR_ID.read())
         # the doorbell is the one register on the hot path: a bound write32, no field handling
@@ -106,6 +125,58 @@ class VirtioMmio(VirtioTransport):
     def config_generation(self) -> int:
         return int(self.regs.CONFIG_GENERATION.read())
 
+    # --- the legacy interface (Version 1) -----------------------------------------------------------
+    def device_features(self) -> int:
+        return self._read_device_features(0) if self.legacy else super().device_features()
+
+    def negotiate(self, wanted: int, required: int = 0) -> int:
+        """Modern: the base class's negotiation. Legacy: accept `device & wanted` (32 bits, no VERSION_1, no
+        FEATURES_OK: the features are in effect as written) and set GuestPageSize."""
+        if not self.legacy:
+            return super().negotiate(wanted, required)
+        offered = self.device_features()
+        missing = required & ~offered
+        if missing:
+            self.fail()
+            raise VirtioError(f"{self.name}: legacy device lacks required feature bits {missing:#x} "
+                              f"(offers {offered:#x})")
+        accepted = offered & (wanted | required)
+        self._write_driver_features(0, accepted)
+        self.regs.GUEST_PAGE_SIZE.write(LEGACY_PAGE_SIZE)
+        self.features = accepted
+        return accepted
+
+    def read_config(self, reader: Callable[[], T], attempts: int = 100) -> T:
+        """Legacy devices have no ConfigGeneration: run `reader` until two runs agree."""
+        if not self.legacy:
+            return super().read_config(reader, attempts)
+        value = reader()
+        for _ in range(attempts):
+            again = reader()
+            if again == value:
+                return value
+            value = again
+        raise VirtioError(f"{self.name}: the configuration kept changing over {attempts} reads")
+
+    def _setup_legacy_queue(self, index: int, size: int, desc: int, driver: int, device: int) -> None:
+        regs = self.regs
+        used = (driver + 6 + 2 * size + LEGACY_QUEUE_ALIGN - 1) & ~(LEGACY_QUEUE_ALIGN - 1)
+        if desc % LEGACY_PAGE_SIZE or driver != desc + 16 * size or device != used:
+            raise VirtioError(f"{self.name}: queue {index} rings at {desc:#x}/{driver:#x}/{device:#x} are not "
+                              f"in the legacy layout (page-aligned table, avail after it, used {LEGACY_QUEUE_ALIGN}-"
+                              "byte aligned after that)")
+        if int(regs.QUEUE_PFN.read()):
+            raise VirtioError(f"{self.name}: queue {index} is already set up; reset the device first")
+        limit = int(regs.QUEUE_NUM_MAX.read())
+        if not 0 < size <= limit:
+            raise VirtioError(f"{self.name}: queue {index} size {size} outside 1..QueueNumMax {limit}")
+        pfn = desc // LEGACY_PAGE_SIZE
+        if pfn >> 32:
+            raise VirtioError(f"{self.name}: queue {index} at {desc:#x} is beyond a 32-bit QueuePFN")
+        regs.QUEUE_NUM.write(size)
+        regs.QUEUE_ALIGN.write(LEGACY_QUEUE_ALIGN)
+        regs.QUEUE_PFN.write(pfn)
+
     # --- queues -------------------------------------------------------------------------------------
     def queue_max(self, index: int) -> int:
         """QueueNumMax of queue `index` (0: the queue does not exist)."""
@@ -113,9 +184,15 @@ class VirtioMmio(VirtioTransport):
         return int(self.regs.QUEUE_NUM_MAX.read())
 
     def setup_queue(self, index: int, size: int, desc: int, driver: int, device: int) -> None:
-        """Program queue `index` with `size` entries at the given ring addresses and mark it ready."""
+        """Program queue `index` with `size` entries at the given ring addresses and mark it ready.
+
+        Legacy: the rings must be where the legacy layout puts them (avail right after the descriptors,
+        used at the next LEGACY_QUEUE_ALIGN boundary, the table page aligned); QueuePFN enables the queue."""
         regs = self.regs
         regs.QUEUE_SEL.write(index)
+        if self.legacy:
+            self._setup_legacy_queue(index, size, desc, driver, device)
+            return
         if int(regs.QUEUE_READY.read()) & 1:
             raise VirtioError(f"{self.name}: queue {index} is already ready; reset the device first")
         limit = int(regs.QUEUE_NUM_MAX.read())

@@ -13,6 +13,11 @@ with one idx store and at most one notification, so a caller submitting a batch 
 Descriptors come from a free list (a stack of indices); each chain remembers its indices and the caller's
 token in shadow lists, so completion never trusts descriptor memory the device could have scribbled on.
 
+With VIRTIO_F_RING_INDIRECT_DESC (`indirect`: a DMA buffer of one table per ring entry), a chain longer than
+`indirect_threshold` segments takes one ring descriptor pointing at its own table (§2.7.5.3). With
+VIRTIO_F_EVENT_IDX (`event_idx`) the driver rings only when the device's avail_event asks for it and asks for
+interrupts through used_event instead of the NO_INTERRUPT flag (§2.7.7, §2.7.10).
+
 Not thread-safe: the owner serialises calls (virtio-blk holds one lock around add/kick/pop_used).
 """
 
@@ -36,6 +41,7 @@ from .transport import VirtioTransport
 # drivers stay independent readings of the spec and a misreading in one is caught by the other.
 DESC_F_NEXT = 1
 DESC_F_WRITE = 2  # the device writes this buffer
+DESC_F_INDIRECT = 4
 AVAIL_F_NO_INTERRUPT = 1
 USED_F_NO_NOTIFY = 1
 DESC_SIZE = 16
@@ -70,7 +76,8 @@ class Virtqueue:
     they are published, the used ring before it is read.
     """
 
-    def __init__(self, transport: VirtioTransport, index: int, size: int, memory: DmaBuffer) -> None:
+    def __init__(self, transport: VirtioTransport, index: int, size: int, memory: DmaBuffer, *,
+                 indirect: DmaBuffer | None = None, indirect_threshold: int = 3, event_idx: bool = False) -> None:
         if not isinstance(size, int) or not 0 < size <= MAX_QUEUE_SIZE or size & (size - 1):
             raise VirtioError(f"queue {index}: size {size!r} must be a power of two in 1..{MAX_QUEUE_SIZE}")
         avail_off, used_off, total = ring_layout(size)
@@ -98,6 +105,19 @@ class Virtqueue:
         self._free: list[int] = list(range(size - 1, -1, -1))
         self._chains: list[list[int] | None] = [None] * size
         self._tokens: list[Any] = [None] * size
+        self._avail_event = le_view(arr, used_off + 4 + 8 * size, 2, "H")  # EVENT_IDX: the device's avail_event
+        self.event_idx = event_idx
+        self._irq_off = False
+        self._ind = indirect
+        self._ind_entries = 0
+        if indirect is not None:
+            self._ind_entries = indirect.size // (DESC_SIZE * size)
+            if self._ind_entries < 2 or indirect.dma_addr % DESC_SIZE:
+                raise VirtioError(f"queue {index}: indirect table memory of {indirect.size} bytes at "
+                                  f"{indirect.dma_addr:#x} holds fewer than two 16-byte-aligned entries per ring entry")
+            self._ind_table = memoryview(cast(Any, indirect.view(np.uint8))).cast("B")
+        self.indirect_threshold = indirect_threshold
+        self.indirect_chains = 0  # chains that went through an indirect table
         self._avail_idx = 0      # next avail index to fill (free-running, mod 2**16)
         self._published = 0      # avail->idx as the device sees it
         self._last_used = 0
@@ -117,7 +137,14 @@ class Virtqueue:
         return sum(c is not None for c in self._chains)
 
     def suppress_interrupts(self, suppress: bool) -> None:
-        """Ask the device not to interrupt on used buffers (a hint, §2.7.7), for polling drivers."""
+        """Ask the device not to interrupt on used buffers (a hint, §2.7.7), for polling drivers. With
+        EVENT_IDX: used_event half the index space away (off), or the next used entry (on)."""
+        self._irq_off = suppress
+        if self.event_idx:
+            self._avail[2 + self.size] = (self._last_used + (0x8000 if suppress else 0)) & 0xFFFF
+            if not self._coherent:
+                self._driver_area.sync_for_device()
+            return
         self._avail[0] = AVAIL_F_NO_INTERRUPT if suppress else 0
         if not self._coherent:
             self._avail_header.sync_for_device()
@@ -132,6 +159,8 @@ class Virtqueue:
             if n == 0:
                 raise VirtioError(f"queue {self.index}: a chain needs at least one segment")
             raise VirtqueueFull(f"queue {self.index}: {n} descriptors needed, {len(free)} free")
+        if self._ind is not None and self.indirect_threshold < n <= self._ind_entries:
+            return self._add_indirect(segments, token)
         ids = free[-n:]
         del free[-n:]
         pack, table = _DESC.pack_into, self._table
@@ -148,6 +177,26 @@ class Virtqueue:
         self._avail_idx = (self._avail_idx + 1) & 0xFFFF
         return head
 
+    def _add_indirect(self, segments: Sequence[tuple[int, int, int]], token: Any) -> int:
+        """One ring descriptor, INDIRECT, pointing at ring entry head's own table holding the chain."""
+        head = self._free.pop()
+        n = len(segments)
+        ind = self._ind
+        assert ind is not None
+        base = head * self._ind_entries * DESC_SIZE
+        pack, table = _DESC.pack_into, self._ind_table
+        for k, (addr, length, flags) in enumerate(segments):
+            pack(table, base + DESC_SIZE * k, addr, length, flags if k == n - 1 else flags | DESC_F_NEXT, k + 1)
+        if not self._coherent:
+            cast(DmaBuffer, ind[base:base + DESC_SIZE * n]).sync_for_device()
+        _DESC.pack_into(self._table, DESC_SIZE * head, ind.dma_addr + base, DESC_SIZE * n, DESC_F_INDIRECT, 0)
+        self._chains[head] = [head]
+        self._tokens[head] = token
+        self._avail[2 + (self._avail_idx & self._mask)] = head
+        self._avail_idx = (self._avail_idx + 1) & 0xFFFF
+        self.indirect_chains += 1
+        return head
+
     def kick(self) -> bool:
         """Publish every chain added since the last kick; notify the device unless it asked not to be.
         Returns whether the doorbell was rung."""
@@ -156,13 +205,18 @@ class Virtqueue:
         if not self._coherent:
             self._driver_area.sync_for_device()
         barrier.wmb()                      # descriptors and ring entries before the index
-        self._avail[1] = self._avail_idx
-        self._published = self._avail_idx
+        old, new = self._published, self._avail_idx
+        self._avail[1] = new
+        self._published = new
         if not self._coherent:
             self._avail_header.sync_for_device()
             self._device_area.sync_for_cpu()
-        barrier.mb()                       # the index before reading used->flags and ringing
-        if self._used16[0] & USED_F_NO_NOTIFY:
+        barrier.mb()                       # the index before reading used->flags (avail_event) and ringing
+        if self.event_idx:
+            # vring_need_event: ring only if avail_event lies in (old, new]
+            if (new - int(self._avail_event[0]) - 1) & 0xFFFF >= (new - old) & 0xFFFF:
+                return False
+        elif self._used16[0] & USED_F_NO_NOTIFY:
             return False
         self.transport.notify(self.index)
         self.notifications += 1
@@ -197,6 +251,17 @@ class Virtqueue:
             out.append((tokens[head], int(used32[slot + 1])))
             tokens[head] = None
             last = (last + 1) & 0xFFFF
+            if last == end and self.event_idx and not self._irq_off:
+                # interrupt at the next used entry, then look again: one may have come in meanwhile
+                self._avail[2 + self.size] = last
+                if not self._coherent:
+                    self._driver_area.sync_for_device()
+                barrier.mb()
+                if not self._coherent:
+                    self._device_area.sync_for_cpu()
+                end = int(self._used16[1])
+                if end != last:
+                    barrier.rmb()
         self._last_used = last
         return out
 

@@ -6,13 +6,15 @@ DeviceID 2, VendorID 0x4B544D4D ("MMTK"). One queue (index 0), QueueNumMax = `qu
 QueueSel values read QueueNumMax 0 and QueueReady 0.
 Features offered: VERSION_1 (32, modern only), SEG_MAX (2), BLK_SIZE (6), plus FLUSH (9) if `flush`,
 RING_INDIRECT_DESC (28) if `indirect`, CONFIG_WCE (11) if `config_wce` (which needs `flush`: virtio 1.2
-5.2.5.2), TOPOLOGY (10) if `topology`, RO (5) if read-only. Not offered: EVENT_IDX, RING_RESET, SIZE_MAX,
-GEOMETRY, MQ, DISCARD, WRITE_ZEROES. Config (from 0x100): capacity u64 @0 (512-byte sectors), seg_max u32
-@0xc, blk_size u32 @0x14 (the logical block), physical_block_exp u8 @0x18 (physical block = blk_size <<
-exp), alignment_offset u8 @0x19, min_io_size u16 @0x1a, opt_io_size u32 @0x1c (topology, in logical blocks;
-0 unless offered), writeback u8 @0x20, num_queues u16 @0x22 (= 1), every other field of the 0x3c-byte
-virtio 1.2 layout reads 0. `media_range=(offset, size)` (bytes) makes the device that part of its media:
-capacity is `size`, the device's sector 0 is the media's byte `offset`.
+5.2.5.2), TOPOLOGY (10) if `topology`, WRITE_ZEROES (14) if `write_zeroes`, RO (5) if read-only. Not
+offered: EVENT_IDX, RING_RESET, SIZE_MAX, GEOMETRY, MQ, DISCARD.
+Config (from 0x100): capacity u64 @0 (512-byte sectors), seg_max u32 @0xc, blk_size u32 @0x14 (the logical
+block), physical_block_exp u8 @0x18 (physical block = blk_size << exp), alignment_offset u8 @0x19,
+min_io_size u16 @0x1a, opt_io_size u32 @0x1c (topology, in logical blocks; 0 unless offered), writeback u8
+@0x20, num_queues u16 @0x22 (= 1), max_write_zeroes_sectors u32 @0x30 and max_write_zeroes_seg u32 @0x34
+(= 1) if WRITE_ZEROES; every other field of the 0x3c-byte virtio 1.2 layout reads 0.
+`media_range=(offset, size)` (bytes) makes the device that part of its media: capacity is `size`, the
+device's sector 0 is the media's byte `offset`.
 
 Register access (`strict=True`, the default; `strict=False` in brackets — what the RTL does):
   * control registers (0x000-0x0ff) take only aligned 32-bit accesses; undefined offsets, other widths,
@@ -94,7 +96,12 @@ element's len is the number of bytes the device wrote (data, then the 1 status b
     Writeback mode: the data goes into the write cache; writethrough: onto the media (and msync'd).
   * FLUSH (4): UNSUPP if FLUSH was not negotiated; otherwise the cache goes to the media, msync, OK.
   * GET_ID (8): the 20-byte id (`serial`, zero padded) into the data bytes, truncated to their length; OK.
-  * any other type (DISCARD, WRITE_ZEROES, ...): UNSUPP. A zero-length IN/OUT passes the same checks
+  * WRITE_ZEROES (13, if offered): the readable bytes after the header are one 16-byte segment {u64 sector,
+    u32 num_sectors, u32 flags}; IOERR if the header's sector is not 0 (5.2.6: unused, set to 0, for
+    anything but IN and OUT), if there is not exactly one segment (max_write_zeroes_seg = 1), num_sectors
+    is 0 or above max_write_zeroes_sectors (`write_zeroes_max`), flags has bits other than UNMAP, the range
+    fails the IN/OUT checks, or the device is read-only; else the sectors read back as zeroes.
+  * any other type (DISCARD, ...): UNSUPP. A zero-length IN/OUT passes the same checks
     (sector <= capacity, sector aligned to blk_size) and is then OK.
 Nothing but the status byte is written for a failed request.
 
@@ -124,7 +131,10 @@ from .virtqueue import QueueFatal, Segment
 # (drivers/virtio/) and in the RTL test driver (tests/hwsim/vblk/vblk_driver.py), so that device and
 # drivers stay independent readings of the spec and a misreading in one is caught by the other.
 F_SEG_MAX, F_RO, F_BLK_SIZE, F_FLUSH, F_TOPOLOGY, F_CONFIG_WCE = 2, 5, 6, 9, 10, 11
-T_IN, T_OUT, T_FLUSH, T_GET_ID = 0, 1, 4, 8
+T_IN, T_OUT, T_FLUSH, T_GET_ID, T_WRITE_ZEROES = 0, 1, 4, 8, 13
+F_WRITE_ZEROES = 14
+WZ_F_UNMAP = 1
+_WZ_SEGMENT = struct.Struct("<QII")
 S_OK, S_IOERR, S_UNSUPP = 0, 1, 2
 ID_BYTES = 20
 _HEADER = struct.Struct("<IIQ")
@@ -159,6 +169,7 @@ class VirtioBlkModel(VirtioMmioDevice):
                  writeback: bool = False, flush: bool = True, config_wce: bool = True, indirect: bool = True,
                  topology: bool = True, physical_block_exp: int = 0, alignment_offset: int = 0,
                  min_io_size: int = 1, opt_io_size: int = 0, media_range: tuple[int, int] | None = None,
+                 write_zeroes: bool = True, write_zeroes_max: int = 1 << 16,
                  serial: bytes = b"mmiotk-virtio-blk", queue_size_max: int = 256, strict: bool = True,
                  deferred: bool = False, legacy: bool = False, name: str = "virtio-blk-model") -> None:
         if media is None:
@@ -196,12 +207,14 @@ class VirtioBlkModel(VirtioMmioDevice):
         self.flush = flush
         self.config_wce = config_wce
         self.topology = topology
+        self.write_zeroes = write_zeroes
+        self.write_zeroes_max = write_zeroes_max
         self.topology_values = {"physical_block_exp": physical_block_exp, "alignment_offset": alignment_offset,
                                 "min_io_size": min_io_size, "opt_io_size": opt_io_size}
         self.indirect = indirect
         self.serial = serial.ljust(ID_BYTES, b"\0")
         self.wce = 1 if writeback else 0
-        self.requests = {T_IN: 0, T_OUT: 0, T_FLUSH: 0, T_GET_ID: 0}
+        self.requests = {T_IN: 0, T_OUT: 0, T_FLUSH: 0, T_GET_ID: 0, T_WRITE_ZEROES: 0}
         super().__init__(queue_size_max=queue_size_max, strict=strict, deferred=deferred, legacy=legacy,
                          name=name)
 
@@ -212,6 +225,8 @@ class VirtioBlkModel(VirtioMmioDevice):
             bits |= 1 << F_FLUSH
         if self.topology:
             bits |= 1 << F_TOPOLOGY
+        if self.write_zeroes:
+            bits |= 1 << F_WRITE_ZEROES
         if self.indirect:
             bits |= 1 << F_RING_INDIRECT_DESC
         if self.config_wce:
@@ -225,6 +240,8 @@ class VirtioBlkModel(VirtioMmioDevice):
                   "writeback": self.wce, "num_queues": 1}
         if self.topology:
             values.update(self.topology_values)
+        if self.write_zeroes:
+            values.update({"max_write_zeroes_sectors": self.write_zeroes_max, "max_write_zeroes_seg": 1})
         return pack_config(BLK_CONFIG, values)
 
     def config_writable(self, field: ConfigField) -> bool:
@@ -280,6 +297,8 @@ class VirtioBlkModel(VirtioMmioDevice):
             status = S_OK if self.has_feature(F_FLUSH) else S_UNSUPP
             if status == S_OK:
                 self.media.flush()
+        elif kind == T_WRITE_ZEROES and self.has_feature(F_WRITE_ZEROES):
+            status = self._write_zeroes(sector, readable, r_len - _HEADER.size)
         elif kind == T_GET_ID:
             written = min(ID_BYTES, w_len - 1)
             self._scatter(writable, self.serial[:written])
@@ -326,6 +345,17 @@ class VirtioBlkModel(VirtioMmioDevice):
             data = memoryview(b"".join(bytes(mem.read(addr, n)) for addr, n in pieces))
         if length:
             self.media.write(self.base_sector + sector, data, writeback=self.writeback_active)
+        return S_OK
+
+    def _write_zeroes(self, header_sector: int, readable: list[Segment], length: int) -> int:
+        if header_sector != 0 or length != _WZ_SEGMENT.size or self.readonly:
+            return S_IOERR
+        sector, count, flags = _WZ_SEGMENT.unpack(self._gather(readable, _HEADER.size, _WZ_SEGMENT.size))
+        if not 0 < count <= self.write_zeroes_max or flags & ~WZ_F_UNMAP \
+                or not self._range_ok(sector, count * SECTOR, 1):
+            return S_IOERR
+        self.media.write(self.base_sector + sector, memoryview(bytes(count * SECTOR)),
+                         writeback=self.writeback_active)
         return S_OK
 
     def _gather(self, segments: list[Segment], start: int, length: int) -> bytes:

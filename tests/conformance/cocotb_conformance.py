@@ -33,13 +33,18 @@ class RtlTarget(Target):
     scale = 0.1
     image_sizes = {"ext4": "1M", "vfat": "512K"}
 
-    def __init__(self, dut: Any, name: str) -> None:
+    def __init__(self, dut: Any, name: str, legacy_build: bool) -> None:
         self.dut = dut
         self.name = name
+        self.legacy_build = legacy_build
 
     @contextmanager
     def device(self, *, image: Path | None = None, disk_size: int = 4 * MiB, readonly: bool = False,
-               media_range: tuple[int, int] | None = None, **options: Any) -> Iterator[VirtioBlk]:
+               media_range: tuple[int, int] | None = None, legacy: bool = False,
+               **options: Any) -> Iterator[VirtioBlk]:
+        if legacy != self.legacy_build:
+            raise AssertionError(f"this simulation's build has LEGACY={int(self.legacy_build)}; a "
+                                 f"{'legacy' if legacy else 'modern'} device needs the other build")
         media = BlockMedia(image) if image is not None else BlockMedia(size=disk_size)
         sectors = None if media_range is None else (media_range[0] // SECTOR, media_range[1] // SECTOR)
         env: VblkEnv = bridge_await(VblkEnv.create(self.dut, media=media, readonly=readonly,
@@ -57,7 +62,8 @@ class RtlTarget(Target):
 def _register(case_id: str) -> None:
     async def case(dut: Any) -> None:
         workdir = Path(os.environ["CONFORMANCE_WORKDIR"]) / case_id
-        target = RtlTarget(dut, os.environ.get("CONFORMANCE_TARGET", "rtl"))
+        target = RtlTarget(dut, os.environ.get("CONFORMANCE_TARGET", "rtl"),
+                           os.environ.get("CONFORMANCE_LEGACY_BUILD") == "1")
         await Bridge().run(run_case, case_id, target, workdir)
 
     case.__name__ = case.__qualname__ = case_id.replace("-", "_")

@@ -40,10 +40,13 @@ class Target(ABC):
 
     @abstractmethod
     def device(self, *, image: Path | None = None, disk_size: int = 4 * MiB, readonly: bool = False,
-               media_range: tuple[int, int] | None = None, **options: Any) -> AbstractContextManager[VirtioBlk]:
+               media_range: tuple[int, int] | None = None, legacy: bool = False,
+               **options: Any) -> AbstractContextManager[VirtioBlk]:
         """Boot a device on that disk (the file `image`, used in place, or `disk_size` zero bytes; with
-        `media_range` = (offset, size) in bytes, the device-side range: only that part of it), bind the
-        driver through the bus with `options` (always completions="poll"), yield the bound VirtioBlk."""
+        `media_range` = (offset, size) in bytes, the device-side range: only that part of it; `legacy`: the
+        virtio-mmio legacy interface, Version 1), bind the driver through the bus with `options` (always
+        completions="poll"), yield the bound VirtioBlk. Every target's device reports 4 KiB physical blocks
+        (TOPOLOGY) over 512-byte logical ones."""
 
     def count(self, n: int) -> int:
         return max(4, int(n * self.scale))
@@ -139,7 +142,9 @@ def case_negotiation_accepts_only_offered_features(target: Target, workdir: Path
         assert dev.has(Feature.VERSION_1)
         offered = dev.device_features()
         assert dev.features & ~offered == 0, f"accepted {dev.features:#x} but the device offers {offered:#x}"
-        assert not dev.has(Feature.RING_EVENT_IDX) and not dev.has(Feature.RING_PACKED)
+        assert not dev.has(Feature.RING_PACKED)
+        for feature in (Feature.RING_EVENT_IDX, Feature.RING_INDIRECT_DESC, BlkFeature.TOPOLOGY):
+            assert dev.has(feature) == bool(offered >> feature & 1), f"feature {feature}: offered but not used"
         assert blk.query().block_count * blk.query().block_size == 4 * MiB
 
 
@@ -297,6 +302,65 @@ def case_device_is_part_of_its_backing_file(target: Target, workdir: Path) -> No
     assert disk[offset + bs:offset + size - bs] == original[offset + bs:offset + size - bs]
 
 
+def case_long_chains_go_through_indirect_tables(target: Target, workdir: Path) -> None:
+    """With RING_INDIRECT_DESC offered, chains longer than the threshold go through indirect tables (here:
+    every request) and the data is right; without it, plain chains."""
+    with target.device(indirect_threshold=2) as blk:
+        offered = bool(blk.dev.device_features() >> Feature.RING_INDIRECT_DESC & 1)
+        bs = blk.query().block_size
+        data = pattern(24 * bs, 21)
+        assert write(blk, 8, data) is BlockStatus.OK
+        assert read(blk, 8, 24) == data
+        ops = [BlockOp(BlockCommand.READ, 1 + i % 4, 8 + 2 * i, 4 * i, dma_vmo(blk, 16 * 4 * bs)) for i in range(8)]
+        assert run_ops(blk, ops, 8) == [BlockStatus.OK] * 8
+        for i, op in enumerate(ops):
+            got = op.vmo.array[4 * i * bs:(4 * i + op.length) * bs].tobytes()
+            assert got == data[2 * i * bs:(2 * i + op.length) * bs], f"op {i}"
+        if offered:
+            assert blk.vq.indirect_chains >= 10, f"only {blk.vq.indirect_chains} chains went indirect"
+        else:
+            assert blk.vq.indirect_chains == 0
+
+
+def case_event_idx_is_used_where_offered(target: Target, workdir: Path) -> None:
+    """With RING_EVENT_IDX offered (QEMU), the driver uses used_event/avail_event: I/O at queue depth 16
+    with interrupts asked for through used_event completes, data intact."""
+    with target.device() as blk:
+        offered = bool(blk.dev.device_features() >> Feature.RING_EVENT_IDX & 1)
+        assert blk.dev.has(Feature.RING_EVENT_IDX) == offered == blk.vq.event_idx
+        bs = blk.query().block_size
+        n = target.count(64)
+        data = pattern(n * bs, 22)
+        vmo = dma_vmo(blk, n * bs)
+        vmo.array[:] = np.frombuffer(data, dtype=np.uint8)
+        writes = [BlockOp(BlockCommand.WRITE, 1, i, i, vmo) for i in range(n)]
+        assert run_ops(blk, writes, 16) == [BlockStatus.OK] * n
+        assert read(blk, 0, n) == data
+
+
+def case_topology_reaches_block_info(target: Target, workdir: Path) -> None:
+    """VIRTIO_BLK_F_TOPOLOGY reaches BlockInfo: 4 KiB physical blocks over 512-byte logical ones."""
+    with target.device() as blk:
+        info = blk.query()
+        assert blk.dev.has(BlkFeature.TOPOLOGY), "every target offers TOPOLOGY"
+        assert (info.block_size, info.physical_block_size) == (512, 4096), info
+        assert info.alignment_offset == 0, info
+        assert info.min_io_size % info.block_size == 0 and info.opt_io_size % info.block_size == 0, info
+        assert info.opt_io_size == 0 or info.opt_io_size >= info.min_io_size, info
+
+
+def case_legacy_interface_binds_and_serves_io(target: Target, workdir: Path) -> None:
+    """The legacy interface (virtio-mmio Version 1, the seed's): the same driver binds and does I/O."""
+    with target.device(legacy=True) as blk:
+        assert blk.dev.legacy and blk.dev.version == 1
+        assert not blk.dev.has(Feature.VERSION_1)
+        bs = blk.query().block_size
+        data = pattern(16 * bs, 23)
+        assert write(blk, 32, data) is BlockStatus.OK
+        assert read(blk, 32, 16) == data
+        assert run_ops(blk, [BlockOp(BlockCommand.FLUSH)], 1) == [BlockStatus.OK]
+
+
 def case_writethrough_is_the_default(target: Target, workdir: Path) -> None:
     """Every target starts in writethrough mode (the seed's default): a completed write is durable, the
     driver needs no FLUSH, and the device's cache-mode field says so when CONFIG_WCE is offered."""
@@ -401,6 +465,10 @@ CASES: dict[str, tuple[CaseFn, dict[str, Any]]] = {
     "unbind_completes_every_op_io_not_present": (case_unbind_completes_every_op_io_not_present, {}),
     "device_is_part_of_its_backing_file": (case_device_is_part_of_its_backing_file, {}),
     "writethrough_is_the_default": (case_writethrough_is_the_default, {}),
+    "long_chains_go_through_indirect_tables": (case_long_chains_go_through_indirect_tables, {}),
+    "event_idx_is_used_where_offered": (case_event_idx_is_used_where_offered, {}),
+    "topology_reaches_block_info": (case_topology_reaches_block_info, {}),
+    "legacy_interface_binds_and_serves_io": (case_legacy_interface_binds_and_serves_io, {}),
 }
 
 

@@ -31,11 +31,13 @@ class ModelTarget(Target):
 
     @contextmanager
     def device(self, *, image: Path | None = None, disk_size: int = 4 * MiB, readonly: bool = False,
-               media_range: tuple[int, int] | None = None, **options: Any) -> Iterator[VirtioBlk]:
+               media_range: tuple[int, int] | None = None, legacy: bool = False,
+               **options: Any) -> Iterator[VirtioBlk]:
         from hwsim.models import ModelSpace, VirtioBlkModel
 
-        model = VirtioBlkModel(image=image, readonly=readonly, media_range=media_range) if image is not None \
-            else VirtioBlkModel(size=disk_size, readonly=readonly, media_range=media_range)
+        kw: dict[str, Any] = {"readonly": readonly, "media_range": media_range, "legacy": legacy,
+                              "physical_block_exp": 3, "min_io_size": 8}
+        model = VirtioBlkModel(image=image, **kw) if image is not None else VirtioBlkModel(size=disk_size, **kw)
         with ModelSpace(model, ram_size=32 * MiB) as space, \
                 bound_virtio_blk(virtio_blk_board(space, "model-virt"), space, space.interrupt, **options) as blk:
             yield blk
@@ -55,16 +57,19 @@ class QemuTarget(Target):
     def _space(self, **kwargs: Any) -> Any:
         from hwsim.qemu import QemuSpace
 
-        return QemuSpace(ram_size=64 * MiB, **kwargs)
+        return QemuSpace(ram_size=64 * MiB, physical_block_size=4096, **kwargs)
 
     def _bind(self, space: Any, **options: Any) -> AbstractContextManager[VirtioBlk]:
         return bound_virtio_blk(virtio_blk_board(space, "qemu-virt"), space, space.irq_factory, **options)
 
     @contextmanager
     def device(self, *, image: Path | None = None, disk_size: int = 4 * MiB, readonly: bool = False,
-               media_range: tuple[int, int] | None = None, **options: Any) -> Iterator[VirtioBlk]:
+               media_range: tuple[int, int] | None = None, legacy: bool = False,
+               **options: Any) -> Iterator[VirtioBlk]:
         with ExitStack() as stack:
-            if media_range is not None:
+            if legacy:
+                space = stack.enter_context(self._space(disk_size=disk_size, modern=False))
+            elif media_range is not None:
                 space = stack.enter_context(self._space(image=image, readonly=readonly, image_range=media_range))
             elif image is None and not readonly and disk_size == 4 * MiB:
                 if self._shared is None:

@@ -51,6 +51,26 @@ def test_writethrough_is_the_default(conformance: Conformance, target: str) -> N
     conformance.run(target, "writethrough_is_the_default")
 
 
+@on_every_target
+def test_long_chains_go_through_indirect_tables(conformance: Conformance, target: str) -> None:
+    conformance.run(target, "long_chains_go_through_indirect_tables")
+
+
+@on_every_target
+def test_event_idx_is_used_where_offered(conformance: Conformance, target: str) -> None:
+    conformance.run(target, "event_idx_is_used_where_offered")
+
+
+@on_every_target
+def test_topology_reaches_block_info(conformance: Conformance, target: str) -> None:
+    conformance.run(target, "topology_reaches_block_info")
+
+
+@on_every_target
+def test_legacy_interface_binds_and_serves_io(conformance: Conformance, target: str) -> None:
+    conformance.run(target, "legacy_interface_binds_and_serves_io")
+
+
 @pytest.mark.parametrize("fs", ["ext4", "vfat"])
 @on_every_target
 def test_tool_made_image_reads_back_identical(conformance: Conformance, target: str, fs: str) -> None:

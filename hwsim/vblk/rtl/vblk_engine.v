@@ -791,15 +791,19 @@ module vblk_engine #(
             // is ready), freed when completed
             if (fst == F_PARSE && last_wr && last_win && rd_total >= 40'd16)
                 c_busy[fc] <= 1'b1;
-            mr_pend <= (mr_now & ~((rq_push_mr ? {{(NC - 1){1'b0}}, 1'b1} << mr_idx : {NC{1'b0}})));
-            c_wait  <= (c_wait & ~m_ready) | ((fe_m && m_gnt) ? {{(NC - 1){1'b0}}, 1'b1} << fc : {NC{1'b0}});
+            // (guarded so that an idle engine does nothing per clock: simulation speed)
+            if (mr_any)
+                mr_pend <= (mr_now & ~((rq_push_mr ? {{(NC - 1){1'b0}}, 1'b1} << mr_idx : {NC{1'b0}})));
+            if (m_ready != {NC{1'b0}} || fe_m)
+                c_wait <= (c_wait & ~m_ready) | ((fe_m && m_gnt) ? {{(NC - 1){1'b0}}, 1'b1} << fc : {NC{1'b0}});
             if (rq_push_fe || rq_push_mr) begin
                 rq[rq_wp] <= rq_push_fe ? fc : mr_idx;
                 rq_wp     <= rq_wp + 1'b1;
             end
             if (rq_pop)
                 rq_rp <= rq_rp + 1'b1;
-            rq_cnt <= rq_cnt + {{CTX_AW{1'b0}}, rq_push_fe || rq_push_mr} - {{CTX_AW{1'b0}}, rq_pop};
+            if (rq_push_fe || rq_push_mr || rq_pop)
+                rq_cnt <= rq_cnt + {{CTX_AW{1'b0}}, rq_push_fe || rq_push_mr} - {{CTX_AW{1'b0}}, rq_pop};
 
             case (dst)
             D_IDLE:

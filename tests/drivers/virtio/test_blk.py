@@ -111,9 +111,9 @@ def test_bad_completion_mode_is_refused() -> None:
 
 # --- queueing -----------------------------------------------------------------------------------------
 def test_more_ops_than_slots_wait_in_the_backlog_and_all_complete() -> None:
-    model = VirtioBlkModel(size=1 << 20, queue_size_max=16)
+    model = VirtioBlkModel(size=1 << 20, queue_size_max=16, indirect=False)
     with model_blk(model) as blk:
-        assert blk.max_in_flight == 5  # 16 descriptors, 3 per request
+        assert blk.max_in_flight == 5  # 16 descriptors, 3 per request (no indirect tables)
         vmo = dma_vmo(blk, 100 * BS)
         vmo.array[:] = np.frombuffer(data(100), dtype=np.uint8)
         statuses: list[BlockStatus] = []
@@ -228,7 +228,7 @@ def test_blk_size_sets_the_block_size_and_sectors_stay_512_bytes() -> None:
 
 
 def test_trim_without_write_zeroes_is_not_supported() -> None:
-    with model_blk(completions="thread") as blk:
+    with model_blk(VirtioBlkModel(size=1 << 20, write_zeroes=False), completions="thread") as blk:
         assert not blk.query().trim_supported and blk.query().fua_supported
         assert run_op(blk, BlockOp(BlockCommand.TRIM, 1, 0)) is BlockStatus.NOT_SUPPORTED
 
@@ -358,3 +358,54 @@ def test_irq_thread_completes_writes_and_reads_on_qemu(tmp_path: Any) -> None:
             assert read_blocks(driver, 7, 2) == data(2, 9)
         finally:
             bus.close()
+
+
+# --- ring features, topology, legacy ------------------------------------------------------------------
+def test_trim_is_write_zeroes_with_the_header_sector_zero() -> None:
+    """The model refuses (IOERR) a WRITE_ZEROES whose header sector is not 0 (§5.2.6); the range is in the
+    segment."""
+    model = VirtioBlkModel(size=1 << 20)
+    with model_blk(model, completions="thread") as blk:
+        assert blk.query().trim_supported
+        write_blocks(blk, 8, data(4))
+        assert run_op(blk, BlockOp(BlockCommand.TRIM, 2, 9)) is BlockStatus.OK
+        assert read_blocks(blk, 8, 4) == data(4)[:BS] + bytes(2 * BS) + data(4)[3 * BS:]
+        assert model.requests[13] == 1
+
+
+def test_long_chains_go_through_an_indirect_table_when_offered() -> None:
+    """A chain longer than indirect_threshold takes one ring descriptor; data is right either way."""
+    with model_blk(VirtioBlkModel(size=1 << 20), completions="thread", indirect_threshold=2) as blk:
+        assert blk.dev.has(28)
+        write_blocks(blk, 3, data(8))
+        assert read_blocks(blk, 3, 8) == data(8)
+        assert blk.vq.indirect_chains == 2
+    with model_blk(VirtioBlkModel(size=1 << 20, indirect=False), completions="thread",
+                   indirect_threshold=2) as blk:
+        write_blocks(blk, 3, data(8))
+        assert read_blocks(blk, 3, 8) == data(8) and blk.vq.indirect_chains == 0
+    with model_blk(VirtioBlkModel(size=1 << 20), completions="thread") as blk:   # 3 segments: direct
+        write_blocks(blk, 3, data(8))
+        assert blk.vq.indirect_chains == 0
+
+
+def test_topology_is_reported_in_block_info() -> None:
+    model = VirtioBlkModel(size=1 << 20, physical_block_exp=3, alignment_offset=1, min_io_size=8, opt_io_size=64)
+    with model_blk(model, completions="thread") as blk:
+        info = blk.query()
+        assert (info.physical_block_size, info.alignment_offset, info.min_io_size, info.opt_io_size) == (
+            4096, 512, 4096, 32768)
+    with model_blk(VirtioBlkModel(size=1 << 20, topology=False), completions="thread") as blk:
+        info = blk.query()
+        assert (info.physical_block_size, info.min_io_size) == (0, 0)
+
+
+def test_a_legacy_device_binds_and_serves_requests() -> None:
+    model = VirtioBlkModel(size=1 << 20, legacy=True)
+    with model_blk(model, completions="thread", writeback=True) as blk:
+        assert blk.dev.legacy and not blk.dev.has(32)
+        write_blocks(blk, 5, data(3))
+        assert read_blocks(blk, 5, 3) == data(3)
+        assert blk.writeback and model.wce == 1          # CONFIG_WCE works without FEATURES_OK
+        flush(blk)
+        assert model.media.media_bytes(5 * BS, 3 * BS) == data(3)

@@ -63,13 +63,15 @@ def test_a_window_without_the_magic_value_is_refused() -> None:
             VirtioMmio(regs)
 
 
-def test_a_legacy_device_is_refused_naming_its_version() -> None:
+def test_an_unknown_version_is_refused_naming_it_and_a_legacy_one_is_accepted() -> None:
     with RamSpace(1 << 16, name="legacy") as ram:
         regs = MmioResource(ram, 0, 0x200).create_region(0, 0x200, "old").map(CachePolicy.UNCACHED)
         regs.write32(0x000, 0x7472_6976)
-        regs.write32(0x004, 1)
-        with pytest.raises(VirtioError, match="Version 1; only modern"):
+        regs.write32(0x004, 3)
+        with pytest.raises(VirtioError, match=r"Version 3; Version 2 \(modern\) and 1 \(legacy\) are supported"):
             VirtioMmio(regs)
+        regs.write32(0x004, 1)
+        assert VirtioMmio(regs).legacy
 
 
 def test_a_window_too_small_for_the_registers_is_refused() -> None:

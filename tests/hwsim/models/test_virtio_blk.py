@@ -29,7 +29,7 @@ T_IN, T_OUT, T_FLUSH, T_GET_ID, T_DISCARD = 0, 1, 4, 8, 11
 S_OK, S_IOERR, S_UNSUPP = 0, 1, 2
 DISK = 1 << 20
 BASIC = (1 << F_VERSION_1 | 1 << F_FLUSH | 1 << F_CONFIG_WCE | 1 << F_INDIRECT | 1 << F_BLK_SIZE | 1 << F_SEG_MAX
-         | 1 << F_TOPOLOGY)
+         | 1 << F_TOPOLOGY | 1 << 14)                 # 14: WRITE_ZEROES
 
 # layout of the test driver in guest RAM (offsets from ram_base)
 DESC, AVAIL, USED, HDR, STAT, DATA, QSIZE = 0x0000, 0x1000, 0x2000, 0x3000, 0x3800, 0x10000, 16
