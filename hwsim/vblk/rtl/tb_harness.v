@@ -97,9 +97,9 @@ module tb_harness #(
     wire [1:0]  med_cmd;
     wire [47:0] med_addr;
     reg         dma_rvalid, med_rvalid;
-    reg  [3:0]  med_ready;
-    reg  [23:0] med_wait [0:3];
-    reg  [3:0]  med_counting;      // which med_wait run (the loop below runs only then: simulation speed)
+    reg  [7:0]  med_ready;
+    reg  [23:0] med_wait [0:7];
+    reg  [7:0]  med_counting;      // which med_wait run (the loop below runs only then: simulation speed)
     reg  [DATA_W-1:0] dma_rdata, med_rdata;
 
     virtio_blk #(.HOST_BASE(HOST_BASE), .HOST_SIZE(HOST_SIZE), .F_RO(F_RO), .F_FLUSH(F_FLUSH),
@@ -116,7 +116,7 @@ module tb_harness #(
         .med_req(med_req), .med_cmd(med_cmd), .med_addr(med_addr), .med_wdata(med_wdata),
         .med_gnt(med_gnt), .med_rvalid(med_rvalid), .med_rdata(med_rdata), .med_ready(med_ready),
         .capacity(capacity), .media_base(media_base), .readonly(readonly), .irq(irq));
-    wire unused_med = &{1'b0, med_wdata[DATA_W-1:2]};
+    wire unused_med = &{1'b0, med_wdata[DATA_W-1:3]};
 
     // ---- memory models -----------------------------------------------------------------------------
     reg [15:0] lfsr;
@@ -127,12 +127,12 @@ module tb_harness #(
 
     integer t;
     always @(posedge clk) begin
-        if (med_ready != 4'd0)
-            med_ready <= 4'd0;
+        if (med_ready != 8'd0)
+            med_ready <= 8'd0;
         if (!rst_n)
-            med_counting <= 4'd0;
-        else if (med_counting != 4'd0)
-            for (t = 0; t < 4; t = t + 1)
+            med_counting <= 8'd0;
+        else if (med_counting != 8'd0)
+            for (t = 0; t < 8; t = t + 1)
                 if (med_counting[t]) begin
                     if (med_wait[t] <= 24'd1) begin
                         med_ready[t]    <= 1'b1;
@@ -141,8 +141,8 @@ module tb_harness #(
                         med_wait[t] <= med_wait[t] - 24'd1;
                 end
         if (rst_n && med_req && med_gnt && med_cmd == 2'd3) begin
-            med_wait[med_wdata[1:0]] <= {8'd0, med_latency} + {8'd0, med_latency_step} * {16'd0, med_addr[7:0]};
-            med_counting[med_wdata[1:0]] <= 1'b1;
+            med_wait[med_wdata[2:0]] <= {8'd0, med_latency} + {8'd0, med_latency_step} * {16'd0, med_addr[7:0]};
+            med_counting[med_wdata[2:0]] <= 1'b1;
         end
     end
 

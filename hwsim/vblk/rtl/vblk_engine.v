@@ -3,7 +3,7 @@
 //
 // Two FSMs share the ports:
 //   * the front end (fe_*) reads avail.idx and a ring entry, walks the descriptor chain once (validating
-//     it and recording up to 2**DTAB_AW descriptors into one of 2**CTX_AW request contexts), reads the
+//     it and recording up to 2**DTAB_AW descriptors into one of 2**CTX_AW (8) request contexts), reads the
 //     16-byte header and decides the request. An IN or OUT asks the media to prepare its range (m_cmd 3,
 //     tagged with the context); the media answers on m_ready[tag] when it is ready, after its own
 //     latency. Anything else is ready at once. The front end goes on with the next chain meanwhile.
@@ -50,7 +50,7 @@ module vblk_engine #(
     parameter [31:0]  BLK_SIZE      = 32'd512,
     parameter         DTAB_AW       = 5,
     parameter         LINES_AW      = 3,
-    parameter         CTX_AW        = 2,
+    parameter         CTX_AW        = 3,
     parameter         DW            = 32,      // host and media data path: 32 or 64 bits
     parameter [159:0] ID            = "mmiotk-vblk-rtl-0001"
 ) (

@@ -35,7 +35,7 @@ module virtio_blk #(
     parameter [15:0]  MIN_IO_SIZE  = 16'd1,
     parameter [31:0]  OPT_IO_SIZE  = 32'd8,
     parameter         DTAB_AW      = 5,            // descriptors per request: 2**DTAB_AW
-    parameter         CTX_AW       = 2,            // requests in flight: 2**CTX_AW
+    parameter         CTX_AW       = 3,            // requests in flight: 2**CTX_AW (the seed: 8 workers)
     parameter         DATA_W       = 32,           // host and media data path: 32 or 64
     parameter         LINES_AW     = 3,            // write buffer: 2**LINES_AW sectors
     parameter [159:0] ID           = "mmiotk-vblk-rtl-0001"
