@@ -84,6 +84,7 @@ class QemuTarget(Target):
 
 class QemuPciTarget(QemuTarget):
     name = "qemu-pci"
+    offers_legacy_mmio = False  # virtio-blk-pci, modern only
 
     def _space(self, **kwargs: Any) -> Any:
         return super()._space(transport="pci", **kwargs)
