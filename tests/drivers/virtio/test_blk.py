@@ -408,4 +408,4 @@ def test_a_legacy_device_binds_and_serves_requests() -> None:
         assert read_blocks(blk, 5, 3) == data(3)
         assert blk.writeback and model.wce == 1          # CONFIG_WCE works without FEATURES_OK
         flush(blk)
-        assert model.media.media_bytes(5 * BS, 3 * BS) == data(3)
+        assert model.media.sector(5, 3) == data(3)
