@@ -125,7 +125,8 @@ class Virtqueue:
     def add(self, segments: Sequence[tuple[int, int, int]], token: Any) -> int:
         """Chain `segments` ((dma address, length, 0 or DESC_F_WRITE), device-readable ones first) and put
         the chain in the avail ring, unpublished until `kick()`. Returns the head descriptor index.
-        Raises VirtqueueFull (changing nothing) when the free list is too short."""
+        Raises VirtqueueFull (changing nothing) when the free list is too short, VirtioError (changing
+        nothing) when a segment does not pack."""
         n = len(segments)
         free = self._free
         if not 0 < n <= len(free):
@@ -133,14 +134,19 @@ class Virtqueue:
                 raise VirtioError(f"queue {self.index}: a chain needs at least one segment")
             raise VirtqueueFull(f"queue {self.index}: {n} descriptors needed, {len(free)} free")
         ids = free[-n:]
-        del free[-n:]
         pack, table = _DESC.pack_into, self._table
         nxt = 0
-        for k in range(n - 1, -1, -1):  # back to front: each descriptor links to the one after it
-            i = ids[k]
-            addr, length, flags = segments[k]
-            pack(table, 16 * i, addr, length, flags if k == n - 1 else flags | DESC_F_NEXT, nxt)
-            nxt = i
+        try:
+            for k in range(n - 1, -1, -1):  # back to front: each descriptor links to the one after it
+                i = ids[k]
+                addr, length, flags = segments[k]
+                pack(table, 16 * i, addr, length, flags if k == n - 1 else flags | DESC_F_NEXT, nxt)
+                nxt = i
+        except (struct.error, TypeError, ValueError) as exc:
+            # the descriptors stay on the free list: unpublished, they are just scratch memory
+            raise VirtioError(f"queue {self.index}: segments {list(segments)!r:.200} are not (address, length, "
+                              f"flags) integers in range: {exc}") from None
+        del free[-n:]
         head = ids[0]
         self._chains[head] = ids
         self._tokens[head] = token
