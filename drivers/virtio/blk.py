@@ -268,7 +268,9 @@ class VirtioBlk(VirtioDevice, BlockDevice):
                 status = BlockStatus.IO_NOT_PRESENT
             else:
                 try:
-                    if self._backlog or (self._note_submit() or not self._start_req(req)):
+                    if not self._backlog:
+                        self._note_submit()
+                    if self._backlog or not self._start_req(req):
                         self._backlog.append(req)
                 except Exception:  # e.g. no DMA memory left for a bounce buffer: this request fails alone
                     log.exception("%s: a request could not be put on the ring", self.dev.name)

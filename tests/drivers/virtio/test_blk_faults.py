@@ -174,6 +174,6 @@ def test_unbind_answers_every_request_even_when_the_reset_fails() -> None:
 
 
 def test_a_board_boolean_option_that_is_a_string_is_refused() -> None:
-    with pytest.raises(Exception, match="'readonly' must be true or false"):
-        with model_blk(completions="poll", readonly="false"):
-            pass
+    with pytest.raises(Exception, match="'readonly' must be true or false"), \
+            model_blk(completions="poll", readonly="false"):
+        pass
