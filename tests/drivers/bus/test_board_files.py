@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from drivers.bus.platform import BoardError, PlatformBus, load_board
-MAX_BOARD_BYTES, MAX_DEVICES = 1 << 20, 4096
+from drivers.bus.platform import MAX_BOARD_BYTES, MAX_DEVICES, BoardError, PlatformBus, load_board
 from mmiotk import RamSpace
 
 BILLION_LAUGHS = """\
