@@ -1,7 +1,7 @@
 """Fuzz the block protocol boundary: whatever op a caller hands any BlockDevice, it completes exactly once,
 within a bound, with a BlockStatus; a refused op changes neither the disk nor the caller's buffer; and the
-device still serves valid requests afterwards (RAM-disk with and without its worker, virtio-blk on the
-behavioural model in both completion modes, virtio-blk on QEMU)."""
+device still serves valid requests afterwards (RAM-disk with and without its worker, the file disk,
+virtio-blk on the behavioural model in both completion modes, virtio-blk on QEMU)."""
 
 from __future__ import annotations
 
@@ -67,6 +67,17 @@ def ramdisk_target(stack: ExitStack, worker: bool) -> Target:
     return Target(disk, lambda: disk.data.tobytes())
 
 
+def filedisk_target(stack: ExitStack) -> Target:
+    import tempfile
+    from pathlib import Path
+
+    from drivers.block.filedisk import FileDisk
+
+    path = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "disk.img"
+    disk = stack.enter_context(FileDisk(path, BS, size=BLOCKS * BS))
+    return Target(disk, path.read_bytes)
+
+
 def model_target(stack: ExitStack, completions: str) -> Target:
     model = VirtioBlkModel(size=BLOCKS * BS)
     space = stack.enter_context(ModelSpace(model, ram_size=16 << 20))
@@ -97,6 +108,7 @@ def qemu_target(stack: ExitStack) -> Target:
 
 
 TARGETS = {"ramdisk": lambda s: ramdisk_target(s, False), "ramdisk-worker": lambda s: ramdisk_target(s, True),
+           "filedisk": filedisk_target,
            "virtio-model-poll": lambda s: model_target(s, "poll"),
            "virtio-model-thread": lambda s: model_target(s, "thread"), "virtio-qemu": qemu_target}
 
