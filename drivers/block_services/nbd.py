@@ -184,10 +184,13 @@ class NbdServer:
                     sock, peer = self._listener.accept()
                 except TimeoutError:
                     continue
-                except OSError:
+                except OSError as exc:
                     if self._stop.is_set():
                         break
-                    raise
+                    # e.g. EMFILE: out of descriptors for now; keep serving those we have, try again
+                    log.warning("nbd: accept failed: %s", exc)
+                    self._stop.wait(_TICK)
+                    continue
                 pid = _peer_pid(sock)
                 with self._lock:
                     if pid and sum(c.pid == pid for c in self._conns) >= self.max_connections_per_process:
@@ -313,8 +316,10 @@ class _Connection:
             try:
                 self.send(*parts)
                 self.last_active = time.monotonic()
-            except OSError as exc:
-                log.debug("nbd %s: dropping replies: %s", self.peer, exc)
+            except Exception as exc:  # OSError: the client is gone or stopped reading; else a bug: say so
+                (log.debug if isinstance(exc, OSError) else log.exception)("nbd %s: dropping replies: %s",
+                                                                           self.peer, exc)
+                self.broken = True
                 self.evict()  # the reader sees EOF and ends the connection
             finally:
                 if slot:

@@ -164,7 +164,11 @@ class BlockServer:
         self._engine.loop_ident = threading.get_ident()
         try:
             while not self._stopping.is_set():
-                self._iterate(_TICK)
+                try:
+                    self._iterate(_TICK)
+                except Exception:  # the loop serves every client: report, never die silently
+                    log.exception("block server at %s: loop iteration failed", self.path)
+                    self._stopping.wait(_TICK)
         finally:
             self._shutdown()
 
