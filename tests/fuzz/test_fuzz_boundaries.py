@@ -31,7 +31,7 @@ from drivers.virtio import VirtioError
 from hwsim.integration.block_targets import bound_virtio_blk, virtio_blk_board
 from hwsim.models import ModelSpace, VirtioBlkModel
 from mmiotk import RamSpace
-from mmiotk.bus import BusError
+from mmiotk.bus import DriverModelError
 from mmiotk.dma import DmaPool
 from mmiotk.errors import MmioError
 
@@ -64,7 +64,7 @@ def test_any_board_builds_a_bus_or_raises_a_board_error_naming_node_and_field(ba
                 bad("board (dict)", raw)
                 assert exc.problems and all(p.node and p.field and p.message for p in exc.problems)
                 assert len(str(exc)) < 300 * len(exc.problems) + 200
-            except BusError:
+            except DriverModelError:
                 bad("board (dict)", raw)  # e.g. a bus refusing overlapping DMA: still specific
 
         fuzz()

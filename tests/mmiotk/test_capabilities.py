@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from mmiotk import CachePolicy, RamSpace
-from mmiotk.bus import Bus, Device, Reg
+from mmiotk.bus import AddressRange, Bus, Device
 from mmiotk.dma import DmaBuffer, DmaPool, FreedBufferError
 from mmiotk.errors import MmioValueError
 from mmiotk.irq import MockInterruptController
@@ -33,8 +33,8 @@ def bound() -> Iterator[tuple[FixedBus, Widget, Device]]:
     ctrl = MockInterruptController()
     bus = FixedBus(space, DmaPool.from_space(memory), ctrl)
     bus.register_driver(Widget)
-    bus.add("a", regs=[Reg(REGS, 0x100)], irqs=[1])
-    bus.add("b", regs=[Reg(REGS + 0x1000, 0x100)], irqs=[2])
+    bus.add("a", ranges=[AddressRange(REGS, 0x100)], irqs=[1])
+    bus.add("b", ranges=[AddressRange(REGS + 0x1000, 0x100)], irqs=[2])
     widget = bus.bind("a")
     assert isinstance(widget, Widget)
     yield bus, widget, bus.devices["a"]
@@ -78,7 +78,7 @@ def public_reach(root: object, depth: int = 4) -> list[tuple[str, object]]:
 
 def test_nothing_a_driver_holds_reaches_a_resource_space_bus_or_other_device(bound: Any) -> None:
     _bus, widget, device = bound
-    own = device.regs[0]
+    own = device.mmio_ranges[0]
     for path, obj in public_reach(widget):
         assert not isinstance(obj, (MmioResource, AddressSpace, Bus)), path
         if isinstance(obj, Device):
