@@ -186,7 +186,7 @@ def _problems_from(exc: ValidationError, raw: Any) -> list[Problem]:
             node = f"devices[{loc[1]}]"
             try:
                 name = raw["devices"][loc[1]].get("name")
-                if isinstance(name, str):
+                if isinstance(name, str) and name:  # an empty name would leave the node unnamed
                     node = name
             except (KeyError, IndexError, TypeError, AttributeError):
                 pass

@@ -99,3 +99,9 @@ def test_a_json_board_still_loads(tmp_path: Path) -> None:
     path.write_text(json.dumps({"name": "ok", "devices": [{"name": "u", "compatible": "x"}]}))
     board, _ = load_board(path)
     assert board.name == "ok" and board.devices[0].name == "u"
+
+
+def test_a_device_with_an_empty_name_is_named_by_its_index() -> None:
+    with pytest.raises(BoardError) as info:
+        load_board({"devices": [{"name": "", "compatible": "x"}]})
+    assert all(p.node for p in info.value.problems) and info.value.node == "devices[0]"
