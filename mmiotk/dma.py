@@ -11,8 +11,13 @@ memory (clean) and `sync_for_cpu` reloads it (invalidate), in 64-byte lines as c
 is therefore visible in a test: the device reads stale memory, or the CPU reads a stale shadow.
 
 After `free()` (or the pool closing on unbind) the range returns to the pool; the buffer's address and its
-syncs raise `FreedBufferError`, and the array handed out becomes read-only. Views taken before the free
-cannot be recalled (numpy cannot revoke a view): do not keep them.
+syncs raise `FreedBufferError`, and the array handed out becomes read-only for good: its base chain ends in
+an object that stops presenting the memory, so neither `flags.writeable = True` nor an array made from its
+`base` writes again. Views taken before the free cannot be recalled (numpy cannot revoke a view): do not
+keep them.
+
+A pool's public attributes reach only its own range: the region and address space behind it stay private
+(a device's pool draws from the bus's DMA memory, and the region would map all of it).
 """
 
 from __future__ import annotations
@@ -68,6 +73,26 @@ class _Block:
     cpu_ptr: int
     freed: bool = False
     handle: Any = field(default=None, repr=False)  # weakref to the DmaBuffer handed out
+    base: np.ndarray | None = field(default=None, repr=False)  # the handle's base, made read-only on free
+
+
+class _Memory:
+    """The final base of a DmaBuffer handed out: presents the block's memory to numpy until it is freed.
+
+    Not a writable buffer, so numpy lets a read-only array over it become writeable only through a
+    writeable array in between, and `_release` makes those read-only."""
+
+    __slots__ = ("__weakref__", "_array", "_block")
+
+    def __init__(self, block: _Block, array: np.ndarray) -> None:
+        self._block, self._array = block, array
+
+    @property
+    def __array_interface__(self) -> dict[str, Any]:
+        block = self._block
+        if block.freed:
+            raise FreedBufferError(f"DMA buffer {block.name!r} at {block.paddr:#x} was freed")
+        return self._array.__array_interface__
 
 
 def _extent(array: np.ndarray) -> tuple[int, int]:
@@ -162,7 +187,7 @@ class DmaPool:
     bus gives one to each device); `carve(size)` sets a sub-range aside as a pool of its own.
     """
 
-    region: PhysicalRegion
+    _region: PhysicalRegion
 
     def __init__(self, region: PhysicalRegion, *, name: str | None = None, dma_offset: int = 0) -> None:
         if not isinstance(region, PhysicalRegion):
@@ -177,7 +202,7 @@ class DmaPool:
             mem = mapping.array(np.uint8)
         except MmioError as exc:
             raise MmioError(f"DMA pool {name!r}: needs mmap-backed memory the device shares; {exc}") from None
-        self.region = region
+        self._region = region
         self._setup(name, region.paddr, region.size, region.coherent, dma_offset, mem, region.paddr,
                     RangeAllocator(region.paddr, region.size, f"dma pool {name}"), None, None)
         self._mapping = mapping
@@ -215,6 +240,15 @@ class DmaPool:
         return (f"<DmaPool {self.name!r} [{self.base:#x}, {self.base + self.size:#x}) {kind} "
                 f"{len(self._blocks)} buffers{' closed' if self._closed else ''}>")
 
+    def shared_file(self) -> tuple[int | None, str | None, int]:
+        """(descriptor, path, address of the file's first byte) of the shared file behind this pool's memory
+        (either may be None), for exporting buffers to another process. That process can map all of the
+        file: export only to processes trusted with the device."""
+        space: Any = self._region._resource.space
+        return (getattr(space, "ram_fd", None),
+                getattr(space, "ram_path", None) or getattr(space, "path", None),
+                getattr(space, "ram_base", space.base))
+
     # --- state --------------------------------------------------------------------------------------
     @property
     def closed(self) -> bool:
@@ -247,6 +281,9 @@ class DmaPool:
         """
         self._check_open("allocate")
         dt = np.dtype(dtype)
+        if dt.itemsize == 0 or dt.hasobject:
+            raise MmioValueError(f"DMA pool {self.name!r}: dtype {dt} cannot describe device memory "
+                                 "(it has no size, or holds Python objects)")
         if not isinstance(size, int) or isinstance(size, bool) or size <= 0 or size % dt.itemsize:
             raise MmioValueError(f"DMA pool {self.name!r}: size must be a positive multiple of {dt.itemsize} "
                                  f"({dt}), got {size!r}")
@@ -270,9 +307,11 @@ class DmaPool:
             cpu = mem if self.coherent else mem.copy()
             block = _Block(self, label, where.base, size, span, mem, cpu,
                            int(cpu.__array_interface__["data"][0]))
-            buf = cpu[:size].view(dt).view(DmaBuffer)
+            base = np.asarray(_Memory(block, cpu[:size].view(dt)))
+            buf = base.view(DmaBuffer)
             buf._dma = block
             block.handle = weakref.ref(buf)
+            block.base = base
             self._blocks[where.base] = block
             return buf
 
@@ -297,13 +336,15 @@ class DmaPool:
         handle = block.handle() if block.handle is not None else None
         if handle is not None:
             handle.flags.writeable = False
+        if block.base is not None:
+            block.base.flags.writeable = False
 
     # --- sub-pools ----------------------------------------------------------------------------------
     def child(self, name: str) -> DmaPool:
         """A pool sharing this range whose `close()` frees only its own buffers (one per device)."""
         self._check_open("make a child pool")
         pool = object.__new__(DmaPool)
-        pool.region = self.region
+        pool._region = self._region
         pool._setup(name, self.base, self.size, self.coherent, self.dma_offset, self._mem, self._mem_base,
                     self._allocator, self, None)
         with self._lock:
@@ -321,7 +362,7 @@ class DmaPool:
                 raise DmaExhaustedError(f"DMA pool {self.name!r} cannot carve {size:#x} bytes for {label!r}: "
                                         f"{exc}") from None
             pool = object.__new__(DmaPool)
-            pool.region = self.region
+            pool._region = self._region
             pool._setup(label, where.base, size, self.coherent, self.dma_offset, self._mem, self._mem_base,
                         RangeAllocator(where.base, size, f"dma pool {label}"), self, where)
             self._children.append(pool)

@@ -3,6 +3,10 @@
 Only a bus driver holds an `MmioResource` (the right to create regions in a physical range). It hands the
 `PhysicalRegion`s it creates to the drivers it binds; they map them with a cache policy. `revoke()` (on
 unbind) makes every later access through any mapping or view of the region raise `RevokedError`.
+
+A region's public attributes reach no further than its own range: its range and kind are read-only, and
+neither the resource that minted it nor the address space behind it is exposed (they would let a driver
+mint or open any other range). Python is not a sandbox: this guards against mistakes, not hostile code.
 """
 
 from __future__ import annotations
@@ -73,21 +77,31 @@ class PhysicalRegion:
         if token is not _MINT or resource is None:
             raise TypeError("PhysicalRegion has no public constructor: ask the bus driver's "
                             "MmioResource.create_region() for one")
-        self.resource = resource
-        self.paddr = paddr
-        self.size = size
-        self.name = name
-        self.memory = memory
-        self.coherent = coherent
-        self.prefetchable = prefetchable
-        self.policy: CachePolicy | None = None
+        self._resource = resource
+        self._paddr = paddr
+        self._size = size
+        self._name = name
+        self._memory = memory
+        self._coherent = coherent
+        self._prefetchable = prefetchable
+        self._policy: CachePolicy | None = None
         self._revoked = False
         self._buffers: weakref.WeakSet[MmioBuffer] = weakref.WeakSet()
         self._windows: list = []
 
+    # read-only: rewriting the range before map() would map someone else's registers
+    paddr = property(lambda self: self._paddr, doc="Physical address of the first byte.")
+    size = property(lambda self: self._size, doc="Bytes in the region.")
+    name = property(lambda self: self._name)
+    memory = property(lambda self: self._memory, doc="Normal memory (RAM, DMA) rather than device registers.")
+    coherent = property(lambda self: self._coherent, doc="The device snoops CPU caches.")
+    prefetchable = property(lambda self: self._prefetchable, doc="Write-combining is allowed.")
+    policy = property(lambda self: self._policy, doc="The cache policy of the first map(), or None.")
+
     @property
-    def space(self) -> AddressSpace:
-        return self.resource.space
+    def arch(self) -> str:
+        """The architecture of the space behind the region (for barrier and policy choices)."""
+        return self._resource.space.arch
 
     @property
     def page_span(self) -> tuple[int, int]:
@@ -117,11 +131,11 @@ class PhysicalRegion:
         if self.policy is not None and policy is not self.policy:
             raise BadStateError(f"region {self.name!r} is already mapped {self.policy.name}; "
                                 f"it cannot also be mapped {policy.name}")
-        space = self.space
+        space = self._resource.space
         check_policy(policy, space.arch, memory=self.memory, coherent=self.coherent,
                      prefetchable=self.prefetchable, what=f"region {self.name!r} at {self.paddr:#x}")
         window = wrap_for_policy(space, space.open(self.paddr, self.size, policy), policy, self.coherent)
-        self.policy = policy
+        self._policy = policy
         self._windows.append(window)
         return MmioBuffer(region=self, window=window, space=space, start=0, size=self.size, policy=policy,
                           byteorder=byteorder)

@@ -11,6 +11,7 @@ The synchronous helpers `read_blocks`, `write_blocks` and `flush` wait with a ti
 from __future__ import annotations
 
 import enum
+import operator
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -114,6 +115,12 @@ class BlockOp:
     flags: OpFlag = OpFlag.NONE
     cookie: Any = field(default=None, repr=False)  # the caller's, untouched
 
+    def __post_init__(self) -> None:
+        # A plain int names the command it equals (BlockOp(1, ...) is a READ); devices compare with `is`.
+        if type(self.command) is not BlockCommand and isinstance(self.command, int) \
+                and not isinstance(self.command, bool) and self.command in BlockCommand._value2member_map_:
+            self.command = BlockCommand(self.command)
+
 
 Completion = Callable[[BlockStatus, BlockOp], None]
 
@@ -126,25 +133,43 @@ class BlockError(Exception):
         self.status = status
 
 
-def validate(info: BlockInfo, op: BlockOp) -> BlockStatus | None:
-    """The checks every device makes before touching anything; None when the op may proceed."""
-    if op.command is BlockCommand.FLUSH:
+def _index(value: object) -> int | None:
+    """`value` as a Python int (numpy integers included, so arithmetic cannot wrap), None if it is no
+    integer (floats, bools, strings)."""
+    if isinstance(value, bool):
         return None
-    if op.command not in (BlockCommand.READ, BlockCommand.WRITE, BlockCommand.TRIM):
+    try:
+        return operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+
+
+def validate(info: BlockInfo, op: BlockOp) -> BlockStatus | None:
+    """The checks every device makes before touching anything; None when the op may proceed.
+
+    Commands are compared by identity, as devices do: only BlockCommand members are executed. Lengths and
+    offsets must be integers (numpy integers are checked in Python ints, so 2**55 does not wrap)."""
+    cmd = op.command
+    if cmd is BlockCommand.FLUSH:
+        return None
+    if cmd is not BlockCommand.READ and cmd is not BlockCommand.WRITE and cmd is not BlockCommand.TRIM:
         return BlockStatus.NOT_SUPPORTED
-    if op.length <= 0 or op.offset_dev < 0 or op.offset_vmo < 0:
-        return BlockStatus.INVALID_ARGS if op.length <= 0 else BlockStatus.OUT_OF_RANGE
-    if op.offset_dev >= info.block_count or op.length > info.block_count - op.offset_dev:
+    length, offset_dev, offset_vmo = _index(op.length), _index(op.offset_dev), _index(op.offset_vmo)
+    if length is None or offset_dev is None or offset_vmo is None or not isinstance(op.flags, int):
+        return BlockStatus.INVALID_ARGS
+    if length <= 0 or offset_dev < 0 or offset_vmo < 0:
+        return BlockStatus.INVALID_ARGS if length <= 0 else BlockStatus.OUT_OF_RANGE
+    if offset_dev >= info.block_count or length > info.block_count - offset_dev:
         return BlockStatus.OUT_OF_RANGE
-    nbytes = op.length * info.block_size
+    nbytes = length * info.block_size
     if info.max_transfer_size != MAX_TRANSFER_UNBOUNDED and nbytes > info.max_transfer_size:
         return BlockStatus.OUT_OF_RANGE
-    if op.command is not BlockCommand.TRIM:
-        if op.vmo is None:
+    if cmd is not BlockCommand.TRIM:
+        if not isinstance(op.vmo, Vmo):
             return BlockStatus.INVALID_ARGS
-        if (op.offset_vmo + op.length) * info.block_size > op.vmo.size:
+        if (offset_vmo + length) * info.block_size > op.vmo.size:
             return BlockStatus.OUT_OF_RANGE
-    if op.command in (BlockCommand.WRITE, BlockCommand.TRIM) and info.flags & BlockFlag.READONLY:
+    if cmd is not BlockCommand.READ and info.flags & BlockFlag.READONLY:
         return BlockStatus.ACCESS_DENIED
     return None
 

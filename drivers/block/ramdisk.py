@@ -17,6 +17,7 @@ paths.
 
 from __future__ import annotations
 
+import logging
 import queue as queue_mod
 import threading
 from typing import Any
@@ -39,6 +40,7 @@ from .protocol import (
 )
 
 COMPATIBLE = "mmiotk,ramdisk"
+log = logging.getLogger(__name__)
 _POLL = 0.1  # seconds the worker waits for work before checking for unbind
 
 
@@ -80,7 +82,7 @@ class RamDisk(BlockDevice):
 
     def queue(self, op: BlockOp, completion: Completion) -> None:
         if self._queue is None or self._dead:
-            completion(self._execute(op), op)
+            completion(self._execute_safely(op), op)
             return
         self._queue.put((op, completion))
         if self._dead:  # unbind raced with the put: make sure nothing is left behind
@@ -115,6 +117,21 @@ class RamDisk(BlockDevice):
             self._bad[offset:offset + length] = bad
 
     # --- internals ------------------------------------------------------------------------------------
+    def _execute_safely(self, op: BlockOp) -> BlockStatus:
+        """`_execute`, with a failure the checks did not foresee reported and turned into IO."""
+        try:
+            return self._execute(op)
+        except Exception:
+            log.exception("RamDisk %r: a %s op failed unexpectedly", self.name, _command_name(op))
+            return BlockStatus.IO
+
+    def _complete(self, completion: Completion, status: BlockStatus, op: BlockOp) -> None:
+        """Call a completion from the worker; one that raises is reported, and the worker carries on."""
+        try:
+            completion(status, op)
+        except Exception:
+            log.exception("RamDisk %r: the completion of a %s op raised", self.name, _command_name(op))
+
     def _execute(self, op: BlockOp) -> BlockStatus:
         if self._dead:
             return BlockStatus.IO_NOT_PRESENT
@@ -149,7 +166,7 @@ class RamDisk(BlockDevice):
                 op, completion = self._queue.get(timeout=_POLL)
             except queue_mod.Empty:
                 continue
-            completion(self._execute(op), op)
+            self._complete(completion, self._execute_safely(op), op)
         self._drain()
 
     def _drain(self) -> None:
@@ -160,11 +177,32 @@ class RamDisk(BlockDevice):
                 op, completion = self._queue.get_nowait()
             except queue_mod.Empty:
                 return
-            completion(BlockStatus.IO_NOT_PRESENT, op)
+            self._complete(completion, BlockStatus.IO_NOT_PRESENT, op)
+
+
+def _command_name(op: BlockOp) -> str:
+    return getattr(op.command, "name", "malformed")
 
 
 _FLAG_PROPERTIES = {"readonly": BlockFlag.READONLY, "removable": BlockFlag.REMOVABLE,
                     "bootpart": BlockFlag.BOOTPART, "trim": BlockFlag.TRIM_SUPPORT, "fua": BlockFlag.FUA_SUPPORT}
+
+
+def bool_property(props: dict[str, Any], key: str, owner: str, default: bool = False) -> bool:
+    """A board property that must be a boolean: `readonly: "false"` is an error, not a true string."""
+    value = props.get(key, default)
+    if not isinstance(value, bool):
+        raise ValueError(f"{owner}: property {key!r} must be true or false (a YAML/JSON boolean), "
+                         f"got {value!r}")
+    return value
+
+
+def int_property(props: dict[str, Any], key: str, owner: str, default: int | None = None) -> int:
+    """A board property that must be an integer (not a bool, float or string)."""
+    value = props.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{owner}: property {key!r} must be an integer, got {value!r}")
+    return value
 
 
 def ramdisk_from_properties(props: dict[str, Any], name: str = "ramdisk") -> RamDisk:
@@ -180,13 +218,14 @@ def ramdisk_from_properties(props: dict[str, Any], name: str = "ramdisk") -> Ram
         raise ValueError(f"ramdisk {name!r}: unknown properties {unknown} (known: {sorted(known)})")
     if "size" not in props:
         raise ValueError(f"ramdisk {name!r}: the 'size' property (bytes) is required")
+    owner = f"ramdisk {name!r}"
     flags = BlockFlag.NONE
     for key, flag in _FLAG_PROPERTIES.items():
-        if props.get(key, False):
+        if bool_property(props, key, owner):
             flags |= flag
-    return RamDisk(int(props["size"]), int(props.get("block-size", 512)), flags,
-                   max_transfer_size=int(props.get("max-transfer-size", MAX_TRANSFER_UNBOUNDED)),
-                   worker=bool(props.get("worker", False)), name=name)
+    return RamDisk(int_property(props, "size", owner), int_property(props, "block-size", owner, 512), flags,
+                   max_transfer_size=int_property(props, "max-transfer-size", owner, MAX_TRANSFER_UNBOUNDED),
+                   worker=bool_property(props, "worker", owner), name=name)
 
 
 class RamDiskDriver(BlockDriver[RamDisk]):

@@ -18,6 +18,7 @@ import fcntl
 import json
 import mmap
 import os
+import select
 import socket
 from collections.abc import Sequence
 from typing import Any
@@ -29,6 +30,14 @@ PROTOCOL_VERSION = 1
 
 class ControlError(Exception):
     """A control message was malformed, refused, or did not arrive in time."""
+
+
+def peer_closed(sock: socket.socket) -> bool:
+    """After a recv returned nothing: whether that was end-of-file, not a 0-byte message (SOCK_SEQPACKET
+    returns b"" for both; only a peer that is gone leaves the socket hung up)."""
+    poller = select.poll()
+    poller.register(sock, select.POLLRDHUP)
+    return any(ev & (select.POLLRDHUP | select.POLLHUP | select.POLLERR) for _, ev in poller.poll(0))
 
 
 def send_msg(sock: socket.socket, obj: dict[str, Any], fds: Sequence[int] = ()) -> None:
@@ -50,7 +59,9 @@ def recv_msg(sock: socket.socket) -> tuple[dict[str, Any], list[int]]:
     data, fds, flags, _ = socket.recv_fds(sock, MAX_CONTROL, MAX_FDS)
     try:
         if not data and not fds:
-            raise EOFError("control socket closed by peer")
+            if peer_closed(sock):
+                raise EOFError("control socket closed by peer")
+            raise ControlError("empty control message: expected one JSON object")
         if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
             raise ControlError(f"control message truncated: more than {MAX_CONTROL} bytes or "
                                f"{MAX_FDS} file descriptors")
@@ -58,6 +69,8 @@ def recv_msg(sock: socket.socket) -> tuple[dict[str, Any], list[int]]:
             obj = json.loads(data)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ControlError(f"control message is not JSON: {exc}") from None
+        except RecursionError:
+            raise ControlError("control message is nested too deeply") from None
         if not isinstance(obj, dict):
             raise ControlError(f"control message must be a JSON object, got {type(obj).__name__}")
     except BaseException:
@@ -67,10 +80,20 @@ def recv_msg(sock: socket.socket) -> tuple[dict[str, Any], list[int]]:
 
 
 def request(sock: socket.socket, obj: dict[str, Any], fds: Sequence[int] = ()) -> tuple[dict[str, Any], list[int]]:
-    """Send one control request and wait (socket timeout) for its reply; raise ControlError on refusal."""
-    send_msg(sock, obj, fds)
+    """Send one control request and wait (socket timeout) for its reply; raise ControlError on refusal.
+
+    A server that refuses a connection (full, or too many sessions for this process) sends its reason and
+    closes at once, possibly before our request reached it: the kernel then reports the reset (or a
+    broken pipe) first, and the reason is still queued behind it, so it is read once more.
+    """
     try:
+        send_msg(sock, obj, fds)
         reply, rfds = recv_msg(sock)
+    except (ConnectionResetError, BrokenPipeError) as exc:
+        try:
+            reply, rfds = recv_msg(sock)
+        except (OSError, EOFError, ControlError):
+            raise ControlError(f"server reset the control socket during {obj.get('op')!r}: {exc}") from None
     except TimeoutError:
         raise ControlError(f"no reply to control request {obj.get('op')!r} within {sock.gettimeout()} s") \
             from None

@@ -7,14 +7,24 @@ handled out of order as they complete. One thread per connection reads requests;
 go to the device asynchronously (bounded per connection), the rest synchronously. Unaligned requests work
 (read-modify-write). Listens on a unix socket or a TCP address (loopback by default: NBD has no
 authentication). Every receive polls the stop flag, so `stop()` ends every connection promptly.
+
+No client stalls or locks out another. Replies go through a per-connection queue and sender thread:
+completions (on the device's thread) only enqueue, so a client that stops reading blocks its own sender and
+nothing else (and is dropped after `_SEND_TIMEOUT`); the queue is bounded by the connection's in-flight
+limit, and its reader stops reading requests while the queue is full. A connection must finish its handshake
+within `handshake_timeout` s and is closed after `idle_timeout` s with nothing in flight; one process (unix
+sockets) holds at most `max_connections_per_process`; when the server is full, the connection idle longest
+(at least `_EVICT_IDLE` s) makes room for the new one.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import select
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -30,11 +40,12 @@ from .byte_addressed import Export
 log = logging.getLogger(__name__)
 
 _TICK = 0.25  # seconds between checks of the stop flag while waiting for a client
-_HANDSHAKE_TIMEOUT = 30.0
 _SEND_TIMEOUT = 30.0  # a client that does not read its replies for this long is dropped
 _MAX_OPTIONS = 128
 _MAX_OPTION_DATA = 1 << 16
 _MAX_INFLIGHT = 64  # asynchronous requests per connection
+_MAX_QUEUED = 2 * _MAX_INFLIGHT  # replies waiting for the sender before the reader stops reading
+_EVICT_IDLE = 1.0  # seconds a connection must have been idle to make room for a new one
 
 
 class _Closed(Exception):
@@ -68,7 +79,8 @@ class NbdServer:
 
     def __init__(self, device: BlockDevice, *, unix_path: str | os.PathLike[str] | None = None,
                  tcp: tuple[str, int] | None = None, name: str = "mmiotk", description: str = "",
-                 read_only: bool = False, max_connections: int = 16) -> None:
+                 read_only: bool = False, max_connections: int = 16, max_connections_per_process: int = 4,
+                 handshake_timeout: float = 10.0, idle_timeout: float = 300.0) -> None:
         if (unix_path is None) == (tcp is None):
             raise ValueError("NbdServer needs exactly one of unix_path= or tcp=(host, port)")
         if len(name.encode()) > P.MAX_STRING or len(description.encode()) > P.MAX_STRING:
@@ -79,6 +91,9 @@ class NbdServer:
         self.unix_path = os.fspath(unix_path) if unix_path is not None else None
         self._tcp = tcp
         self.max_connections = max_connections
+        self.max_connections_per_process = max_connections_per_process
+        self.handshake_timeout = handshake_timeout
+        self.idle_timeout = idle_timeout
         self.stats = NbdStats()
         self._stop = threading.Event()
         self._listener: socket.socket | None = None
@@ -169,15 +184,25 @@ class NbdServer:
                     sock, peer = self._listener.accept()
                 except TimeoutError:
                     continue
-                except OSError:
+                except OSError as exc:
                     if self._stop.is_set():
                         break
-                    raise
+                    # e.g. EMFILE: out of descriptors for now; keep serving those we have, try again
+                    log.warning("nbd: accept failed: %s", exc)
+                    self._stop.wait(_TICK)
+                    continue
+                pid = _peer_pid(sock)
                 with self._lock:
-                    if len(self._conns) >= self.max_connections:
+                    if pid and sum(c.pid == pid for c in self._conns) >= self.max_connections_per_process:
+                        log.info("nbd: refusing process %d: it holds %d connections", pid,
+                                 self.max_connections_per_process)
+                        sock.close()
+                        continue
+                    if len(self._conns) >= self.max_connections and not self._evict_idle():
                         sock.close()
                         continue
                     conn = _Connection(self, sock, str(peer) or "unix")
+                    conn.pid = pid
                     self._conns.add(conn)
                     self.stats.connections += 1
                     self.stats.active = len(self._conns)
@@ -186,6 +211,20 @@ class NbdServer:
             self._listener.close()
             if self.unix_path is not None and os.path.exists(self.unix_path):
                 os.unlink(self.unix_path)
+
+    def _evict_idle(self) -> bool:
+        """Under the lock, the server full: end the connection idle longest, if any was idle long enough."""
+        now = time.monotonic()
+        idle = [(c.idle_for(now), c) for c in self._conns if not c.evicted]
+        if not idle:
+            return False
+        longest, conn = max(idle, key=lambda item: item[0])
+        if longest < _EVICT_IDLE:
+            return False
+        log.info("nbd %s: closing it (idle %.1f s) to make room for a new connection", conn.peer, longest)
+        conn.evict()
+        self._conns.discard(conn)  # its slot is free now; its thread ends on its own
+        return True
 
     def _forget(self, conn: _Connection) -> None:
         with self._lock:
@@ -208,31 +247,117 @@ class _Connection:
         self.slots = threading.BoundedSemaphore(_MAX_INFLIGHT)
         self.thread = threading.Thread(target=self.run, name=f"nbd {peer}", daemon=True)
         self.broken = False
+        self.pid = 0
+        self.evicted = False
+        self.last_active = time.monotonic()
+        self.inflight = 0  # asynchronous requests whose reply has not been sent
+        # replies: (parts, holds a slot); filled by the reader and by completions, emptied by the sender
+        self.outq: collections.deque[tuple[tuple[bytes | memoryview, ...], bool]] = collections.deque()
+        self.out_cond = threading.Condition()
+        self.sender: threading.Thread | None = None
+        self.sender_done = False
 
     def run(self) -> None:
         try:
             if self.handshake():
+                self.sender = threading.Thread(target=self.send_loop, name=f"nbd {self.peer} sender", daemon=True)
+                self.sender.start()
                 self.transmission()
-        except _Closed:
-            pass
+        except _Closed as exc:
+            log.debug("nbd %s: %s", self.peer, exc)
         except OSError as exc:
             log.debug("nbd %s: %s", self.peer, exc)
         except Exception:
             log.exception("nbd %s: dropping the connection", self.peer)
         finally:
             self.drain()
+            self.stop_sender()
             self.sock.close()
             self.server._forget(self)
 
+    def idle_for(self, now: float) -> float:
+        """Seconds since the last request or reply, 0 while requests are in flight or replies queued."""
+        return 0.0 if self.inflight or self.outq else now - self.last_active
+
+    def evict(self) -> None:
+        """End the connection from another thread: its reader sees end-of-file."""
+        self.evicted = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    # --- replies ----------------------------------------------------------------------------------------
+    def enqueue(self, parts: tuple[bytes | memoryview, ...], slot: bool) -> None:
+        """Queue a reply for the sender; never blocks (completions call it on the device's thread)."""
+        with self.out_cond:
+            if not self.broken and not self.sender_done:
+                self.outq.append((parts, slot))
+                self.out_cond.notify()
+                return
+        if slot:
+            self.release_slot()  # nobody will send it: the connection is going away
+
+    def release_slot(self) -> None:
+        with self.out_cond:
+            self.inflight -= 1
+        self.slots.release()
+
+    def send_loop(self) -> None:
+        """The sender thread: one blocking sendall at a time, for this client only."""
+        while True:
+            with self.out_cond:
+                while not self.outq and not self.sender_done:
+                    self.out_cond.wait()
+                if not self.outq:
+                    return
+                parts, slot = self.outq.popleft()
+                self.out_cond.notify_all()  # a reader waiting for room
+            try:
+                self.send(*parts)
+                self.last_active = time.monotonic()
+            except Exception as exc:  # OSError: the client is gone or stopped reading; else a bug: say so
+                (log.debug if isinstance(exc, OSError) else log.exception)("nbd %s: dropping replies: %s",
+                                                                           self.peer, exc)
+                self.broken = True
+                self.evict()  # the reader sees EOF and ends the connection
+            finally:
+                if slot:
+                    self.release_slot()
+
+    def wait_for_room(self) -> None:
+        """The reader, before queuing a reply of its own: wait while the sender is behind."""
+        with self.out_cond:
+            while len(self.outq) >= _MAX_QUEUED and not self.broken:
+                if self.server._stop.is_set() or self.evicted:
+                    raise _Closed("server stopping")
+                self.out_cond.wait(_TICK)
+
+    def stop_sender(self) -> None:
+        with self.out_cond:
+            self.sender_done = True
+            self.out_cond.notify_all()
+        if self.sender is not None and self.sender is not threading.current_thread():
+            self.sender.join(_SEND_TIMEOUT + 5)
+        with self.out_cond:  # what the sender did not get to (it stopped on an error)
+            left, self.outq = list(self.outq), collections.deque()
+        for _, slot in left:
+            if slot:
+                self.release_slot()
+
     # --- socket helpers -------------------------------------------------------------------------------
-    def recv_into(self, view: memoryview, deadline: float | None = None) -> None:
-        """Fill `view`, polling the stop flag; raises _Closed on EOF, stop or the deadline."""
+    def recv_into(self, view: memoryview, deadline: float | None = None, idle: bool = False) -> None:
+        """Fill `view`, polling the stop flag; raises _Closed on EOF, stop, the deadline, or (`idle`: waiting
+        for a request) after idle_timeout s without traffic and with nothing in flight."""
         got = 0
         while got < len(view):
-            if self.server._stop.is_set():
-                raise _Closed("server stopping")
-            if deadline is not None and time.monotonic() > deadline:
+            if self.server._stop.is_set() or self.evicted:
+                raise _Closed("server stopping" if not self.evicted else "evicted")
+            now = time.monotonic()
+            if deadline is not None and now > deadline:
                 raise _Closed("handshake timed out")
+            if idle and not got and self.idle_for(now) > self.server.idle_timeout:
+                raise _Closed(f"idle for {self.server.idle_timeout} s")
             ready, _, _ = select.select([self.sock], [], [], _TICK)
             if not ready:
                 continue
@@ -259,7 +384,7 @@ class _Connection:
 
     # --- handshake ------------------------------------------------------------------------------------
     def handshake(self) -> bool:
-        deadline = time.monotonic() + _HANDSHAKE_TIMEOUT
+        deadline = time.monotonic() + self.server.handshake_timeout
         self.send(P.HANDSHAKE.pack(P.NBDMAGIC, P.IHAVEOPT, P.FLAG_FIXED_NEWSTYLE | P.FLAG_NO_ZEROES))
         (client_flags,) = np.frombuffer(self.recv(4, deadline), dtype=">u4")
         if int(client_flags) & ~(P.FLAG_C_FIXED_NEWSTYLE | P.FLAG_C_NO_ZEROES):
@@ -349,7 +474,8 @@ class _Connection:
         header = bytearray(P.REQUEST.size)
         view = memoryview(header)
         while True:
-            self.recv_into(view)
+            self.recv_into(view, idle=True)
+            self.last_active = time.monotonic()
             magic, flags, kind, handle, offset, length = P.REQUEST.unpack(header)
             if magic != P.REQUEST_MAGIC:
                 raise _Closed(f"bad request magic {magic:#x}")
@@ -385,14 +511,14 @@ class _Connection:
             return P.EINVAL
         return 0
 
-    def answer(self, handle: int, error: int, data: np.ndarray | None = None) -> None:
+    def answer(self, handle: int, error: int, data: np.ndarray | None = None, *, slot: bool = False) -> None:
+        """Queue the reply to `handle`; `slot`: it ends an asynchronous request (from its completion)."""
         if error:
             self.server.stats.errors += 1
         head = P.SIMPLE_REPLY.pack(P.SIMPLE_REPLY_MAGIC, error, handle)
-        if data is None:
-            self.send(head)
-        else:
-            self.send(head, data.data)
+        if not slot:
+            self.wait_for_room()
+        self.enqueue((head,) if data is None else (head, data.data), slot)
 
     def execute(self, kind: int, flags: int, handle: int, offset: int, length: int,
                 payload: np.ndarray | None) -> None:
@@ -405,14 +531,9 @@ class _Connection:
             self.acquire()
 
             def read_done(status: BlockStatus, data: np.ndarray | None) -> None:
-                try:
-                    if status is BlockStatus.OK:
-                        stats.bytes_read += length
-                    self.answer(handle, 0 if status is BlockStatus.OK else _errno(status, False), data)
-                except OSError:
-                    pass
-                finally:
-                    self.slots.release()
+                if status is BlockStatus.OK:
+                    stats.bytes_read += length
+                self.answer(handle, 0 if status is BlockStatus.OK else _errno(status, False), data, slot=True)
 
             self.submit(lambda: export.read(offset, length, read_done))
         elif kind == P.CMD_WRITE:
@@ -420,14 +541,9 @@ class _Connection:
             self.acquire()
 
             def write_done(status: BlockStatus) -> None:
-                try:
-                    if status is BlockStatus.OK:
-                        stats.bytes_written += length
-                    self.answer(handle, 0 if status is BlockStatus.OK else _errno(status, True))
-                except OSError:
-                    pass
-                finally:
-                    self.slots.release()
+                if status is BlockStatus.OK:
+                    stats.bytes_written += length
+                self.answer(handle, 0 if status is BlockStatus.OK else _errno(status, True), slot=True)
 
             self.submit(lambda: export.write(offset, payload, fua, write_done))
         else:
@@ -444,13 +560,15 @@ class _Connection:
         try:
             start()
         except BaseException:
-            self.slots.release()
+            self.release_slot()
             raise
 
     def acquire(self) -> None:
         while not self.slots.acquire(timeout=_TICK):
-            if self.server._stop.is_set():
+            if self.server._stop.is_set() or self.evicted:
                 raise _Closed("server stopping")
+        with self.out_cond:
+            self.inflight += 1
 
     def drain(self, timeout: float = 30.0) -> None:
         """Wait for this connection's asynchronous requests to finish before the socket closes."""
@@ -461,3 +579,14 @@ class _Connection:
                 taken += 1
         if taken < _MAX_INFLIGHT:
             log.warning("nbd %s: %d requests still in flight at close", self.peer, _MAX_INFLIGHT - taken)
+
+
+def _peer_pid(sock: socket.socket) -> int:
+    """The connecting process's pid on a unix socket; 0 on TCP (or when the kernel does not say)."""
+    if sock.family != socket.AF_UNIX:
+        return 0
+    try:
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except OSError:
+        return 0
+    return int(struct.unpack("3i", creds)[0])

@@ -12,6 +12,10 @@ One thread runs a selector loop and owns every session's state. Completions arri
 that dies mid-request only loses its own session: in-flight ops finish into the server's mapping, and the
 buffers are released when the last of them completes. Malformed records, bad vmoids, out-of-range requests
 and protocol violations get error responses, never another client's data.
+
+No client can lock others out: one process holds at most `max_clients_per_process` sessions, a session that
+has not taken its FIFO within `handshake_timeout` s is closed, and so is one with nothing in flight that sent
+nothing and accepted no response for `idle_timeout` s.
 """
 
 from __future__ import annotations
@@ -21,10 +25,13 @@ import logging
 import os
 import selectors
 import socket
+import struct
 import threading
+import time
 from typing import Any
 
 from drivers.block.protocol import BlockDevice
+from mmiotk.errors import MmioError
 
 from . import control
 from .dispatch import Dispatcher, ServerStats
@@ -52,7 +59,9 @@ class BlockServer:
     """
 
     def __init__(self, device: BlockDevice, path: str | os.PathLike[str], *, dma: Any = None,
-                 max_clients: int = 64, max_vmos: int = 256, max_vmo_bytes: int = 1 << 30) -> None:
+                 max_clients: int = 64, max_vmos: int = 256, max_vmo_bytes: int = 1 << 30,
+                 max_clients_per_process: int = 16, handshake_timeout: float = 10.0,
+                 idle_timeout: float = 300.0) -> None:
         self.device = device
         self.path = os.fspath(path)
         self.info = device.query()
@@ -62,6 +71,10 @@ class BlockServer:
         self._dma: PoolExporter | None = PoolExporter(dma) if dma is not None and not isinstance(
             dma, PoolExporter) else dma
         self.max_clients = max_clients
+        self.max_clients_per_process = max_clients_per_process
+        self.handshake_timeout = handshake_timeout
+        self.idle_timeout = idle_timeout
+        self._next_idle_check = 0.0
         self.max_vmos = max_vmos
         self.max_vmo_bytes = max_vmo_bytes
         self.stats = ServerStats()
@@ -151,7 +164,11 @@ class BlockServer:
         self._engine.loop_ident = threading.get_ident()
         try:
             while not self._stopping.is_set():
-                self._iterate(_TICK)
+                try:
+                    self._iterate(_TICK)
+                except Exception:  # the loop serves every client: report, never die silently
+                    log.exception("block server at %s: loop iteration failed", self.path)
+                    self._stopping.wait(_TICK)
         finally:
             self._shutdown()
 
@@ -168,6 +185,22 @@ class BlockServer:
             self._engine.drain()
         self._engine.drain()
         self._flush_all()
+        self._close_idle()
+
+    def _close_idle(self) -> None:
+        """Close sessions past their handshake or idle timeout (checked a few times a second)."""
+        now = time.monotonic()
+        if now < self._next_idle_check:
+            return
+        self._next_idle_check = now + min(_TICK, self.handshake_timeout / 4, self.idle_timeout / 4)
+        for session in list(self._sessions.values()):
+            if session.inflight:
+                continue
+            limit = self.idle_timeout if session.handshake_done else self.handshake_timeout
+            if now - session.last_active > limit:
+                log.info("block server: closing client %d: %s for %.1f s", session.sid,
+                         "idle" if session.handshake_done else "no handshake", limit)
+                self._close_session(session)
 
     def _dispatch(self, kind: str, session: Session | None, mask: int) -> None:
         if session is not None and session.closed:
@@ -217,9 +250,17 @@ class BlockServer:
             conn, _ = self._listener.accept()
         except (BlockingIOError, InterruptedError):
             return
+        pid = _peer_pid(conn)
+        refusal = None
         if len(self._sessions) >= self.max_clients:
+            refusal = f"server full ({self.max_clients} clients)"
+        elif pid and sum(s.peer_pid == pid for s in self._sessions.values()) >= self.max_clients_per_process:
+            refusal = f"process {pid} already holds {self.max_clients_per_process} sessions (the limit)"
+        if refusal is not None:
             try:
-                control.send_msg(conn, {"ok": False, "error": f"server full ({self.max_clients} clients)"})
+                conn.setblocking(False)
+                with contextlib.suppress(OSError):
+                    control.send_msg(conn, {"ok": False, "error": refusal})
             finally:
                 conn.close()
             return
@@ -227,6 +268,7 @@ class BlockServer:
         conn.setblocking(False)
         ours.setblocking(False)
         session = Session(self._next_session, conn, ours, theirs)
+        session.peer_pid = pid
         self._next_session += 1
         self._sessions[session.sid] = session
         self.stats.sessions += 1
@@ -262,12 +304,14 @@ class BlockServer:
         except (BlockingIOError, InterruptedError):
             return
         except control.ControlError as exc:
+            session.last_active = time.monotonic()
             self._reply(session, {"ok": False, "error": str(exc)})
             return
+        session.last_active = time.monotonic()
         owned: list[int] = []
         try:
             reply, out_fds, owned = self._control_op(session, msg, fds)
-        except (ValueError, OSError, control.ControlError) as exc:
+        except (ValueError, OSError, MmioError, control.ControlError) as exc:  # MmioError: DMA pool exhausted
             reply, out_fds = {"ok": False, "error": str(exc)}, []
         finally:
             control.close_fds(fds)
@@ -303,6 +347,7 @@ class BlockServer:
             if peer is None:
                 raise ValueError("the FIFO was already handed out for this session")
             session.fifo_peer = None
+            session.handshake_done = True
             fd = peer.detach()
             return {"ok": True}, [fd], [fd]
         if op == "attach_vmo":
@@ -355,8 +400,11 @@ class BlockServer:
                 self._close_session(session)
                 return
             if not data:
-                self._close_session(session)  # the client closed its FIFO (or died)
-                return
+                if control.peer_closed(session.fifo):
+                    self._close_session(session)  # the client closed its FIFO (or died)
+                    return
+                continue  # a 0-byte message holds no request
+            session.last_active = time.monotonic()
             if flags & socket.MSG_TRUNC:
                 self._engine.malformed(session, MalformedRecord(
                     f"request message longer than {MAX_BATCH} records", int.from_bytes(data[8:12], "little")))
@@ -391,6 +439,7 @@ class BlockServer:
                 self._close_session(session)
                 return
         session.dirty = False
+        session.last_active = time.monotonic()
         self._want(session, read=True, write=False)
 
     def _want(self, session: Session, read: bool = True, write: bool = False) -> None:
@@ -400,3 +449,12 @@ class BlockServer:
         assert self._sel is not None
         self._sel.modify(session.fifo, events, ("fifo", session))
         session.events = events
+
+
+def _peer_pid(conn: socket.socket) -> int:
+    """The connecting process's pid (0 when the kernel does not say)."""
+    try:
+        creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except OSError:
+        return 0
+    return int(struct.unpack("3i", creds)[0])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import collections
 import mmap
 import socket
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,6 +88,9 @@ class Session:
         self.closed = False
         self.dirty = False
         self.events = 1  # selectors.EVENT_READ, as registered
+        self.peer_pid = 0  # the connecting process (SO_PEERCRED), for the per-process limit
+        self.handshake_done = False  # the client took its FIFO
+        self.last_active = time.monotonic()  # a message from the client, or a response it accepted
 
     def add_vmo(self, mapping: mmap.mmap | None, alloc: DmaAllocation | None,
                 dma_addr: int | None) -> AttachedVmo:

@@ -41,9 +41,9 @@ class PoolExporter:
         """The shared file is `fd` (duplicated), else `path`; by default the space's `ram_fd` or `ram_path`
         (QEMU and model spaces) or `path` (a RamSpace). `file_base` is the address of the file's first
         byte: by default the space's `ram_base`, else its `base`."""
-        space = pool.region.space
-        fd = fd if fd is not None else getattr(space, "ram_fd", None)
-        path = path or getattr(space, "ram_path", None) or getattr(space, "path", None)
+        file_fd, file_path, base = pool.shared_file()
+        fd = fd if fd is not None else file_fd
+        path = path or file_path
         if fd is None and not path:
             raise ValueError(f"DMA pool {pool.name!r}: its memory is not a shared file (create the RamSpace "
                              "with path=...), so no other process can map it")
@@ -51,7 +51,7 @@ class PoolExporter:
             raise ValueError(f"DMA pool {pool.name!r} is non-coherent: a client writing the shared pages would "
                              "bypass the syncs the driver relies on; export a coherent pool")
         self.pool = pool
-        self._base = file_base if file_base is not None else getattr(space, "ram_base", space.base)
+        self._base = file_base if file_base is not None else base
         # our own descriptor keeps the memory reachable even after the file is unlinked
         self._fd = os.dup(fd) if fd is not None else os.open(path, os.O_RDWR | os.O_CLOEXEC)  # type: ignore[arg-type]
 

@@ -98,8 +98,8 @@ class PciDevice(Device):
         with self._lock:
             self._check_present("config space")
             if self._config is None or self._config.buffer.revoked:
-                assert isinstance(self.bus, PciBus)
-                region = self.bus.config_region_for(self)
+                assert isinstance(self._bus, PciBus)
+                region = self._bus.config_region_for(self)
                 self._config = PciConfig(region.map(CachePolicy.UNCACHED_DEVICE), f"{self.bdf} config")
             return self._config
 
@@ -111,8 +111,8 @@ class PciDevice(Device):
             self._check_present("MSI-X")
             if self._intx_numbers is not None:
                 raise MmioValueError(f"PCI function {self.name!r}: MSI-X is already enabled")
-            assert isinstance(self.bus, PciBus)
-            numbers = self.bus.msix_enable_for(self, vectors)
+            assert isinstance(self._bus, PciBus)
+            numbers = self._bus.msix_enable_for(self, vectors)
             for line in self._irqs.values():
                 line.revoke()
             self._irqs.clear()
@@ -122,8 +122,8 @@ class PciDevice(Device):
     def revoke_mmio_and_irqs(self) -> None:
         with self._lock:
             if self._intx_numbers is not None:
-                assert isinstance(self.bus, PciBus)
-                self.bus.msix_disable_for(self)
+                assert isinstance(self._bus, PciBus)
+                self._bus.msix_disable_for(self)
                 self.irq_numbers, self._intx_numbers = self._intx_numbers, None
             super().revoke_mmio_and_irqs()
             if self._config is not None:

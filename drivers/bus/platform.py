@@ -13,7 +13,10 @@ devices:
 
 YAML or JSON, validated with pydantic; numbers may be ints or strings like "0x200". A bad board raises
 `BoardError` naming the node and field (unknown fields, overlapping ranges, ranges outside the address
-space, unknown parents, reused interrupts) and builds nothing. The bus holds the only `MmioResource` over
+space, unknown parents, reused interrupts, an `arch` that is not the space's) and builds nothing. Files are
+small and plain: at most MAX_BOARD_BYTES, MAX_DEVICES devices, no YAML anchors/aliases (a few lines of
+aliases expand to gigabytes), no duplicate keys (YAML and JSON would silently keep the last one); values
+quoted in messages are shortened. The bus holds the only `MmioResource` over
 the register space and mints each device's regions on request; DMA comes from a pool over the board's
 memory in a memory-backed space (a RamSpace, e.g. QEMU's guest RAM file).
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,10 +38,52 @@ from mmiotk.bus import AddressRange, Bus, Device, MapEntry
 from mmiotk.dma import DmaPool
 from mmiotk.errors import MmioError
 from mmiotk.irq import IrqFactory, irq_factory_for
+from mmiotk.policy import normalize_arch
 from mmiotk.region import MmioResource, PhysicalRegion
 from mmiotk.space import AddressSpace
 
 BOARDS_DIR = Path(__file__).resolve().parent / "boards"  # the board descriptions shipped with the package
+BOARD_ARCHES = frozenset({"x86_64", "x86", "aarch64", "riscv64", "ppc64le", "armv7l"})  # after normalize_arch
+MAX_BOARD_BYTES = 1 << 20
+MAX_DEVICES = 4096
+_short = reprlib.Repr()
+_short.maxstring = _short.maxother = 60
+_short.maxlist = _short.maxtuple = _short.maxdict = 4
+_short.maxlevel = 2
+
+
+class _BoardYamlLoader(yaml.SafeLoader):
+    """safe_load without aliases (expansion bombs) and without duplicate keys (silently last-one-wins)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.constructor.ConstructorError(
+                None, None, f"YAML alias *{event.anchor} is not allowed in a board (write the value out)",
+                event.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (list, dict)):
+                continue  # unhashable: the base class reports it
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark, f"duplicate key {_short.repr(key)}",
+                    key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {_short.repr(key)}")
+        out[key] = value
+    return out
 
 
 def _parse_int(value: Any) -> Any:
@@ -140,7 +186,7 @@ def _problems_from(exc: ValidationError, raw: Any) -> list[Problem]:
             node = f"devices[{loc[1]}]"
             try:
                 name = raw["devices"][loc[1]].get("name")
-                if isinstance(name, str):
+                if isinstance(name, str) and name:  # an empty name would leave the node unnamed
                     node = name
             except (KeyError, IndexError, TypeError, AttributeError):
                 pass
@@ -149,7 +195,7 @@ def _problems_from(exc: ValidationError, raw: Any) -> list[Problem]:
             node, rest = str(loc[0]), loc[1:]
         message = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
         if err["type"] != "missing" and "input" in err:
-            message += f" (got {err['input']!r})"
+            message += f" (got {_short.repr(err['input'])})"
         problems.append(Problem(node, _field_path(rest), message))
     return problems
 
@@ -163,15 +209,27 @@ def load_board(source: str | os.PathLike[str] | Mapping[str, Any]) -> tuple[Boar
         path = Path(source)
         label = str(path)
         try:
-            text = path.read_text()
+            with path.open("rb") as f:
+                data = f.read(MAX_BOARD_BYTES + 1)
         except OSError as exc:
             raise BoardError(label, [Problem("(file)", "(file)", f"cannot read: {exc.strerror}")]) from None
+        if len(data) > MAX_BOARD_BYTES:
+            raise BoardError(label, [Problem("(file)", "(file)", f"larger than {MAX_BOARD_BYTES} bytes: not a "
+                                             "board description")])
         try:
-            raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-        except (json.JSONDecodeError, yaml.YAMLError) as exc:
-            raise BoardError(label, [Problem("(file)", "(syntax)", str(exc).replace("\n", " "))]) from None
+            text = data.decode("utf-8")
+            if path.suffix == ".json":
+                raw = json.loads(text, object_pairs_hook=_json_object)
+            else:
+                raw = yaml.load(text, Loader=_BoardYamlLoader)  # a SafeLoader, stricter still
+        except (ValueError, yaml.YAMLError, RecursionError) as exc:  # JSONDecodeError, UnicodeError are ValueErrors
+            message = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).replace("\n", " ")
+            raise BoardError(label, [Problem("(file)", "(syntax)", message[:300])]) from None
     if not isinstance(raw, Mapping):
         raise BoardError(label, [Problem("(board)", "(top level)", f"expected a mapping, got {type(raw).__name__}")])
+    devices = raw.get("devices")
+    if isinstance(devices, (list, tuple)) and len(devices) > MAX_DEVICES:
+        raise BoardError(label, [Problem("(board)", "devices", f"{len(devices)} devices; at most {MAX_DEVICES}")])
     try:
         return Board.model_validate(raw), label
     except ValidationError as exc:
@@ -182,6 +240,17 @@ def check_board(board: Board, space: AddressSpace, memory: AddressSpace | None, 
     """Cross-node checks pydantic cannot do alone; raises one BoardError listing every problem."""
     problems: list[Problem] = []
     ranges: list[tuple[int, int, str, str]] = []  # base, end, node, field
+    if board.arch is not None:
+        arch = normalize_arch(board.arch)
+        if arch not in BOARD_ARCHES:
+            problems.append(Problem("(board)", "arch", f"unknown architecture {_short.repr(board.arch)} "
+                                    f"(known: {', '.join(sorted(BOARD_ARCHES))})"))
+        else:
+            for what, where in (("register", space), ("memory", memory)):
+                if where is not None and where.arch != arch:
+                    problems.append(Problem("(board)", "arch", f"the board is {arch}, but its {what} space "
+                                            f"{where.name!r} follows {where.arch} rules (create the space with "
+                                            f"arch={arch!r})"))
     if board.memory is not None:
         mem = board.memory
         if mem.size == 0:

@@ -27,6 +27,7 @@ offered; TOPOLOGY goes into `BlockInfo`; legacy (Version 1) devices bind too.
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from ctypes import LittleEndianStructure, c_uint8, c_uint32, c_uint64, sizeof
 from typing import Any, cast
@@ -47,14 +48,17 @@ from ..block.protocol import (
     BlockStatus,
     Completion,
     OpFlag,
+    Vmo,
     validate,
 )
 from ..bus.pci import PciDevice
 from . import VirtioError
-from .device import Done, VirtioDevice
+from .device import DEFAULT_REQUEST_TIMEOUT, Done, VirtioDevice
 from .mmio import Feature, bit
 from .pci import VIRTIO_PCI_MODERN_DEVICE_ID_BASE, VIRTIO_PCI_VENDOR_ID, VirtioPci
 from .virtqueue import DESC_F_WRITE
+
+log = logging.getLogger(__name__)
 
 # Deliberate duplication: the virtio constants here are written out again, on purpose, in the device
 # model (hwsim/models/) and in the RTL test driver (tests/hwsim/vblk/vblk_driver.py), so that device and
@@ -164,7 +168,10 @@ class VirtioBlk(VirtioDevice, BlockDevice):
                  completions: str = "thread", writeback: bool | None = None, readonly: bool = False,
                  start: int = 0, length: int | None = None, queue_size: int = 256,
                  max_transfer: int = 128 * 1024, spin: float = 50e-6, poll_interval: float = 1e-3,
-                 indirect_threshold: int = 3) -> None:
+                 indirect_threshold: int = 3, request_timeout: float = DEFAULT_REQUEST_TIMEOUT) -> None:
+        for option, value in (("writeback", writeback), ("readonly", readonly)):
+            if not isinstance(value, bool) and not (option == "writeback" and value is None):
+                raise ValueError(f"virtio-blk: option {option!r} must be true or false, got {value!r}")
         self.bytes_copied = 0      # bounced through DMA buffers (0 when every Vmo is DMA-able)
         self.zero_copy_ops = 0
         self._backlog: deque[_Req] = deque()
@@ -172,7 +179,8 @@ class VirtioBlk(VirtioDevice, BlockDevice):
         self._dma_hi = self._dma_lo + pool.size
         self._coherent = pool.coherent
         # 1. reset, ACKNOWLEDGE, DRIVER (§3.1.1 steps 1-3)
-        super().__init__(regs, pool, irq, completions=completions, spin=spin, poll_interval=poll_interval)
+        super().__init__(regs, pool, irq, completions=completions, spin=spin, poll_interval=poll_interval,
+                         request_timeout=request_timeout)
         dev = self.dev
         # 2. features (steps 4-6): FEATURES_OK must stick
         dev.negotiate(sum(bit(b) for b in (
@@ -262,7 +270,8 @@ class VirtioBlk(VirtioDevice, BlockDevice):
         cmd, vmo, n = op.command, op.vmo, op.length
         # Fast path: a read/write that is plainly valid (a subset of what validate() accepts); anything
         # else goes through validate() itself, so the statuses are exactly the protocol's.
-        if (cmd is _READ or (cmd is _WRITE and self._writable)) and vmo is not None and 0 < n <= self._max_blocks \
+        if (cmd is _READ or (cmd is _WRITE and self._writable)) and type(vmo) is Vmo and type(n) is int \
+                and type(op.offset_dev) is int and type(op.offset_vmo) is int and 0 < n <= self._max_blocks \
                 and 0 <= op.offset_dev <= self._info.block_count - n and 0 <= op.offset_vmo \
                 and (op.offset_vmo + n) * self._bs <= vmo.array.size:
             status = None
@@ -273,15 +282,25 @@ class VirtioBlk(VirtioDevice, BlockDevice):
             return
         req = _Req(op, completion, cmd is _WRITE and self.writeback
                    and (self.emulated_writethrough or bool(op.flags and op.flags & OpFlag.FORCE_ACCESS)))
+        kick_error = None
         with self._lock:
             if self._dead:
-                req = None
-            elif self._backlog or not self._start_req(req):
-                self._backlog.append(req)
-            if req is not None and not self._plug:
-                self.vq.kick()
-        if req is None:
-            completion(BlockStatus.IO_NOT_PRESENT, op)
+                status = BlockStatus.IO_NOT_PRESENT
+            else:
+                try:
+                    if not self._backlog:
+                        self._note_submit()
+                    if self._backlog or not self._start_req(req):
+                        self._backlog.append(req)
+                except Exception:  # e.g. no DMA memory left for a bounce buffer: this request fails alone
+                    log.exception("%s: a request could not be put on the ring", self.dev.name)
+                    status = BlockStatus.IO
+                if not self._plug:
+                    kick_error = self._kick()
+        if kick_error is not None:
+            self._fail(kick_error)  # completes this request too: it is on the ring or in the backlog
+        if status is not None:
+            completion(status, op)
 
     def _check(self, op: BlockOp) -> BlockStatus | None:
         """protocol.validate, plus what this device adds: FLUSH without a cache, TRIM limits."""
@@ -379,9 +398,11 @@ class VirtioBlk(VirtioDevice, BlockDevice):
             slot.mem.sync_for_cpu()
         status = _STATUS.get(slot.req.status, BlockStatus.IO)
         self._free_slots.append(slot)
-        if op.command is _READ and status is BlockStatus.OK and not req.flushing:
-            self._data_in(req)
-        req.bounce = None
+        try:
+            if op.command is _READ and status is BlockStatus.OK and not req.flushing:
+                self._data_in(req)
+        finally:
+            req.bounce = None
         if req.flush_after and not req.flushing and status is BlockStatus.OK:
             req.flushing = True  # FORCE_ACCESS: the write completes when the flush does
             self._backlog.appendleft(req)
@@ -403,9 +424,18 @@ class VirtioBlk(VirtioDevice, BlockDevice):
         elif not self._coherent and isinstance(array, DmaBuffer):
             cast(DmaBuffer, array[lo:hi]).sync_for_cpu()
 
-    def _restart(self) -> None:
+    def _complete_error(self, req: _Req, done: Done) -> None:
+        done.append((req.completion, BlockStatus.IO, req.op))
+
+    def _restart(self, done: Done) -> None:
         backlog = self._backlog
-        while backlog and self._start_req(backlog[0]):
+        while backlog:
+            try:
+                if not self._start_req(backlog[0]):
+                    return
+            except Exception:
+                log.exception("%s: a request could not be put on the ring", self.dev.name)
+                done.append((backlog[0].completion, BlockStatus.IO, backlog[0].op))
             backlog.popleft()
 
     def _detach(self) -> Done:

@@ -2,7 +2,7 @@
 
 Bring-up to FEATURES_OK and DRIVER_OK in spec order (§3.1.1), one lock around the ring, doorbells batched,
 completions delivered, teardown. A device driver (virtio_blk) subclasses it and supplies the requests:
-`_complete(token, written, done)` for each returned chain and `_restart()` to refill the ring.
+`_complete(token, written, done)` for each returned chain and `_restart(done)` to refill the ring.
 
 Completion model. `queue()`-style submitters may run on any thread; the lock guards the ring. Completions are
 delivered either
@@ -14,12 +14,20 @@ delivered either
 - by an IRQ thread (completions="thread") that waits on the interrupt (or polls the used ring every
   `poll_interval` s without one) and calls completions from that thread.
 Completions run outside the lock and may submit more work; whatever they, or a `with dev.batch():` block,
-submit is published with one doorbell at the end.
+submit is published with one doorbell at the end. A completion that raises is logged and the others still run.
+
+Failure. Any error from the device side other than revocation (QEMU killed: QemuError; a descriptor the
+device should not have returned: VirtioError) marks the device failed (`failed`, `failure`): it is reset if it
+still answers, and every request in flight or waiting completes IO_NOT_PRESENT at once, as do later ones.
+So does a device that completes nothing for `request_timeout` s while requests are in flight (a stopped
+QEMU, a stalled simulator), like Linux's block-layer timeout. `unbind()` fails what is left even when the
+reset itself fails.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -36,6 +44,18 @@ from .transport import VirtioTransport
 from .virtqueue import Virtqueue, ring_layout
 
 Done = list[tuple[Callable[[Any, Any], None], Any, Any]]  # (callback, a, b): called as callback(a, b)
+DEFAULT_REQUEST_TIMEOUT = 30.0  # seconds without a completion while requests are in flight (Linux: 30 s)
+log = logging.getLogger(__name__)
+
+
+def deliver(done: Done, who: str) -> int:
+    """Call every callback; one that raises is logged and does not keep the others from running."""
+    for callback, a, b in done:
+        try:
+            callback(a, b)
+        except Exception:
+            log.exception("%s: a completion callback raised", who)
+    return len(done)
 
 
 class VirtioDevice:
@@ -47,14 +67,22 @@ class VirtioDevice:
     device_kind: ClassVar[str] = "virtio device"
 
     def __init__(self, regs: Any, pool: DmaPool, irq: Interrupt | None, *, completions: str = "thread",
-                 spin: float = 50e-6, poll_interval: float = 1e-3) -> None:
+                 spin: float = 50e-6, poll_interval: float = 1e-3,
+                 request_timeout: float = DEFAULT_REQUEST_TIMEOUT) -> None:
         if completions not in ("thread", "poll"):
             raise ValueError(f"virtio: completions must be 'thread' or 'poll', not {completions!r}")
+        if isinstance(request_timeout, bool) or not isinstance(request_timeout, (int, float)) \
+                or not request_timeout > 0:
+            raise ValueError(f"virtio: request_timeout must be a positive number of seconds, "
+                             f"not {request_timeout!r}")
         self.pool, self.irq, self.spin, self.poll_interval = pool, irq, spin, poll_interval
         self.completions = completions
+        self.request_timeout = float(request_timeout)
+        self.failure: BaseException | None = None  # why the device was marked failed, if it was
         self._lock = threading.Lock()
         self._plug = 0
         self._dead = False
+        self._progress_at = time.monotonic()  # the last completion, or when the ring last was idle
         self._thread: threading.Thread | None = None
         self._rings: DmaBuffer | None = None
         self._indirect: DmaBuffer | None = None
@@ -95,14 +123,26 @@ class VirtioDevice:
     def _complete(self, token: Any, written: int, done: Done) -> None:
         raise NotImplementedError
 
-    def _restart(self) -> None:
-        """Put waiting work on the ring after completions freed room."""
+    def _restart(self, done: Done) -> None:
+        """Put waiting work on the ring after completions freed room (failing, into `done`, what cannot go)."""
 
     def _detach(self) -> Done:
         """After the device was reset at unbind: the callbacks that fail everything still pending."""
         return []
 
+    def _complete_error(self, token: Any, done: Done) -> None:
+        """`_complete` raised for `token`: add the callback that fails it (the ring no longer holds it)."""
+
     # --- doorbells ----------------------------------------------------------------------------------
+    def _kick(self) -> Exception | None:
+        """Under the lock: ring the doorbell; the error of a device that cannot be reached (fail it after
+        releasing the lock) instead of raising into a submitter whose request is already queued."""
+        try:
+            self.vq.kick()
+        except Exception as exc:
+            return exc
+        return None
+
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
         """Work submitted inside shares one doorbell, rung on exit."""
@@ -111,10 +151,13 @@ class VirtioDevice:
         try:
             yield
         finally:
+            error = None
             with self._lock:
                 self._plug -= 1
                 if not self._plug and not self._dead:
-                    self.vq.kick()
+                    error = self._kick()
+            if error is not None:
+                self._fail(error)
 
     # --- completions --------------------------------------------------------------------------------
     def _reap(self) -> int:
@@ -124,12 +167,17 @@ class VirtioDevice:
             if self._dead:
                 return 0
             for token, written in self.vq.pop_used():
-                self._complete(token, written, done)
-            self._restart()
+                try:
+                    self._complete(token, written, done)
+                except Exception:
+                    log.exception("%s: completing a request failed; it completes with an error", self.dev.name)
+                    self._complete_error(token, done)
+            if done:
+                self._progress_at = time.monotonic()
+            self._restart(done)
             self._plug += 1  # work the callbacks submit shares one doorbell
         try:
-            for callback, a, b in done:
-                callback(a, b)
+            deliver(done, self.dev.name)
         finally:
             with self._lock:
                 self._plug -= 1
@@ -137,11 +185,53 @@ class VirtioDevice:
                     self.vq.kick()
         return len(done)
 
+    def _check_stall(self) -> int:
+        """Fail the device when requests are in flight and none completed for `request_timeout` s."""
+        vq, now = self.vq, time.monotonic()
+        if vq.num_free == vq.size:
+            self._progress_at = now
+            return 0
+        if now - self._progress_at <= self.request_timeout:
+            return 0
+        return self._fail(VirtioError(
+            f"{self.dev.name}: no request completed for {self.request_timeout} s with "
+            f"{vq.size - vq.num_free} descriptors in flight; the device is marked failed"))
+
+    def _note_submit(self) -> None:
+        """Under the lock, before a request goes on an idle ring: the stall clock starts now."""
+        if self.vq.num_free == self.vq.size:
+            self._progress_at = time.monotonic()
+
+    def _fail(self, exc: BaseException) -> int:
+        """Mark the device failed: reset it if it still answers, complete everything IO_NOT_PRESENT."""
+        with self._lock:
+            if self._dead:
+                return 0
+            self._dead = True
+            self.failure = exc
+            log.error("%s: device failed: %s", self.dev.name, exc)
+            with contextlib.suppress(Exception):  # a dead device cannot be reset; a stalled one may time out
+                self.dev.reset()
+            pending = self._detach()
+        return deliver(pending, self.dev.name)
+
+    @property
+    def failed(self) -> bool:
+        return self.failure is not None
+
     def poll(self, timeout: float = 0.0) -> int:
         """Deliver completions on this thread, waiting up to `timeout` s for at least one; returns how many."""
+        try:
+            return self._poll(timeout)
+        except RevokedError:
+            raise
+        except Exception as exc:  # the device side failed (QEMU died, the device broke the ring)
+            return self._fail(exc)
+
+    def _poll(self, timeout: float) -> int:
         n = self._reap()
         if n or timeout <= 0:
-            return n
+            return n or self._check_stall()
         now = time.monotonic()
         deadline, spin_end = now + timeout, now + self.spin
         vq = self.vq
@@ -152,9 +242,12 @@ class VirtioDevice:
                     return n
             now = time.monotonic()
             if now >= deadline:
-                return 0
+                return self._check_stall()
             if now >= spin_end:
                 self._wait_device(min(deadline - now, 0.05))
+                n = self._check_stall()
+                if n:
+                    return n
         return 0
 
     def wait_for(self, done: threading.Event, timeout: float) -> bool:
@@ -166,6 +259,8 @@ class VirtioDevice:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
+            if self._dead:  # nothing left to poll: whatever completes, completes on another thread
+                return done.wait(remaining)
             self.poll(remaining)
         return True
 
@@ -191,6 +286,7 @@ class VirtioDevice:
             irq.ack()
 
     def _irq_loop(self) -> None:
+        """The IRQ thread. It ends only when the device is dead: unbound, or failed by it here."""
         while not self._dead:
             try:
                 if self.irq is not None:
@@ -198,8 +294,10 @@ class VirtioDevice:
                 else:
                     time.sleep(self.poll_interval)
                 self._reap()
-            except RevokedError:
-                return  # unbind revoked the registers or the line; unbind() fails what is left
+                self._check_stall()
+            except Exception as exc:  # revoked under us, QEMU died, the ring is broken: never silently
+                self._fail(exc)
+                return
 
     # --- teardown -----------------------------------------------------------------------------------
     @property
@@ -212,14 +310,17 @@ class VirtioDevice:
             if self._dead:
                 return
             self._dead = True
-            with contextlib.suppress(RevokedError):
+            try:
                 self.dev.reset()
+            except RevokedError:
+                pass
+            except Exception as exc:  # QEMU gone, the bus broken: the requests still get their answer
+                log.warning("%s: reset at unbind failed: %s", self.dev.name, exc)
             pending = self._detach()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
-        for callback, a, b in pending:
-            callback(a, b)
+        deliver(pending, self.dev.name)
 
     def _free(self, *buffers: DmaBuffer | None) -> None:
         for buf in buffers:

@@ -152,7 +152,8 @@ class Virtqueue:
     def add(self, segments: Sequence[tuple[int, int, int]], token: Any) -> int:
         """Chain `segments` ((dma address, length, 0 or DESC_F_WRITE), device-readable ones first) and put
         the chain in the avail ring, unpublished until `kick()`. Returns the head descriptor index.
-        Raises VirtqueueFull (changing nothing) when the free list is too short."""
+        Raises VirtqueueFull (changing nothing) when the free list is too short, VirtioError (changing
+        nothing) when a segment does not pack."""
         n = len(segments)
         free = self._free
         if not 0 < n <= len(free):
@@ -162,14 +163,19 @@ class Virtqueue:
         if self._ind is not None and self.indirect_threshold < n <= self._ind_entries:
             return self._add_indirect(segments, token)
         ids = free[-n:]
-        del free[-n:]
         pack, table = _DESC.pack_into, self._table
         nxt = 0
-        for k in range(n - 1, -1, -1):  # back to front: each descriptor links to the one after it
-            i = ids[k]
-            addr, length, flags = segments[k]
-            pack(table, 16 * i, addr, length, flags if k == n - 1 else flags | DESC_F_NEXT, nxt)
-            nxt = i
+        try:
+            for k in range(n - 1, -1, -1):  # back to front: each descriptor links to the one after it
+                i = ids[k]
+                addr, length, flags = segments[k]
+                pack(table, 16 * i, addr, length, flags if k == n - 1 else flags | DESC_F_NEXT, nxt)
+                nxt = i
+        except (struct.error, TypeError, ValueError) as exc:
+            # the descriptors stay on the free list: unpublished, they are just scratch memory
+            raise VirtioError(f"queue {self.index}: segments {list(segments)!r:.200} are not (address, length, "
+                              f"flags) integers in range: {exc}") from None
+        del free[-n:]
         head = ids[0]
         self._chains[head] = ids
         self._tokens[head] = token

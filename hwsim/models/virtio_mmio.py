@@ -231,6 +231,14 @@ class VirtioMmioDevice:
         return 0                             # QueueReset: VIRTIO_F_RING_RESET is not offered
 
     def write(self, offset: int, width: int, value: int) -> None:
+        if type(value) is not int:  # a float or numpy value would be stored as is (QueueSel=16.0)
+            if isinstance(value, bool) or not hasattr(value, "__index__"):
+                raise MmioValueError(f"{self.name}: write of {value!r} ({type(value).__name__}) at offset "
+                                     f"{offset:#x}: register values are integers")
+            value = value.__index__()
+        if not 0 <= value < 1 << (8 * width):
+            raise MmioValueError(f"{self.name}: write of {value:#x} at offset {offset:#x} does not fit "
+                                 f"{width} bytes")
         with self.lock:
             if offset >= CONFIG_OFFSET:
                 self._config_write(offset - CONFIG_OFFSET, width, value)

@@ -3,6 +3,7 @@
 A device knows its physical ranges (`AddressRange`s) and interrupt numbers, but a driver never sees those as raw
 numbers to map: it asks `mmio(i)` for a `PhysicalRegion`, `irq(i)` for an `Interrupt`, `dma_pool()` for a
 `DmaPool`. Everything handed out is remembered, and revoked (or freed) by the bus on unbind and removal.
+The bus itself is not a public attribute: through it a driver could reach every other device.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class Device:
                  mmio_ranges: Mapping[int, AddressRange] | Sequence[AddressRange] = (),
                  irqs: Sequence[int] = (), parent: str | None = None,
                  properties: Mapping[str, Any] | None = None) -> None:
-        self.bus = bus
+        self._bus = bus
         self.name = name
         self.compatible = tuple(compatible)
         self.vendor_id = vendor_id
@@ -74,10 +75,15 @@ class Device:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} {self.state.value}>"
 
+    @property
+    def bus_name(self) -> str:
+        """The name of the bus the device sits on (the bus object stays with the bus driver)."""
+        return self._bus.name
+
     # --- capabilities -------------------------------------------------------------------------------
     def _check_present(self, what: str) -> None:
         if self.state is DeviceState.REMOVED:
-            raise DeviceGoneError(f"device {self.name!r} was removed from bus {self.bus.name!r}: no {what}")
+            raise DeviceGoneError(f"device {self.name!r} was removed from bus {self.bus_name!r}: no {what}")
 
     def _no_mmio(self, index: int) -> NoResourceError:
         if not self.mmio_ranges:
@@ -97,7 +103,7 @@ class Device:
             where = self.mmio_ranges.get(index) if isinstance(index, int) else None
             if where is None:
                 raise self._no_mmio(index)
-            region = self.bus.region_for(self, index, where)
+            region = self._bus.region_for(self, index, where)
             self._regions[index] = region
             return region
 
@@ -115,7 +121,7 @@ class Device:
             if not isinstance(index, int) or not 0 <= index < len(self.irq_numbers):
                 raise NoResourceError(f"device {self.name!r} has no interrupt {index}; it has "
                                       f"{len(self.irq_numbers)}")
-            line = self.bus.irq_for(self, self.irq_numbers[index])
+            line = self._bus.irq_for(self, self.irq_numbers[index])
             self._irqs[index] = line
             return line
 
@@ -124,7 +130,7 @@ class Device:
         with self._lock:
             self._check_present("DMA pool")
             if self._pool is None or self._pool.closed:
-                self._pool = self.bus.dma_pool_for(self)
+                self._pool = self._bus.dma_pool_for(self)
             return self._pool
 
     # --- revocation (the bus calls these on unbind, refused bind and removal) -------------------------

@@ -24,7 +24,7 @@ class Uart(RegisterBlock, name="UART0"):
 def test_buffer_is_a_real_mmio_buffer_made_through_the_core():
     mock = MockMmio(0x100)
     assert isinstance(mock.buffer, MmioBuffer) and isinstance(mock.space, CallbackSpace)
-    assert mock.buffer.size == 0x100 and mock.buffer.region.resource.space is mock.space
+    assert mock.buffer.size == 0x100 and mock.buffer._space is mock.space
     assert "mock" in mock.buffer.mechanism
     with pytest.raises(OutOfRangeError):  # the core's own checks still apply, before the mock sees anything
         mock.buffer.read32(0x100)
