@@ -170,6 +170,21 @@ class RegisterSpec:
         self.short = name
         self.block = block
         where = f"block {block}, register {name}" if block else f"register {name}"
+        self._place(decl, where)
+        self.access = decl.access
+        self.doc = decl.doc
+        self.alternate_of = decl.alternate_of
+        self.all = (1 << self.width) - 1
+        self.fields = _compile_fields(decl, self.name, self.width, where)
+        self.declared = sum(f.mask for f in self.fields.values())
+        self.reset = self._lay_reset(decl, where)
+        self._derive_masks(decl)
+        self.value_class: type[RegisterValue] = type(
+            f"{self.short}Value", (RegisterValue,),
+            {"__slots__": (), "_spec": self, **{n: _field_getter(f) for n, f in self.fields.items()}})
+
+    def _place(self, decl: Register, where: str) -> None:
+        """Offset, width, count and stride, checked; the byte span they cover."""
         offset, width, count = decl.offset, decl.width, decl.count
         if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
             raise RegisterDefinitionError(f"{where}: offset must be an int >= 0, not {offset!r}")
@@ -187,61 +202,31 @@ class RegisterSpec:
         self.offset, self.width, self.count, self.stride = offset, width, count, stride
         self.nbytes = width // 8
         self.end = offset + (count - 1) * stride + self.nbytes
-        self.access = decl.access
-        self.doc = decl.doc
-        self.alternate_of = decl.alternate_of
-        self.all = (1 << width) - 1
 
-        # fields
-        fields: dict[str, FieldSpec] = {}
-        used = 0
-        for fd in decl.fields:
-            fname = fd.name
-            fwhere = f"{where}, field {fname}"
-            if not isinstance(fname, str) or not fname.isidentifier() or keyword.iskeyword(fname) \
-                    or fname.startswith("_"):
-                raise RegisterDefinitionError(f"{where}: field name {fname!r} is not a usable identifier")
-            if fname in fields:
-                raise RegisterDefinitionError(f"{fwhere}: declared twice")
-            lsb, fwidth = fd._range(fwhere)
-            if lsb + fwidth > width:
-                raise RegisterDefinitionError(f"{fwhere}: bits [{lsb + fwidth - 1}:{lsb}] go beyond the "
-                                              f"register width ({width} bits)")
-            mask = ((1 << fwidth) - 1) << lsb
-            if used & mask:
-                other = next(f for f in fields.values() if f.mask & mask)
-                raise RegisterDefinitionError(f"{fwhere}: bits [{lsb + fwidth - 1}:{lsb}] overlap field "
-                                              f"{other.name} [{other.msb}:{other.lsb}]")
-            used |= mask
-            enum_cls = _make_enum(fd.enum, fname, fwidth, fwhere)
-            access = fd.access or decl.access
-            fields[fname] = FieldSpec(fname, f"{self.name}.{fname}", lsb, fwidth, access,
-                                      0 if fd.reset is None else fd.reset, enum_cls, fd.doc)
-            if fd.reset is not None and (not isinstance(fd.reset, int) or not 0 <= fd.reset < 1 << fwidth):
-                raise RegisterDefinitionError(f"{fwhere}: reset {fd.reset!r} does not fit in {fwidth} bits")
-        self.fields = fields
-        self.declared = used
-
-        # reset: the register's, with the fields' own resets laid over it
+    def _lay_reset(self, decl: Register, where: str) -> int:
+        """The register's reset with the fields' own resets laid over it; each field learns its reset."""
         reset = decl.reset
         if reset is not None and (not isinstance(reset, int) or isinstance(reset, bool)
                                   or not 0 <= reset <= self.all):
-            raise RegisterDefinitionError(f"{where}: reset {reset!r} does not fit in {width} bits")
+            raise RegisterDefinitionError(f"{where}: reset {reset!r} does not fit in {self.width} bits")
         value = reset or 0
-        for fd, f in zip(decl.fields, fields.values(), strict=True):
+        for fd, f in zip(decl.fields, self.fields.values(), strict=True):
             if fd.reset is None:
                 f.reset = (value >> f.lsb) & f.max
             else:
                 value = (value & ~f.mask) | (fd.reset << f.lsb)
-        self.reset = value
-        for f in fields.values():
+        for f in self.fields.values():
             if f.access is RSVDZ and f.reset:
                 raise RegisterDefinitionError(f"{where}, field {f.name}: a RSVDZ field must reset to 0")
+        return value
 
-        # masks by access class
+    def _derive_masks(self, decl: Register) -> None:
+        """Masks by access class and what modify/clear/write start from."""
+        fields = self.fields
+
         def bits(*kinds: Access) -> int:
             return sum(f.mask for f in fields.values() if f.access in kinds)
-        undeclared = self.all & ~used
+        undeclared = self.all & ~self.declared
         self.undeclared = undeclared
         self.m_rw, self.m_ro, self.m_wo = bits(RW), bits(RO), bits(WO)
         self.m_w1c, self.m_w1s, self.m_rc, self.m_rsvdz = bits(W1C), bits(W1S), bits(RC), bits(RSVDZ)
@@ -261,9 +246,6 @@ class RegisterSpec:
         # per-field write data for the hot path: name -> (lsb, mask, max); None when the field refuses writes
         self.wfields: dict[str, tuple[int, int, int] | None] = {
             n: ((f.lsb, f.mask, f.max) if f.access.writable else None) for n, f in fields.items()}
-        self.value_class: type[RegisterValue] = type(
-            f"{self.short}Value", (RegisterValue,),
-            {"__slots__": (), "_spec": self, **{n: _field_getter(f) for n, f in fields.items()}})
 
     def __repr__(self) -> str:
         return f"<RegisterSpec {self.name} @{self.offset:#x} {self.width}-bit {self.access.value}>"
@@ -314,6 +296,37 @@ class RegisterSpec:
             v = (value >> f.lsb) & f.max
             out[f.name] = f.members.get(v, v)
         return out
+
+
+def _compile_fields(decl: Register, qual: str, width: int, where: str) -> dict[str, FieldSpec]:
+    """The fields of `decl`, checked (names, positions within `width`, no overlaps, enums, resets)."""
+    fields: dict[str, FieldSpec] = {}
+    used = 0
+    for fd in decl.fields:
+        fname = fd.name
+        fwhere = f"{where}, field {fname}"
+        if not isinstance(fname, str) or not fname.isidentifier() or keyword.iskeyword(fname) \
+                or fname.startswith("_"):
+            raise RegisterDefinitionError(f"{where}: field name {fname!r} is not a usable identifier")
+        if fname in fields:
+            raise RegisterDefinitionError(f"{fwhere}: declared twice")
+        lsb, fwidth = fd._range(fwhere)
+        if lsb + fwidth > width:
+            raise RegisterDefinitionError(f"{fwhere}: bits [{lsb + fwidth - 1}:{lsb}] go beyond the "
+                                          f"register width ({width} bits)")
+        mask = ((1 << fwidth) - 1) << lsb
+        if used & mask:
+            other = next(f for f in fields.values() if f.mask & mask)
+            raise RegisterDefinitionError(f"{fwhere}: bits [{lsb + fwidth - 1}:{lsb}] overlap field "
+                                          f"{other.name} [{other.msb}:{other.lsb}]")
+        used |= mask
+        enum_cls = _make_enum(fd.enum, fname, fwidth, fwhere)
+        access = fd.access or decl.access
+        fields[fname] = FieldSpec(fname, f"{qual}.{fname}", lsb, fwidth, access,
+                                  0 if fd.reset is None else fd.reset, enum_cls, fd.doc)
+        if fd.reset is not None and (not isinstance(fd.reset, int) or not 0 <= fd.reset < 1 << fwidth):
+            raise RegisterDefinitionError(f"{fwhere}: reset {fd.reset!r} does not fit in {fwidth} bits")
+    return fields
 
 
 def _make_enum(spec: Any, fname: str, fwidth: int, where: str) -> type[enum.IntEnum] | None:
