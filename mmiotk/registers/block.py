@@ -163,15 +163,16 @@ class RegisterBlock:
                 f"{len(self._specs)} registers>")
 
     def dump(self) -> dict[str, RegisterValue | list[RegisterValue] | str]:
-        """Read every register that can be read without side effects; RC and WO registers are skipped
-        (listed as '<not read: ...>'), so a debug dump never clears state."""
+        """Read every register that can be read without side effects; write-only registers and those whose
+        read clears, sets or notifies anything (RC, RS, swacc, precious) are skipped (listed as
+        '<not read: ...>'), so a debug dump never changes state."""
         out: dict[str, RegisterValue | list[RegisterValue] | str] = {}
         for attr, spec in self._specs.items():
             handle = self._handles[attr]
             if not spec.readable:
                 out[attr] = "<not read: write-only>"
-            elif spec.has_rc:
-                out[attr] = "<not read: reading clears it (RC)>"
+            elif spec.read_effects:
+                out[attr] = f"<not read: reading it {', '.join(spec.read_effect_names())}>"
             elif spec.count > 1:
                 out[attr] = [handle[i].read() for i in range(spec.count)]
             else:

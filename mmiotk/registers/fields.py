@@ -24,14 +24,26 @@ class Field:
 
     `access` defaults to the register's; `reset` (the field's own value) overrides the register reset's
     bits;
-    `enum` is an `IntEnum` subclass or a mapping name -> value (an IntEnum is made from it).
+    `enum` is an `IntEnum` subclass or a mapping name -> value (an IntEnum is made from it; a value may
+    also be a binary pattern with don't-care bits, "0b1x", which names every value it matches);
+    `write_enum` names the values a write takes when they differ from what a read returns (SVD's
+    separate read and write enumerations).
+
+    Side effects beyond the access type: `precious` (a read has an effect the map does not describe,
+    e.g. SVD readAction modify), `swacc` (hardware sees every read), `swmod` (hardware sees every write of
+    the field's bytes), `singlepulse` (a 1 written fires once and reads back 0). Registers with read
+    side effects are never read by `dump()` or by a `modify()` that can do without the read.
     """
 
-    __slots__ = ("access", "bits", "doc", "enum", "lsb", "name", "reset", "width")
+    __slots__ = ("access", "bits", "doc", "enum", "lsb", "name", "precious", "reset", "singlepulse", "swacc",
+                 "swmod", "width", "write_enum")
 
     def __init__(self, name: str, bits: int | tuple[int, int] | None = None, *, lsb: int | None = None,
                  width: int | None = None, access: Access | str | None = None, reset: int | None = None,
-                 enum: type[enum.IntEnum] | Mapping[str, int] | None = None, doc: str = "") -> None:
+                 enum: type[enum.IntEnum] | Mapping[str, int | str] | None = None,
+                 write_enum: type[enum.IntEnum] | Mapping[str, int | str] | None = None, doc: str = "",
+                 precious: bool = False, swacc: bool = False, swmod: bool = False,
+                 singlepulse: bool = False) -> None:
         self.name = name
         self.bits = bits
         self.lsb = lsb
@@ -39,7 +51,12 @@ class Field:
         self.access = None if access is None else Access.parse(access)
         self.reset = reset
         self.enum = enum
+        self.write_enum = write_enum
         self.doc = doc
+        self.precious = precious
+        self.swacc = swacc
+        self.swmod = swmod
+        self.singlepulse = singlepulse
 
     def __repr__(self) -> str:
         return f"Field({self.name!r}, lsb={self.lsb}, width={self.width})"
@@ -79,12 +96,15 @@ class Register:
     `count`/`stride` declare an array (`block.REG[i]`); `stride` defaults to the register's size.
     In a block class the attribute name is the register's name. `alternate_of` names a register whose
     bytes this one deliberately shares (another view of the same address, as SVD's alternateRegister).
+    `accesswidth` (bits, default the width) splits every access into pieces of that width, in ascending
+    address order (a 64-bit register with accesswidth 32 is read and written as two 32-bit halves, low
+    first); `modify()` then reads and writes only the pieces holding the fields it names.
     """
 
     def __init__(self, offset: int, width: int = 32, *, access: Access | str = Access.RW,
                  reset: int | None = None, fields: Iterable[Field] = (), count: int = 1,
                  stride: int | None = None, doc: str = "", name: str | None = None,
-                 alternate_of: str | None = None) -> None:
+                 alternate_of: str | None = None, accesswidth: int | None = None) -> None:
         self.offset = offset
         self.width = width
         self.access = Access.parse(access)
@@ -95,6 +115,7 @@ class Register:
         self.doc = doc
         self.name = name
         self.alternate_of = alternate_of
+        self.accesswidth = accesswidth
 
     def __set_name__(self, owner: type, name: str) -> None:
         if self.name is None:
@@ -119,11 +140,13 @@ class Register:
 class FieldSpec:
     """A compiled field: position, masks, access, reset and enum."""
 
-    __slots__ = ("access", "doc", "enum", "lsb", "mask", "max", "members", "msb", "name", "qualname", "reset",
-                 "width")
+    __slots__ = ("access", "doc", "enum", "lsb", "mask", "max", "members", "msb", "name", "precious", "qualname",
+                 "reset", "singlepulse", "swacc", "swmod", "width", "write_enum", "write_members")
 
     def __init__(self, name: str, qualname: str, lsb: int, width: int, access: Access, reset: int,
-                 enum_cls: type[enum.IntEnum] | None, doc: str) -> None:
+                 enum_cls: type[enum.IntEnum] | None, doc: str, *, extra: Mapping[int, str] | None = None,
+                 write_enum: type[enum.IntEnum] | None = None, precious: bool = False, swacc: bool = False,
+                 swmod: bool = False, singlepulse: bool = False) -> None:
         self.name = name
         self.qualname = qualname
         self.lsb = lsb
@@ -135,7 +158,18 @@ class FieldSpec:
         self.reset = reset
         self.enum = enum_cls
         self.members: dict[int, enum.IntEnum] = {int(m): m for m in enum_cls} if enum_cls else {}
+        if enum_cls is not None and extra:  # don't-care patterns: every value matched names the member
+            for value, mname in extra.items():
+                self.members.setdefault(value, enum_cls[mname])
+        self.write_enum = write_enum
+        self.write_members: dict[int, enum.IntEnum] = {int(m): m for m in write_enum} if write_enum else {}
         self.doc = doc
+        self.precious, self.swacc, self.swmod, self.singlepulse = precious, swacc, swmod, singlepulse
+
+    @property
+    def read_effect(self) -> bool:
+        """A read of this field changes something (clears or sets it, or notifies the hardware)."""
+        return bool(self.access.read_op) or self.precious or self.swacc
 
     def __repr__(self) -> str:
         return f"<FieldSpec {self.qualname} [{self.msb}:{self.lsb}] {self.access.value}>"
@@ -143,15 +177,16 @@ class FieldSpec:
     def coerce(self, value: Any, op: str) -> int:
         """The int for `value` (int, bool, enum member or enum member name), checked against the width."""
         raw: Any = value
+        enums = [e for e in (self.write_enum, self.enum) if e is not None]
         if isinstance(value, str):
-            member = self.enum.__members__.get(value) if self.enum is not None else None
+            member = next((e.__members__[value] for e in enums if value in e.__members__), None)
             if member is None:
-                known = f" (one of {', '.join(self.enum.__members__)})" if self.enum is not None else ""
+                known = f" (one of {', '.join(n for e in enums for n in e.__members__)})" if enums else ""
                 raise FieldError(f"{op} {self.qualname}: {value!r} is not a value of this field{known}")
             raw = int(member)
         elif isinstance(value, enum.Enum):
-            if self.enum is not None and not isinstance(value, self.enum):
-                raise FieldError(f"{op} {self.qualname}: {value!r} is not a member of {self.enum.__name__}")
+            if enums and not any(isinstance(value, e) for e in enums):
+                raise FieldError(f"{op} {self.qualname}: {value!r} is not a member of {enums[0].__name__}")
             raw = value.value
         if not isinstance(raw, int):
             raise FieldError(f"{op} {self.qualname}: value {value!r} is not an int")
@@ -202,6 +237,11 @@ class RegisterSpec:
         self.offset, self.width, self.count, self.stride = offset, width, count, stride
         self.nbytes = width // 8
         self.end = offset + (count - 1) * stride + self.nbytes
+        aw = width if decl.accesswidth is None else decl.accesswidth
+        if aw not in WIDTHS or aw > width:
+            raise RegisterDefinitionError(f"{where}: accesswidth {aw!r} must be one of 8, 16, 32, 64 and at "
+                                          f"most the width ({width})")
+        self.accesswidth = aw
 
     def _lay_reset(self, decl: Register, where: str) -> int:
         """The register's reset with the fields' own resets laid over it; each field learns its reset."""
@@ -226,26 +266,46 @@ class RegisterSpec:
 
         def bits(*kinds: Access) -> int:
             return sum(f.mask for f in fields.values() if f.access in kinds)
+
+        def by(pred: Any) -> int:
+            return sum(f.mask for f in fields.values() if pred(f))
         undeclared = self.all & ~self.declared
         self.undeclared = undeclared
         self.m_rw, self.m_ro, self.m_wo = bits(RW), bits(RO), bits(WO)
         self.m_w1c, self.m_w1s, self.m_rc, self.m_rsvdz = bits(W1C), bits(W1S), bits(RC), bits(RSVDZ)
-        # modify/clear: bits kept from the read (RW, RO, undeclared); WO fields get their reset; the rest 0
-        self.keep = self.m_rw | self.m_ro | undeclared
-        self.wo_reset = self.reset & self.m_wo
-        # write: starts from the reset value, without write-1 effects and reserved bits
-        self.write_base = self.reset & ~(self.m_w1c | self.m_w1s | self.m_rsvdz)
+        # What a read-modify-write writes into the bits it was not asked to change (see Access.neutral).
+        # Where a read-only and a write-only field share bits, the write-only one decides the write.
+        pulse = by(lambda f: f.singlepulse)
+        self.m_ones = by(lambda f: f.access.neutral == "ones") & ~pulse
+        self.m_forced = by(lambda f: f.access.neutral == "") & ~pulse  # no neutral value: any write acts
+        reset_bits = by(lambda f: f.access.neutral == "reset") & ~pulse
+        zero = by(lambda f: f.access.neutral == "zero") | pulse
+        keep_fields = by(lambda f: f.access.neutral == "keep")
+        self.keep = (keep_fields | undeclared) & ~(self.m_ones | self.m_forced | reset_bits | zero)
+        # bits whose read value matters to a read-modify-write (a written value that must be preserved)
+        value_writable = by(lambda f: f.access.write_op == "value" and f.access.readable)
+        self.m_preserve = (value_writable | (undeclared if decl.access.write_op == "value" else 0)) & self.keep
+        self.wo_reset = self.reset & reset_bits
+        # write: starts from the reset value, without write effects and reserved bits
+        self.write_base = (self.reset & ~(zero | self.m_ones | self.m_forced)) | self.m_ones
         if fields:  # the fields' own access types decide (the register's is their default)
             self.readable = any(f.access.readable for f in fields.values())
             self.writable = any(f.access.writable for f in fields.values())
         else:
             self.readable = decl.access.readable
             self.writable = decl.access.writable
-        self.has_rc = bool(self.m_rc) or (not fields and decl.access is RC)
+        self.m_read_effect = by(lambda f: f.read_effect)
+        self.read_effects = bool(self.m_read_effect) or (not fields and bool(decl.access.read_op))
+        self.has_rc = self.read_effects  # the old name: a read is not free of side effects
+        self.clearable = {n: f for n, f in fields.items() if f.access.write_op in ("1c", "0c", "c")}
         self.w1c_fields = {n: f for n, f in fields.items() if f.access is W1C}
+        self.swmod_fields = {n: f for n, f in fields.items() if f.swmod}
         # per-field write data for the hot path: name -> (lsb, mask, max); None when the field refuses writes
         self.wfields: dict[str, tuple[int, int, int] | None] = {
             n: ((f.lsb, f.mask, f.max) if f.access.writable else None) for n, f in fields.items()}
+        # accesswidth pieces: (byte offset within the register, bit shift, mask)
+        aw = self.accesswidth
+        self.pieces = tuple((k * aw // 8, k * aw, ((1 << aw) - 1) << (k * aw)) for k in range(self.width // aw))
 
     def __repr__(self) -> str:
         return f"<RegisterSpec {self.name} @{self.offset:#x} {self.width}-bit {self.access.value}>"
@@ -279,6 +339,21 @@ class RegisterSpec:
         if not f.access.writable:
             raise AccessError(f"{op} {f.qualname}: field is {f.access.value.upper()}; it cannot be written")
         return f.coerce(value, op) << f.lsb
+
+    def read_effect_names(self, mask: int | None = None) -> list[str]:
+        """What a read does (within `mask`), per field: "clears HITS (RC)", "notifies the hardware of
+        STAT (swacc)"."""
+        out = []
+        verbs = {"c": "clears", "s": "sets"}
+        for f in self.fields.values():
+            if f.read_effect and (mask is None or f.mask & mask):
+                if f.access.read_op:
+                    out.append(f"{verbs[f.access.read_op]} {f.name} ({f.access.value.upper()})")
+                else:
+                    out.append(f"notifies the hardware of {f.name} ({'swacc' if f.swacc else 'precious'})")
+        if not self.fields and self.access.read_op:
+            out.append(f"{verbs[self.access.read_op]} it ({self.access.value.upper()})")
+        return out
 
     def check_raw(self, value: Any, op: str) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= self.all:
@@ -315,29 +390,64 @@ def _compile_fields(decl: Register, qual: str, width: int, where: str) -> dict[s
             raise RegisterDefinitionError(f"{fwhere}: bits [{lsb + fwidth - 1}:{lsb}] go beyond the "
                                           f"register width ({width} bits)")
         mask = ((1 << fwidth) - 1) << lsb
-        if used & mask:
-            other = next(f for f in fields.values() if f.mask & mask)
-            raise RegisterDefinitionError(f"{fwhere}: bits [{lsb + fwidth - 1}:{lsb}] overlap field "
-                                          f"{other.name} [{other.msb}:{other.lsb}]")
-        used |= mask
-        enum_cls = _make_enum(fd.enum, fname, fwidth, fwhere)
         access = fd.access or decl.access
+        if used & mask:
+            for other in (f for f in fields.values() if f.mask & mask):
+                # a read-only and a write-only field may share bits (a read sees one, a write the other)
+                if not _complementary(access, other.access):
+                    raise RegisterDefinitionError(f"{fwhere}: bits [{lsb + fwidth - 1}:{lsb}] overlap field "
+                                                  f"{other.name} [{other.msb}:{other.lsb}]")
+        used |= mask
+        enum_cls, extra = _make_enum(fd.enum, fname, fwidth, fwhere)
+        write_enum, _ = _make_enum(fd.write_enum, f"{fname}_W", fwidth, fwhere)
         fields[fname] = FieldSpec(fname, f"{qual}.{fname}", lsb, fwidth, access,
-                                  0 if fd.reset is None else fd.reset, enum_cls, fd.doc)
+                                  0 if fd.reset is None else fd.reset, enum_cls, fd.doc, extra=extra,
+                                  write_enum=write_enum, precious=fd.precious, swacc=fd.swacc, swmod=fd.swmod,
+                                  singlepulse=fd.singlepulse)
         if fd.reset is not None and (not isinstance(fd.reset, int) or not 0 <= fd.reset < 1 << fwidth):
             raise RegisterDefinitionError(f"{fwhere}: reset {fd.reset!r} does not fit in {fwidth} bits")
     return fields
 
 
-def _make_enum(spec: Any, fname: str, fwidth: int, where: str) -> type[enum.IntEnum] | None:
+def _complementary(a: Access, b: Access) -> bool:
+    """One field only read (writes ignored), the other only written (reads refused)."""
+    return ((a.write_op == "none" and a.readable and not b.readable and b.write_op != "none")
+            or (b.write_op == "none" and b.readable and not a.readable and a.write_op != "none"))
+
+
+def _pattern_values(text: str, fwidth: int) -> list[int]:
+    """Every value a binary pattern with don't-care bits matches: "0b1x" -> [2, 3]."""
+    bits = text.strip().lower().removeprefix("0b").removeprefix("#").replace("_", "")
+    if not bits or any(c not in "01x" for c in bits) or len(bits) > fwidth or bits.count("x") > 16:
+        raise ValueError(text)
+    values = [0]
+    for c in bits:
+        values = [v << 1 | b for v in values for b in ((0, 1) if c == "x" else (int(c),))]
+    return values
+
+
+def _make_enum(spec: Any, fname: str, fwidth: int, where: str) -> tuple[type[enum.IntEnum] | None, dict[int, str]]:
     if spec is None:
-        return None
+        return None, {}
     cls: type[enum.IntEnum]
+    extra: dict[int, str] = {}
     if isinstance(spec, type) and issubclass(spec, enum.IntEnum):
         cls = spec
     elif isinstance(spec, Mapping):
+        values: dict[str, int] = {}
+        for name, value in spec.items():
+            if isinstance(value, str):
+                try:
+                    matched = _pattern_values(value, fwidth)
+                except ValueError:
+                    raise RegisterDefinitionError(f"{where}: enum value {name}={value!r} is not an int or a "
+                                                  "binary pattern such as '0b1x'") from None
+                values[name] = matched[0]
+                extra.update((v, name) for v in matched[1:])
+            else:
+                values[name] = value
         try:
-            made: Any = enum.IntEnum(fname, dict(spec))  # type: ignore[misc]
+            made: Any = enum.IntEnum(fname, values)  # type: ignore[misc]
             cls = made
         except (TypeError, ValueError) as exc:
             raise RegisterDefinitionError(f"{where}: bad enum {dict(spec)!r}: {exc}") from None
@@ -347,4 +457,4 @@ def _make_enum(spec: Any, fname: str, fwidth: int, where: str) -> type[enum.IntE
         if not 0 <= int(member) < 1 << fwidth:
             raise RegisterDefinitionError(f"{where}: enum value {member.name}={int(member)} does not fit in "
                                           f"{fwidth} bit{'s' if fwidth > 1 else ''}")
-    return cls
+    return cls, extra
