@@ -50,7 +50,7 @@ from .access import (
     FieldError,
     RegisterDefinitionError,
 )
-from .block import RegisterBlock
+from .block import Memory, RegisterBlock
 from .fields import Field, FieldSpec, Register, RegisterSpec
 from .handle import RegisterArrayHandle, RegisterHandle
 from .indirect import Indirect
@@ -60,6 +60,6 @@ from .value import RegisterValue
 __all__ = [
     "NA", "RC", "RO", "RS", "RSVDZ", "RW", "W0C", "W0CRS", "W0S", "W0SRC", "W0T", "W1", "W1C", "W1CRS", "W1S",
     "W1SRC", "W1T", "WC", "WCRS", "WO", "WO1", "WOC", "WOS", "WRC", "WRS", "WS", "WSRC", "Access", "AccessError",
-    "Field", "FieldError", "FieldSpec", "Indirect", "PollTimeout", "Register", "RegisterArrayHandle",
+    "Field", "FieldError", "FieldSpec", "Indirect", "Memory", "PollTimeout", "Register", "RegisterArrayHandle",
     "RegisterBlock", "RegisterDefinitionError", "RegisterHandle", "RegisterSpec", "RegisterValue",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import keyword
 from collections.abc import Iterable, Mapping
+from enum import IntEnum
 from typing import TYPE_CHECKING, Any, overload
 
 from ..errors import AccessError, MmioValueError
@@ -140,13 +141,13 @@ class Register:
 class FieldSpec:
     """A compiled field: position, masks, access, reset and enum."""
 
-    __slots__ = ("access", "doc", "enum", "lsb", "mask", "max", "members", "msb", "name", "precious", "qualname",
-                 "reset", "singlepulse", "swacc", "swmod", "width", "write_enum", "write_members")
+    __slots__ = ("_enum", "_enum_src", "_members", "_wenum", "_wenum_src", "_wmembers", "access", "doc", "lsb",
+                 "mask", "max", "msb", "name", "precious", "qualname", "reset", "singlepulse", "swacc", "swmod",
+                 "width")
 
     def __init__(self, name: str, qualname: str, lsb: int, width: int, access: Access, reset: int,
-                 enum_cls: type[enum.IntEnum] | None, doc: str, *, extra: Mapping[int, str] | None = None,
-                 write_enum: type[enum.IntEnum] | None = None, precious: bool = False, swacc: bool = False,
-                 swmod: bool = False, singlepulse: bool = False) -> None:
+                 enum_cls: EnumSource, doc: str, *, write_enum: EnumSource = None, precious: bool = False,
+                 swacc: bool = False, swmod: bool = False, singlepulse: bool = False) -> None:
         self.name = name
         self.qualname = qualname
         self.lsb = lsb
@@ -156,15 +157,43 @@ class FieldSpec:
         self.mask = self.max << lsb
         self.access = access
         self.reset = reset
-        self.enum = enum_cls
-        self.members: dict[int, enum.IntEnum] = {int(m): m for m in enum_cls} if enum_cls else {}
-        if enum_cls is not None and extra:  # don't-care patterns: every value matched names the member
-            for value, mname in extra.items():
-                self.members.setdefault(value, enum_cls[mname])
-        self.write_enum = write_enum
-        self.write_members: dict[int, enum.IntEnum] = {int(m): m for m in write_enum} if write_enum else {}
+        # enums are built on first use: IntEnum costs ~0.7 ms a class, and vendor files hold thousands
+        self._enum_src, self._wenum_src = enum_cls, write_enum
+        self._enum: type[IntEnum] | None = None
+        self._wenum: type[IntEnum] | None = None
+        self._members: dict[int, IntEnum] | None = None
+        self._wmembers: dict[int, IntEnum] | None = None
         self.doc = doc
         self.precious, self.swacc, self.swmod, self.singlepulse = precious, swacc, swmod, singlepulse
+
+    @property
+    def has_enum(self) -> bool:
+        return self._enum_src is not None
+
+    @property
+    def enum(self) -> type[IntEnum] | None:
+        if self._enum is None and self._enum_src is not None:
+            self._enum = _build_enum(self._enum_src)
+        return self._enum
+
+    @property
+    def write_enum(self) -> type[IntEnum] | None:
+        if self._wenum is None and self._wenum_src is not None:
+            self._wenum = _build_enum(self._wenum_src)
+        return self._wenum
+
+    @property
+    def members(self) -> dict[int, IntEnum]:
+        """Read value -> enum member (every value a don't-care pattern matches included)."""
+        if self._members is None:
+            self._members = _members(self._enum_src, self.enum)
+        return self._members
+
+    @property
+    def write_members(self) -> dict[int, IntEnum]:
+        if self._wmembers is None:
+            self._wmembers = _members(self._wenum_src, self.write_enum)
+        return self._wmembers
 
     @property
     def read_effect(self) -> bool:
@@ -398,11 +427,11 @@ def _compile_fields(decl: Register, qual: str, width: int, where: str) -> dict[s
                     raise RegisterDefinitionError(f"{fwhere}: bits [{lsb + fwidth - 1}:{lsb}] overlap field "
                                                   f"{other.name} [{other.msb}:{other.lsb}]")
         used |= mask
-        enum_cls, extra = _make_enum(fd.enum, fname, fwidth, fwhere)
-        write_enum, _ = _make_enum(fd.write_enum, f"{fname}_W", fwidth, fwhere)
+        enum_cls = _make_enum(fd.enum, fname, fwidth, fwhere)
+        write_enum = _make_enum(fd.write_enum, f"{fname}_W", fwidth, fwhere)
         fields[fname] = FieldSpec(fname, f"{qual}.{fname}", lsb, fwidth, access,
-                                  0 if fd.reset is None else fd.reset, enum_cls, fd.doc, extra=extra,
-                                  write_enum=write_enum, precious=fd.precious, swacc=fd.swacc, swmod=fd.swmod,
+                                  0 if fd.reset is None else fd.reset, enum_cls, fd.doc, write_enum=write_enum,
+                                  precious=fd.precious, swacc=fd.swacc, swmod=fd.swmod,
                                   singlepulse=fd.singlepulse)
         if fd.reset is not None and (not isinstance(fd.reset, int) or not 0 <= fd.reset < 1 << fwidth):
             raise RegisterDefinitionError(f"{fwhere}: reset {fd.reset!r} does not fit in {fwidth} bits")
@@ -426,35 +455,65 @@ def _pattern_values(text: str, fwidth: int) -> list[int]:
     return values
 
 
-def _make_enum(spec: Any, fname: str, fwidth: int, where: str) -> tuple[type[enum.IntEnum] | None, dict[int, str]]:
+_ENUM_RESERVED = frozenset({"mro", "name", "value"}) | {n for n in dir(int) if not n.startswith("_")}
+# a checked enum not built yet: (class name, name -> value, extra value -> name from don't-care patterns)
+EnumSource = type[enum.IntEnum] | tuple[str, dict[str, int], dict[int, str]] | None
+
+
+def _make_enum(spec: Any, fname: str, fwidth: int, where: str) -> EnumSource:
+    """Check an enum declaration (names, values within `fwidth` bits); the class is built on first use."""
     if spec is None:
-        return None, {}
-    cls: type[enum.IntEnum]
-    extra: dict[int, str] = {}
+        return None
     if isinstance(spec, type) and issubclass(spec, enum.IntEnum):
-        cls = spec
-    elif isinstance(spec, Mapping):
-        values: dict[str, int] = {}
-        for name, value in spec.items():
-            if isinstance(value, str):
-                try:
-                    matched = _pattern_values(value, fwidth)
-                except ValueError:
-                    raise RegisterDefinitionError(f"{where}: enum value {name}={value!r} is not an int or a "
-                                                  "binary pattern such as '0b1x'") from None
-                values[name] = matched[0]
-                extra.update((v, name) for v in matched[1:])
-            else:
-                values[name] = value
-        try:
-            made: Any = enum.IntEnum(fname, values)  # type: ignore[misc]
-            cls = made
-        except (TypeError, ValueError) as exc:
-            raise RegisterDefinitionError(f"{where}: bad enum {dict(spec)!r}: {exc}") from None
-    else:
+        for member in spec:
+            if not 0 <= int(member) < 1 << fwidth:
+                raise RegisterDefinitionError(f"{where}: enum value {member.name}={int(member)} does not fit in "
+                                              f"{fwidth} bit{'s' if fwidth > 1 else ''}")
+        return spec
+    if not isinstance(spec, Mapping):
         raise RegisterDefinitionError(f"{where}: enum must be an IntEnum subclass or a mapping name -> value")
-    for member in cls:
-        if not 0 <= int(member) < 1 << fwidth:
-            raise RegisterDefinitionError(f"{where}: enum value {member.name}={int(member)} does not fit in "
+    values: dict[str, int] = {}
+    extra: dict[int, str] = {}
+    for name, value in spec.items():
+        if not isinstance(name, str) or not name.isidentifier() or name.startswith("_") or keyword.iskeyword(name) \
+                or name in _ENUM_RESERVED:
+            raise RegisterDefinitionError(f"{where}: bad enum {dict(spec)!r}: {name!r} is not a usable member name")
+        if isinstance(value, str):
+            try:
+                matched = [int(value, 0)]
+            except ValueError:
+                matched = []
+            try:
+                matched = matched or _pattern_values(value, fwidth)
+            except ValueError:
+                raise RegisterDefinitionError(f"{where}: enum value {name}={value!r} is not an int or a "
+                                              "binary pattern such as '0b1x'") from None
+            values[name] = matched[0]
+            extra.update((v, name) for v in matched[1:])
+        elif isinstance(value, bool) or not isinstance(value, int):
+            raise RegisterDefinitionError(f"{where}: bad enum {dict(spec)!r}: value {value!r} is not an int")
+        else:
+            values[name] = value
+    for name, value in values.items():
+        if not 0 <= value < 1 << fwidth:
+            raise RegisterDefinitionError(f"{where}: enum value {name}={value} does not fit in "
                                           f"{fwidth} bit{'s' if fwidth > 1 else ''}")
-    return cls, extra
+    return fname, values, extra
+
+
+def _build_enum(src: EnumSource) -> type[enum.IntEnum]:
+    if isinstance(src, type):
+        return src
+    assert src is not None
+    made: Any = enum.IntEnum(src[0], src[1])  # type: ignore[misc]
+    return made
+
+
+def _members(src: EnumSource, cls: type[enum.IntEnum] | None) -> dict[int, enum.IntEnum]:
+    if cls is None:
+        return {}
+    out: dict[int, enum.IntEnum] = {int(m): m for m in cls}
+    if isinstance(src, tuple):   # don't-care patterns: every value matched names the member
+        for value, mname in src[2].items():
+            out.setdefault(value, cls[mname])
+    return out

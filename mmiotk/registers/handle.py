@@ -347,7 +347,7 @@ class RegisterArrayHandle(RegisterHandle):
 
     def __init__(self, spec: RegisterSpec, bus: Any, offset: int) -> None:
         super().__init__(spec, bus, offset)
-        self._items = tuple(_bind_handle(spec, bus, offset + i * spec.stride, i) for i in range(spec.count))
+        self._items: dict[int, RegisterHandle] = {}   # bound on first use: a big array costs nothing
 
     def __repr__(self) -> str:
         s = self._spec
@@ -355,21 +355,22 @@ class RegisterArrayHandle(RegisterHandle):
                 f"{s.width}-bit {s.access.value}>")
 
     def __getitem__(self, index: int) -> RegisterHandle:
-        try:
-            if index < 0:
-                raise IndexError
-            return self._items[index]
-        except (IndexError, TypeError):
-            raise IndexError(f"{self._name}: index {index!r} out of range 0..{len(self._items) - 1}") from None
+        s = self._spec
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < s.count:
+            raise IndexError(f"{self._name}: index {index!r} out of range 0..{s.count - 1}")
+        handle = self._items.get(index)
+        if handle is None:
+            handle = self._items[index] = _bind_handle(s, self._bus, self.offset + index * s.stride, index)
+        return handle
 
     def __len__(self) -> int:
-        return len(self._items)
+        return self._spec.count
 
     def __iter__(self) -> Iterator[RegisterHandle]:
-        return iter(self._items)
+        return (self[i] for i in range(self._spec.count))
 
     def _not_single(self, *args: Any, **kwargs: Any) -> Any:
-        raise TypeError(f"{self._name} is an array of {len(self._items)} registers: index it, "
+        raise TypeError(f"{self._name} is an array of {self._spec.count} registers: index it, "
                         f"e.g. {self._name}[0]")
 
     read = write = modify = clear = poll = _not_single

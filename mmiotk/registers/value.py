@@ -58,12 +58,10 @@ def _field_getter(f: FieldSpec, device_view: bool = False) -> Any:
         def write_only(self: int) -> int:
             raise AccessError(f"{qual} is write-only: its read value means nothing")
         return property(write_only)
-    if f.enum is not None:
-        members = f.members
-
+    if f.has_enum:
         def get_enum(self: int) -> Any:
             v = (self >> lsb) & mx
-            return members.get(v, v)
+            return f.members.get(v, v)
         return property(get_enum)
     if native.core is not None:  # the compiled getter: (value >> lsb) & max in one C call
         return native.core.FieldGetter(f.name, lsb, mx)
