@@ -218,6 +218,8 @@ def _check_overlaps(block: str, specs: Mapping[str, RegisterSpec]) -> None:
         start = item[0]
         active = [a for a in active if a[1] > start]
         for other in active:
+            if _complementary(other[3], item[3]):
+                continue   # a read-only and a write-only register may share an address (SystemRDL allows it)
             clash = first_clash(other[3], item[3])
             if clash is not None:
                 i, j, byte = clash
@@ -227,6 +229,10 @@ def _check_overlaps(block: str, specs: Mapping[str, RegisterSpec]) -> None:
                 raise RegisterDefinitionError(f"block {block}, register {label} at {at:#x} overlaps "
                                               f"register {olabel} (byte {byte:#x})")
         active.append(item)
+
+
+def _complementary(a: RegisterSpec, b: RegisterSpec) -> bool:
+    return (not a.writable and not b.readable) or (not a.readable and not b.writable)
 
 
 def first_clash(a: Any, b: Any) -> tuple[int, int, int] | None:

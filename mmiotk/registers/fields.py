@@ -254,22 +254,22 @@ class RegisterSpec:
             raise RegisterDefinitionError(f"{where}: offset must be an int >= 0, not {offset!r}")
         if width not in WIDTHS:
             raise RegisterDefinitionError(f"{where}: width must be one of 8, 16, 32, 64, not {width!r}")
-        if offset % (width // 8):
-            raise RegisterDefinitionError(f"{where}: offset {offset:#x} is not aligned to its width "
-                                          f"({width // 8} bytes)")
+        aw = width if decl.accesswidth is None else decl.accesswidth
+        if aw not in WIDTHS or aw > width:
+            raise RegisterDefinitionError(f"{where}: accesswidth {aw!r} must be one of 8, 16, 32, 64 and at "
+                                          f"most the width ({width})")
+        if offset % (aw // 8):
+            raise RegisterDefinitionError(f"{where}: offset {offset:#x} is not aligned to its "
+                                          f"{'width' if aw == width else 'accesswidth'} ({aw // 8} bytes)")
         if not isinstance(count, int) or count < 1:
             raise RegisterDefinitionError(f"{where}: count must be an int >= 1, not {count!r}")
         stride = width // 8 if decl.stride is None else decl.stride
-        if count > 1 and (not isinstance(stride, int) or stride < width // 8 or stride % (width // 8)):
+        if count > 1 and (not isinstance(stride, int) or stride < width // 8 or stride % (aw // 8)):
             raise RegisterDefinitionError(f"{where}: stride {stride!r} must be a multiple of the register "
                                           f"size ({width // 8} bytes) and at least that")
         self.offset, self.width, self.count, self.stride = offset, width, count, stride
         self.nbytes = width // 8
         self.end = offset + (count - 1) * stride + self.nbytes
-        aw = width if decl.accesswidth is None else decl.accesswidth
-        if aw not in WIDTHS or aw > width:
-            raise RegisterDefinitionError(f"{where}: accesswidth {aw!r} must be one of 8, 16, 32, 64 and at "
-                                          f"most the width ({width})")
         self.accesswidth = aw
 
     def _lay_reset(self, decl: Register, where: str) -> int:

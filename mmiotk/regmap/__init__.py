@@ -66,10 +66,19 @@ class RegisterMap:
 
     # --- building -------------------------------------------------------------------------------------
     @classmethod
-    def from_model(cls, model: MapModel, source: str = "") -> RegisterMap:
+    def from_model(cls, model: MapModel, source: str = "", limits: Limits | None = None) -> RegisterMap:
         """Block classes for a validated schema model; definition errors become RegmapError."""
         blocks = []
         seen: set[str] = set()
+        limits = limits or Limits()
+        total = 0
+        for bm in model.blocks:
+            for rm in bm.registers:
+                limits.check_dim(rm.count, f"block {bm.name}, register {rm.name}", "count", source)
+                total += rm.count
+            if total > limits.max_registers:
+                raise RegmapError(f"block {bm.name}: the map has more than {limits.max_registers} registers "
+                                  "(Limits.max_registers)", source)
         for bm in model.blocks:
             if bm.name in seen:
                 raise RegmapError(f"block {bm.name}: declared twice", source)
@@ -79,7 +88,7 @@ class RegisterMap:
                    description=model.description, source=source)
 
     @classmethod
-    def from_dict(cls, data: Any, source: str = "") -> RegisterMap:
+    def from_dict(cls, data: Any, source: str = "", limits: Limits | None = None) -> RegisterMap:
         """Validate `data` (the YAML/JSON form) and build the map."""
         if not isinstance(data, dict):
             raise RegmapError(f"the top level must be a mapping with 'name' and 'blocks', not "
@@ -88,7 +97,7 @@ class RegisterMap:
             model = MapModel.model_validate(data)
         except ValidationError as exc:
             raise RegmapError(_describe_validation(exc, data), source) from None
-        return cls.from_model(model, source)
+        return cls.from_model(model, source, limits)
 
     @classmethod
     def from_blocks(cls, name: str, *blocks: type[RegisterBlock], bases: dict[str, int] | None = None,
@@ -245,7 +254,7 @@ def loads(text: str, fmt: str = "yaml", source: str = "<string>", *, limits: Lim
             raise RegmapError(f"line {exc.lineno}, column {exc.colno}: not valid JSON: {exc.msg}", source) from None
     else:
         raise RegmapError(f"loads() reads yaml or json, not {fmt!r}", source)
-    return RegisterMap.from_dict(data, source)
+    return RegisterMap.from_dict(data, source, limits)
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]], source: str) -> dict[str, Any]:

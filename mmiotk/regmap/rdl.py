@@ -214,6 +214,14 @@ class _Converter:
         accesswidth = int(reg.get_property("accesswidth"))
         if accesswidth != width:
             out["accesswidth"] = accesswidth
+        if accesswidth not in (8, 16, 32, 64) or accesswidth > width:
+            self.problems(where, f"accesswidth {accesswidth} is not 8, 16, 32 or 64 bits within the width",
+                          "dropped the register")
+            return None
+        if offset % (accesswidth // 8):
+            self.problems(where, f"offset {offset:#x} is not aligned to its accesswidth ({accesswidth // 8} "
+                          "bytes)", "dropped the register")
+            return None
         if reg.is_array:
             out["count"] = count
             out["stride"] = reg.array_stride
@@ -239,10 +247,9 @@ class _Converter:
             return "wo1"
         if sw == "rw1":
             return "w1"
-        if sw == "w":
-            if write_op in ("value", "c", "s"):
-                return {"value": "wo", "c": "woc", "s": "wos"}[write_op]
-            self.problems(where, f"sw = w with onwrite = {wname}", "read as sw = rw")
+        if sw == "w" and write_op in ("value", "c", "s"):
+            return {"value": "wo", "c": "woc", "s": "wos"}[write_op]
+        # sw = w with woclr & co.: the write semantics decide (as for sw = rw)
         found = _RW.get((write_op, read_op))
         if found is None:
             self.problems(where, f"onwrite = {wname} with onread = {rname} has no access type",

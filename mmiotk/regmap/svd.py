@@ -96,6 +96,7 @@ class _Ctx:
         self.root = root
         self.problems = problems
         self.limits = problems.limits
+        self.mult = 1
         self.peripherals: dict[str, ET.Element] = {}
         for p in root.iter("peripheral"):
             name = _text(p, "name") or ""
@@ -160,8 +161,10 @@ class _Ctx:
         base = self.num(bases[-1].text or "", where, "baseAddress") + base_offset
         pprops = self.props(periph, props, where)
         registers: list[dict[str, Any]] = []
-        container = periph.find("registers")
-        if container is not None:
+        containers = periph.findall("registers")
+        if len(containers) > 1:
+            self.problems(where, f"{len(containers)} <registers> elements", "read them all")
+        for container in containers:
             self.walk(container, pprops, 0, "", registers, name, alternate=False)
         _resolve_alternates(self, registers, where)
         ident = spell(name)
@@ -273,8 +276,14 @@ class _Ctx:
                 cprops = self.props(cluster, props, where)
                 offset = base + self.num(_text(cluster, "addressOffset") or "0", where, "addressOffset")
                 alt = alternate or _text(cluster, "alternateCluster") is not None
-                for name, inc in self.unroll(cluster, cname, where):
+                elements = self.unroll(cluster, cname, where)
+                self.mult *= len(elements)   # nested cluster dims multiply: refuse before expanding
+                if self.mult > self.limits.max_registers:
+                    raise self.error(where, f"nested cluster dims expand to {self.mult} copies, over the limit of "
+                                            f"{self.limits.max_registers} registers (Limits.max_registers)")
+                for name, inc in elements:
                     self.walk(cluster, cprops, offset + inc, f"{prefix}{name}_", out, block, alt)
+                self.mult //= len(elements)
 
     def register(self, reg: ET.Element, props: dict[str, Any], base: int, prefix: str,
                  out: list[dict[str, Any]], block: str, alternate: bool) -> None:
@@ -533,6 +542,10 @@ def _merge(base: ET.Element, derived: ET.Element) -> ET.Element:
             for old in merged.findall(child.tag):
                 merged.remove(old)
             merged.append(copy.deepcopy(child))
+    if derived.find("dim") is None and "%s" not in (_text(derived, "name") or "%s"):
+        for tag in ("dim", "dimIncrement", "dimIndex", "dimName", "dimArrayIndex"):   # one element of a dim list
+            for old in merged.findall(tag):
+                merged.remove(old)
     return merged
 
 
