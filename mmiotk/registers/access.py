@@ -77,49 +77,42 @@ class Access(str, enum.Enum):
     def parse(cls, value: Access | str) -> Access:
         if isinstance(value, Access):
             return value
+        found = _BY_VALUE.get(value) if isinstance(value, str) else None
+        if found is not None:
+            return found
         try:
             return cls(str(value).lower())
         except ValueError:
             names = ", ".join(a.value for a in cls)
             raise MmioValueError(f"unknown access type {value!r} (known: {names})") from None
 
-    @property
-    def readable(self) -> bool:
-        """A read returns the state (WO-like and NA fields are refused)."""
-        return _SEMANTICS[self.value][0]
+    # filled in below from _SEMANTICS: plain attributes, since they are read on every register compile
+    readable: bool      # a read returns the state (WO-like and NA fields are refused)
+    write_op: str
+    read_op: str        # '' (no effect), 'c' (reading clears the bits) or 's' (reading sets them)
+    once: bool          # only the first write after reset takes effect
+    writable: bool      # software may write the field (RSVDZ only takes 0; RO/RC/RS/NA writes are ignored)
+    neutral: str        # what a read-modify-write writes into the field when it is not named, so that the
+    #                     write changes nothing: 'keep' (the value read), 'zero', 'ones', 'reset' (write-only
+    #                     value fields), or '' (none exists: any write clears or sets it)
 
-    @property
-    def write_op(self) -> str:
-        return _SEMANTICS[self.value][1]
 
-    @property
-    def read_op(self) -> str:
-        """'' (no effect), 'c' (reading clears the bits) or 's' (reading sets them)."""
-        return _SEMANTICS[self.value][2]
+def _neutral(readable: bool, op: str) -> str:
+    if op in ("value", "none"):
+        return "reset" if not readable and op == "value" else "keep"
+    if op in ("1c", "1s", "1t", "zero"):
+        return "zero"
+    if op in ("0c", "0s", "0t"):
+        return "ones"
+    return ""
 
-    @property
-    def once(self) -> bool:
-        """Only the first write after reset takes effect."""
-        return _SEMANTICS[self.value][3]
 
-    @property
-    def writable(self) -> bool:
-        """Software may write the field (RSVDZ only takes 0; RO/RC/RS/NA writes are ignored)."""
-        return self.write_op not in ("none", "zero")
-
-    @property
-    def neutral(self) -> str:
-        """What a read-modify-write writes into this field when it is not named, so that the write changes
-        nothing: 'keep' (the value read), 'zero', 'ones', 'reset' (write-only value fields), or '' (none
-        exists: any write clears or sets it)."""
-        op = self.write_op
-        if op in ("value", "none"):
-            return "reset" if not self.readable and op == "value" else "keep"
-        if op in ("1c", "1s", "1t", "zero"):
-            return "zero"
-        if op in ("0c", "0s", "0t"):
-            return "ones"
-        return ""
+_BY_VALUE: dict[str, Access] = {a.value: a for a in Access}
+for _member in Access:
+    _readable, _op, _rop, _once = _SEMANTICS[_member.value]
+    for _attr, _value in (("readable", _readable), ("write_op", _op), ("read_op", _rop), ("once", _once),
+                          ("writable", _op not in ("none", "zero")), ("neutral", _neutral(_readable, _op))):
+        object.__setattr__(_member, _attr, _value)
 
 
 (RO, RW, RC, RS, WRC, WRS, WC, WS, WSRC, WCRS, W1C, W1S, W1T, W0C, W0S, W0T, W1SRC, W1CRS, W0SRC, W0CRS, WO,

@@ -243,9 +243,6 @@ class RegisterSpec:
         self.declared = sum(f.mask for f in self.fields.values())
         self.reset = self._lay_reset(decl, where)
         self._derive_masks(decl)
-        self.value_class: type[RegisterValue] = type(
-            f"{self.short}Value", (RegisterValue,),
-            {"__slots__": (), "_spec": self, **{n: _field_getter(f) for n, f in self.fields.items()}})
 
     def _place(self, decl: Register, where: str) -> None:
         """Offset, width, count and stride, checked; the byte span they cover."""
@@ -290,54 +287,75 @@ class RegisterSpec:
         return value
 
     def _derive_masks(self, decl: Register) -> None:
-        """Masks by access class and what modify/clear/write start from."""
+        """Masks by access class and what modify/clear/write start from (one pass over the fields)."""
         fields = self.fields
-
-        def bits(*kinds: Access) -> int:
-            return sum(f.mask for f in fields.values() if f.access in kinds)
-
-        def by(pred: Any) -> int:
-            return sum(f.mask for f in fields.values() if pred(f))
+        by_access: dict[Access, int] = {}
+        by_neutral = {"keep": 0, "zero": 0, "ones": 0, "reset": 0, "": 0}
+        pulse = value_writable = read_effect = 0
+        readable = writable = False
+        self.clearable, self.w1c_fields, self.swmod_fields = {}, {}, {}
+        self.wfields: dict[str, tuple[int, int, int] | None] = {}
+        for n, f in fields.items():
+            a, m = f.access, f.mask
+            by_access[a] = by_access.get(a, 0) | m
+            by_neutral[a.neutral] |= m
+            if f.singlepulse:
+                pulse |= m
+            if a.write_op == "value" and a.readable:
+                value_writable |= m
+            if f.read_effect:
+                read_effect |= m
+            readable = readable or a.readable
+            writable = writable or a.writable
+            if a.write_op in ("1c", "0c", "c"):
+                self.clearable[n] = f
+            if a is W1C:
+                self.w1c_fields[n] = f
+            if f.swmod:
+                self.swmod_fields[n] = f
+            # per-field write data for the hot path: (lsb, mask, max); None when the field refuses writes
+            self.wfields[n] = (f.lsb, m, f.max) if a.writable else None
         undeclared = self.all & ~self.declared
         self.undeclared = undeclared
-        self.m_rw, self.m_ro, self.m_wo = bits(RW), bits(RO), bits(WO)
-        self.m_w1c, self.m_w1s, self.m_rc, self.m_rsvdz = bits(W1C), bits(W1S), bits(RC), bits(RSVDZ)
+        self.m_rw, self.m_ro, self.m_wo = (by_access.get(k, 0) for k in (RW, RO, WO))
+        self.m_w1c, self.m_w1s, self.m_rc, self.m_rsvdz = (by_access.get(k, 0) for k in (W1C, W1S, RC, RSVDZ))
         # What a read-modify-write writes into the bits it was not asked to change (see Access.neutral).
         # Where a read-only and a write-only field share bits, the write-only one decides the write.
-        pulse = by(lambda f: f.singlepulse)
-        self.m_ones = by(lambda f: f.access.neutral == "ones") & ~pulse
-        self.m_forced = by(lambda f: f.access.neutral == "") & ~pulse  # no neutral value: any write acts
-        reset_bits = by(lambda f: f.access.neutral == "reset") & ~pulse
-        zero = by(lambda f: f.access.neutral == "zero") | pulse
-        keep_fields = by(lambda f: f.access.neutral == "keep")
-        self.keep = (keep_fields | undeclared) & ~(self.m_ones | self.m_forced | reset_bits | zero)
+        self.m_ones = by_neutral["ones"] & ~pulse
+        self.m_forced = by_neutral[""] & ~pulse  # no neutral value: any write acts
+        reset_bits = by_neutral["reset"] & ~pulse
+        zero = by_neutral["zero"] | pulse
+        self.keep = (by_neutral["keep"] | undeclared) & ~(self.m_ones | self.m_forced | reset_bits | zero)
         # bits whose read value matters to a read-modify-write (a written value that must be preserved)
-        value_writable = by(lambda f: f.access.write_op == "value" and f.access.readable)
         self.m_preserve = (value_writable | (undeclared if decl.access.write_op == "value" else 0)) & self.keep
         self.wo_reset = self.reset & reset_bits
         # write: starts from the reset value, without write effects and reserved bits
         self.write_base = (self.reset & ~(zero | self.m_ones | self.m_forced)) | self.m_ones
         if fields:  # the fields' own access types decide (the register's is their default)
-            self.readable = any(f.access.readable for f in fields.values())
-            self.writable = any(f.access.writable for f in fields.values())
+            self.readable, self.writable = readable, writable
         else:
             self.readable = decl.access.readable
             self.writable = decl.access.writable
-        self.m_read_effect = by(lambda f: f.read_effect)
-        self.read_effects = bool(self.m_read_effect) or (not fields and bool(decl.access.read_op))
+        self.m_read_effect = read_effect
+        self.read_effects = bool(read_effect) or (not fields and bool(decl.access.read_op))
         self.has_rc = self.read_effects  # the old name: a read is not free of side effects
-        self.clearable = {n: f for n, f in fields.items() if f.access.write_op in ("1c", "0c", "c")}
-        self.w1c_fields = {n: f for n, f in fields.items() if f.access is W1C}
-        self.swmod_fields = {n: f for n, f in fields.items() if f.swmod}
-        # per-field write data for the hot path: name -> (lsb, mask, max); None when the field refuses writes
-        self.wfields: dict[str, tuple[int, int, int] | None] = {
-            n: ((f.lsb, f.mask, f.max) if f.access.writable else None) for n, f in fields.items()}
         # accesswidth pieces: (byte offset within the register, bit shift, mask)
         aw = self.accesswidth
         self.pieces = tuple((k * aw // 8, k * aw, ((1 << aw) - 1) << (k * aw)) for k in range(self.width // aw))
 
     def __repr__(self) -> str:
         return f"<RegisterSpec {self.name} @{self.offset:#x} {self.width}-bit {self.access.value}>"
+
+    @property
+    def value_class(self) -> type[RegisterValue]:
+        """The class of what `read()` returns; made on first use (a vendor file has thousands of registers,
+        and a program binds a few blocks)."""
+        cls = self.__dict__.get("_value_class")
+        if cls is None:
+            getters = {n: _field_getter(f) for n, f in self.fields.items()}
+            cls = type(f"{self.short}Value", (RegisterValue,), {"__slots__": (), "_spec": self, **getters})
+            self.__dict__["_value_class"] = cls
+        return cls
 
     @property
     def state_class(self) -> type[RegisterValue]:

@@ -100,6 +100,23 @@ class RegisterMap:
         return cls.from_model(model, source, limits)
 
     @classmethod
+    def _from_importer(cls, data: dict[str, Any], source: str, limits: Limits | None = None) -> RegisterMap:
+        """A map from an importer's output (SVD, SystemRDL): already in the schema's normal form, so the
+        models are constructed without pydantic validation (a quarter of a big file's load time); the
+        register layer checks every value all the same."""
+        from .schema import MemoryModel
+
+        blocks = [BlockModel.model_construct(
+            **{k: v for k, v in b.items() if k not in ("registers", "memories")},
+            registers=[RegisterModel.model_construct(
+                **{k: v for k, v in r.items() if k != "fields"},
+                fields=[FieldModel.model_construct(**f) for f in r.get("fields", [])])
+                for r in b.get("registers", [])],
+            memories=[MemoryModel.model_construct(**m) for m in b.get("memories", [])]) for b in data["blocks"]]
+        model = MapModel.model_construct(name=data["name"], description=data.get("description", ""), blocks=blocks)
+        return cls.from_model(model, source, limits)
+
+    @classmethod
     def from_blocks(cls, name: str, *blocks: type[RegisterBlock], bases: dict[str, int] | None = None,
                     description: str = "") -> RegisterMap:
         """A map of hand-written RegisterBlock classes (to export them as docs or a C header)."""
@@ -321,7 +338,7 @@ def load(path: str | os.PathLike[str] | Any, *, strict: bool = True, limits: Lim
         from .rdl import convert_node
 
         data, warnings = convert_node(path, strict=strict, limits=limits, source=f"<{type(path).__name__}>")
-        return _finish(RegisterMap.from_dict(data, f"<{type(path).__name__}>"), warnings)
+        return _finish(RegisterMap._from_importer(data, f"<{type(path).__name__}>", limits), warnings)
     p = Path(path)
     source = os.fspath(path)
     name = p.name.lower()
@@ -336,12 +353,12 @@ def load(path: str | os.PathLike[str] | Any, *, strict: bool = True, limits: Lim
 
         data, warnings = load_rdl([*also, p], strict=strict, limits=limits, include_paths=include_paths,
                                   defines=defines, udps=udps, ipxact=fmt == "ipxact")
-        return _finish(RegisterMap.from_dict(data, source), warnings)
+        return _finish(RegisterMap._from_importer(data, source, limits), warnings)
     if fmt == "svd":
         from .svd import load_svd
 
         data, warnings = load_svd(p, strict=strict, limits=limits)
-        return _finish(RegisterMap.from_dict(data, source), warnings)
+        return _finish(RegisterMap._from_importer(data, source, limits), warnings)
     if p.stat().st_size > limits.max_file_bytes:
         raise RegmapError(f"larger than {limits.max_file_bytes} bytes (Limits.max_file_bytes)", source)
     return loads(p.read_text(encoding="utf-8"), fmt, source, limits=limits)

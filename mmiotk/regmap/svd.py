@@ -21,7 +21,6 @@ in lenient mode (mmiotk.regmap.checks).
 
 from __future__ import annotations
 
-import copy
 import gzip
 import os
 import re
@@ -518,10 +517,19 @@ def _child_named(node: ET.Element, ref: str, tag: str | None) -> ET.Element | No
     return None
 
 
+def _shallow(elem: ET.Element) -> ET.Element:
+    """A new element with the same tag, attributes, text and children (shared, never modified)."""
+    out = ET.Element(elem.tag, dict(elem.attrib))
+    out.text, out.tail = elem.text, elem.tail
+    out.extend(list(elem))
+    return out
+
+
 def _merge(base: ET.Element, derived: ET.Element) -> ET.Element:
-    """`derived` on top of a copy of `base`: its children replace base children of the same tag, except
-    <registers>/<fields>, whose entries are added to (or replace by name) the base's."""
-    merged = copy.deepcopy(base)
+    """`derived` on top of `base`: its children replace base children of the same tag, except
+    <registers>/<fields>, whose entries are added to (or replace by name) the base's. Shallow: the elements
+    of the file are shared, never modified, so a derived peripheral costs no copy of its registers."""
+    merged = _shallow(base)
     merged.attrib.pop("derivedFrom", None)
     for key, value in derived.attrib.items():
         if key != "derivedFrom":
@@ -530,18 +538,20 @@ def _merge(base: ET.Element, derived: ET.Element) -> ET.Element:
         if child.tag in ("registers", "fields"):
             target = merged.find(child.tag)
             if target is None:
-                merged.append(copy.deepcopy(child))
+                merged.append(child)
                 continue
+            copy_ = _shallow(target)
+            merged[list(merged).index(target)] = copy_
             for entry in child:
                 name = _text(entry, "name")
-                for old in list(target):
+                for old in list(copy_):
                     if name is not None and _text(old, "name") == name:
-                        target.remove(old)
-                target.append(copy.deepcopy(entry))
+                        copy_.remove(old)
+                copy_.append(entry)
         else:
             for old in merged.findall(child.tag):
                 merged.remove(old)
-            merged.append(copy.deepcopy(child))
+            merged.append(child)
     if derived.find("dim") is None and "%s" not in (_text(derived, "name") or "%s"):
         for tag in ("dim", "dimIncrement", "dimIndex", "dimName", "dimArrayIndex"):   # one element of a dim list
             for old in merged.findall(tag):
@@ -564,6 +574,7 @@ def _resolve_alternates(ctx: _Ctx, registers: list[dict[str, Any]], where: str) 
         seen.add(reg["name"])
         start = reg["offset"]
         end = start + (reg.get("count", 1) - 1) * reg.get("stride", 0) + reg["width"] // 8
+        primaries = [p for p in primaries if p[1] > start] if len(primaries) > 64 else primaries
         over = next((p for p in reversed(primaries) if p[0] < end and start < p[1]), None)
         if over is not None and (reg.get("count", 1) > 1 or over[2].get("count", 1) > 1):
             over = over if _arrays_meet(over[2], reg) else None
