@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, TextIO
 
 from .errors import MmioError
@@ -276,6 +277,21 @@ def run_trace(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_regmap_codegen(args: argparse.Namespace) -> int:
+    from .regmap import load
+    from .regmap.codegen import to_python
+
+    regmap = load(args.map, strict=not args.lenient)
+    text = to_python(regmap)
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"# {args.output}: {len(regmap.blocks)} block(s), "
+              f"{sum(len(b._specs) for b in regmap.blocks.values())} registers", file=sys.stderr)
+    return 0
+
+
 # --- the parser -------------------------------------------------------------------------------------------
 def _core_commands(sub: argparse._SubParsersAction, taken: set[str]) -> None:
     if "peek" not in taken:
@@ -304,6 +320,18 @@ def _core_commands(sub: argparse._SubParsersAction, taken: set[str]) -> None:
         p.add_argument("-o", "--output", metavar="FILE", help="write the raw bytes to FILE")
         p.add_argument("--progress", action="store_true", help="show progress even when stderr is not a tty")
         p.set_defaults(func=run_dump)
+    if "regmap" not in taken:
+        p = sub.add_parser("regmap", help="register-map tools (codegen)",
+                           description="Tools over register maps (.yaml .json .rdl .svd .svd.gz .xml).")
+        rsub = p.add_subparsers(dest="regmap_command", metavar="TOOL")
+        rsub.required = True
+        c = rsub.add_parser("codegen", help="write a typed Python module of RegisterBlock classes",
+                            description="Write MAP as a Python module of RegisterBlock classes (mypy and ruff "
+                                        "clean), so drivers get completion and type checking.")
+        c.add_argument("map", metavar="MAP")
+        c.add_argument("-o", "--output", metavar="FILE", help="the module to write (default: stdout)")
+        c.add_argument("--lenient", action="store_true", help="repair vendor mistakes with warnings")
+        c.set_defaults(func=run_regmap_codegen)
     if "trace" not in taken:
         p = sub.add_parser("trace", help="show a recorded register trace (.jsonl)",
                            description="Print a trace saved with Trace.save(), one access per line, decoded "

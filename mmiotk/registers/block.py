@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from ..errors import MmioValueError
 from .access import Access, RegisterDefinitionError
@@ -171,12 +171,14 @@ class RegisterBlock:
     def __iter__(self) -> Iterator[RegisterHandle]:
         return iter(self._handles.values())
 
-    def __getattr__(self, name: str) -> Any:
-        # only reached for attributes that do not exist
-        if name.startswith("_"):
-            raise AttributeError(name)
-        known = ", ".join(type(self)._specs) or "none"
-        raise AttributeError(f"block {type(self)._block_name}: no register named {name!r} (registers: {known})")
+    if not TYPE_CHECKING:  # hidden from type checkers, so that a misspelt register is a mypy error
+        def __getattr__(self, name: str) -> Any:
+            # only reached for attributes that do not exist
+            if name.startswith("_"):
+                raise AttributeError(name)
+            known = ", ".join(type(self)._specs) or "none"
+            raise AttributeError(f"block {type(self)._block_name}: no register named {name!r} "
+                                 f"(registers: {known})")
 
     def __repr__(self) -> str:
         return (f"<{type(self).__name__} {self._block_name} @{self._offset:#x}, "
