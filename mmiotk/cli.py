@@ -292,6 +292,28 @@ def run_regmap_codegen(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_regcheck(args: argparse.Namespace) -> int:
+    from .devmem import DevMemSpace
+    from .policy import CachePolicy
+    from .region import MmioResource
+    from .regmap import load
+    from .regmap.regcheck import check_block
+
+    regmap = load(args.map, strict=not args.lenient)
+    cls = regmap.block_class(args.block)
+    base = args.base if args.base is not None else regmap.bases[cls._block_name]
+    size = max(cls._size, 8)
+    space = DevMemSpace(args.mem)
+    buffer = MmioResource(space, base, size).create_region(base, size, cls._block_name).map(
+        CachePolicy.UNCACHED_DEVICE)
+    problems = check_block(cls(buffer))
+    for problem in problems:
+        print(problem)
+    print(f"# {cls._block_name} @ {base:#x}: {len(cls._specs)} registers checked, {len(problems)} disagreement(s) "
+          "with the map", file=sys.stderr)
+    return 1 if problems else 0
+
+
 # --- the parser -------------------------------------------------------------------------------------------
 def _core_commands(sub: argparse._SubParsersAction, taken: set[str]) -> None:
     if "peek" not in taken:
@@ -332,6 +354,17 @@ def _core_commands(sub: argparse._SubParsersAction, taken: set[str]) -> None:
         c.add_argument("-o", "--output", metavar="FILE", help="the module to write (default: stdout)")
         c.add_argument("--lenient", action="store_true", help="repair vendor mistakes with warnings")
         c.set_defaults(func=run_regmap_codegen)
+    if "regcheck" not in taken:
+        p = sub.add_parser("regcheck", help="check an implementation against its register map",
+                           description="Run the conformance suite generated from MAP (reset values, RW readback, "
+                                       "RO unchanged, W1C/W1S/toggle, RC/RS) on the block at --base in --mem; "
+                                       "exit 1 and list each register where map and implementation disagree.")
+        p.add_argument("map", metavar="MAP")
+        p.add_argument("--block", help="the block to check (when the map has several)")
+        p.add_argument("--base", type=parse_int, metavar="ADDR", help="its address (default: the map's)")
+        p.add_argument("--mem", default="/dev/mem", metavar="PATH", help="/dev/mem (default) or any file")
+        p.add_argument("--lenient", action="store_true", help="repair vendor mistakes with warnings")
+        p.set_defaults(func=run_regcheck)
     if "trace" not in taken:
         p = sub.add_parser("trace", help="show a recorded register trace (.jsonl)",
                            description="Print a trace saved with Trace.save(), one access per line, decoded "
