@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, TextIO
 
 from .errors import MmioError
@@ -276,6 +277,43 @@ def run_trace(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_regmap_codegen(args: argparse.Namespace) -> int:
+    from .regmap import load
+    from .regmap.codegen import to_python
+
+    regmap = load(args.map, strict=not args.lenient)
+    text = to_python(regmap)
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"# {args.output}: {len(regmap.blocks)} block(s), "
+              f"{sum(len(b._specs) for b in regmap.blocks.values())} registers", file=sys.stderr)
+    return 0
+
+
+def run_regcheck(args: argparse.Namespace) -> int:
+    from .devmem import DevMemSpace
+    from .policy import CachePolicy
+    from .region import MmioResource
+    from .regmap import load
+    from .regmap.regcheck import check_block
+
+    regmap = load(args.map, strict=not args.lenient)
+    cls = regmap.block_class(args.block)
+    base = args.base if args.base is not None else regmap.bases[cls._block_name]
+    size = max(cls._size, 8)
+    space = DevMemSpace(args.mem)
+    buffer = MmioResource(space, base, size).create_region(base, size, cls._block_name).map(
+        CachePolicy.UNCACHED_DEVICE)
+    problems = check_block(cls(buffer))
+    for problem in problems:
+        print(problem)
+    print(f"# {cls._block_name} @ {base:#x}: {len(cls._specs)} registers checked, {len(problems)} disagreement(s) "
+          "with the map", file=sys.stderr)
+    return 1 if problems else 0
+
+
 # --- the parser -------------------------------------------------------------------------------------------
 def _core_commands(sub: argparse._SubParsersAction, taken: set[str]) -> None:
     if "peek" not in taken:
@@ -304,6 +342,29 @@ def _core_commands(sub: argparse._SubParsersAction, taken: set[str]) -> None:
         p.add_argument("-o", "--output", metavar="FILE", help="write the raw bytes to FILE")
         p.add_argument("--progress", action="store_true", help="show progress even when stderr is not a tty")
         p.set_defaults(func=run_dump)
+    if "regmap" not in taken:
+        p = sub.add_parser("regmap", help="register-map tools (codegen)",
+                           description="Tools over register maps (.yaml .json .rdl .svd .svd.gz .xml).")
+        rsub = p.add_subparsers(dest="regmap_command", metavar="TOOL")
+        rsub.required = True
+        c = rsub.add_parser("codegen", help="write a typed Python module of RegisterBlock classes",
+                            description="Write MAP as a Python module of RegisterBlock classes (mypy and ruff "
+                                        "clean), so drivers get completion and type checking.")
+        c.add_argument("map", metavar="MAP")
+        c.add_argument("-o", "--output", metavar="FILE", help="the module to write (default: stdout)")
+        c.add_argument("--lenient", action="store_true", help="repair vendor mistakes with warnings")
+        c.set_defaults(func=run_regmap_codegen)
+    if "regcheck" not in taken:
+        p = sub.add_parser("regcheck", help="check an implementation against its register map",
+                           description="Run the conformance suite generated from MAP (reset values, RW readback, "
+                                       "RO unchanged, W1C/W1S/toggle, RC/RS) on the block at --base in --mem; "
+                                       "exit 1 and list each register where map and implementation disagree.")
+        p.add_argument("map", metavar="MAP")
+        p.add_argument("--block", help="the block to check (when the map has several)")
+        p.add_argument("--base", type=parse_int, metavar="ADDR", help="its address (default: the map's)")
+        p.add_argument("--mem", default="/dev/mem", metavar="PATH", help="/dev/mem (default) or any file")
+        p.add_argument("--lenient", action="store_true", help="repair vendor mistakes with warnings")
+        p.set_defaults(func=run_regcheck)
     if "trace" not in taken:
         p = sub.add_parser("trace", help="show a recorded register trace (.jsonl)",
                            description="Print a trace saved with Trace.save(), one access per line, decoded "

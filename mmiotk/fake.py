@@ -9,10 +9,16 @@
     uart = Uart(dev.buffer)                    # the driver sees a real MmioBuffer
     uart.CTRL.modify(EN=1)
 
-What the fake honours, bit by bit: RO and RC bits ignore writes; RC bits clear when read; W1C bits clear
-where 1 is written; W1S bits set where 1 is written; WO bits read as 0; RSVDZ bits written non-zero fail
-with AssertionError (as does an access that hits no register, or with the wrong width, when `strict`).
-Undeclared bits behave as the register's own access type says.
+What the fake honours, bit by bit, for every access type of `mmiotk.registers.Access`: written values
+(RW, WO, and W1/WO1 only on the first write after reset), writes ignored (RO, RC, RS, NA), write-1 and
+write-0 clear/set/toggle, any-write clear/set, read-clear and read-set (after the read returns the state),
+unreadable bits read as 0, RSVDZ bits written non-zero fail with AssertionError (as does an access that
+hits no register, or with the wrong width, when `strict`). Where a read-only and a write-only field share
+bits, reads show the state and writes go to a separate write side (`peek_written`). `singlepulse` bits
+read back 0 after the write hooks ran; writes of `swmod` fields and reads of `swacc` fields are logged as
+"swmod"/"swacc" events. A register with an accesswidth below its width also takes accesses of that
+width at each piece, with the semantics applied to that piece's bits only. Undeclared bits behave as the
+register's own access type says.
 
 `rmw_garbage=True` exposes read-modify-write bugs: every read returns garbage in the bits whose read value a
 correct read-modify-write must not write back (W1C and W1S bits that are not set, WO and RSVDZ bits: the
@@ -28,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .registers import RC, RO, RSVDZ, RW, W1C, W1S, WO, RegisterBlock, RegisterSpec, RegisterValue
+from .registers import RSVDZ, RegisterBlock, RegisterSpec, RegisterValue
 
 if TYPE_CHECKING:
     from .buffer import MmioBuffer
@@ -50,13 +56,9 @@ class _Reg:
     name: str
     offset: int
     value: int
-    rw: int        # bits that take the written value (RW, WO)
-    ro: int        # bits writes ignore (RO, RC)
-    rc: int
-    w1c: int
-    w1s: int
-    wo: int
-    rsvdz: int
+    masks: dict[str, int]      # write op / read op / flag -> bits (see _make_reg)
+    written: int = 0           # the write side of bits shared by a read-only and a write-only field
+    once_done: int = 0         # write-once bits already written since reset
 
 
 def _resolve_block(regs: Any, block: str | None) -> type[RegisterBlock]:
@@ -87,6 +89,7 @@ class FakeDevice:
         self.strict = strict
         self.log: list[DeviceEvent] = []
         self._regs: dict[int, _Reg] = {}
+        self._pieces: dict[int, tuple[_Reg, int, int]] = {}
         self._by_name: dict[str, _Reg] = {}
         for spec in self.block_class._specs.values():
             for i in range(spec.count):
@@ -94,6 +97,9 @@ class FakeDevice:
                 reg = _make_reg(spec, name_i, spec.offset + i * spec.stride)
                 self._regs[reg.offset] = reg
                 self._by_name[name_i] = reg
+                if len(spec.pieces) > 1:
+                    for boff, shift, pmask in spec.pieces:
+                        self._pieces[reg.offset + boff] = (reg, shift, pmask)
         self._read_hooks: dict[str, list[Hook]] = {}
         self._write_hooks: dict[str, list[Hook]] = {}
         self._last_read: tuple[int, int, int] | None = None   # offset, injected mask, garbage
@@ -172,60 +178,109 @@ class FakeDevice:
         self._memory[offset:offset + width] = value.to_bytes(width, "little")
         return 0
 
+    def _locate(self, offset: int, width: int) -> tuple[_Reg, int, int] | None:
+        """(register, piece shift, piece mask) for an access, or None when it fits no register."""
+        reg = self._regs.get(offset)
+        if reg is not None and reg.spec.nbytes == width:
+            return reg, 0, reg.spec.all
+        piece = self._pieces.get(offset)
+        if piece is not None and piece[0].spec.accesswidth == width * 8:
+            return piece
+        return None
+
     def _read(self, offset: int, width: int) -> int:
         self._last_read = None
-        reg = self._regs.get(offset)
-        if reg is None or reg.spec.nbytes != width:
+        found = self._locate(offset, width)
+        if found is None:
             return self._stray("read", offset, width)
-        spec = reg.spec
-        value = reg.value & ~reg.wo
+        reg, shift, pm = found
+        spec, m = reg.spec, reg.masks
+        value = reg.value & ~m["unreadable"] & pm
         for hook in self._read_hooks.get(reg.name, ()):
             result = hook(self, spec.state_class(value))
             if result is not None:
-                value = int(result) & spec.all
+                value = int(result) & pm
         if self.rmw_garbage:
-            injected = (reg.w1c & ~value) | (reg.w1s & ~value) | reg.wo | reg.rsvdz
-            garbage = injected & ~spec.wo_reset
+            injected = ((m["zero"] & ~value) | (m["ones"] & value) | m["reset"]) & pm
+            garbage = injected & ~(m["ones"] | spec.wo_reset)
             value = (value & ~injected) | garbage
             self._last_read = (offset, injected, garbage)
-        if reg.rc:
-            reg.value &= ~reg.rc
-        self.log.append(DeviceEvent("read", reg.name, value))
-        return value
+        reg.value = (reg.value & ~(m["rc"] & pm)) | (m["rs"] & pm)
+        self.log.append(DeviceEvent("read", reg.name, value >> shift))
+        for f in spec.fields.values():
+            if f.swacc and f.mask & pm:
+                self.log.append(DeviceEvent("swacc", f"{reg.name}.{f.name}", (value >> f.lsb) & f.max))
+        return value >> shift
 
     def _write(self, offset: int, width: int, value: int) -> None:
         last, self._last_read = self._last_read, None
-        reg = self._regs.get(offset)
-        if reg is None or reg.spec.nbytes != width:
+        found = self._locate(offset, width)
+        if found is None:
             self._stray("write", offset, width, value)
             return
-        spec = reg.spec
-        if last is not None and last[0] == offset and last[2] and (value & last[1]) == last[2]:
+        reg, shift, pm = found
+        spec, m = reg.spec, reg.masks
+        value = (value << shift) & pm
+        if last is not None and last[0] == offset and last[1] and (value & last[1]) == last[2]:
             names = [f.name for f in spec.fields.values() if f.mask & last[1]] or ["(undeclared bits)"]
             raise AssertionError(
                 f"fake {self.name}: read-modify-write of {reg.name} wrote back the garbage its read returned "
                 f"in {', '.join(names)} (W1C/W1S/WO/RSVDZ bits; value {value:#x}); a W1C echo acknowledges "
                 "events nobody handled")
-        if value & reg.rsvdz and self.strict:
+        if value & m["rsvdz"] and self.strict:
             names = [f.name for f in spec.fields.values() if f.access is RSVDZ and value & f.mask]
             raise AssertionError(f"fake {self.name}: write of {value:#x} to {reg.name} sets reserved (RSVDZ) "
                                  f"bits in {', '.join(names) or 'the register'}")
-        new = (reg.value & ~reg.rw) | (value & reg.rw)
-        new &= ~(value & reg.w1c)
-        new |= value & reg.w1s
-        reg.value = new
-        self.log.append(DeviceEvent("write", reg.name, value))
+        takes = m["value"] & pm & ~reg.once_done
+        reg.once_done |= m["once"] & pm
+        new = reg.value
+        shared = m["shared"]
+        reg.written = (reg.written & ~(takes & shared)) | (value & takes & shared)
+        takes &= ~shared
+        new = (new & ~takes) | (value & takes)
+        inv = ~value & pm
+        new &= ~((value & m["1c"]) | (inv & m["0c"]) | (m["c"] & pm))
+        new |= (value & m["1s"]) | (inv & m["0s"]) | (m["s"] & pm)
+        new ^= (value & m["1t"]) | (inv & m["0t"])
+        reg.value = new & spec.all
+        self.log.append(DeviceEvent("write", reg.name, value >> shift))
+        for f in spec.fields.values():
+            if f.swmod and f.mask & pm:
+                self.log.append(DeviceEvent("swmod", f"{reg.name}.{f.name}", (value >> f.lsb) & f.max))
         for hook in self._write_hooks.get(reg.name, ()):
-            hook(self, spec.state_class(value))
+            hook(self, spec.state_class(value | (reg.value & ~pm)))
+        reg.value &= ~(m["pulse"] & pm)
+
+    def reset(self) -> None:
+        """Every register back to its reset value (write-once fields writable again); the log is kept."""
+        for reg in self._regs.values():
+            reg.value, reg.written, reg.once_done = reg.spec.reset, 0, 0
+
+    def peek_written(self, name: str) -> int:
+        """What was last written to bits a write-only field shares with a read-only one."""
+        return self._reg(name).written
 
 
 def _make_reg(spec: RegisterSpec, name: str, offset: int) -> _Reg:
     undeclared = spec.undeclared
-    access = spec.access
+    own = spec.access
+    m: dict[str, int] = {}
 
-    def bits(*kinds: Any) -> int:
-        own = sum(f.mask for f in spec.fields.values() if f.access in kinds)
-        return own | (undeclared if access in kinds else 0)
+    def bits(pred: Any) -> int:
+        return sum(f.mask for f in spec.fields.values() if pred(f.access)) | (undeclared if pred(own) else 0)
 
-    return _Reg(spec=spec, name=name, offset=offset, value=spec.reset, rw=bits(RW, WO), ro=bits(RO, RC),
-                rc=bits(RC), w1c=bits(W1C), w1s=bits(W1S), wo=bits(WO), rsvdz=bits(RSVDZ))
+    for op in ("value", "1c", "1s", "1t", "0c", "0s", "0t", "c", "s"):
+        m[op] = bits(lambda a, op=op: a.write_op == op)
+    m["rsvdz"] = bits(lambda a: a is RSVDZ)
+    m["rc"] = bits(lambda a: a.read_op == "c")
+    m["rs"] = bits(lambda a: a.read_op == "s")
+    m["once"] = bits(lambda a: a.once)
+    readable = bits(lambda a: a.readable)
+    m["unreadable"] = spec.all & ~readable
+    m["shared"] = readable & sum(f.mask for f in spec.fields.values() if not f.access.readable)
+    m["pulse"] = sum(f.mask for f in spec.fields.values() if f.singlepulse)
+    # what a correct read-modify-write writes into the bits it leaves alone (garbage is the complement)
+    m["zero"] = bits(lambda a: a.neutral == "zero") | m["pulse"]
+    m["ones"] = bits(lambda a: a.neutral == "ones")
+    m["reset"] = bits(lambda a: a.neutral == "reset")
+    return _Reg(spec=spec, name=name, offset=offset, value=spec.reset, masks=m)

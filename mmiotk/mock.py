@@ -253,30 +253,61 @@ class MockMmio:
     def expect_read(self, register: RegisterHandle, value: int | None = None, *, times: int = 1,
                     **fields: Any) -> Expectation:
         """The next read of `register` (a handle bound to this mock's buffer) returns `value` or the
-        register's reset value with `fields` set."""
-        raw = register.value(value, **fields)
-        return self._expect("read", register.offset, register.width // 8, int(raw), times=times,
-                            label=register.name)
+        register's reset value with `fields` set. A register with an accesswidth below its width expects
+        one read per piece, in ascending address order (what the handle does); the last is returned."""
+        raw = int(register.value(value, **fields))
+        pieces = register.spec.pieces
+        if len(pieces) == 1:
+            return self._expect("read", register.offset, register.width // 8, raw, times=times,
+                                label=register.name)
+        exp = None
+        for _ in range(times):
+            for boff, shift, pmask in pieces:
+                exp = self._expect("read", register.offset + boff, register.spec.accesswidth // 8,
+                                   (raw & pmask) >> shift, label=register.name)
+        assert exp is not None
+        return exp
 
     def expect_write(self, register: RegisterHandle, value: int | None = None, *, times: int = 1,
                      **fields: Any) -> Expectation:
         """The next write of `register` is `value`, or, with `fields`, has those field values (other bits
-        are not compared)."""
+        are not compared). A register with an accesswidth below its width expects one write per piece
+        holding a compared bit, in ascending address order."""
         if value is not None and fields:
             raise TypeError("expect_write: give a value or fields, not both")
-        width = register.width // 8
+        spec = register.spec
         if value is not None:
-            return self._expect("write", register.offset, width, int(register.value(value)), times=times,
-                                label=register.name)
-        if not fields:
-            return self._expect("write", register.offset, width, ANY, None, times, label=register.name)
-        mask = 0
-        raw = 0
-        for name, v in fields.items():
-            f = register.spec.field(name, "expect_write")
-            mask |= f.mask
-            raw |= f.coerce(v, "expect_write") << f.lsb
-        return self._expect("write", register.offset, width, raw, mask, times, label=register.name)
+            raw, mask = int(register.value(value)), spec.all
+        elif not fields:
+            raw, mask = 0, -1
+        else:
+            mask = 0
+            raw = 0
+            for name, v in fields.items():
+                f = spec.field(name, "expect_write")
+                mask |= f.mask
+                raw |= f.coerce(v, "expect_write") << f.lsb
+        if len(spec.pieces) == 1:
+            if mask == -1:
+                return self._expect("write", register.offset, spec.nbytes, ANY, None, times, label=register.name)
+            return self._expect("write", register.offset, spec.nbytes, raw, None if mask == spec.all else mask,
+                                times, label=register.name)
+        exp = None
+        for _ in range(times):
+            for boff, shift, pmask in spec.pieces:
+                if not (mask & pmask):
+                    continue
+                width = spec.accesswidth // 8
+                if mask == -1:
+                    exp = self._expect("write", register.offset + boff, width, ANY, None, label=register.name)
+                elif mask == spec.all:
+                    exp = self._expect("write", register.offset + boff, width, (raw & pmask) >> shift,
+                                       label=register.name)
+                else:
+                    exp = self._expect("write", register.offset + boff, width, (raw & pmask) >> shift,
+                                       (mask & pmask) >> shift, label=register.name)
+        assert exp is not None
+        return exp
 
     @classmethod
     def from_trace(cls, trace: Trace | str | os.PathLike[str], *, size: int | None = None,

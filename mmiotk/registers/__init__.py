@@ -18,15 +18,48 @@ bound handle keeps the buffer's accessor methods, so `modify` is a small loop, o
 """
 
 from ..errors import AccessError
-from .access import RC, RO, RSVDZ, RW, W1C, W1S, WO, Access, FieldError, RegisterDefinitionError
-from .block import RegisterBlock
+from .access import (
+    NA,
+    RC,
+    RO,
+    RS,
+    RSVDZ,
+    RW,
+    W0C,
+    W0CRS,
+    W0S,
+    W0SRC,
+    W0T,
+    W1,
+    W1C,
+    W1CRS,
+    W1S,
+    W1SRC,
+    W1T,
+    WC,
+    WCRS,
+    WO,
+    WO1,
+    WOC,
+    WOS,
+    WRC,
+    WRS,
+    WS,
+    WSRC,
+    Access,
+    FieldError,
+    RegisterDefinitionError,
+)
+from .block import Memory, RegisterBlock
 from .fields import Field, FieldSpec, Register, RegisterSpec
 from .handle import RegisterArrayHandle, RegisterHandle
 from .indirect import Indirect
+from .poll import PollTimeout
 from .value import RegisterValue
 
 __all__ = [
-    "RC", "RO", "RSVDZ", "RW", "W1C", "W1S", "WO", "Access", "AccessError", "Field", "FieldError",
-    "FieldSpec", "Indirect", "Register", "RegisterArrayHandle", "RegisterBlock", "RegisterDefinitionError",
-    "RegisterHandle", "RegisterSpec", "RegisterValue",
+    "NA", "RC", "RO", "RS", "RSVDZ", "RW", "W0C", "W0CRS", "W0S", "W0SRC", "W0T", "W1", "W1C", "W1CRS", "W1S",
+    "W1SRC", "W1T", "WC", "WCRS", "WO", "WO1", "WOC", "WOS", "WRC", "WRS", "WS", "WSRC", "Access", "AccessError",
+    "Field", "FieldError", "FieldSpec", "Indirect", "Memory", "PollTimeout", "Register", "RegisterArrayHandle",
+    "RegisterBlock", "RegisterDefinitionError", "RegisterHandle", "RegisterSpec", "RegisterValue",
 ]

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from ..errors import MmioValueError
-from .access import RegisterDefinitionError
+from .access import Access, RegisterDefinitionError
 from .fields import Register, RegisterSpec
 from .handle import RegisterArrayHandle, RegisterHandle, _bind_handle
 from .indirect import Indirect
 from .value import RegisterValue
+
+
+class Memory(NamedTuple):
+    """A memory region inside a block (SystemRDL `mem`): bytes, not registers."""
+
+    offset: int
+    size: int
+    width: int = 32
+    access: Access = Access.RW
+    doc: str = ""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -28,6 +38,7 @@ class RegisterBlock:
     _block_name: ClassVar[str] = ""
     _specs: ClassVar[dict[str, RegisterSpec]] = {}
     _indirect: ClassVar[dict[str, Indirect[Any]]] = {}
+    _memories: ClassVar[dict[str, Memory]] = {}
     _size: ClassVar[int] = 0
 
     def __init_subclass__(cls, name: str | None = None, **kwargs: Any) -> None:
@@ -58,7 +69,8 @@ class RegisterBlock:
             ind._check(cls._block_name, attr, specs)
         cls._specs = specs
         cls._indirect = indirect
-        cls._size = max((s.end for s in specs.values()), default=0)
+        cls._size = max([s.end for s in specs.values()] + [m.offset + m.size for m in cls._memories.values()],
+                        default=0)
 
     def __init__(self, buffer: Any, offset: int = 0) -> None:
         cls = type(self)
@@ -133,6 +145,14 @@ class RegisterBlock:
             return f"{name}+{(offset - spec.offset) % spec.stride}", {}
         return name, spec.decode(value)
 
+    def memory(self, name: str) -> Any:
+        """A memory region of the block (SystemRDL `mem`) as a view of the block's buffer."""
+        mem = type(self)._memories.get(name)
+        if mem is None:
+            known = ", ".join(type(self)._memories) or "none"
+            raise KeyError(f"block {self._block_name}: no memory named {name!r} (memories: {known})")
+        return self._buffer.view(self._offset + mem.offset, mem.size)
+
     @property
     def buffer(self) -> Any:
         return self._buffer
@@ -151,27 +171,30 @@ class RegisterBlock:
     def __iter__(self) -> Iterator[RegisterHandle]:
         return iter(self._handles.values())
 
-    def __getattr__(self, name: str) -> Any:
-        # only reached for attributes that do not exist
-        if name.startswith("_"):
-            raise AttributeError(name)
-        known = ", ".join(type(self)._specs) or "none"
-        raise AttributeError(f"block {type(self)._block_name}: no register named {name!r} (registers: {known})")
+    if not TYPE_CHECKING:  # hidden from type checkers, so that a misspelt register is a mypy error
+        def __getattr__(self, name: str) -> Any:
+            # only reached for attributes that do not exist
+            if name.startswith("_"):
+                raise AttributeError(name)
+            known = ", ".join(type(self)._specs) or "none"
+            raise AttributeError(f"block {type(self)._block_name}: no register named {name!r} "
+                                 f"(registers: {known})")
 
     def __repr__(self) -> str:
         return (f"<{type(self).__name__} {self._block_name} @{self._offset:#x}, "
                 f"{len(self._specs)} registers>")
 
     def dump(self) -> dict[str, RegisterValue | list[RegisterValue] | str]:
-        """Read every register that can be read without side effects; RC and WO registers are skipped
-        (listed as '<not read: ...>'), so a debug dump never clears state."""
+        """Read every register that can be read without side effects; write-only registers and those whose
+        read clears, sets or notifies anything (RC, RS, swacc, precious) are skipped (listed as
+        '<not read: ...>'), so a debug dump never changes state."""
         out: dict[str, RegisterValue | list[RegisterValue] | str] = {}
         for attr, spec in self._specs.items():
             handle = self._handles[attr]
             if not spec.readable:
                 out[attr] = "<not read: write-only>"
-            elif spec.has_rc:
-                out[attr] = "<not read: reading clears it (RC)>"
+            elif spec.read_effects:
+                out[attr] = f"<not read: reading it {', '.join(spec.read_effect_names())}>"
             elif spec.count > 1:
                 out[attr] = [handle[i].read() for i in range(spec.count)]
             else:
@@ -181,20 +204,58 @@ class RegisterBlock:
 
 def _check_overlaps(block: str, specs: Mapping[str, RegisterSpec]) -> None:
     """Every byte of the block belongs to at most one register (arrays included), except for registers
-    declared `alternate_of` another."""
-    owner: dict[int, str] = {}
+    declared `alternate_of` another. Spans are swept in address order and only registers whose spans
+    meet are compared element by element, so a big array costs nothing unless something sits inside it."""
+    items: list[tuple[int, int, str, RegisterSpec]] = []
     for name, spec in specs.items():
         if spec.alternate_of is not None:
             if spec.alternate_of not in specs:
                 raise RegisterDefinitionError(f"block {block}, register {name}: alternate_of names register "
                                               f"{spec.alternate_of!r}, which the block does not have")
             continue
-        for i in range(spec.count):
-            start = spec.offset + i * spec.stride
-            label = name if spec.count == 1 else f"{name}[{i}]"
-            for byte in range(start, start + spec.nbytes):
-                other = owner.get(byte)
-                if other is not None:
-                    raise RegisterDefinitionError(f"block {block}, register {label} at {start:#x} overlaps "
-                                                  f"register {other} (byte {byte:#x})")
-                owner[byte] = label
+        items.append((spec.offset, spec.end, name, spec))
+    items.sort(key=lambda t: (t[0], t[1]))
+    active: list[tuple[int, int, str, RegisterSpec]] = []
+    for item in items:
+        start = item[0]
+        active = [a for a in active if a[1] > start]
+        for other in active:
+            if _complementary(other[3], item[3]):
+                continue   # a read-only and a write-only register may share an address (SystemRDL allows it)
+            clash = first_clash(other[3], item[3])
+            if clash is not None:
+                i, j, byte = clash
+                label = item[2] if item[3].count == 1 else f"{item[2]}[{j}]"
+                olabel = other[2] if other[3].count == 1 else f"{other[2]}[{i}]"
+                at = item[3].offset + j * item[3].stride
+                raise RegisterDefinitionError(f"block {block}, register {label} at {at:#x} overlaps "
+                                              f"register {olabel} (byte {byte:#x})")
+        active.append(item)
+
+
+def _complementary(a: RegisterSpec, b: RegisterSpec) -> bool:
+    return (not a.writable and not b.readable) or (not a.readable and not b.writable)
+
+
+def first_clash(a: Any, b: Any) -> tuple[int, int, int] | None:
+    """(element of a, element of b, first shared byte) for two registers (arrays) whose spans meet."""
+    lo, hi = max(a.offset, b.offset), min(a.end, b.end)
+    if lo >= hi:
+        return None
+    if a.count > b.count:
+        found = first_clash(b, a)
+        return None if found is None else (found[1], found[0], found[2])
+    first = max(0, (lo - a.offset - a.nbytes) // a.stride)
+    for i in range(first, a.count):
+        x = a.offset + i * a.stride
+        if x >= hi:
+            break
+        # elements of b meeting [x, x + a.nbytes)
+        j0 = max(0, (x - b.offset - b.nbytes) // b.stride + 1)
+        for j in range(j0, b.count):
+            y = b.offset + j * b.stride
+            if y >= x + a.nbytes:
+                break
+            if y + b.nbytes > x:
+                return i, j, max(x, y)
+    return None

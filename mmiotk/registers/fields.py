@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import keyword
 from collections.abc import Iterable, Mapping
+from enum import IntEnum
 from typing import TYPE_CHECKING, Any, overload
 
 from ..errors import AccessError, MmioValueError
@@ -24,14 +25,26 @@ class Field:
 
     `access` defaults to the register's; `reset` (the field's own value) overrides the register reset's
     bits;
-    `enum` is an `IntEnum` subclass or a mapping name -> value (an IntEnum is made from it).
+    `enum` is an `IntEnum` subclass or a mapping name -> value (an IntEnum is made from it; a value may
+    also be a binary pattern with don't-care bits, "0b1x", which names every value it matches);
+    `write_enum` names the values a write takes when they differ from what a read returns (SVD's
+    separate read and write enumerations).
+
+    Side effects beyond the access type: `precious` (a read has an effect the map does not describe,
+    e.g. SVD readAction modify), `swacc` (hardware sees every read), `swmod` (hardware sees every write of
+    the field's bytes), `singlepulse` (a 1 written fires once and reads back 0). Registers with read
+    side effects are never read by `dump()` or by a `modify()` that can do without the read.
     """
 
-    __slots__ = ("access", "bits", "doc", "enum", "lsb", "name", "reset", "width")
+    __slots__ = ("access", "bits", "doc", "enum", "lsb", "name", "precious", "reset", "singlepulse", "swacc",
+                 "swmod", "width", "write_enum")
 
     def __init__(self, name: str, bits: int | tuple[int, int] | None = None, *, lsb: int | None = None,
                  width: int | None = None, access: Access | str | None = None, reset: int | None = None,
-                 enum: type[enum.IntEnum] | Mapping[str, int] | None = None, doc: str = "") -> None:
+                 enum: type[enum.IntEnum] | Mapping[str, int | str] | None = None,
+                 write_enum: type[enum.IntEnum] | Mapping[str, int | str] | None = None, doc: str = "",
+                 precious: bool = False, swacc: bool = False, swmod: bool = False,
+                 singlepulse: bool = False) -> None:
         self.name = name
         self.bits = bits
         self.lsb = lsb
@@ -39,7 +52,12 @@ class Field:
         self.access = None if access is None else Access.parse(access)
         self.reset = reset
         self.enum = enum
+        self.write_enum = write_enum
         self.doc = doc
+        self.precious = precious
+        self.swacc = swacc
+        self.swmod = swmod
+        self.singlepulse = singlepulse
 
     def __repr__(self) -> str:
         return f"Field({self.name!r}, lsb={self.lsb}, width={self.width})"
@@ -79,12 +97,15 @@ class Register:
     `count`/`stride` declare an array (`block.REG[i]`); `stride` defaults to the register's size.
     In a block class the attribute name is the register's name. `alternate_of` names a register whose
     bytes this one deliberately shares (another view of the same address, as SVD's alternateRegister).
+    `accesswidth` (bits, default the width) splits every access into pieces of that width, in ascending
+    address order (a 64-bit register with accesswidth 32 is read and written as two 32-bit halves, low
+    first); `modify()` then reads and writes only the pieces holding the fields it names.
     """
 
     def __init__(self, offset: int, width: int = 32, *, access: Access | str = Access.RW,
                  reset: int | None = None, fields: Iterable[Field] = (), count: int = 1,
                  stride: int | None = None, doc: str = "", name: str | None = None,
-                 alternate_of: str | None = None) -> None:
+                 alternate_of: str | None = None, accesswidth: int | None = None) -> None:
         self.offset = offset
         self.width = width
         self.access = Access.parse(access)
@@ -95,6 +116,7 @@ class Register:
         self.doc = doc
         self.name = name
         self.alternate_of = alternate_of
+        self.accesswidth = accesswidth
 
     def __set_name__(self, owner: type, name: str) -> None:
         if self.name is None:
@@ -119,11 +141,13 @@ class Register:
 class FieldSpec:
     """A compiled field: position, masks, access, reset and enum."""
 
-    __slots__ = ("access", "doc", "enum", "lsb", "mask", "max", "members", "msb", "name", "qualname", "reset",
+    __slots__ = ("_enum", "_enum_src", "_members", "_wenum", "_wenum_src", "_wmembers", "access", "doc", "lsb",
+                 "mask", "max", "msb", "name", "precious", "qualname", "reset", "singlepulse", "swacc", "swmod",
                  "width")
 
     def __init__(self, name: str, qualname: str, lsb: int, width: int, access: Access, reset: int,
-                 enum_cls: type[enum.IntEnum] | None, doc: str) -> None:
+                 enum_cls: EnumSource, doc: str, *, write_enum: EnumSource = None, precious: bool = False,
+                 swacc: bool = False, swmod: bool = False, singlepulse: bool = False) -> None:
         self.name = name
         self.qualname = qualname
         self.lsb = lsb
@@ -133,9 +157,48 @@ class FieldSpec:
         self.mask = self.max << lsb
         self.access = access
         self.reset = reset
-        self.enum = enum_cls
-        self.members: dict[int, enum.IntEnum] = {int(m): m for m in enum_cls} if enum_cls else {}
+        # enums are built on first use: IntEnum costs ~0.7 ms a class, and vendor files hold thousands
+        self._enum_src, self._wenum_src = enum_cls, write_enum
+        self._enum: type[IntEnum] | None = None
+        self._wenum: type[IntEnum] | None = None
+        self._members: dict[int, IntEnum] | None = None
+        self._wmembers: dict[int, IntEnum] | None = None
         self.doc = doc
+        self.precious, self.swacc, self.swmod, self.singlepulse = precious, swacc, swmod, singlepulse
+
+    @property
+    def has_enum(self) -> bool:
+        return self._enum_src is not None
+
+    @property
+    def enum(self) -> type[IntEnum] | None:
+        if self._enum is None and self._enum_src is not None:
+            self._enum = _build_enum(self._enum_src)
+        return self._enum
+
+    @property
+    def write_enum(self) -> type[IntEnum] | None:
+        if self._wenum is None and self._wenum_src is not None:
+            self._wenum = _build_enum(self._wenum_src)
+        return self._wenum
+
+    @property
+    def members(self) -> dict[int, IntEnum]:
+        """Read value -> enum member (every value a don't-care pattern matches included)."""
+        if self._members is None:
+            self._members = _members(self._enum_src, self.enum)
+        return self._members
+
+    @property
+    def write_members(self) -> dict[int, IntEnum]:
+        if self._wmembers is None:
+            self._wmembers = _members(self._wenum_src, self.write_enum)
+        return self._wmembers
+
+    @property
+    def read_effect(self) -> bool:
+        """A read of this field changes something (clears or sets it, or notifies the hardware)."""
+        return bool(self.access.read_op) or self.precious or self.swacc
 
     def __repr__(self) -> str:
         return f"<FieldSpec {self.qualname} [{self.msb}:{self.lsb}] {self.access.value}>"
@@ -143,15 +206,16 @@ class FieldSpec:
     def coerce(self, value: Any, op: str) -> int:
         """The int for `value` (int, bool, enum member or enum member name), checked against the width."""
         raw: Any = value
+        enums = [e for e in (self.write_enum, self.enum) if e is not None]
         if isinstance(value, str):
-            member = self.enum.__members__.get(value) if self.enum is not None else None
+            member = next((e.__members__[value] for e in enums if value in e.__members__), None)
             if member is None:
-                known = f" (one of {', '.join(self.enum.__members__)})" if self.enum is not None else ""
+                known = f" (one of {', '.join(n for e in enums for n in e.__members__)})" if enums else ""
                 raise FieldError(f"{op} {self.qualname}: {value!r} is not a value of this field{known}")
             raw = int(member)
         elif isinstance(value, enum.Enum):
-            if self.enum is not None and not isinstance(value, self.enum):
-                raise FieldError(f"{op} {self.qualname}: {value!r} is not a member of {self.enum.__name__}")
+            if enums and not any(isinstance(value, e) for e in enums):
+                raise FieldError(f"{op} {self.qualname}: {value!r} is not a member of {enums[0].__name__}")
             raw = value.value
         if not isinstance(raw, int):
             raise FieldError(f"{op} {self.qualname}: value {value!r} is not an int")
@@ -170,103 +234,128 @@ class RegisterSpec:
         self.short = name
         self.block = block
         where = f"block {block}, register {name}" if block else f"register {name}"
+        self._place(decl, where)
+        self.access = decl.access
+        self.doc = decl.doc
+        self.alternate_of = decl.alternate_of
+        self.all = (1 << self.width) - 1
+        self.fields = _compile_fields(decl, self.name, self.width, where)
+        self.declared = sum(f.mask for f in self.fields.values())
+        self.reset = self._lay_reset(decl, where)
+        self._derive_masks(decl)
+
+    def _place(self, decl: Register, where: str) -> None:
+        """Offset, width, count and stride, checked; the byte span they cover."""
         offset, width, count = decl.offset, decl.width, decl.count
         if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
             raise RegisterDefinitionError(f"{where}: offset must be an int >= 0, not {offset!r}")
         if width not in WIDTHS:
             raise RegisterDefinitionError(f"{where}: width must be one of 8, 16, 32, 64, not {width!r}")
-        if offset % (width // 8):
-            raise RegisterDefinitionError(f"{where}: offset {offset:#x} is not aligned to its width "
-                                          f"({width // 8} bytes)")
+        aw = width if decl.accesswidth is None else decl.accesswidth
+        if aw not in WIDTHS or aw > width:
+            raise RegisterDefinitionError(f"{where}: accesswidth {aw!r} must be one of 8, 16, 32, 64 and at "
+                                          f"most the width ({width})")
+        if offset % (aw // 8):
+            raise RegisterDefinitionError(f"{where}: offset {offset:#x} is not aligned to its "
+                                          f"{'width' if aw == width else 'accesswidth'} ({aw // 8} bytes)")
         if not isinstance(count, int) or count < 1:
             raise RegisterDefinitionError(f"{where}: count must be an int >= 1, not {count!r}")
         stride = width // 8 if decl.stride is None else decl.stride
-        if count > 1 and (not isinstance(stride, int) or stride < width // 8 or stride % (width // 8)):
+        if count > 1 and (not isinstance(stride, int) or stride < width // 8 or stride % (aw // 8)):
             raise RegisterDefinitionError(f"{where}: stride {stride!r} must be a multiple of the register "
                                           f"size ({width // 8} bytes) and at least that")
         self.offset, self.width, self.count, self.stride = offset, width, count, stride
         self.nbytes = width // 8
         self.end = offset + (count - 1) * stride + self.nbytes
-        self.access = decl.access
-        self.doc = decl.doc
-        self.alternate_of = decl.alternate_of
-        self.all = (1 << width) - 1
+        self.accesswidth = aw
 
-        # fields
-        fields: dict[str, FieldSpec] = {}
-        used = 0
-        for fd in decl.fields:
-            fname = fd.name
-            fwhere = f"{where}, field {fname}"
-            if not isinstance(fname, str) or not fname.isidentifier() or keyword.iskeyword(fname) \
-                    or fname.startswith("_"):
-                raise RegisterDefinitionError(f"{where}: field name {fname!r} is not a usable identifier")
-            if fname in fields:
-                raise RegisterDefinitionError(f"{fwhere}: declared twice")
-            lsb, fwidth = fd._range(fwhere)
-            if lsb + fwidth > width:
-                raise RegisterDefinitionError(f"{fwhere}: bits [{lsb + fwidth - 1}:{lsb}] go beyond the "
-                                              f"register width ({width} bits)")
-            mask = ((1 << fwidth) - 1) << lsb
-            if used & mask:
-                other = next(f for f in fields.values() if f.mask & mask)
-                raise RegisterDefinitionError(f"{fwhere}: bits [{lsb + fwidth - 1}:{lsb}] overlap field "
-                                              f"{other.name} [{other.msb}:{other.lsb}]")
-            used |= mask
-            enum_cls = _make_enum(fd.enum, fname, fwidth, fwhere)
-            access = fd.access or decl.access
-            fields[fname] = FieldSpec(fname, f"{self.name}.{fname}", lsb, fwidth, access,
-                                      0 if fd.reset is None else fd.reset, enum_cls, fd.doc)
-            if fd.reset is not None and (not isinstance(fd.reset, int) or not 0 <= fd.reset < 1 << fwidth):
-                raise RegisterDefinitionError(f"{fwhere}: reset {fd.reset!r} does not fit in {fwidth} bits")
-        self.fields = fields
-        self.declared = used
-
-        # reset: the register's, with the fields' own resets laid over it
+    def _lay_reset(self, decl: Register, where: str) -> int:
+        """The register's reset with the fields' own resets laid over it; each field learns its reset."""
         reset = decl.reset
         if reset is not None and (not isinstance(reset, int) or isinstance(reset, bool)
                                   or not 0 <= reset <= self.all):
-            raise RegisterDefinitionError(f"{where}: reset {reset!r} does not fit in {width} bits")
+            raise RegisterDefinitionError(f"{where}: reset {reset!r} does not fit in {self.width} bits")
         value = reset or 0
-        for fd, f in zip(decl.fields, fields.values(), strict=True):
+        for fd, f in zip(decl.fields, self.fields.values(), strict=True):
             if fd.reset is None:
                 f.reset = (value >> f.lsb) & f.max
             else:
                 value = (value & ~f.mask) | (fd.reset << f.lsb)
-        self.reset = value
-        for f in fields.values():
+        for f in self.fields.values():
             if f.access is RSVDZ and f.reset:
                 raise RegisterDefinitionError(f"{where}, field {f.name}: a RSVDZ field must reset to 0")
+        return value
 
-        # masks by access class
-        def bits(*kinds: Access) -> int:
-            return sum(f.mask for f in fields.values() if f.access in kinds)
-        undeclared = self.all & ~used
+    def _derive_masks(self, decl: Register) -> None:
+        """Masks by access class and what modify/clear/write start from (one pass over the fields)."""
+        fields = self.fields
+        by_access: dict[Access, int] = {}
+        by_neutral = {"keep": 0, "zero": 0, "ones": 0, "reset": 0, "": 0}
+        pulse = value_writable = read_effect = 0
+        readable = writable = False
+        self.clearable, self.w1c_fields, self.swmod_fields = {}, {}, {}
+        self.wfields: dict[str, tuple[int, int, int] | None] = {}
+        for n, f in fields.items():
+            a, m = f.access, f.mask
+            by_access[a] = by_access.get(a, 0) | m
+            by_neutral[a.neutral] |= m
+            if f.singlepulse:
+                pulse |= m
+            if a.write_op == "value" and a.readable:
+                value_writable |= m
+            if f.read_effect:
+                read_effect |= m
+            readable = readable or a.readable
+            writable = writable or a.writable
+            if a.write_op in ("1c", "0c", "c"):
+                self.clearable[n] = f
+            if a is W1C:
+                self.w1c_fields[n] = f
+            if f.swmod:
+                self.swmod_fields[n] = f
+            # per-field write data for the hot path: (lsb, mask, max); None when the field refuses writes
+            self.wfields[n] = (f.lsb, m, f.max) if a.writable else None
+        undeclared = self.all & ~self.declared
         self.undeclared = undeclared
-        self.m_rw, self.m_ro, self.m_wo = bits(RW), bits(RO), bits(WO)
-        self.m_w1c, self.m_w1s, self.m_rc, self.m_rsvdz = bits(W1C), bits(W1S), bits(RC), bits(RSVDZ)
-        # modify/clear: bits kept from the read (RW, RO, undeclared); WO fields get their reset; the rest 0
-        self.keep = self.m_rw | self.m_ro | undeclared
-        self.wo_reset = self.reset & self.m_wo
-        # write: starts from the reset value, without write-1 effects and reserved bits
-        self.write_base = self.reset & ~(self.m_w1c | self.m_w1s | self.m_rsvdz)
+        self.m_rw, self.m_ro, self.m_wo = (by_access.get(k, 0) for k in (RW, RO, WO))
+        self.m_w1c, self.m_w1s, self.m_rc, self.m_rsvdz = (by_access.get(k, 0) for k in (W1C, W1S, RC, RSVDZ))
+        # What a read-modify-write writes into the bits it was not asked to change (see Access.neutral).
+        # Where a read-only and a write-only field share bits, the write-only one decides the write.
+        self.m_ones = by_neutral["ones"] & ~pulse
+        self.m_forced = by_neutral[""] & ~pulse  # no neutral value: any write acts
+        reset_bits = by_neutral["reset"] & ~pulse
+        zero = by_neutral["zero"] | pulse
+        self.keep = (by_neutral["keep"] | undeclared) & ~(self.m_ones | self.m_forced | reset_bits | zero)
+        # bits whose read value matters to a read-modify-write (a written value that must be preserved)
+        self.m_preserve = (value_writable | (undeclared if decl.access.write_op == "value" else 0)) & self.keep
+        self.wo_reset = self.reset & reset_bits
+        # write: starts from the reset value, without write effects and reserved bits
+        self.write_base = (self.reset & ~(zero | self.m_ones | self.m_forced)) | self.m_ones
         if fields:  # the fields' own access types decide (the register's is their default)
-            self.readable = any(f.access.readable for f in fields.values())
-            self.writable = any(f.access.writable for f in fields.values())
+            self.readable, self.writable = readable, writable
         else:
             self.readable = decl.access.readable
             self.writable = decl.access.writable
-        self.has_rc = bool(self.m_rc) or (not fields and decl.access is RC)
-        self.w1c_fields = {n: f for n, f in fields.items() if f.access is W1C}
-        # per-field write data for the hot path: name -> (lsb, mask, max); None when the field refuses writes
-        self.wfields: dict[str, tuple[int, int, int] | None] = {
-            n: ((f.lsb, f.mask, f.max) if f.access.writable else None) for n, f in fields.items()}
-        self.value_class: type[RegisterValue] = type(
-            f"{self.short}Value", (RegisterValue,),
-            {"__slots__": (), "_spec": self, **{n: _field_getter(f) for n, f in fields.items()}})
+        self.m_read_effect = read_effect
+        self.read_effects = bool(read_effect) or (not fields and bool(decl.access.read_op))
+        self.has_rc = self.read_effects  # the old name: a read is not free of side effects
+        # accesswidth pieces: (byte offset within the register, bit shift, mask)
+        aw = self.accesswidth
+        self.pieces = tuple((k * aw // 8, k * aw, ((1 << aw) - 1) << (k * aw)) for k in range(self.width // aw))
 
     def __repr__(self) -> str:
         return f"<RegisterSpec {self.name} @{self.offset:#x} {self.width}-bit {self.access.value}>"
+
+    @property
+    def value_class(self) -> type[RegisterValue]:
+        """The class of what `read()` returns; made on first use (a vendor file has thousands of registers,
+        and a program binds a few blocks)."""
+        cls = self.__dict__.get("_value_class")
+        if cls is None:
+            getters = {n: _field_getter(f) for n, f in self.fields.items()}
+            cls = type(f"{self.short}Value", (RegisterValue,), {"__slots__": (), "_spec": self, **getters})
+            self.__dict__["_value_class"] = cls
+        return cls
 
     @property
     def state_class(self) -> type[RegisterValue]:
@@ -298,6 +387,21 @@ class RegisterSpec:
             raise AccessError(f"{op} {f.qualname}: field is {f.access.value.upper()}; it cannot be written")
         return f.coerce(value, op) << f.lsb
 
+    def read_effect_names(self, mask: int | None = None) -> list[str]:
+        """What a read does (within `mask`), per field: "clears HITS (RC)", "notifies the hardware of
+        STAT (swacc)"."""
+        out = []
+        verbs = {"c": "clears", "s": "sets"}
+        for f in self.fields.values():
+            if f.read_effect and (mask is None or f.mask & mask):
+                if f.access.read_op:
+                    out.append(f"{verbs[f.access.read_op]} {f.name} ({f.access.value.upper()})")
+                else:
+                    out.append(f"notifies the hardware of {f.name} ({'swacc' if f.swacc else 'precious'})")
+        if not self.fields and self.access.read_op:
+            out.append(f"{verbs[self.access.read_op]} it ({self.access.value.upper()})")
+        return out
+
     def check_raw(self, value: Any, op: str) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= self.all:
             raise MmioValueError(f"{op} {self.name}: value {value!r} does not fit in {self.width} bits")
@@ -316,22 +420,118 @@ class RegisterSpec:
         return out
 
 
-def _make_enum(spec: Any, fname: str, fwidth: int, where: str) -> type[enum.IntEnum] | None:
+def _compile_fields(decl: Register, qual: str, width: int, where: str) -> dict[str, FieldSpec]:
+    """The fields of `decl`, checked (names, positions within `width`, no overlaps, enums, resets)."""
+    fields: dict[str, FieldSpec] = {}
+    used = 0
+    for fd in decl.fields:
+        fname = fd.name
+        fwhere = f"{where}, field {fname}"
+        if not isinstance(fname, str) or not fname.isidentifier() or keyword.iskeyword(fname) \
+                or fname.startswith("_"):
+            raise RegisterDefinitionError(f"{where}: field name {fname!r} is not a usable identifier")
+        if fname in fields:
+            raise RegisterDefinitionError(f"{fwhere}: declared twice")
+        lsb, fwidth = fd._range(fwhere)
+        if lsb + fwidth > width:
+            raise RegisterDefinitionError(f"{fwhere}: bits [{lsb + fwidth - 1}:{lsb}] go beyond the "
+                                          f"register width ({width} bits)")
+        mask = ((1 << fwidth) - 1) << lsb
+        access = fd.access or decl.access
+        if used & mask:
+            for other in (f for f in fields.values() if f.mask & mask):
+                # a read-only and a write-only field may share bits (a read sees one, a write the other)
+                if not _complementary(access, other.access):
+                    raise RegisterDefinitionError(f"{fwhere}: bits [{lsb + fwidth - 1}:{lsb}] overlap field "
+                                                  f"{other.name} [{other.msb}:{other.lsb}]")
+        used |= mask
+        enum_cls = _make_enum(fd.enum, fname, fwidth, fwhere)
+        write_enum = _make_enum(fd.write_enum, f"{fname}_W", fwidth, fwhere)
+        fields[fname] = FieldSpec(fname, f"{qual}.{fname}", lsb, fwidth, access,
+                                  0 if fd.reset is None else fd.reset, enum_cls, fd.doc, write_enum=write_enum,
+                                  precious=fd.precious, swacc=fd.swacc, swmod=fd.swmod,
+                                  singlepulse=fd.singlepulse)
+        if fd.reset is not None and (not isinstance(fd.reset, int) or not 0 <= fd.reset < 1 << fwidth):
+            raise RegisterDefinitionError(f"{fwhere}: reset {fd.reset!r} does not fit in {fwidth} bits")
+    return fields
+
+
+def _complementary(a: Access, b: Access) -> bool:
+    """One field only read (writes ignored), the other only written (reads refused)."""
+    return ((a.write_op == "none" and a.readable and not b.readable and b.write_op != "none")
+            or (b.write_op == "none" and b.readable and not a.readable and a.write_op != "none"))
+
+
+def _pattern_values(text: str, fwidth: int) -> list[int]:
+    """Every value a binary pattern with don't-care bits matches: "0b1x" -> [2, 3]."""
+    bits = text.strip().lower().removeprefix("0b").removeprefix("#").replace("_", "")
+    if not bits or any(c not in "01x" for c in bits) or len(bits) > fwidth or bits.count("x") > 16:
+        raise ValueError(text)
+    values = [0]
+    for c in bits:
+        values = [v << 1 | b for v in values for b in ((0, 1) if c == "x" else (int(c),))]
+    return values
+
+
+_ENUM_RESERVED = frozenset({"mro", "name", "value"}) | {n for n in dir(int) if not n.startswith("_")}
+# a checked enum not built yet: (class name, name -> value, extra value -> name from don't-care patterns)
+EnumSource = type[enum.IntEnum] | tuple[str, dict[str, int], dict[int, str]] | None
+
+
+def _make_enum(spec: Any, fname: str, fwidth: int, where: str) -> EnumSource:
+    """Check an enum declaration (names, values within `fwidth` bits); the class is built on first use."""
     if spec is None:
         return None
-    cls: type[enum.IntEnum]
     if isinstance(spec, type) and issubclass(spec, enum.IntEnum):
-        cls = spec
-    elif isinstance(spec, Mapping):
-        try:
-            made: Any = enum.IntEnum(fname, dict(spec))  # type: ignore[misc]
-            cls = made
-        except (TypeError, ValueError) as exc:
-            raise RegisterDefinitionError(f"{where}: bad enum {dict(spec)!r}: {exc}") from None
-    else:
+        for member in spec:
+            if not 0 <= int(member) < 1 << fwidth:
+                raise RegisterDefinitionError(f"{where}: enum value {member.name}={int(member)} does not fit in "
+                                              f"{fwidth} bit{'s' if fwidth > 1 else ''}")
+        return spec
+    if not isinstance(spec, Mapping):
         raise RegisterDefinitionError(f"{where}: enum must be an IntEnum subclass or a mapping name -> value")
-    for member in cls:
-        if not 0 <= int(member) < 1 << fwidth:
-            raise RegisterDefinitionError(f"{where}: enum value {member.name}={int(member)} does not fit in "
+    values: dict[str, int] = {}
+    extra: dict[int, str] = {}
+    for name, value in spec.items():
+        if not isinstance(name, str) or not name.isidentifier() or name.startswith("_") or keyword.iskeyword(name) \
+                or name in _ENUM_RESERVED:
+            raise RegisterDefinitionError(f"{where}: bad enum {dict(spec)!r}: {name!r} is not a usable member name")
+        if isinstance(value, str):
+            try:
+                matched = [int(value, 0)]
+            except ValueError:
+                matched = []
+            try:
+                matched = matched or _pattern_values(value, fwidth)
+            except ValueError:
+                raise RegisterDefinitionError(f"{where}: enum value {name}={value!r} is not an int or a "
+                                              "binary pattern such as '0b1x'") from None
+            values[name] = matched[0]
+            extra.update((v, name) for v in matched[1:])
+        elif isinstance(value, bool) or not isinstance(value, int):
+            raise RegisterDefinitionError(f"{where}: bad enum {dict(spec)!r}: value {value!r} is not an int")
+        else:
+            values[name] = value
+    for name, value in values.items():
+        if not 0 <= value < 1 << fwidth:
+            raise RegisterDefinitionError(f"{where}: enum value {name}={value} does not fit in "
                                           f"{fwidth} bit{'s' if fwidth > 1 else ''}")
-    return cls
+    return fname, values, extra
+
+
+def _build_enum(src: EnumSource) -> type[enum.IntEnum]:
+    if isinstance(src, type):
+        return src
+    assert src is not None
+    made: Any = enum.IntEnum(src[0], src[1])  # type: ignore[misc]
+    return made
+
+
+def _members(src: EnumSource, cls: type[enum.IntEnum] | None) -> dict[int, enum.IntEnum]:
+    if cls is None:
+        return {}
+    out: dict[int, enum.IntEnum] = {int(m): m for m in cls}
+    if isinstance(src, tuple):   # don't-care patterns: every value matched names the member
+        for value, mname in src[2].items():
+            out.setdefault(value, cls[mname])
+    return out

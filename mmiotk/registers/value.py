@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import native
 from ..errors import AccessError
-from .access import WO
 
 if TYPE_CHECKING:
     from .fields import FieldSpec, RegisterSpec
@@ -24,8 +23,8 @@ class RegisterValue(int):
     _spec: ClassVar[RegisterSpec]
 
     def _asdict(self) -> dict[str, Any]:
-        """Field values, skipping write-only fields (their read value means nothing)."""
-        return {f.name: getattr(self, f.name) for f in self._spec.fields.values() if f.access is not WO}
+        """Field values, skipping fields that cannot be read (their read value means nothing)."""
+        return {f.name: getattr(self, f.name) for f in self._spec.fields.values() if f.access.readable}
 
     def _replace(self, **fields: Any) -> RegisterValue:
         """A copy with the named fields changed (a value, not a write)."""
@@ -41,7 +40,7 @@ class RegisterValue(int):
         digits = spec.width // 4
         parts = []
         for f in spec.fields.values():
-            if f.access is WO:
+            if not f.access.readable:
                 continue
             v = getattr(self, f.name)
             parts.append(f"{f.name}={v.name if isinstance(v, enum.Enum) else hex(v) if f.width > 3 else v}")
@@ -53,18 +52,16 @@ class RegisterValue(int):
 
 def _field_getter(f: FieldSpec, device_view: bool = False) -> Any:
     lsb, mx = f.lsb, f.max
-    if f.access is WO and not device_view:
+    if not f.access.readable and not device_view:
         qual = f.qualname
 
         def write_only(self: int) -> int:
             raise AccessError(f"{qual} is write-only: its read value means nothing")
         return property(write_only)
-    if f.enum is not None:
-        members = f.members
-
+    if f.has_enum:
         def get_enum(self: int) -> Any:
             v = (self >> lsb) & mx
-            return members.get(v, v)
+            return f.members.get(v, v)
         return property(get_enum)
     if native.core is not None:  # the compiled getter: (value >> lsb) & max in one C call
         return native.core.FieldGetter(f.name, lsb, mx)

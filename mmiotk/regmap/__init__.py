@@ -23,13 +23,14 @@ import yaml
 from pydantic import ValidationError
 
 from ..errors import MmioError
-from ..registers import Field, Register, RegisterBlock, RegisterDefinitionError
+from ..registers import Access, Field, Memory, Register, RegisterBlock, RegisterDefinitionError
 from .schema import BlockModel, FieldModel, MapModel, RegisterModel
 
-__all__ = ["BlockModel", "FieldModel", "MapModel", "RegisterMap", "RegisterModel", "RegmapError", "load",
-           "loads"]
+__all__ = ["BlockModel", "FieldModel", "Limits", "MapModel", "RegisterMap", "RegisterModel", "RegmapError",
+           "RegmapWarning", "load", "loads"]
 
-SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".rdl": "rdl", ".svd": "svd"}
+SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".rdl": "rdl", ".svd": "svd", ".svd.gz": "svd",
+            ".xml": "ipxact"}
 
 
 class RegmapError(MmioError, ValueError):
@@ -57,6 +58,7 @@ class RegisterMap:
         if not self.blocks:
             raise RegmapError("a register map needs at least one block", source)
         self.bases: dict[str, int] = {n: (bases or {}).get(n, 0) for n in self.blocks}
+        self.warnings: list[str] = []   # what lenient loading repaired (mmiotk.regmap.checks)
 
     def __repr__(self) -> str:
         regs = sum(len(b._specs) for b in self.blocks.values())
@@ -64,10 +66,19 @@ class RegisterMap:
 
     # --- building -------------------------------------------------------------------------------------
     @classmethod
-    def from_model(cls, model: MapModel, source: str = "") -> RegisterMap:
+    def from_model(cls, model: MapModel, source: str = "", limits: Limits | None = None) -> RegisterMap:
         """Block classes for a validated schema model; definition errors become RegmapError."""
         blocks = []
         seen: set[str] = set()
+        limits = limits or Limits()
+        total = 0
+        for bm in model.blocks:
+            for rm in bm.registers:
+                limits.check_dim(rm.count, f"block {bm.name}, register {rm.name}", "count", source)
+                total += rm.count
+            if total > limits.max_registers:
+                raise RegmapError(f"block {bm.name}: the map has more than {limits.max_registers} registers "
+                                  "(Limits.max_registers)", source)
         for bm in model.blocks:
             if bm.name in seen:
                 raise RegmapError(f"block {bm.name}: declared twice", source)
@@ -77,7 +88,7 @@ class RegisterMap:
                    description=model.description, source=source)
 
     @classmethod
-    def from_dict(cls, data: Any, source: str = "") -> RegisterMap:
+    def from_dict(cls, data: Any, source: str = "", limits: Limits | None = None) -> RegisterMap:
         """Validate `data` (the YAML/JSON form) and build the map."""
         if not isinstance(data, dict):
             raise RegmapError(f"the top level must be a mapping with 'name' and 'blocks', not "
@@ -86,7 +97,24 @@ class RegisterMap:
             model = MapModel.model_validate(data)
         except ValidationError as exc:
             raise RegmapError(_describe_validation(exc, data), source) from None
-        return cls.from_model(model, source)
+        return cls.from_model(model, source, limits)
+
+    @classmethod
+    def _from_importer(cls, data: dict[str, Any], source: str, limits: Limits | None = None) -> RegisterMap:
+        """A map from an importer's output (SVD, SystemRDL): already in the schema's normal form, so the
+        models are constructed without pydantic validation (a quarter of a big file's load time); the
+        register layer checks every value all the same."""
+        from .schema import MemoryModel
+
+        blocks = [BlockModel.model_construct(
+            **{k: v for k, v in b.items() if k not in ("registers", "memories")},
+            registers=[RegisterModel.model_construct(
+                **{k: v for k, v in r.items() if k != "fields"},
+                fields=[FieldModel.model_construct(**f) for f in r.get("fields", [])])
+                for r in b.get("registers", [])],
+            memories=[MemoryModel.model_construct(**m) for m in b.get("memories", [])]) for b in data["blocks"]]
+        model = MapModel.model_construct(name=data["name"], description=data.get("description", ""), blocks=blocks)
+        return cls.from_model(model, source, limits)
 
     @classmethod
     def from_blocks(cls, name: str, *blocks: type[RegisterBlock], bases: dict[str, int] | None = None,
@@ -165,12 +193,19 @@ def _block_class(bm: BlockModel, source: str) -> type[RegisterBlock]:
                 raise RegmapError(f"{where}, register {rm.name}, field {fm.name}: declared twice", source)
             names.add(fm.name)
         fields = [Field(fm.name, lsb=fm.lsb, width=fm.width, access=fm.access, reset=fm.reset, enum=fm.enum,
-                        doc=fm.description) for fm in rm.fields]
+                        write_enum=fm.write_enum, doc=fm.description, precious=fm.precious, swacc=fm.swacc,
+                        swmod=fm.swmod, singlepulse=fm.singlepulse) for fm in rm.fields]
         attrs[rm.name] = Register(rm.offset, rm.width, access=rm.access, reset=rm.reset, fields=fields,
                                   count=rm.count, stride=rm.stride, doc=rm.description, name=rm.name,
-                                  alternate_of=rm.alternate_of)
+                                  alternate_of=rm.alternate_of, accesswidth=rm.accesswidth)
+    memories = {m.name: Memory(m.offset, m.size, m.width, Access.parse(m.access), m.description)
+                for m in bm.memories}
+    for name in memories:
+        if name in attrs:
+            raise RegmapError(f"{where}, memory {name}: a register has the same name", source)
     try:
-        return types.new_class(bm.name, (RegisterBlock,), {"name": bm.name}, lambda ns: ns.update(attrs))
+        return types.new_class(bm.name, (RegisterBlock,), {"name": bm.name},
+                               lambda ns: ns.update(attrs, _memories=memories))
     except RegisterDefinitionError as exc:
         raise RegmapError(str(exc), source) from None
 
@@ -213,11 +248,17 @@ def _describe_validation(exc: ValidationError, data: Any) -> str:
     return lines[0] if len(lines) == 1 else "\n  " + "\n  ".join(lines)
 
 
-def loads(text: str, fmt: str = "yaml", source: str = "<string>") -> RegisterMap:
-    """A map from the text of a YAML or JSON file."""
+def loads(text: str, fmt: str = "yaml", source: str = "<string>", *, limits: Limits | None = None) -> RegisterMap:
+    """A map from the text of a YAML or JSON file. Duplicate keys are errors; YAML aliases may not expand
+    the document beyond `limits.max_yaml_nodes` nodes (an alias bomb of a few KB is refused as such)."""
+    from .checks import Limits as _Limits
+
+    limits = limits or _Limits()
     if fmt == "yaml":
         try:
-            data = yaml.safe_load(text)
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+            _check_yaml(node, limits, source)
+            data = yaml.safe_load(text) if node is not None else None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
@@ -225,29 +266,107 @@ def loads(text: str, fmt: str = "yaml", source: str = "<string>") -> RegisterMap
             raise RegmapError(f"{where}not valid YAML: {problem}", source) from None
     elif fmt == "json":
         try:
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=lambda pairs: _no_duplicates(pairs, source))
         except json.JSONDecodeError as exc:
             raise RegmapError(f"line {exc.lineno}, column {exc.colno}: not valid JSON: {exc.msg}", source) from None
     else:
         raise RegmapError(f"loads() reads yaml or json, not {fmt!r}", source)
-    return RegisterMap.from_dict(data, source)
+    return RegisterMap.from_dict(data, source, limits)
 
 
-def load(path: str | os.PathLike[str]) -> RegisterMap:
-    """Load a register map, the format picked by suffix: .yaml/.yml/.json, .rdl (SystemRDL), .svd."""
+def _no_duplicates(pairs: list[tuple[str, Any]], source: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise RegmapError(f"key {key!r} appears twice in one object", source)
+        out[key] = value
+    return out
+
+
+def _check_yaml(root: Any, limits: Limits, source: str) -> None:
+    """Count the nodes the document expands to (aliases included, each shared node counted once per use)
+    without expanding it, and refuse duplicate mapping keys."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[Any, bool]] = [(root, False)] if root is not None else []
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if key in sizes and not done:
+            continue
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+            if not done:
+                seen: set[str] = set()
+                for k, _ in node.value:
+                    if isinstance(k, yaml.ScalarNode) and k.value in seen:
+                        raise RegmapError(f"line {k.start_mark.line + 1}: key {k.value!r} appears twice in one "
+                                          "mapping", source)
+                    if isinstance(k, yaml.ScalarNode):
+                        seen.add(k.value)
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        else:
+            sizes[key] = 1
+            continue
+        if done:
+            total = 1 + sum(sizes.get(id(c), 1) for c in children)
+            if total > limits.max_yaml_nodes:
+                raise RegmapError(f"line {node.start_mark.line + 1}: the document expands to more than "
+                                  f"{limits.max_yaml_nodes} nodes through YAML aliases (Limits.max_yaml_nodes)",
+                                  source)
+            sizes[key] = total
+        else:
+            sizes[key] = 1   # a cycle back to this node counts once (SafeLoader builds it as a reference)
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if id(c) not in sizes)
+
+
+def load(path: str | os.PathLike[str] | Any, *, strict: bool = True, limits: Limits | None = None,
+         include_paths: Iterable[str | os.PathLike[str]] = (), also: Iterable[str | os.PathLike[str]] = (),
+         defines: dict[str, str] | None = None, udps: Iterable[Any] = ()) -> RegisterMap:
+    """Load a register map, the format picked by suffix: .yaml/.yml/.json, .rdl (SystemRDL), .svd or
+    .svd.gz (CMSIS-SVD), .xml (IP-XACT, through peakrdl-ipxact); or take a compiled systemrdl node.
+
+    `strict=False` repairs vendor mistakes with a RegmapWarning each (kept in `map.warnings`).
+    SystemRDL: `include_paths` for `include, `also` for files compiled first (shared definitions),
+    `defines` for the preprocessor, `udps` for user-defined property classes (systemrdl UDPDefinition).
+    """
+    from .checks import Limits as _Limits
+
+    limits = limits or _Limits()
+    if not isinstance(path, (str, os.PathLike)):
+        from .rdl import convert_node
+
+        data, warnings = convert_node(path, strict=strict, limits=limits, source=f"<{type(path).__name__}>")
+        return _finish(RegisterMap._from_importer(data, f"<{type(path).__name__}>", limits), warnings)
     p = Path(path)
     source = os.fspath(path)
-    fmt = SUFFIXES.get(p.suffix.lower())
+    name = p.name.lower()
+    fmt = next((f for suffix, f in sorted(SUFFIXES.items(), key=lambda kv: -len(kv[0])) if name.endswith(suffix)),
+               None)
     if fmt is None:
         raise RegmapError(f"unknown register-map format {p.suffix!r} (known: {', '.join(SUFFIXES)})", source)
     if not p.is_file():
         raise RegmapError("no such file", source)
-    if fmt == "rdl":
+    if fmt in ("rdl", "ipxact"):
         from .rdl import load_rdl
 
-        return RegisterMap.from_dict(load_rdl(p), source)
+        data, warnings = load_rdl([*also, p], strict=strict, limits=limits, include_paths=include_paths,
+                                  defines=defines, udps=udps, ipxact=fmt == "ipxact")
+        return _finish(RegisterMap._from_importer(data, source, limits), warnings)
     if fmt == "svd":
         from .svd import load_svd
 
-        return RegisterMap.from_dict(load_svd(p), source)
-    return loads(p.read_text(encoding="utf-8"), fmt, source)
+        data, warnings = load_svd(p, strict=strict, limits=limits)
+        return _finish(RegisterMap._from_importer(data, source, limits), warnings)
+    if p.stat().st_size > limits.max_file_bytes:
+        raise RegmapError(f"larger than {limits.max_file_bytes} bytes (Limits.max_file_bytes)", source)
+    return loads(p.read_text(encoding="utf-8"), fmt, source, limits=limits)
+
+
+def _finish(regmap: RegisterMap, warnings: list[str]) -> RegisterMap:
+    regmap.warnings = list(warnings)
+    return regmap
+
+
+from .checks import Limits, RegmapWarning  # noqa: E402  (checks imports RegmapError from here)

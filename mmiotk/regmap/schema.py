@@ -8,7 +8,8 @@
           - name: LINECTRL
             offset: 0x4
             width: 32           # default 32
-            access: rw          # ro wo rw w1c w1s rc rsvdz (default rw); fields inherit it
+            access: rw          # any mmiotk.registers.Access (ro rw wo w1c w0c wc rc wrc ...); fields inherit it
+            accesswidth: 32     # default: the width; a wider register is accessed in pieces of this width
             reset: 0            # default 0; a field's own reset overrides its bits
             count: 1            # > 1 makes an array: REG[i] at offset + i * stride
             stride: 4           # default: the register's size
@@ -17,6 +18,10 @@
             fields:
               - {name: PARITY, lsb: 0, width: 2, enum: {NONE: 0, ODD: 1, EVEN: 2}}
               - {name: STOPBITS, bits: "[3:2]"}    # or lsb + msb, or lsb + width (default width 1)
+                # also: write_enum (values a write takes, when not the read ones), precious, swacc, swmod,
+                # singlepulse (side effects, see mmiotk.registers.Field), label (the original hardware name)
+        memories:               # memory regions of the block (SystemRDL mem): not registers
+          - {name: BUF, offset: 0x1000, size: 0x400, width: 32, access: rw}
 
 Integers may be written as YAML/JSON numbers or as strings ("0x40", "0b101", "1_000").
 Unknown keys are errors (a misspelt `acess:` must not silently become `rw`).
@@ -30,7 +35,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-AccessName = Literal["ro", "wo", "rw", "w1c", "w1s", "rc", "rsvdz"]
+AccessName = Literal["ro", "rw", "rc", "rs", "wrc", "wrs", "wc", "ws", "wsrc", "wcrs", "w1c", "w1s", "w1t", "w0c",
+                     "w0s", "w0t", "w1src", "w1crs", "w0src", "w0crs", "wo", "woc", "wos", "w1", "wo1", "na",
+                     "rsvdz"]
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _BITS = re.compile(r"^\s*\[?\s*(\d+)\s*(?::\s*(\d+)\s*)?\]?\s*$")
 
@@ -75,7 +82,13 @@ class FieldModel(_Model):
     bits: str | Int | None = None
     access: Access | None = None
     reset: Int | None = None
-    enum: dict[str, Int] | None = None
+    enum: dict[str, Int | str] | None = None
+    write_enum: dict[str, Int | str] | None = None
+    precious: bool = False
+    swacc: bool = False
+    swmod: bool = False
+    singlepulse: bool = False
+    label: str = ""
     description: str = ""
 
     @model_validator(mode="after")
@@ -123,6 +136,8 @@ class RegisterModel(_Model):
     count: Int = Field(default=1, ge=1)
     stride: Int | None = None
     alternate_of: str | None = None
+    accesswidth: Literal[8, 16, 32, 64] | None = None
+    label: str = ""
     description: str = ""
     fields: list[FieldModel] = []
 
@@ -134,11 +149,23 @@ class RegisterModel(_Model):
         return data
 
 
+class MemoryModel(_Model):
+    name: Name
+    offset: Int
+    size: Int = Field(ge=1)
+    width: Literal[8, 16, 32, 64] = 32
+    access: Access = "rw"
+    label: str = ""
+    description: str = ""
+
+
 class BlockModel(_Model):
     name: Name
     base: Int = 0
+    label: str = ""
     description: str = ""
     registers: list[RegisterModel] = []
+    memories: list[MemoryModel] = []
 
 
 class MapModel(_Model):
