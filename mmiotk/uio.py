@@ -3,6 +3,9 @@
 Map N is mmapped at file offset N * pagesize; its registers start `offset` bytes into that mapping. The
 kernel maps UIO memory uncached, so only UNCACHED and UNCACHED_DEVICE are offered. Roots are
 configurable so tests run against a tree of regular files.
+
+A UIO device on PCI (uio_pci_generic, uio_mf624, ...) has its function's sysfs directory as `device`;
+`pci_config` is its configuration space, which the interrupt needs when the driver has no irqcontrol.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import MmioError, OutOfRangeError, PolicyError
+from .pci import PciConfig
 from .policy import CachePolicy
 from .space import PAGE_SIZE, AddressSpace, MemoryWindow, Window
 
@@ -64,6 +68,20 @@ class UioSpace(AddressSpace):
     def irq_path(self) -> Path:
         """Reading blocks until an interrupt (a 32-bit count); writing 1 re-enables it."""
         return self.dev_path
+
+    @property
+    def driver(self) -> str | None:
+        """The kernel driver behind this UIO device (uio_pci_generic, ...), if sysfs says."""
+        try:
+            return os.path.basename(os.readlink(self.sysfs / "device" / "driver"))
+        except OSError:
+            return None
+
+    @property
+    def pci_config(self) -> PciConfig | None:
+        """The PCI configuration space of the device, when it is a PCI function."""
+        config = self.sysfs / "device" / "config"
+        return PciConfig(config) if config.exists() else None
 
     def open(self, paddr: int, size: int, policy: CachePolicy) -> Window:
         if policy not in (CachePolicy.UNCACHED, CachePolicy.UNCACHED_DEVICE):
