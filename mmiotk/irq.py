@@ -279,24 +279,25 @@ class UioInterrupt(Interrupt):
     clearing that bit through sysfs `config` (as DPDK does). Given the device's `pci_config`, this class
     does so from the first ENOSYS on; without it the ENOSYS is an error saying what is missing.
 
-    Give a `path` (opened here) or an `fd` (duplicated, so the caller keeps its own); tests stand a FIFO or
-    one end of a socketpair in for the device node. `wait` returns the events since the previous wait.
+    Give a `path` (opened here) or an `fd` (duplicated, so the caller keeps its own; a `path` given with it
+    only names the file in messages); tests stand a FIFO or one end of a socketpair in for the device node.
+    `wait` returns the events since the previous wait.
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, fd: int | None = None,
                  name: str | None = None, pci_config: PciConfig | None = None) -> None:
-        if (path is None) == (fd is None):
-            raise MmioValueError("UioInterrupt needs exactly one of path (e.g. /dev/uio0) or fd")
+        if path is None and fd is None:
+            raise MmioValueError("UioInterrupt needs a path (e.g. /dev/uio0) or an fd open on one")
         where = os.fspath(path) if path is not None else f"fd {fd}"
         super().__init__(name or where)
         self.path = where
-        if path is not None:
+        if fd is None:
+            assert path is not None
             try:
                 self._fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NONBLOCK)
             except OSError as exc:
                 raise MmioError(f"interrupt {self.name!r}: cannot open {where}: {exc.strerror}") from None
         else:
-            assert fd is not None
             self._fd = os.dup(fd)
         self._wake_r, self._wake_w = os.pipe()
         self._lock = threading.Lock()
@@ -409,7 +410,8 @@ def uio_irq_factory(space: UioSpace) -> IrqFactory:
     """A UIO device has one interrupt, whatever number the board gives it."""
 
     def factory(number: int) -> Interrupt:
-        return UioInterrupt(space.irq_path, name=f"{space.device}.irq{number}", pci_config=space.pci_config)
+        return UioInterrupt(space.irq_path, fd=space.fileno(), name=f"{space.device}.irq{number}",
+                            pci_config=space.pci_config)
 
     return factory
 

@@ -243,8 +243,8 @@ def test_uio_missing_node_is_a_clear_error(tmp_path: os.PathLike[str]) -> None:
         UioInterrupt(os.path.join(tmp_path, "uio9"))
 
 
-def test_uio_needs_exactly_one_of_path_or_fd() -> None:
-    with pytest.raises(MmioValueError, match="exactly one"):
+def test_uio_needs_a_path_or_an_fd() -> None:
+    with pytest.raises(MmioValueError, match=r"a path .* or an fd"):
         UioInterrupt()
 
 
