@@ -19,7 +19,7 @@ RESERVED_SIZE = 16 << 20
 BACKENDS = Machine(
     "backends",
     devices=(
-        "-device", "edu,addr=04.0",
+        "-device", "edu,addr=04.0,dma_mask=0xffffffff",  # DMA anywhere in the 1 GiB of RAM (default: 28 bits)
         "-object", "memory-backend-memfd,id=ivshmem,size=1M,share=on",
         "-device", "ivshmem-plain,memdev=ivshmem,addr=05.0",
     ),
