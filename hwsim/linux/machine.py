@@ -66,11 +66,11 @@ class Machine:
             "-nodefaults", "-display", "none", "-no-reboot", "-monitor", "none",
             "-serial", f"file:{console}",
             "-kernel", str(kernel.vmlinux), "-initrd", str(initramfs), "-append", " ".join(append),
+            *self.devices,  # first: an IOMMU must exist before the devices behind it
             "-fsdev", "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap",
             "-device", "virtio-9p-pci,fsdev=hostroot,mount_tag=root",
             "-fsdev", f"local,id=share,path={share},security_model=none,multidevs=remap",
             "-device", "virtio-9p-pci,fsdev=share,mount_tag=share",
-            *self.devices,
         ]
 
 

@@ -25,3 +25,12 @@ BACKENDS = Machine(
     ),
     cmdline=(f"memmap={RESERVED_SIZE >> 20}M${RESERVED_BASE:#x}", "hugepages=8"),
 )
+
+# `IOMMU`: an Intel vIOMMU with interrupt remapping in front of an edu device, for VFIO (type1v2): DMA through
+# IOVAs user space maps, interrupts on eventfds.
+IOMMU = Machine(
+    "iommu",
+    board="q35,kernel-irqchip=split",
+    devices=("-device", "intel-iommu,intremap=on", "-device", "edu,addr=04.0,dma_mask=0xffffffffffffffff"),
+    cmdline=("intel_iommu=on",),
+)
