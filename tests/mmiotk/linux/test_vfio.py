@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from hwsim.linux.guest import load_module, pci_bind, pci_one, pci_unbind
+from hwsim.linux.guest import load_module, pci_bind, pci_one
 from hwsim.linux.machines import EDU, IOMMU
 from mmiotk import CachePolicy, MmioResource
 from mmiotk.irq import IrqTimeoutError
@@ -25,15 +25,16 @@ DMA_SRC, DMA_DST, DMA_COUNT, DMA_CMD = 0x80, 0x88, 0x90, 0x98
 DMA_START, DMA_TO_RAM = 0x1, 0x2
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def vfio() -> Iterator[VfioDevice]:
+    """edu on vfio-pci for the whole module, never unbound: vfio-pci's unbind blocks for as long as any
+    mapping of a BAR survives (one kept alive by a stray reference would hang the guest)."""
     address = pci_one(*EDU)
     load_module("vfio_iommu_type1")
     pci_bind(address, "vfio-pci")
     device = VfioDevice(address)
     yield device
     device.close()
-    pci_unbind(address)
 
 
 @pytest.fixture
