@@ -6,5 +6,6 @@
 - `hwsim.vblk`: the project's virtio-blk controller: its RTL, harness and cocotb environment.
 - `hwsim.models`: behavioural device models in a transaction-backed space.
 - `hwsim.qemu`: QEMU's own device models through qtest, with guest RAM shared.
+- `hwsim.linux`: Debian's kernel booted under QEMU with the host root shared, so tests meet a real kernel.
 - `hwsim.integration`: the one place that imports `drivers`: block targets and the demo.
 """

@@ -12,6 +12,7 @@ raises it too.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import select
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING
 from .errors import MmioError, MmioValueError, RevokedError
 
 if TYPE_CHECKING:
+    from .pci import PciConfig
     from .uio import UioSpace
 
 
@@ -272,30 +274,38 @@ class UioInterrupt(Interrupt):
     """The interrupt of a UIO device: a blocking read of /dev/uioX returns the 32-bit event count; writing
     1 re-enables the interrupt (`ack`, `unmask`), writing 0 disables it (`mask`).
 
-    Give a `path` (opened here) or an `fd` (duplicated, so the caller keeps its own); tests stand a FIFO or
-    one end of a socketpair in for the device node. `wait` returns the events since the previous wait.
+    Drivers without irqcontrol (uio_pci_generic) answer that write with ENOSYS: the kernel masks the line by
+    setting INTx-disable in the PCI command register on each interrupt, and user space re-enables it by
+    clearing that bit through sysfs `config` (as DPDK does). Given the device's `pci_config`, this class
+    does so from the first ENOSYS on; without it the ENOSYS is an error saying what is missing.
+
+    Give a `path` (opened here) or an `fd` (duplicated, so the caller keeps its own; a `path` given with it
+    only names the file in messages); tests stand a FIFO or one end of a socketpair in for the device node.
+    `wait` returns the events since the previous wait.
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, fd: int | None = None,
-                 name: str | None = None) -> None:
-        if (path is None) == (fd is None):
-            raise MmioValueError("UioInterrupt needs exactly one of path (e.g. /dev/uio0) or fd")
+                 name: str | None = None, pci_config: PciConfig | None = None) -> None:
+        if path is None and fd is None:
+            raise MmioValueError("UioInterrupt needs a path (e.g. /dev/uio0) or an fd open on one")
         where = os.fspath(path) if path is not None else f"fd {fd}"
         super().__init__(name or where)
         self.path = where
-        if path is not None:
+        if fd is None:
+            assert path is not None
             try:
                 self._fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NONBLOCK)
             except OSError as exc:
                 raise MmioError(f"interrupt {self.name!r}: cannot open {where}: {exc.strerror}") from None
         else:
-            assert fd is not None
             self._fd = os.dup(fd)
         self._wake_r, self._wake_w = os.pipe()
         self._lock = threading.Lock()
         self._fds_lock = threading.Lock()
         self._closed = False
         self.last_count: int | None = None
+        self.pci_config = pci_config
+        self.through_config = False  # set at the first ENOSYS: the driver has no irqcontrol
 
     def _wait(self, timeout: float) -> int:
         deadline = time.monotonic() + timeout
@@ -343,9 +353,22 @@ class UioInterrupt(Interrupt):
                 return seen if seen > 0 else 1
 
     def _control(self, value: int, what: str) -> None:
+        if self.through_config:
+            assert self.pci_config is not None
+            self.pci_config.set_intx_disabled(not value)
+            return
         try:
             written = os.write(self._fd, _EVENT.pack(value))
         except OSError as exc:
+            if exc.errno == errno.ENOSYS:
+                if self.pci_config is None:
+                    raise MmioError(f"interrupt {self.name!r}: {what}: the UIO driver has no irqcontrol (write to "
+                                    f"{self.path} is ENOSYS) and no PCI config space was given to clear "
+                                    "INTx-disable through (UioInterrupt(..., pci_config=space.pci_config))"
+                                    ) from None
+                self.through_config = True
+                self._control(value, what)
+                return
             raise MmioError(f"interrupt {self.name!r}: {what} (writing {value} to {self.path}) failed: "
                             f"{exc.strerror}") from None
         if written != _EVENT.size:
@@ -387,7 +410,8 @@ def uio_irq_factory(space: UioSpace) -> IrqFactory:
     """A UIO device has one interrupt, whatever number the board gives it."""
 
     def factory(number: int) -> Interrupt:
-        return UioInterrupt(space.irq_path, name=f"{space.device}.irq{number}")
+        return UioInterrupt(space.irq_path, fd=space.fileno(), name=f"{space.device}.irq{number}",
+                            pci_config=space.pci_config)
 
     return factory
 

@@ -3,6 +3,12 @@
 Map N is mmapped at file offset N * pagesize; its registers start `offset` bytes into that mapping. The
 kernel maps UIO memory uncached, so only UNCACHED and UNCACHED_DEVICE are offered. Roots are
 configurable so tests run against a tree of regular files.
+
+The space opens /dev/uioX once and maps and hands out interrupts through that one open file: some UIO
+drivers (tcm-user) refuse a second open with EBUSY while the first is mapped.
+
+A UIO device on PCI (uio_pci_generic, uio_mf624, ...) has its function's sysfs directory as `device`;
+`pci_config` is its configuration space, which the interrupt needs when the driver has no irqcontrol.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import MmioError, OutOfRangeError, PolicyError
+from .pci import PciConfig
 from .policy import CachePolicy
 from .space import PAGE_SIZE, AddressSpace, MemoryWindow, Window
 
@@ -56,6 +63,7 @@ class UioSpace(AddressSpace):
         if not maps:
             raise MmioError(f"{device}: {maps_dir} lists no maps")
         self.maps = maps
+        self._fd: int | None = None
         lo = min(m.addr for m in maps)
         hi = max(m.addr + m.size for m in maps)
         super().__init__(lo, hi - lo, name=device, arch=arch)
@@ -64,6 +72,36 @@ class UioSpace(AddressSpace):
     def irq_path(self) -> Path:
         """Reading blocks until an interrupt (a 32-bit count); writing 1 re-enables it."""
         return self.dev_path
+
+    def fileno(self) -> int:
+        """The space's one open file of /dev/uioX (opened at first use, closed by close())."""
+        if self._fd is None:
+            try:
+                self._fd = os.open(self.dev_path, os.O_RDWR | os.O_SYNC | os.O_CLOEXEC)
+            except OSError as exc:
+                raise MmioError(f"{self.device}: cannot open {self.dev_path}: {exc.strerror}") from None
+        return self._fd
+
+    def close(self) -> None:
+        """Close the space's file; mappings made through it stay valid until they are closed themselves."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        super().close()
+
+    @property
+    def driver(self) -> str | None:
+        """The kernel driver behind this UIO device (uio_pci_generic, ...), if sysfs says."""
+        try:
+            return os.path.basename(os.readlink(self.sysfs / "device" / "driver"))
+        except OSError:
+            return None
+
+    @property
+    def pci_config(self) -> PciConfig | None:
+        """The PCI configuration space of the device, when it is a PCI function."""
+        config = self.sysfs / "device" / "config"
+        return PciConfig(config) if config.exists() else None
 
     def open(self, paddr: int, size: int, policy: CachePolicy) -> Window:
         if policy not in (CachePolicy.UNCACHED, CachePolicy.UNCACHED_DEVICE):
@@ -74,12 +112,12 @@ class UioSpace(AddressSpace):
         else:
             raise OutOfRangeError(f"{self.device}: [{paddr:#x}, {paddr + size:#x}) is in no single map")
         length = (m.offset + m.size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
-        fd = os.open(self.dev_path, os.O_RDWR | os.O_SYNC)
         try:
-            mapping = mmap.mmap(fd, length, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE,
+            mapping = mmap.mmap(self.fileno(), length, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE,
                                 offset=m.index * PAGE_SIZE)
-        finally:
-            os.close(fd)
+        except OSError as exc:
+            raise MmioError(f"{self.device}: cannot map map{m.index} ({length:#x} bytes at offset "
+                            f"{m.index * PAGE_SIZE:#x} of {self.dev_path}): {exc.strerror}") from None
         lo = m.offset + (paddr - m.addr)
         return MemoryWindow(paddr, memoryview(mapping)[lo:lo + size], f"{self.dev_path} map{m.index}",
                             owner=mapping)

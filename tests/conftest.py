@@ -8,6 +8,8 @@ import pytest
 
 from mmiotk import CachePolicy, MmioBuffer, MmioResource, RamSpace
 
+pytest_plugins = ["hwsim.linux.pytest_plugin"]  # tests marked linux_guest run inside a booted Linux guest
+
 RAM_BASE = 0x4000_0000
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from mmiotk.errors import MmioValueError, RevokedError
+from mmiotk.errors import MmioError, MmioValueError, RevokedError
 from mmiotk.irq import (
     Interrupt,
     IrqTimeoutError,
@@ -243,8 +243,8 @@ def test_uio_missing_node_is_a_clear_error(tmp_path: os.PathLike[str]) -> None:
         UioInterrupt(os.path.join(tmp_path, "uio9"))
 
 
-def test_uio_needs_exactly_one_of_path_or_fd() -> None:
-    with pytest.raises(MmioValueError, match="exactly one"):
+def test_uio_needs_a_path_or_an_fd() -> None:
+    with pytest.raises(MmioValueError, match=r"a path .* or an fd"):
         UioInterrupt()
 
 
@@ -294,3 +294,59 @@ def test_a_uio_space_supplies_its_device_node(tmp_path: os.PathLike[str]) -> Non
 
 def test_other_spaces_get_mock_lines() -> None:
     assert isinstance(irq_factory_for(object()), MockInterruptController)
+
+
+def test_uio_without_irqcontrol_acks_through_pci_config(tmp_path, monkeypatch) -> None:
+    """uio_pci_generic answers write(1) with ENOSYS; ack/unmask then clear INTx-disable, mask sets it."""
+    import errno
+
+    from mmiotk import irq as irq_module
+    from mmiotk.pci import PCI_COMMAND_INTX_DISABLE, PciConfig
+
+    config = tmp_path / "config"
+    config.write_bytes(bytes(4) + (0x0403).to_bytes(2, "little") + bytes(58))  # INTx-disable set by the kernel
+    ours, kernel = socket.socketpair()
+    line = UioInterrupt(fd=ours.fileno(), name="uio0", pci_config=PciConfig(config))
+    ours.close()
+    real_write = os.write
+
+    def enosys(fd: int, data: bytes) -> int:
+        if fd == line._fd:
+            raise OSError(errno.ENOSYS, "Function not implemented")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(irq_module.os, "write", enosys)
+    try:
+        line.ack()
+        assert line.through_config
+        assert PciConfig(config).read16(4) == 0x0003
+        line.mask()
+        assert PciConfig(config).read16(4) == 0x0003 | PCI_COMMAND_INTX_DISABLE
+        line.unmask()
+        assert PciConfig(config).read16(4) == 0x0003
+    finally:
+        monkeypatch.undo()
+        line.close()
+        kernel.close()
+
+
+def test_uio_enosys_without_pci_config_names_what_is_missing(monkeypatch) -> None:
+    import errno
+
+    from mmiotk import irq as irq_module
+
+    ours, kernel = socket.socketpair()
+    line = UioInterrupt(fd=ours.fileno(), name="uio0")
+    ours.close()
+
+    def enosys(fd: int, data: bytes) -> int:
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    monkeypatch.setattr(irq_module.os, "write", enosys)
+    try:
+        with pytest.raises(MmioError, match=r"no irqcontrol .*pci_config"):
+            line.ack()
+    finally:
+        monkeypatch.undo()
+        line.close()
+        kernel.close()

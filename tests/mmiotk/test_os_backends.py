@@ -128,3 +128,24 @@ def test_pci_malformed_resource_file_names_the_line(tmp_path):
     (d / "resource").write_text("0x0 zz 0x0\n")
     with pytest.raises(MmioError, match="line 1"):
         PciSysfsSpace("0000:00:03.0", sysfs_root=tmp_path)
+
+
+def test_pci_config_intx_disable_flips_only_command_bit_10(tmp_path):
+    from mmiotk.pci import PCI_COMMAND_INTX_DISABLE, PciConfig
+
+    config = tmp_path / "config"
+    config.write_bytes(bytes([0xF4, 0x1A, 0x10, 0x11, 0x07, 0x01, 0x10, 0x00]) + bytes(56))
+    pci = PciConfig(config)
+    pci.set_intx_disabled(True)
+    assert pci.read16(4) == 0x0107 | PCI_COMMAND_INTX_DISABLE
+    pci.set_intx_disabled(False)
+    assert pci.read16(4) == 0x0107
+    assert config.read_bytes()[:4] == bytes([0xF4, 0x1A, 0x10, 0x11])
+
+
+def test_pci_config_short_read_is_an_error_naming_the_file(tmp_path):
+    from mmiotk.pci import PciConfig
+
+    (tmp_path / "config").write_bytes(bytes(4))
+    with pytest.raises(MmioError, match="config: short read"):
+        PciConfig(tmp_path / "config").read16(4)
