@@ -13,9 +13,10 @@ import pytest
 from hwsim.linux.guest import load_module, pci_bind, pci_one
 from hwsim.linux.machines import EDU, IOMMU
 from mmiotk import CachePolicy, MmioResource
+from mmiotk.dma import DmaPool
 from mmiotk.irq import IrqTimeoutError
 from mmiotk.pci import PCI_COMMAND, PCI_COMMAND_MASTER
-from mmiotk.vfio import VFIO_PCI_INTX_IRQ_INDEX, VFIO_PCI_MSI_IRQ_INDEX, VfioDevice
+from mmiotk.vfio import VFIO_PCI_INTX_IRQ_INDEX, VFIO_PCI_MSI_IRQ_INDEX, IovaSpace, VfioDevice
 
 pytestmark = pytest.mark.linux_guest(IOMMU)
 
@@ -65,7 +66,8 @@ def test_bar0_maps_from_the_device_file(regs) -> None:
 
 def test_dma_goes_through_the_iovas_we_mapped(vfio: VfioDevice, regs) -> None:
     vfio.config_write16(PCI_COMMAND, vfio.config_read16(PCI_COMMAND) | PCI_COMMAND_MASTER)
-    pool = vfio.dma_pool(1 << 20, iova=0x1000_0000)
+    iovas = IovaSpace(vfio, 1 << 20, 0x1000_0000)
+    pool = DmaPool.from_space(iovas, coherent=True, name="edu-iova")
     try:
         src, dst = pool.alloc(2048), pool.alloc(2048)
         assert 0x1000_0000 <= src.dma_addr < 0x1010_0000
@@ -75,7 +77,7 @@ def test_dma_goes_through_the_iovas_we_mapped(vfio: VfioDevice, regs) -> None:
         assert (dst == src).all()
     finally:
         pool.close()
-        pool.region.resource.space.close()  # IOMMU_UNMAP_DMA
+        iovas.close()  # IOMMU_UNMAP_DMA
 
 
 def test_intx_arrives_on_its_eventfd_and_ack_unmasks(vfio: VfioDevice, regs) -> None:
