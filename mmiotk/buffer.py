@@ -43,7 +43,7 @@ class MmioBuffer(AccessorBase):
         # The compiled core reads and writes memory itself only where the lanes are plain memoryviews.
         if self._mem is not None and byteorder == NATIVE:
             self._core_attach(self._mem)
-        region._track(self)
+        region.add_mapping(self)
 
     # --- identity -----------------------------------------------------------------------------------
     @property
@@ -143,17 +143,20 @@ class MmioBuffer(AccessorBase):
 
         return trace_buffer(self, regmap)
 
-    def _revoke(self) -> None:
+    def revoke_mapping(self) -> None:
+        """Called by the region on revoke: every later access raises RevokedError."""
         self._revoked = True
         self._core_detach()
         self._mem = None
         name = self.region.name
         self._l8, self._l16, self._l32, self._l64 = (RevokedLane(name, w) for w in (1, 2, 4, 8))
 
-    def _get_lanes(self) -> tuple[Lane, Lane, Lane, Lane]:
+    @property
+    def lanes(self) -> tuple[Lane, Lane, Lane, Lane]:
+        """The lanes in use now (8-, 16-, 32- and 64-bit), which tracing wraps."""
         return self._l8, self._l16, self._l32, self._l64
 
-    def _set_lanes(self, lanes: tuple[Lane, Lane, Lane, Lane]) -> None:
+    def replace_lanes(self, lanes: tuple[Lane, Lane, Lane, Lane]) -> None:
         """Swap the lanes (tracing wraps them); ignored once revoked."""
         if not self._revoked:
             self._l8, self._l16, self._l32, self._l64 = lanes

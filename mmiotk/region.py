@@ -140,7 +140,8 @@ class PhysicalRegion:
         return MmioBuffer(region=self, window=window, space=space, start=0, size=self.size, policy=policy,
                           byteorder=byteorder)
 
-    def _track(self, buffer: MmioBuffer) -> None:
+    def add_mapping(self, buffer: MmioBuffer) -> None:
+        """Remember a mapping (or view) of this region, so that revoke() reaches it."""
         self._buffers.add(buffer)
 
     def revoke(self) -> None:
@@ -149,7 +150,7 @@ class PhysicalRegion:
             return
         self._revoked = True
         for buffer in list(self._buffers):
-            buffer._revoke()
+            buffer.revoke_mapping()
         for window in self._windows:
             window.close()
         self._windows.clear()

@@ -239,8 +239,8 @@ class _Tracer:
 
     def __enter__(self) -> Trace:
         buf, record = self._buf, self.trace._record
-        self._saved = buf._get_lanes()
-        buf._set_lanes(tuple(_TracingLane(lane, w, record)  # type: ignore[arg-type]
+        self._saved = buf.lanes
+        buf.replace_lanes(tuple(_TracingLane(lane, w, record)  # type: ignore[arg-type]
                              for lane, w in zip(self._saved, (1, 2, 4, 8), strict=True)))
         # block copies: shadow the two methods on the instance for the duration
         for attr in ("read_block", "write_block"):
@@ -264,7 +264,7 @@ class _Tracer:
     def __exit__(self, *exc: object) -> None:
         buf = self._buf
         if self._saved is not None:
-            buf._set_lanes(self._saved)  # ignored when the region was revoked meanwhile
+            buf.replace_lanes(self._saved)  # ignored when the region was revoked meanwhile
         for attr, previous in self._saved_blocks.items():
             if previous is None:
                 buf.__dict__.pop(attr, None)

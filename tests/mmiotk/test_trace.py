@@ -80,14 +80,14 @@ def test_trace_records_kind_offset_width_value_time():
 
 def test_tracing_costs_nothing_outside_the_context():
     buf = ram_buffer(0x100)
-    lanes = buf._get_lanes()
+    lanes = buf.lanes
     with buf.trace():
-        assert buf._get_lanes() != lanes and "read_block" in buf.__dict__
-    assert buf._get_lanes() == lanes and all(a is b for a, b in zip(buf._get_lanes(), lanes, strict=True))
+        assert buf.lanes != lanes and "read_block" in buf.__dict__
+    assert buf.lanes == lanes and all(a is b for a, b in zip(buf.lanes, lanes, strict=True))
     assert "read_block" not in buf.__dict__ and "write_block" not in buf.__dict__
     with pytest.raises(ZeroDivisionError), buf.trace():
         1 / 0  # noqa: B018
-    assert all(a is b for a, b in zip(buf._get_lanes(), lanes, strict=True))
+    assert all(a is b for a, b in zip(buf.lanes, lanes, strict=True))
 
 
 def test_nested_traces_each_see_their_span_and_revocation_ends_the_recording():
