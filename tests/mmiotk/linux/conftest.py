@@ -3,9 +3,13 @@ PCI address, unclaimed at the start of each test and unbound again after it."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # edu_regs, the tests' helper (importlib mode)
 
 from hwsim.linux.guest import in_guest, pci_one, pci_unbind
 from hwsim.linux.machines import EDU, IVSHMEM

@@ -4,11 +4,11 @@ between two buffers through its own 4 KiB buffer (bus mastering set through PCI 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from edu_regs import DMA_TO_RAM, EDU_BUFFER, edu_copy
 
 from hwsim.linux.machines import BACKENDS, RESERVED_BASE, RESERVED_SIZE
 from mmiotk import CachePolicy, DmaDirection, DmaPool, MmioResource, PciSysfsSpace
@@ -17,9 +17,6 @@ from mmiotk.physmem import HugepageSpace, hugepage_pool, physical_address, reser
 
 pytestmark = pytest.mark.linux_guest(BACKENDS)
 
-EDU_BUFFER = 0x40000  # edu's DMA window; QEMU 7.2 aborts on a transfer ending exactly at its 4 KiB end
-DMA_SRC, DMA_DST, DMA_COUNT, DMA_CMD = 0x80, 0x88, 0x90, 0x98
-DMA_START, DMA_TO_RAM = 0x1, 0x2
 
 
 @pytest.fixture(params=["reserved-ram", "hugepage"])
@@ -41,15 +38,6 @@ def edu_dma(edu: str) -> Iterator:
     assert not space.config.read16(PCI_COMMAND) & PCI_COMMAND_MASTER
 
 
-def edu_copy(regs, src: int, dst: int, count: int, cmd: int) -> None:
-    regs.write64(DMA_SRC, src)
-    regs.write64(DMA_DST, dst)
-    regs.write64(DMA_COUNT, count)
-    regs.write64(DMA_CMD, cmd | DMA_START)
-    deadline = time.monotonic() + 10
-    while regs.read64(DMA_CMD) & DMA_START:
-        assert time.monotonic() < deadline, "edu DMA did not finish within 10 s"
-        time.sleep(0.01)
 
 
 def test_edu_dma_copies_between_pool_buffers_at_their_device_addresses(pool: DmaPool, edu_dma) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from edu_regs import EDU_ID
 
 from hwsim.linux.machines import BACKENDS
 from mmiotk import CachePolicy, MmioResource, PciSysfsSpace
@@ -17,7 +18,6 @@ from mmiotk.pci import BarClaimedError
 
 pytestmark = pytest.mark.linux_guest(BACKENDS)
 
-EDU_ID = 0x010000ED
 
 
 def map_bar(space: PciSysfsSpace, index: int, policy: CachePolicy, *, prefetchable: bool = False):

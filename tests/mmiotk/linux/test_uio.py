@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from edu_regs import EDU_ID, IRQ_ACK, IRQ_RAISE, IRQ_STATUS
 
 from hwsim.linux.guest import pci_bind, uio_of
 from hwsim.linux.machines import BACKENDS
@@ -15,8 +16,6 @@ from mmiotk.pci import PCI_COMMAND, PCI_COMMAND_INTX_DISABLE
 
 pytestmark = pytest.mark.linux_guest(BACKENDS)
 
-EDU_ID = 0x010000ED
-IRQ_STATUS, IRQ_RAISE, IRQ_ACK = 0x24, 0x60, 0x64
 
 
 @pytest.fixture

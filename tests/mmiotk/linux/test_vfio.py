@@ -4,11 +4,11 @@ for good under QEMU 7.2's TCG with intremap: it is not tested here.)"""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from edu_regs import DMA_TO_RAM, EDU_BUFFER, IRQ_ACK, IRQ_RAISE, IRQ_STATUS, edu_copy
 
 from hwsim.linux.guest import load_module, pci_bind, pci_one
 from hwsim.linux.machines import EDU, IOMMU
@@ -20,10 +20,6 @@ from mmiotk.vfio import VFIO_PCI_INTX_IRQ_INDEX, VFIO_PCI_MSI_IRQ_INDEX, IovaSpa
 
 pytestmark = pytest.mark.linux_guest(IOMMU)
 
-EDU_BUFFER = 0x40000
-IRQ_STATUS, IRQ_RAISE, IRQ_ACK = 0x24, 0x60, 0x64
-DMA_SRC, DMA_DST, DMA_COUNT, DMA_CMD = 0x80, 0x88, 0x90, 0x98
-DMA_START, DMA_TO_RAM = 0x1, 0x2
 
 
 @pytest.fixture(scope="module")
@@ -46,15 +42,6 @@ def regs(vfio: VfioDevice):
     region.revoke()  # unmaps: vfio-pci's unbind waits (for ever) while a BAR mapping holds the device open
 
 
-def edu_copy(regs, src: int, dst: int, count: int, cmd: int) -> None:
-    regs.write64(DMA_SRC, src)
-    regs.write64(DMA_DST, dst)
-    regs.write64(DMA_COUNT, count)
-    regs.write64(DMA_CMD, cmd | DMA_START)
-    deadline = time.monotonic() + 10
-    while regs.read64(DMA_CMD) & DMA_START:
-        assert time.monotonic() < deadline, "edu DMA did not finish within 10 s"
-        time.sleep(0.01)
 
 
 def test_bar0_maps_from_the_device_file(regs) -> None:
