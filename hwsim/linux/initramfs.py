@@ -35,8 +35,12 @@ echo "{BOOT_MARKER}"
 die() {{ echo "mmiotk-guest: $*"; poweroff -f; }}
 for m in $(cat /modules.order); do insmod "/lib/modules/$m" || die "insmod $m failed"; done
 share=""
+project=""
 for word in $(cat /proc/cmdline); do
-    case "$word" in mmiotk.share=*) share="${{word#mmiotk.share=}}";; esac
+    case "$word" in
+        mmiotk.share=*) share="${{word#mmiotk.share=}}";;
+        mmiotk.project=*) project="${{word#mmiotk.project=}}";;
+    esac
 done
 [ -n "$share" ] || die "no mmiotk.share= on the kernel command line"
 r=/newroot
@@ -49,6 +53,11 @@ mount -t tmpfs -o mode=1777 tmpfs $r/dev/shm
 mount -t hugetlbfs hugetlbfs $r/dev/hugepages
 mount -t tmpfs -o mode=1777 tmpfs $r/tmp
 mount -t tmpfs tmpfs $r/run
+if [ -n "$project" ]; then  # the project again, in case it lives under a path the mounts above cover (/tmp)
+    mkdir -p "$r$project"
+    mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=524288,cache=loose project "$r$project" \
+        || die "cannot mount the project"
+fi
 mkdir -p "$r$share"
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288,cache=none share "$r$share" || die "cannot mount the share"
 chroot $r /bin/sh "$share/run.sh" </dev/console >/dev/console 2>&1

@@ -25,6 +25,7 @@ from .initramfs import BOOT_MARKER, build_initramfs
 from .kernel import Kernel, cache_dir, fetch_kernel
 
 QEMU = "qemu-system-x86_64"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the checkout the guest runs the tests from
 KVM_PVM = Path("/sys/module/kvm_pvm")
 
 
@@ -58,8 +59,10 @@ class Machine:
     cmdline: tuple[str, ...] = ()  # extra kernel parameters
     boot_timeout: float = 60.0
 
-    def qemu_args(self, kernel: Kernel, initramfs: Path, share: Path, console: Path, accel: str) -> list[str]:
-        append = ["console=ttyS0", "panic=-1", "quiet", "rdinit=/init", f"mmiotk.share={share}", *self.cmdline]
+    def qemu_args(self, kernel: Kernel, initramfs: Path, share: Path, console: Path, accel: str,
+                  project: Path = PROJECT_ROOT) -> list[str]:
+        append = ["console=ttyS0", "panic=-1", "quiet", "rdinit=/init", f"mmiotk.share={share}",
+                  f"mmiotk.project={project}", *self.cmdline]
         return [
             QEMU, "-M", self.board, "-accel", accel, "-cpu", "host" if accel == "kvm" else "max",
             "-m", f"{self.memory_mib}M", "-smp", str(self.cpus),
@@ -71,6 +74,10 @@ class Machine:
             "-device", "virtio-9p-pci,fsdev=hostroot,mount_tag=root",
             "-fsdev", f"local,id=share,path={share},security_model=none,multidevs=remap",
             "-device", "virtio-9p-pci,fsdev=share,mount_tag=share",
+            # The project (and its .venv) once more, mounted over the guest's own /tmp and /run when it
+            # lives there, as a clean clone in a temporary directory does.
+            "-fsdev", f"local,id=project,path={project},security_model=none,readonly=on,multidevs=remap",
+            "-device", "virtio-9p-pci,fsdev=project,mount_tag=project",
         ]
 
 
