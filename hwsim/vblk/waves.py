@@ -29,7 +29,7 @@ PHASES = [
 
 
 @dataclass
-class Trace:
+class WaveTrace:
     """Value changes per signal (full dotted name), times in `unit` seconds."""
 
     unit: float
@@ -44,12 +44,12 @@ class Trace:
         return last
 
 
-def read_vcd(path: Path, wanted: Callable[[str], bool] = lambda name: True) -> Trace:
+def read_vcd(path: Path, wanted: Callable[[str], bool] = lambda name: True) -> WaveTrace:
     """A small VCD reader: scalar and vector changes of the signals `wanted` accepts."""
     units = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9, "ps": 1e-12, "fs": 1e-15}
     ids: dict[str, list[str]] = {}
     scope: list[str] = []
-    trace = Trace(unit=1e-12)
+    trace = WaveTrace(unit=1e-12)
     now = 0
     tokens = iter(Path(path).read_text().split())
     for tok in tokens:
@@ -89,7 +89,7 @@ def engine_states(rtl: Path) -> dict[int, str]:
     return {int(num): name.removeprefix("S_") for name, num in re.findall(r"(S_\w+)\s*=\s*6'd(\d+)", text)}
 
 
-def render(trace: Trace, start: int, end: int, out: Path, title: str, states: dict[int, str]) -> None:
+def render(trace: WaveTrace, start: int, end: int, out: Path, title: str, states: dict[int, str]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
