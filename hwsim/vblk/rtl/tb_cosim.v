@@ -1,6 +1,6 @@
 // cocotb top level (simulation only): the clock is generated here, in HDL, so that no Python runs per
-// cycle; Python drives reset, the transactor command registers and the knobs below, and waits only for
-// rsp_tgl (one bus transaction) or irq. HDL_CLOCK=0 leaves clk to a cocotb Clock instead (the usual
+// cycle; Python drives reset, the transactor's command registers (h.m) and the knobs below, and waits
+// only for h.m.rsp_tgl (one bus transaction) or irq. HDL_CLOCK=0 leaves clk to a cocotb Clock instead (the usual
 // cocotb set-up, kept for comparison).
 `timescale 1ns/1ps
 `default_nettype none
@@ -26,13 +26,6 @@ module tb_cosim #(
     endgenerate
 
     reg         rst_n     = 1'b0;
-    reg  [31:0] cmd_addr  = 32'd0;
-    reg  [31:0] cmd_wdata = 32'd0;
-    reg  [3:0]  cmd_wstrb = 4'd0;
-    reg         cmd_tgl   = 1'b0;
-    wire [31:0] rsp_rdata;
-    wire [1:0]  rsp_resp;
-    wire        rsp_valid, rsp_tgl;
     reg         bus_sel   = 1'b0;
     reg  [63:0] capacity  = 64'd0;
     reg  [63:0] media_base = 64'd0;
@@ -69,8 +62,6 @@ module tb_cosim #(
                  .F_CONFIG_WCE(F_CONFIG_WCE), .LEGACY(LEGACY), .WRITEBACK(WRITEBACK), .BLK_SIZE(BLK_SIZE),
                  .PHYS_BLOCK_EXP(PHYS_BLOCK_EXP), .DATA_W(DATA_W)) h (
         .clk(clk), .rst_n(rst_n),
-        .cmd_addr(cmd_addr), .cmd_wdata(cmd_wdata), .cmd_wstrb(cmd_wstrb), .cmd_tgl(cmd_tgl),
-        .rsp_rdata(rsp_rdata), .rsp_resp(rsp_resp), .rsp_valid(rsp_valid), .rsp_tgl(rsp_tgl),
         .bus_sel(bus_sel),
         .ext_axil_awaddr(ext_axil_awaddr), .ext_axil_awvalid(ext_axil_awvalid),
         .ext_axil_awready(ext_axil_awready), .ext_axil_wdata(ext_axil_wdata),

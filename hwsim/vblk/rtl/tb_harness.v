@@ -2,13 +2,9 @@
 //
 //  * Host RAM and media are served by hwsim_shm (DPI-C under Verilator, VPI under Icarus): the bytes
 //    live in the Python process's own mmaps, so DMA needs no Python call at all.
-//  * The AXI4-Lite master is HDL: software writes cmd_addr/cmd_wdata/cmd_wstrb and flips cmd_tgl;
-//    the transactor presents it at once and flips rsp_tgl when the slave has taken it (1 ps after
-//    that clock edge, when every register of the edge has settled). The response is then on
-//    rsp_valid/rsp_rdata/rsp_resp, straight from the slave (software waits for rsp_valid if it is not
-//    up yet); it is consumed at the next edge, where the next command may already be taken. One
-//    software wait per bus transaction, one clock per transaction, no per-clock callbacks.
-//    cmd_wstrb == 0 means read.
+//  * The AXI4-Lite master is the generic HDL transactor hwsim_axil_master (hwsim/cosim/hdl), instance
+//    `m`: software writes its command registers and flips m.cmd_tgl, it flips m.rsp_tgl when the
+//    response is in (one software wait per bus transaction, one clock per transaction here).
 //  * bus_sel = 1 hands the slave port to an external master on ext_axil_* (a Python bus model).
 //  * stall != 0 withholds dma_gnt/med_gnt on about stall/256 of cycles (pseudo-random), to exercise
 //    the controller's back-pressure handling.
@@ -32,15 +28,6 @@ module tb_harness #(
 ) (
     input  wire        clk,
     input  wire        rst_n,
-
-    input  wire [31:0] cmd_addr,
-    input  wire [31:0] cmd_wdata,
-    input  wire [3:0]  cmd_wstrb,
-    input  wire        cmd_tgl,
-    output wire [31:0] rsp_rdata,
-    output wire [1:0]  rsp_resp,
-    output wire        rsp_valid,
-    output reg         rsp_tgl,
 
     input  wire        bus_sel,
     input  wire [11:0] ext_axil_awaddr,
@@ -180,69 +167,34 @@ module tb_harness #(
         end
     end
 
-    // ---- HDL AXI4-Lite master: one whole transaction per cmd_tgl flip ------------------------------
-    reg         seen, aw_done, w_done, taken_tgl;
-    reg         owed;  // a response to our last command is still to be handed over (even if the port
-                       // has been given to the external master meanwhile)
-    wire        pending   = rst_n && !bus_sel && (cmd_tgl != seen);
-    wire        is_write  = (cmd_wstrb != 4'd0);
-    wire        m_awvalid = pending && is_write && !aw_done;
-    wire        m_wvalid  = pending && is_write && !w_done;
-    wire        m_arvalid = pending && !is_write;
-    wire [11:0] m_awaddr  = cmd_addr[11:0];
-    wire [11:0] m_araddr  = cmd_addr[11:0];
-    wire [31:0] m_wdata   = cmd_wdata;
-    wire [3:0]  m_wstrb   = cmd_wstrb;
-    wire        aw_now    = aw_done || (m_awvalid && awready);
-    wire        w_now     = w_done || (m_wvalid && wready);
-    wire        taken     = is_write ? (aw_now && w_now) : (m_arvalid && arready);
+    // ---- HDL AXI4-Lite master (hwsim_axil_master), or the external master on ext_axil_* -----------
+    wire [11:0] m_awaddr, m_araddr;
+    wire [31:0] m_wdata;
+    wire [3:0]  m_wstrb;
+    wire [2:0]  m_awprot, m_arprot;
+    wire        m_awvalid, m_wvalid, m_arvalid, m_bready, m_rready;
+    wire        m_busy;   // a command of ours is pending or its response not yet consumed (even if the
+                          // port has been given to the external master meanwhile)
 
-    assign rsp_valid = is_write ? bvalid : rvalid;
-    assign rsp_rdata = rdata;
-    assign rsp_resp  = is_write ? bresp : rresp;
-
-    always @(posedge clk) begin
-        if (!rst_n) begin
-            seen    <= cmd_tgl;
-            aw_done <= 1'b0;
-            w_done  <= 1'b0;
-            taken_tgl <= 1'b0;
-            owed    <= 1'b0;
-        end else begin
-            if (owed && (bvalid || rvalid))
-                owed <= 1'b0;
-            if (pending && taken) begin
-                seen    <= cmd_tgl;
-                aw_done <= 1'b0;
-                w_done  <= 1'b0;
-                owed    <= 1'b1;
-                taken_tgl <= ~taken_tgl;
-            end else if (pending) begin
-                aw_done <= aw_now;
-                w_done  <= w_now;
-            end
-        end
-    end
-
-    // rsp_tgl follows taken_tgl 1 ps later, when every register of that clock edge has settled (a
-    // separate process: Verilator does not wake waiters on an intra-assignment-delayed NBA)
-    /* verilator lint_off SYNCASYNCNET */
-    always @(taken_tgl) begin
-        #0.001;
-        rsp_tgl = taken_tgl;
-    end
-    /* verilator lint_on SYNCASYNCNET */
+    hwsim_axil_master #(.ADDR_W(12), .DATA_W(32)) m (
+        .clk(clk), .rst_n(rst_n), .enable(!bus_sel), .busy(m_busy),
+        .m_axil_awaddr(m_awaddr), .m_axil_awprot(m_awprot), .m_axil_awvalid(m_awvalid),
+        .m_axil_awready(awready), .m_axil_wdata(m_wdata), .m_axil_wstrb(m_wstrb),
+        .m_axil_wvalid(m_wvalid), .m_axil_wready(wready), .m_axil_bresp(bresp),
+        .m_axil_bvalid(bvalid), .m_axil_bready(m_bready), .m_axil_araddr(m_araddr),
+        .m_axil_arprot(m_arprot), .m_axil_arvalid(m_arvalid), .m_axil_arready(arready),
+        .m_axil_rdata(rdata), .m_axil_rresp(rresp), .m_axil_rvalid(rvalid), .m_axil_rready(m_rready));
 
     assign awaddr  = bus_sel ? ext_axil_awaddr  : m_awaddr;
     assign awvalid = bus_sel ? ext_axil_awvalid : m_awvalid;
     assign wdata   = bus_sel ? ext_axil_wdata   : m_wdata;
     assign wstrb   = bus_sel ? ext_axil_wstrb   : m_wstrb;
     assign wvalid  = bus_sel ? ext_axil_wvalid  : m_wvalid;
-    wire   ext     = bus_sel && !owed;
-    assign bready  = ext ? ext_axil_bready  : 1'b1;
+    wire   ext     = bus_sel && !m_busy;
+    assign bready  = ext ? ext_axil_bready  : m_bready;
     assign araddr  = bus_sel ? ext_axil_araddr  : m_araddr;
     assign arvalid = bus_sel ? ext_axil_arvalid : m_arvalid;
-    assign rready  = ext ? ext_axil_rready  : 1'b1;
+    assign rready  = ext ? ext_axil_rready  : m_rready;
 
     assign ext_axil_awready = bus_sel && awready;
     assign ext_axil_wready  = bus_sel && wready;
@@ -253,7 +205,7 @@ module tb_harness #(
     assign ext_axil_rresp   = rresp;
     assign ext_axil_rvalid  = ext && rvalid;
 
-    wire unused_ok = &{1'b0, cmd_addr[31:12]};  // the device decodes 4 KiB
+    wire unused_ok = &{1'b0, m_awprot, m_arprot};
 endmodule
 
 `default_nettype wire

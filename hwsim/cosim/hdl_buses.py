@@ -1,0 +1,156 @@
+"""Python halves of the HDL bus masters in hdl/: one await per whole bus transaction.
+
+Each master (hwsim_axil_master, hwsim_apb_master, hwsim_wb_master, hwsim_avmm_master) holds its own
+command port: write the address, data and strobes, flip `cmd_tgl`; the HDL runs the whole transaction
+with its clock (wait states, late answers) and flips `rsp_tgl` 1 ps after the clock edge at which the
+answer is complete. Python awaits that single change, in the ordinary (writable) phase of the time step,
+and reads the response from the master's registers. Signals are written with immediate GPI deposits,
+nothing runs per clock. Pass the master instance: `HdlAxiLiteBus(dut.u_master)`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from mmiotk.errors import BusError, MmioValueError
+
+from .buses import check_access, lanes, split_halves
+
+_NO_DELAY = 3  # cocotb's GPI action for an immediate deposit (cocotb.handle.Immediate)
+_MASK = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFF_FFFF, 8: 0xFFFF_FFFF_FFFF_FFFF}
+
+
+class HdlBus:
+    """A master of hdl/ as a `SimBus`. Subclasses name the protocol and its error responses."""
+
+    protocol: str = "bus"
+    errors: ClassVar[dict[int, str]] = {}
+
+    def __init__(self, master: Any) -> None:
+        self.master = master
+        self._addr = master.cmd_addr._handle
+        self._addr_hi = master.cmd_addr_hi._handle
+        self._wdata = master.cmd_wdata._handle
+        self._wdata_hi = master.cmd_wdata_hi._handle
+        self._wstrb = master.cmd_wstrb._handle
+        self._tgl_h = master.cmd_tgl._handle
+        self._rdata = master.rsp_rdata._handle
+        self._rdata_hi = master.rsp_rdata_hi._handle
+        self._resp = master.rsp_resp._handle
+        self._done = master.rsp_tgl.value_change
+        self._tgl = int(master.cmd_tgl.value)
+        self._hi = int(master.cmd_addr_hi.value)
+        self.width = len(master.cmd_wstrb)
+        if self.width not in (4, 8):
+            raise ValueError(f"{master._path}: a {self.width * 8}-bit data bus (this runs 32 or 64)")
+        self.transactions = 0
+        self.error_responses = 0
+
+    async def transact(self, addr: int, wdata: int, strobes: int) -> int:
+        """One bus transaction on the word at `addr` (strobes 0: read). Returns the response code and
+        leaves the read data in the master (see `rdata`)."""
+        hi = addr >> 32
+        if hi != self._hi:
+            self._addr_hi.set_signal_val_int(_NO_DELAY, hi)
+            self._hi = hi
+        self._addr.set_signal_val_int(_NO_DELAY, addr & 0xFFFF_FFFF)
+        if strobes:
+            self._wdata.set_signal_val_int(_NO_DELAY, wdata & 0xFFFF_FFFF)
+            if self.width == 8:
+                self._wdata_hi.set_signal_val_int(_NO_DELAY, (wdata >> 32) & 0xFFFF_FFFF)
+        self._wstrb.set_signal_val_int(_NO_DELAY, strobes)
+        self._tgl ^= 1
+        self._tgl_h.set_signal_val_int(_NO_DELAY, self._tgl)
+        self.transactions += 1
+        await self._done
+        return self._resp.get_signal_val_long()
+
+    def rdata(self) -> int:
+        low = self._rdata.get_signal_val_long() & 0xFFFF_FFFF
+        if self.width == 8:
+            return low | (self._rdata_hi.get_signal_val_long() & 0xFFFF_FFFF) << 32
+        return low
+
+    def _fail(self, op: str, addr: int, nbytes: int, resp: int) -> BusError:
+        self.error_responses += 1
+        return BusError(self.protocol, op, addr, nbytes, self.errors[resp])
+
+    async def read(self, addr: int, nbytes: int = 4) -> int:
+        if nbytes > self.width:
+            check_access(self.protocol, addr, nbytes)
+            low = await self.read(addr, 4)
+            return low | await self.read(addr + 4, 4) << 32
+        if addr & (nbytes - 1) or nbytes not in _MASK:
+            check_access(self.protocol, addr, nbytes)
+        word, shift, _ = lanes(addr, nbytes, self.width)
+        resp = await self.transact(word, 0, 0)
+        if resp in self.errors:
+            raise self._fail("read", addr, nbytes, resp)
+        return (self.rdata() >> 8 * shift) & _MASK[nbytes]
+
+    async def write(self, addr: int, nbytes: int, value: int) -> None:
+        if nbytes > self.width:
+            check_access(self.protocol, addr, nbytes)
+            low, high = split_halves(value)
+            await self.write(addr, 4, low)
+            await self.write(addr + 4, 4, high)
+            return
+        if addr & (nbytes - 1) or nbytes not in _MASK:
+            check_access(self.protocol, addr, nbytes)
+        word, shift, strobes = lanes(addr, nbytes, self.width)
+        resp = await self.transact(word, (value & _MASK[nbytes]) << 8 * shift, strobes)
+        if resp in self.errors:
+            raise self._fail("write", addr, nbytes, resp)
+
+    # the 32-bit forms of the first bus model (kept for benches that await the bus natively)
+    async def read32(self, addr: int) -> int:
+        return await self.read(addr, 4)
+
+    async def write32(self, addr: int, data: int, strobes: int = 0xF) -> None:
+        if not 0 < strobes <= 0xF:
+            raise ValueError(f"write strobes {strobes:#x} must be 1..0xf")
+        word = addr & ~(self.width - 1)
+        shift = addr - word
+        resp = await self.transact(word, (data & 0xFFFF_FFFF) << 8 * shift, strobes << shift)
+        if resp in self.errors:
+            raise self._fail("write", addr, 4, resp)
+
+
+class HdlAxiLiteBus(HdlBus):
+    """hwsim_axil_master (AXI4-Lite, 32- or 64-bit data, byte strobes)."""
+
+    protocol = "AXI4-Lite"
+    errors = {2: "SLVERR", 3: "DECERR"}
+
+
+class HdlApbBus(HdlBus):
+    """hwsim_apb_master (APB4 with PSTRB/PPROT; APB3 slaves ignore PSTRB and see full-word writes)."""
+
+    protocol = "APB"
+    errors = {1: "PSLVERR"}
+
+    def __init__(self, master: Any, *, apb3: bool = False) -> None:
+        super().__init__(master)
+        self.apb3 = apb3
+        if apb3:
+            self.protocol = "APB3"
+
+    async def write(self, addr: int, nbytes: int, value: int) -> None:
+        if self.apb3 and nbytes < self.width:
+            raise MmioValueError(f"APB3 write of {nbytes} bytes at {addr:#x}: APB3 has no byte strobes, "
+                                 f"only whole {self.width}-byte words")
+        await super().write(addr, nbytes, value)
+
+
+class HdlWishboneBus(HdlBus):
+    """hwsim_wb_master (Wishbone B4, classic or pipelined by its PIPELINED parameter)."""
+
+    protocol = "Wishbone"
+    errors = {1: "ERR_O", 2: "RTY_O"}
+
+
+class HdlAvalonBus(HdlBus):
+    """hwsim_avmm_master (Avalon-MM with waitrequest, readdatavalid and writeresponsevalid)."""
+
+    protocol = "Avalon-MM"
+    errors = {1: "RESERVED response", 2: "SLVERR (SLAVEERROR)", 3: "DECODEERROR"}
