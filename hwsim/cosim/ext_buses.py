@@ -6,14 +6,25 @@ of its transactions at the full address: `base` is the SimSpace address of the s
 address outside [base, base + 2**address_width) is refused before anything reaches the bus. Error
 responses raise `BusError`, as on the fast path.
 
-An HDL clock and cocotbext: cocotbext's masters run background coroutines that await clock edges
-(`RisingEdge(clk)`), started with `cocotb.start_soon`. `ClockKeeper` documents and works around the way
-they can stall; see its docstring.
+An HDL clock and cocotbext-axi under Verilator: the channel sinks of cocotbext-axi (R, B) park on an
+event when they see no VALID at an edge, and a monitor on VALID's rising edge wakes them. Verilator
+reports value changes after it has evaluated the whole time step, so when the slave raises RVALID at a
+clock edge, the sink wakes at that edge but after its `RisingEdge(clk)` has already fired: it re-arms
+for the next edge. Under Verilator a callback sees the values after the edge's non-blocking assignments,
+and at that next edge the HDL has already taken the beat (RREADY was high), so RVALID reads 0 and the
+sink waits forever. With a cocotb `Clock`, or when some coroutine awaits every edge, `RisingEdge(clk)` is
+still armed when the sink wakes and it samples the beat at the edge it rose on. `ClockKeeper` is that
+coroutine, run by `AxiLiteMasterBus` only while one of its transactions is in flight (nothing per clock
+otherwise); `tests/hwsim/cosim/cocotb_buses.py::cocotbext_axi4lite_hdl_clock_needs_the_keeper` shows
+the stall without it.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+import cocotb
+from cocotb.triggers import RisingEdge
 
 from mmiotk.errors import BusError, MmioValueError
 
@@ -86,17 +97,48 @@ class ExtBus:
         await self.write(addr + first, count, (data >> 8 * first) & _MASK[count])
 
 
+class ClockKeeper:
+    """Keeps `RisingEdge(clock)` armed while a cocotbext transaction is in flight (see the module doc)."""
+
+    def __init__(self, clock: Any) -> None:
+        self._edge = RisingEdge(clock)
+        self._task: Any = None
+        self.edges = 0
+
+    async def _keep(self) -> None:
+        edge = self._edge
+        while True:
+            await edge
+            self.edges += 1
+
+    def __enter__(self) -> ClockKeeper:
+        self._task = cocotb.start_soon(self._keep())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+
 class AxiLiteMasterBus(ExtBus):
-    """cocotbext-axi's AxiLiteMaster (the reference AXI4-Lite master)."""
+    """cocotbext-axi's AxiLiteMaster (the reference AXI4-Lite master). `keep_clock=False` turns the
+    ClockKeeper off (then an HDL clock under Verilator stalls the first read)."""
 
     protocol = "AXI4-Lite"
 
-    def __init__(self, master: Any, base: int = 0) -> None:
+    def __init__(self, master: Any, base: int = 0, *, keep_clock: bool = True) -> None:
         super().__init__(len(master.write_if.w_channel.bus.wdata) // 8, master.write_if.address_width, base)
         self.master = master
+        self.keep_clock = keep_clock
+        self._clock = master.write_if.clock
 
     async def _read_word(self, local: int, addr: int, nbytes: int) -> int:
-        resp = await self.master.read(local, self.width)
+        if self.keep_clock:
+            with ClockKeeper(self._clock):
+                resp = await self.master.read(local, self.width)
+        else:
+            resp = await self.master.read(local, self.width)
         if int(resp.resp) >= 2:
             raise self._fail("read", addr, nbytes, resp.resp.name)
         return int.from_bytes(resp.data, "little")
@@ -104,6 +146,112 @@ class AxiLiteMasterBus(ExtBus):
     async def _write_word(self, local: int, data: int, strobes: int, addr: int, nbytes: int) -> None:
         first = (strobes & -strobes).bit_length() - 1
         raw = data.to_bytes(self.width, "little")[first:first + nbytes]
-        resp = await self.master.write(local + first, raw)
+        if self.keep_clock:
+            with ClockKeeper(self._clock):
+                resp = await self.master.write(local + first, raw)
+        else:
+            resp = await self.master.write(local + first, raw)
         if int(resp.resp) >= 2:
             raise self._fail("write", addr, nbytes, resp.resp.name)
+
+
+class ApbMasterBus(ExtBus):
+    """cocotbext-apb's ApbMaster. Its own PSLVERR check raises inside its background task (which then
+    dies and leaves the caller waiting), so it is switched off here and PSLVERR is sampled when the
+    master hands the transfer back, still in the ACCESS phase."""
+
+    protocol = "APB"
+
+    def __init__(self, master: Any, base: int = 0) -> None:
+        super().__init__(master.wbytes, master.address_width, base)
+        if not master.pslverr_present:
+            raise ValueError("ApbMasterBus needs the slave's PSLVERR on the bus to report errors")
+        self.master = master
+        master.pslverr_present = False
+        self._pslverr = master.bus.pslverr
+        self._strobes = master.pstrb_present
+
+    async def _read_word(self, local: int, addr: int, nbytes: int) -> int:
+        data = await self.master.read(local)
+        if int(self._pslverr.value):
+            raise self._fail("read", addr, nbytes, "PSLVERR")
+        return int.from_bytes(data, "little") if isinstance(data, (bytes, bytearray)) else int(data)
+
+    async def _write_word(self, local: int, data: int, strobes: int, addr: int, nbytes: int) -> None:
+        if not self._strobes and strobes != (1 << self.width) - 1:
+            raise MmioValueError(f"APB3 write of {nbytes} bytes at {addr:#x}: no PSTRB, only whole words")
+        await self.master.write(local, data, strb=strobes)
+        if int(self._pslverr.value):
+            raise self._fail("write", addr, nbytes, "PSLVERR")
+
+
+class WishboneMasterBus(ExtBus):
+    """cocotbext-wishbone's WishboneMaster: one single-operation cycle per access."""
+
+    protocol = "Wishbone"
+    _codes = {2: "ERR_O", 3: "RTY_O"}
+
+    def __init__(self, master: Any, base: int = 0) -> None:
+        super().__init__(master._width // 8, len(master.bus.adr), base)
+        self.master = master
+
+    async def _cycle(self, local: int, data: int | None, sel: int, op: str, addr: int, nbytes: int) -> int:
+        from cocotbext.wishbone.driver import WBOp
+
+        (res,) = await self.master.send_cycle([WBOp(adr=local, dat=data, sel=sel)])
+        if res.ack in self._codes:
+            raise self._fail(op, addr, nbytes, self._codes[res.ack])
+        return int(res.datrd) if data is None else 0
+
+    async def _read_word(self, local: int, addr: int, nbytes: int) -> int:
+        return await self._cycle(local, None, (1 << self.width) - 1, "read", addr, nbytes)
+
+    async def _write_word(self, local: int, data: int, strobes: int, addr: int, nbytes: int) -> None:
+        await self._cycle(local, data, strobes, "write", addr, nbytes)
+
+
+class AvalonMasterBus(ExtBus):
+    """cocotbext-avalon's AvalonMMMasterBFM. The BFM returns data but not `response`, does not wait for
+    `writeresponsevalid`, and looks for `readdatavalid` only from the edge after the one that accepted
+    the read: under Verilator, whose callbacks see an edge's registers already updated, a slave that
+    answers one cycle after accepting has its answer visible at that very edge and gone at the next.
+    So reads run the BFM's own request steps and then look for readdatavalid from the accepting edge on,
+    and writes wait for writeresponsevalid the same way. `word_address=True` presents word addresses, as
+    an agent without an interconnect in front of it sees them."""
+
+    protocol = "Avalon-MM"
+    _codes = {1: "RESERVED response", 2: "SLVERR (SLAVEERROR)", 3: "DECODEERROR"}
+
+    def __init__(self, master: Any, base: int = 0, *, word_address: bool = False, timeout_cycles: int = 1000):
+        width = master.bus.data_width // 8
+        self.shift = (width.bit_length() - 1) if word_address else 0
+        super().__init__(width, master.bus.address_width + self.shift, base)
+        self.master = master
+        self.timeout_cycles = timeout_cycles
+
+    async def _answer(self, valid: Any, op: str, addr: int, nbytes: int) -> None:
+        for _ in range(self.timeout_cycles):
+            if int(valid.value):
+                resp = self.master.bus.response
+                if resp is not None and int(resp.value) in self._codes:
+                    raise self._fail(op, addr, nbytes, self._codes[int(resp.value)])
+                return
+            await RisingEdge(self.master.clock)
+        raise TimeoutError(f"Avalon-MM {op} at {addr:#x}: no answer in {self.timeout_cycles} cycles")
+
+    async def _read_word(self, local: int, addr: int, nbytes: int) -> int:
+        bfm = self.master
+        if bfm.bus.readdatavalid is None:
+            data = await bfm.read(local >> self.shift, timeout_cycles=self.timeout_cycles)
+            return int(data)
+        await RisingEdge(bfm.clock)
+        await bfm._start_access(local >> self.shift, 0, None, write=0, read=1)
+        await bfm._wait_accepted(self.timeout_cycles, "read", local >> self.shift)
+        bfm._end_access()
+        await self._answer(bfm.bus.readdatavalid, "read", addr, nbytes)
+        return int(bfm.bus.readdata.value)
+
+    async def _write_word(self, local: int, data: int, strobes: int, addr: int, nbytes: int) -> None:
+        await self.master.write(local >> self.shift, data, byteenable=strobes, timeout_cycles=self.timeout_cycles)
+        if self.master.bus.writeresponsevalid is not None:
+            await self._answer(self.master.bus.writeresponsevalid, "write", addr, nbytes)

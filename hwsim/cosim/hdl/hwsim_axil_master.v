@@ -1,9 +1,7 @@
 // hwsim_axil_master: an AXI4-Lite master driven by one command per whole transaction (simulation only).
 //
-// The command port is this module's own registers, written from outside (Python through VPI, or a
-// Verilog bench through hierarchical references): cmd_addr(_hi), cmd_wdata(_hi), cmd_wstrb (0 = read,
-// else a write under these byte strobes), then flip cmd_tgl. The command is presented at once, held until
-// the slave takes it, and rsp_tgl flips 1 ps after the first clock edge after which the slave's
+// The command port (hwsim_cmd_port.vh) is this module's own registers, written from outside. The
+// command is presented at once, held until the slave takes it, and rsp_tgl flips 1 ps after the first clock edge after which the slave's
 // response is valid (however many cycles that takes); rsp_rdata and rsp_resp then hold the response
 // (AXI encoding: 0 OKAY, 1 EXOKAY, 2 SLVERR, 3 DECERR) until the next one. RREADY and BREADY stay
 // high, so the response is consumed at the next edge, where the slave may already take the next
@@ -17,6 +15,7 @@
 /* verilator lint_off BLKSEQ */
 /* verilator lint_off UNUSEDSIGNAL */
 /* verilator lint_off WIDTHEXPAND */
+/* verilator lint_off WIDTHTRUNC */
 
 module hwsim_axil_master #(
     parameter ADDR_W = 32,
@@ -47,19 +46,7 @@ module hwsim_axil_master #(
     input  wire                  m_axil_rvalid,
     output wire                  m_axil_rready
 );
-    // ---- the command port (written from outside; 32-bit pieces, so VPI can write each as an int) ---
-    reg  [31:0]         cmd_addr     /* verilator public_flat_rw */ = 32'd0;
-    reg  [31:0]         cmd_addr_hi  /* verilator public_flat_rw */ = 32'd0;
-    reg  [31:0]         cmd_wdata    /* verilator public_flat_rw */ = 32'd0;
-    reg  [31:0]         cmd_wdata_hi /* verilator public_flat_rw */ = 32'd0;
-    reg  [DATA_W/8-1:0] cmd_wstrb    /* verilator public_flat_rw */ = {DATA_W/8{1'b0}};
-    reg                 cmd_tgl      /* verilator public_flat_rw */ = 1'b0;
-    reg  [31:0]         rsp_rdata    /* verilator public_flat_rw */ = 32'd0;
-    reg  [31:0]         rsp_rdata_hi /* verilator public_flat_rw */ = 32'd0;
-    reg  [1:0]          rsp_resp     /* verilator public_flat_rw */ = 2'd0;
-    reg                 rsp_tgl      /* verilator public_flat_rw */ = 1'b0;
-    wire [63:0]         addr64  = {cmd_addr_hi, cmd_addr};
-    wire [63:0]         wdata64 = {cmd_wdata_hi, cmd_wdata};
+`include "hwsim_cmd_port.vh"
     wire [63:0]         rdata64 = m_axil_rdata;  // zero-extended
 
     reg  seen = 1'b0;      // cmd_tgl of the last command taken
@@ -68,7 +55,6 @@ module hwsim_axil_master #(
     reg  waiting_wr = 1'b0;
 
     wire pending  = rst_n && enable && (cmd_tgl != seen);
-    wire is_write = (cmd_wstrb != {DATA_W/8{1'b0}});
     wire aw_now   = aw_done || (m_axil_awvalid && m_axil_awready);
     wire w_now    = w_done || (m_axil_wvalid && m_axil_wready);
     wire taken    = pending && (is_write ? (aw_now && w_now) : m_axil_arready);
@@ -125,6 +111,7 @@ module hwsim_axil_master #(
     end
     /* verilator lint_on SYNCASYNCNET */
 endmodule
+/* verilator lint_on WIDTHTRUNC */
 /* verilator lint_on WIDTHEXPAND */
 /* verilator lint_on UNUSEDSIGNAL */
 /* verilator lint_on BLKSEQ */

@@ -1,0 +1,44 @@
+"""The designs the generic co-simulation tests run, built without importing cocotb: regblock exports of
+rtl/*.rdl behind every HDL master (Verilator), and the plain-Verilog slow-slave and memory benches."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from hwsim.cosim import regblock, runner
+
+HERE = Path(__file__).resolve().parent
+RTL = HERE / "rtl"
+REGBLOCKS = (("byod_regs.rdl", "axi4-lite", "regs_axi4lite"), ("byod_regs.rdl", "apb4", "regs_apb4"),
+             ("byod_regs.rdl", "apb3", "regs_apb3"), ("byod_regs.rdl", "wishbone", "regs_wishbone"),
+             ("byod_regs.rdl", "avalon-mm", "regs_avalonmm"), ("byod_regs64.rdl", "axi4-lite", "regs64_axi4lite"))
+MASTERS = ("hwsim_axil_master.v", "hwsim_apb_master.v", "hwsim_wb_master.v", "hwsim_avmm_master.v")
+
+
+def regblock_sources() -> list[Path]:
+    """Every register block of REGBLOCKS, exported once into the build cache."""
+    out: list[Path] = []
+    for rdl, cpuif, name in REGBLOCKS:
+        out += regblock.generate(RTL / rdl, runner.build_root() / "regblock" / name, cpuif=cpuif, module_name=name,
+                                 retime_read_response=cpuif == "avalon-mm")
+    return out
+
+
+def build_regs() -> runner.SimBuild:
+    """tb_byod_regs under Verilator (regblock's SystemVerilog is beyond Icarus 11)."""
+    sources = [*regblock_sources(), *(runner.hdl_source(m) for m in MASTERS), RTL / "tb_byod_regs.sv"]
+    return runner.build("verilator", sources, "tb_byod_regs")
+
+
+def cocotb_cases(module: str) -> list[str]:
+    """Names of the @cocotb.test functions in <module>.py, read without importing cocotb."""
+    tree = ast.parse((HERE / f"{module}.py").read_text())
+    names = []
+    for node in tree.body:
+        if isinstance(node, ast.AsyncFunctionDef):
+            for deco in node.decorator_list:
+                target = deco.func if isinstance(deco, ast.Call) else deco
+                if ast.unparse(target) == "cocotb.test":
+                    names.append(node.name)
+    return names
