@@ -32,7 +32,7 @@ class ShmLib:
     """ctypes access to hwsim_shm inside the running simulator."""
 
     HOST, MEDIA = 0, 1
-    READS, WRITES, SYNCS, FAULTS = range(4)
+    READS, WRITES, SYNCS, FAULTS, ERRORS = range(5)
     # The simulator holds raw pointers: what is attached stays alive until replaced or detached, even
     # if the test that attached it failed before cleaning up.
     _pinned: ClassVar[dict[int, np.ndarray]] = {}

@@ -3,9 +3,13 @@
  *
  * The simulator reaches memory through three calls: read a 32-bit word, write a word under byte
  * strobes, sync. Verilator calls them as DPI-C functions (hwsim_dpi_*), Icarus as VPI system
- * functions ($hwsim_read, $hwsim_write, $hwsim_sync, $hwsim_anon; build with -DHWSIM_VPI).
+ * functions ($hwsim_read, $hwsim_write, $hwsim_sync, $hwsim_anon, $hwsim_inside, $hwsim_error; build
+ * with -DHWSIM_VPI).
  *
- * There are two spaces: 0 = host RAM (byte addresses from `base`), 1 = media (byte offsets from 0).
+ * There are 16 spaces; the virtio-blk harness uses 0 = host RAM (byte addresses from `base`) and 1 = media
+ * (byte offsets from 0), the generic memory slaves (hwsim_axi_mem, ...) whichever their SPACE parameter
+ * names. A memory slave asks hwsim_inside() first and answers an error response (counted as an error)
+ * for a beat outside the attached range.
  * Python attaches its own mmap to a space with hwsim_attach() (through ctypes: this library is
  * already loaded in the simulator process, so DMA lands directly in the memory the driver sees: a
  * RamSpace, a disk image file). A pure HDL test bench asks for anonymous memory with $hwsim_anon.
@@ -17,14 +21,15 @@
 #include <sys/mman.h>
 
 #define HWSIM_EXPORT __attribute__((visibility("default")))
-#define NSPACES 2
+#define NSPACES 16
+#define NSTATS 5
 
 struct hwsim_space {
     uint8_t *mem;
     uint64_t base;
     uint64_t size;
     int owned;
-    uint64_t stats[4]; /* reads, writes, syncs, faults */
+    uint64_t stats[NSTATS]; /* reads, writes, syncs, faults, error responses */
 };
 
 static struct hwsim_space spaces[NSPACES];
@@ -74,7 +79,7 @@ HWSIM_EXPORT int hwsim_anon(int s, uint64_t base, uint64_t size) {
 
 HWSIM_EXPORT uint64_t hwsim_stat(int s, int which) {
     struct hwsim_space *sp = space_of(s);
-    return (sp && which >= 0 && which < 4) ? sp->stats[which] : 0;
+    return (sp && which >= 0 && which < NSTATS) ? sp->stats[which] : 0;
 }
 
 /* The byte at `addr`, or NULL when [addr, addr + 4) is not all inside the space. */
@@ -85,6 +90,23 @@ static uint8_t *locate(struct hwsim_space *sp, uint64_t addr) {
         return NULL;
     }
     return sp->mem + off;
+}
+
+/* 1 when [addr, addr + n) lies inside the space's attached memory (counts nothing). */
+HWSIM_EXPORT int hwsim_inside(int s, uint64_t addr, uint64_t n) {
+    struct hwsim_space *sp = space_of(s);
+    uint64_t off;
+    if (!sp || !sp->mem || addr < sp->base)
+        return 0;
+    off = addr - sp->base;
+    return off <= sp->size && sp->size - off >= n;
+}
+
+/* A memory slave answered an error response for this space. */
+HWSIM_EXPORT void hwsim_error(int s) {
+    struct hwsim_space *sp = space_of(s);
+    if (sp)
+        sp->stats[4]++;
 }
 
 HWSIM_EXPORT uint32_t hwsim_read32(int s, uint64_t addr) {
@@ -137,6 +159,14 @@ HWSIM_EXPORT void hwsim_dpi_write(int s, long long addr, int data, int strb) {
 
 HWSIM_EXPORT void hwsim_dpi_sync(int s) {
     hwsim_sync(s);
+}
+
+HWSIM_EXPORT int hwsim_dpi_inside(int s, long long addr, int n) {
+    return hwsim_inside(s, (uint64_t)addr, (uint64_t)(unsigned)n);
+}
+
+HWSIM_EXPORT void hwsim_dpi_error(int s) {
+    hwsim_error(s);
 }
 
 HWSIM_EXPORT int hwsim_dpi_anon(int s, long long base, long long size) {
@@ -199,6 +229,27 @@ static PLI_INT32 read_sizetf(PLI_BYTE8 *user) {
     return 32;
 }
 
+static PLI_INT32 inside_calltf(PLI_BYTE8 *user) {
+    vpiHandle call = vpi_handle(vpiSysTfCall, NULL);
+    vpiHandle *args = call_args(call);
+    s_vpi_vecval word;
+    s_vpi_value v;
+    (void)user;
+    word.aval = hwsim_inside((int)arg_u64(args[0]), arg_u64(args[1]), arg_u64(args[2]));
+    word.bval = 0;
+    v.format = vpiVectorVal;
+    v.value.vector = &word;
+    vpi_put_value(call, &v, NULL, vpiNoDelay);
+    return 0;
+}
+
+static PLI_INT32 error_calltf(PLI_BYTE8 *user) {
+    vpiHandle *args = call_args(vpi_handle(vpiSysTfCall, NULL));
+    (void)user;
+    hwsim_error((int)arg_u64(args[0]));
+    return 0;
+}
+
 static PLI_INT32 write_calltf(PLI_BYTE8 *user) {
     vpiHandle *args = call_args(vpi_handle(vpiSysTfCall, NULL));
     (void)user;
@@ -239,6 +290,8 @@ static void hwsim_register(void) {
     register_tf(vpiSysTask, "$hwsim_write", write_calltf, NULL);
     register_tf(vpiSysTask, "$hwsim_sync", sync_calltf, NULL);
     register_tf(vpiSysTask, "$hwsim_anon", anon_calltf, NULL);
+    register_tf(vpiSysFunc, "$hwsim_inside", inside_calltf, read_sizetf);
+    register_tf(vpiSysTask, "$hwsim_error", error_calltf, NULL);
 }
 
 HWSIM_EXPORT void (*vlog_startup_routines[])(void) = {hwsim_register, NULL};

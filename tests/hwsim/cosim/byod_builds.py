@@ -25,10 +25,11 @@ def regblock_sources() -> list[Path]:
     return out
 
 
-def build_regs() -> runner.SimBuild:
-    """tb_byod_regs under Verilator (regblock's SystemVerilog is beyond Icarus 11)."""
+def build_regs(*, bench: bool = False) -> runner.SimBuild:
+    """tb_byod_regs under Verilator (regblock's SystemVerilog is beyond Icarus 11); `bench`: only its
+    AXI4-Lite and APB4 blocks (BYOD_BENCH)."""
     sources = [*regblock_sources(), *(runner.hdl_source(m) for m in MASTERS), RTL / "tb_byod_regs.sv"]
-    return runner.build("verilator", sources, "tb_byod_regs")
+    return runner.build("verilator", sources, "tb_byod_regs", defines={"BYOD_BENCH": None} if bench else None)
 
 
 def cocotb_cases(module: str) -> list[str]:

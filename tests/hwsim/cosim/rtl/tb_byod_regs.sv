@@ -1,7 +1,8 @@
 // The top level (Verilator) of the bus-master tests: PeakRDL-regblock register blocks (tests/hwsim/cosim/rtl/
 // byod_regs.rdl) behind every HDL master of hwsim/cosim/hdl, and behind top-level ports for the cocotbext
 // masters (ext_*). The clock is HDL; Python drives `rst` (active high, as regblock wants) and `ev_set`
-// (the EVENT.SEEN hardware set of every block).
+// (the EVENT.SEEN hardware set of every block). BYOD_BENCH defined leaves only the AXI4-Lite and APB4
+// blocks (what benchmarks/bench_byod.py measures): a lighter design per clock.
 `timescale 1ns/1ps
 `default_nettype none
 
@@ -32,6 +33,7 @@ module tb_byod_regs;
         .s_axil_arready(a_arready), .s_axil_arvalid(a_arvalid), .s_axil_araddr(a_araddr), .s_axil_arprot(a_arprot),
         .s_axil_rready(a_rready), .s_axil_rvalid(a_rvalid), .s_axil_rdata(a_rdata), .s_axil_rresp(a_rresp),
         .hwif_in(regs_axi4lite_pkg_in), .hwif_out());
+`ifndef BYOD_BENCH
 
     // ---- AXI4-Lite 64-bit, HDL master m_axil64 ------------------------------------------------------
     wire [3:0] w_awaddr, w_araddr; wire [2:0] w_awprot, w_arprot; wire [63:0] w_wdata, w_rdata;
@@ -52,6 +54,7 @@ module tb_byod_regs;
         .s_axil_arready(w_arready), .s_axil_arvalid(w_arvalid), .s_axil_araddr(w_araddr), .s_axil_arprot(w_arprot),
         .s_axil_rready(w_rready), .s_axil_rvalid(w_rvalid), .s_axil_rdata(w_rdata), .s_axil_rresp(w_rresp),
         .hwif_in(regs64_in), .hwif_out());
+`endif
 
     // ---- APB4, HDL master m_apb4 ---------------------------------------------------------------
     wire [4:0] apb4_paddr; wire [31:0] apb4_pwdata, apb4_prdata; wire [3:0] apb4_pstrb; wire [2:0] apb4_pprot;
@@ -68,6 +71,7 @@ module tb_byod_regs;
         .s_apb_pwrite(apb4_pwrite), .s_apb_paddr(apb4_paddr), .s_apb_pwdata(apb4_pwdata), .s_apb_pstrb(apb4_pstrb), .s_apb_pprot(apb4_pprot),
         .s_apb_pready(apb4_pready), .s_apb_prdata(apb4_prdata), .s_apb_pslverr(apb4_pslverr),
         .hwif_in(regs_apb4_pkg_in), .hwif_out());
+`ifndef BYOD_BENCH
 
     // ---- APB3, HDL master m_apb3 ---------------------------------------------------------------
     wire [4:0] apb3_paddr; wire [31:0] apb3_pwdata, apb3_prdata; wire [3:0] apb3_pstrb; wire [2:0] apb3_pprot;
@@ -115,6 +119,7 @@ module tb_byod_regs;
         .avalon_byteenable(av_byteenable), .avalon_readdatavalid(av_readdatavalid),
         .avalon_writeresponsevalid(av_writeresponsevalid), .avalon_readdata(av_readdata),
         .avalon_response(av_response), .hwif_in(regs_avalonmm_pkg_in), .hwif_out());
+`endif
 
     // ---- top-level ports for the cocotbext masters ---------------------------------------------------------
     reg  [4:0]  ext_axil_awaddr = 0, ext_axil_araddr = 0; reg [2:0] ext_axil_awprot = 0, ext_axil_arprot = 0;
@@ -145,6 +150,7 @@ module tb_byod_regs;
         .s_apb_pstrb(ext_apb_pstrb), .s_apb_pprot(ext_apb_pprot), .s_apb_pready(ext_apb_pready),
         .s_apb_prdata(ext_apb_prdata), .s_apb_pslverr(ext_apb_pslverr), .hwif_in(ext_apb_in), .hwif_out());
 
+`ifndef BYOD_BENCH
     reg  [4:0]  ext_wb_adr = 0; reg [31:0] ext_wb_datwr = 0; reg [3:0] ext_wb_sel = 0;
     reg         ext_wb_cyc = 0, ext_wb_stb = 0, ext_wb_we = 0;
     wire [31:0] ext_wb_datrd; wire ext_wb_ack_raw, ext_wb_ack, ext_wb_err, ext_wb_stall;
@@ -170,6 +176,7 @@ module tb_byod_regs;
         .avalon_readdatavalid(ext_avmm_readdatavalid), .avalon_writeresponsevalid(ext_avmm_writeresponsevalid),
         .avalon_readdata(ext_avmm_readdata), .avalon_response(ext_avmm_response), .hwif_in(ext_avmm_in),
         .hwif_out());
+`endif
 endmodule
 
 `default_nettype wire
