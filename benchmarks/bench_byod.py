@@ -68,7 +68,7 @@ if "COCOTB_TEST_MODULES" in os.environ:  # imported by cocotb inside the simulat
     async def registers(dut):
         await _reset(dut)
         fast, slow = int(os.environ["BENCH_OPS_FAST"]), int(os.environ["BENCH_OPS_SLOW"])
-        for name, bus in (("fast_axil", HdlAxiLiteBus(dut.m_axil)), ("fast_apb", HdlApbBus(dut.m_apb4))):
+        for name, bus in (("fast_axil", HdlAxiLiteBus(dut.h.m_axil)), ("fast_apb", HdlApbBus(dut.h.m_apb4))):
             seconds = await Bridge().run(_sync_loop(bus, fast))
             _record(name, fast, seconds)
 

@@ -25,7 +25,7 @@ class DmacopyEnv:
         self.shm.attach(DMA_SPACE, self.ram.array, DMA_BASE)
         self.pool = DmaPool(MmioResource(self.ram, DMA_BASE, DMA_SIZE).create_region(DMA_BASE, DMA_SIZE, "dma",
                                                                                     memory=True))
-        self.bus = HdlAxiLiteBus(dut.m_axil)
+        self.bus = HdlAxiLiteBus(dut.sys.m_axil)
         self.space = SimSpace(self.bus, REGS_BASE, REGS_SIZE, name="dmacopy")
         self.regs: MmioBuffer = MmioResource(self.space, REGS_BASE, REGS_SIZE).create_region(
             REGS_BASE, REGS_SIZE, "dmacopy").map(CachePolicy.UNCACHED)

@@ -17,14 +17,15 @@ GENERIC = ("hwsim_axil_master.v", "hwsim_axi_mem.v")
 
 def sources(top: str) -> list[Path]:
     regs = regblock.generate(RDL, runner.build_root() / "regblock" / "dmacopy_regs", cpuif="axi4-lite")
-    return [*regs, *(runner.hdl_source(m) for m in GENERIC), RTL_DIR / "dmacopy.sv", RTL_DIR / f"{top}.sv"]
+    return [*regs, *(runner.hdl_source(m) for m in GENERIC), RTL_DIR / "dmacopy.sv", RTL_DIR / "dmacopy_system.sv",
+            RTL_DIR / f"{top}.sv"]
 
 
 def build() -> runner.SimBuild:
     """tb_dmacopy for cocotb (Verilator), or the cached build."""
-    return runner.build("verilator", sources("tb_dmacopy"), "tb_dmacopy", includes=[RTL_DIR])
+    return runner.build("verilator", sources("tb_dmacopy"), "tb_dmacopy")
 
 
 def build_bench() -> list[str]:
     """The pure-HDL bench tb_dmacopy_bench; returns the command that runs it (+copies=N +bytes=B)."""
-    return runner.build_standalone("verilator", sources("tb_dmacopy_bench"), "tb_dmacopy_bench", includes=[RTL_DIR])
+    return runner.build_standalone("verilator", sources("tb_dmacopy_bench"), "tb_dmacopy_bench")

@@ -1,6 +1,6 @@
-// cocotb top level of dmacopy (simulation only): HDL clock, the generic HDL AXI4-Lite master `m_axil` on
-// its registers, and the generic AXI4 memory slave `mem` (shim space 2) on its DMA port, so its copies
-// land in the driver's DMA buffers. Python drives `rst` (active high) and waits on `irq`.
+// cocotb top level of dmacopy (simulation only): HDL clock and dmacopy_system `sys` (the engine, the HDL
+// AXI4-Lite master sys.m_axil on its registers, the AXI4 memory slave sys.mem on its DMA port), so its
+// copies land in the driver's DMA buffers. Python drives `rst` (active high) and waits on `irq`.
 `timescale 1ns/1ps
 `default_nettype none
 
@@ -9,7 +9,7 @@ module tb_dmacopy;
     always #5 clk = ~clk;
     reg rst = 1'b1;
     wire irq;
-`include "tb_dmacopy_wiring.svh"
+    dmacopy_system sys (.clk(clk), .rst(rst), .irq(irq));
 
     // a second AXI4 memory slave (shim space 3) on top-level ports, for a full AXI4 master in Python
     // (cocotbext-axi AxiMaster): every burst type, length and size of the slave

@@ -9,7 +9,7 @@ module tb_dmacopy_bench;
     always #5 clk = ~clk;
     reg rst = 1'b1;
     wire irq;
-`include "tb_dmacopy_wiring.svh"
+    dmacopy_system sys (.clk(clk), .rst(rst), .irq(irq));
     import "DPI-C" function int hwsim_dpi_anon(input int space, input longint base, input longint size);
 
     localparam [63:0] BASE = 64'h8000_0000;
@@ -19,11 +19,11 @@ module tb_dmacopy_bench;
 
     task mmio(input [31:0] addr, input [31:0] data, input [3:0] strb);
         begin
-            m_axil.cmd_addr  = addr;
-            m_axil.cmd_wdata = data;
-            m_axil.cmd_wstrb = strb;
-            m_axil.cmd_tgl   = ~m_axil.cmd_tgl;
-            @(m_axil.rsp_tgl);
+            sys.m_axil.cmd_addr  = addr;
+            sys.m_axil.cmd_wdata = data;
+            sys.m_axil.cmd_wstrb = strb;
+            sys.m_axil.cmd_tgl   = ~sys.m_axil.cmd_tgl;
+            @(sys.m_axil.rsp_tgl);
         end
     endtask
 

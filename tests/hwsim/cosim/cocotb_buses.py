@@ -86,7 +86,7 @@ async def registers_and_errors(dut: Any, bus: Any, ident: int, protocol: str, *,
 @cocotb.test()
 async def hdl_axi4lite_registers_and_slverr(dut):
     await reset(dut)
-    bus = HdlAxiLiteBus(dut.m_axil)
+    bus = HdlAxiLiteBus(dut.h.m_axil)
     await registers_and_errors(dut, bus, 0x1D00_0001, "AXI4-Lite")
     before = bus.transactions
     start = cocotb.utils.get_sim_time("ns")
@@ -99,7 +99,7 @@ async def hdl_axi4lite_registers_and_slverr(dut):
 @cocotb.test()
 async def hdl_axi4lite_64bit_bus_takes_a_64bit_access_in_one_transaction(dut):
     await reset(dut)
-    bus = HdlAxiLiteBus(dut.m_axil64)
+    bus = HdlAxiLiteBus(dut.h.m_axil64)
     assert bus.width == 8
     regs = mapped(bus, size=0x10)
 
@@ -122,13 +122,13 @@ async def hdl_axi4lite_64bit_bus_takes_a_64bit_access_in_one_transaction(dut):
 @cocotb.test()
 async def hdl_apb4_registers_and_pslverr(dut):
     await reset(dut)
-    await registers_and_errors(dut, HdlApbBus(dut.m_apb4), 0x1D00_0002, "APB")
+    await registers_and_errors(dut, HdlApbBus(dut.h.m_apb4), 0x1D00_0002, "APB")
 
 
 @cocotb.test()
 async def hdl_apb3_whole_words_and_pslverr(dut):
     await reset(dut)
-    bus = HdlApbBus(dut.m_apb3, apb3=True)
+    bus = HdlApbBus(dut.h.m_apb3, apb3=True)
     await registers_and_errors(dut, bus, 0x1D00_0003, "APB3", bytes_ok=False)
     regs = mapped(bus)
     before = bus.transactions
@@ -140,13 +140,13 @@ async def hdl_apb3_whole_words_and_pslverr(dut):
 @cocotb.test()
 async def hdl_wishbone_pipelined_registers_and_err(dut):
     await reset(dut)
-    await registers_and_errors(dut, HdlWishboneBus(dut.m_wb), 0x1D00_0004, "Wishbone")
+    await registers_and_errors(dut, HdlWishboneBus(dut.h.m_wb), 0x1D00_0004, "Wishbone")
 
 
 @cocotb.test()
 async def hdl_avalon_registers_and_slverr(dut):
     await reset(dut)
-    await registers_and_errors(dut, HdlAvalonBus(dut.m_avmm), 0x1D00_0005, "Avalon-MM")
+    await registers_and_errors(dut, HdlAvalonBus(dut.h.m_avmm), 0x1D00_0005, "Avalon-MM")
 
 
 @cocotb.test()
@@ -154,7 +154,7 @@ async def regmap_driver_semantics_on_the_rtl(dut):
     """W1C is not cleared by modify, read-to-clear reads only when asked, enums decode, RO/WO misuse is
     refused before any bus access — on the regblock RTL through the fast path."""
     await reset(dut)
-    bus = HdlAxiLiteBus(dut.m_axil)
+    bus = HdlAxiLiteBus(dut.h.m_axil)
     rmap = regmap.load(RDL)
     r = rmap.bind(mapped(bus))
 

@@ -41,8 +41,8 @@ async def crossing_4k_and_back_pressure_and_latency(dut):
     src = env.pool.alloc(3 * 4096, align=4096)
     dst = env.pool.alloc(3 * 4096, align=4096)
     src[:] = pattern(3 * 4096, 9)
-    dut.mem.stall.value = Immediate(128)                         # READY/RVALID low half of the time
-    dut.mem.latency.value = Immediate(20)
+    dut.sys.mem.stall.value = Immediate(128)                         # READY/RVALID low half of the time
+    dut.sys.mem.latency.value = Immediate(20)
     s, d = src[4000:4000 + 5000], dst[4088:4088 + 5000]          # bursts split at 4 KiB boundaries
     await env.run(drv.copy, d, s)
     assert np.array_equal(dst[4088:4088 + 5000], src[4000:9000])

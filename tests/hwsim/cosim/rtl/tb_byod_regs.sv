@@ -11,6 +11,75 @@ module tb_byod_regs;
     always #5 clk = ~clk;
     reg rst = 1'b1;
     reg ev_set = 1'b0;
+
+    // the HDL masters and their blocks, one level down so that their wires are not public signals
+    byod_hdl_side h (.clk(clk), .rst(rst), .ev_set(ev_set));
+
+    // ---- top-level ports for the cocotbext masters ---------------------------------------------------------
+    reg  [4:0]  ext_axil_awaddr = 0, ext_axil_araddr = 0; reg [2:0] ext_axil_awprot = 0, ext_axil_arprot = 0;
+    reg  [31:0] ext_axil_wdata = 0; reg [3:0] ext_axil_wstrb = 0;
+    reg         ext_axil_awvalid = 0, ext_axil_wvalid = 0, ext_axil_bready = 0, ext_axil_arvalid = 0, ext_axil_rready = 0;
+    wire        ext_axil_awready, ext_axil_wready, ext_axil_bvalid, ext_axil_arready, ext_axil_rvalid;
+    wire [1:0]  ext_axil_bresp, ext_axil_rresp; wire [31:0] ext_axil_rdata;
+    regs_axi4lite_pkg::byod_regs__in_t ext_axil_in;
+    assign ext_axil_in.IDENT.ID.next = 32'h1e000001;
+    assign ext_axil_in.EVENT.SEEN.hwset = ev_set;
+    regs_axi4lite u_ext_axil (.clk(clk), .rst(rst),
+        .s_axil_awready(ext_axil_awready), .s_axil_awvalid(ext_axil_awvalid), .s_axil_awaddr(ext_axil_awaddr),
+        .s_axil_awprot(ext_axil_awprot), .s_axil_wready(ext_axil_wready), .s_axil_wvalid(ext_axil_wvalid),
+        .s_axil_wdata(ext_axil_wdata), .s_axil_wstrb(ext_axil_wstrb), .s_axil_bready(ext_axil_bready),
+        .s_axil_bvalid(ext_axil_bvalid), .s_axil_bresp(ext_axil_bresp), .s_axil_arready(ext_axil_arready),
+        .s_axil_arvalid(ext_axil_arvalid), .s_axil_araddr(ext_axil_araddr), .s_axil_arprot(ext_axil_arprot),
+        .s_axil_rready(ext_axil_rready), .s_axil_rvalid(ext_axil_rvalid), .s_axil_rdata(ext_axil_rdata),
+        .s_axil_rresp(ext_axil_rresp), .hwif_in(ext_axil_in), .hwif_out());
+
+    reg  [4:0]  ext_apb_paddr = 0; reg [31:0] ext_apb_pwdata = 0; reg [3:0] ext_apb_pstrb = 0; reg [2:0] ext_apb_pprot = 0;
+    reg         ext_apb_psel = 0, ext_apb_penable = 0, ext_apb_pwrite = 0;
+    wire [31:0] ext_apb_prdata; wire ext_apb_pready, ext_apb_pslverr;
+    regs_apb4_pkg::byod_regs__in_t ext_apb_in;
+    assign ext_apb_in.IDENT.ID.next = 32'h1e000002;
+    assign ext_apb_in.EVENT.SEEN.hwset = ev_set;
+    regs_apb4 u_ext_apb (.clk(clk), .rst(rst), .s_apb_psel(ext_apb_psel), .s_apb_penable(ext_apb_penable),
+        .s_apb_pwrite(ext_apb_pwrite), .s_apb_paddr(ext_apb_paddr), .s_apb_pwdata(ext_apb_pwdata),
+        .s_apb_pstrb(ext_apb_pstrb), .s_apb_pprot(ext_apb_pprot), .s_apb_pready(ext_apb_pready),
+        .s_apb_prdata(ext_apb_prdata), .s_apb_pslverr(ext_apb_pslverr), .hwif_in(ext_apb_in), .hwif_out());
+
+`ifndef BYOD_BENCH
+    reg  [4:0]  ext_wb_adr = 0; reg [31:0] ext_wb_datwr = 0; reg [3:0] ext_wb_sel = 0;
+    reg         ext_wb_cyc = 0, ext_wb_stb = 0, ext_wb_we = 0;
+    wire [31:0] ext_wb_datrd; wire ext_wb_ack_raw, ext_wb_ack, ext_wb_err, ext_wb_stall;
+    // regblock raises ACK together with ERR, which Wishbone B4 forbids (and cocotbext-wishbone rejects)
+    assign ext_wb_ack = ext_wb_ack_raw && !ext_wb_err;
+    regs_wishbone_pkg::byod_regs__in_t ext_wb_in;
+    assign ext_wb_in.IDENT.ID.next = 32'h1e000004;
+    assign ext_wb_in.EVENT.SEEN.hwset = ev_set;
+    regs_wishbone u_ext_wb (.clk(clk), .rst(rst), .wb_cyc(ext_wb_cyc), .wb_stb(ext_wb_stb), .wb_we(ext_wb_we),
+        .wb_stall(ext_wb_stall), .wb_adr(ext_wb_adr), .wb_odat(ext_wb_datwr), .wb_sel(ext_wb_sel),
+        .wb_ack(ext_wb_ack_raw), .wb_err(ext_wb_err), .wb_idat(ext_wb_datrd), .hwif_in(ext_wb_in), .hwif_out());
+
+    reg  [2:0]  ext_avmm_address = 0; reg [31:0] ext_avmm_writedata = 0; reg [3:0] ext_avmm_byteenable = 0;
+    reg         ext_avmm_read = 0, ext_avmm_write = 0;
+    wire [31:0] ext_avmm_readdata; wire [1:0] ext_avmm_response;
+    wire        ext_avmm_waitrequest, ext_avmm_readdatavalid, ext_avmm_writeresponsevalid;
+    regs_avalonmm_pkg::byod_regs__in_t ext_avmm_in;
+    assign ext_avmm_in.IDENT.ID.next = 32'h1e000005;
+    assign ext_avmm_in.EVENT.SEEN.hwset = ev_set;
+    regs_avalonmm u_ext_avmm (.clk(clk), .rst(rst), .avalon_read(ext_avmm_read), .avalon_write(ext_avmm_write),
+        .avalon_waitrequest(ext_avmm_waitrequest), .avalon_address(ext_avmm_address),
+        .avalon_writedata(ext_avmm_writedata), .avalon_byteenable(ext_avmm_byteenable),
+        .avalon_readdatavalid(ext_avmm_readdatavalid), .avalon_writeresponsevalid(ext_avmm_writeresponsevalid),
+        .avalon_readdata(ext_avmm_readdata), .avalon_response(ext_avmm_response), .hwif_in(ext_avmm_in),
+        .hwif_out());
+`endif
+endmodule
+
+// Every HDL master of hwsim/cosim/hdl on its own regblock slave: h.m_axil, h.m_axil64, h.m_apb4,
+// h.m_apb3, h.m_wb, h.m_avmm.
+module byod_hdl_side (
+    input wire clk,
+    input wire rst,
+    input wire ev_set
+);
     wire rst_n = !rst;
 
     // ---- AXI4-Lite, HDL master m_axil --------------------------------------------------------------
@@ -121,62 +190,6 @@ module tb_byod_regs;
         .avalon_response(av_response), .hwif_in(regs_avalonmm_pkg_in), .hwif_out());
 `endif
 
-    // ---- top-level ports for the cocotbext masters ---------------------------------------------------------
-    reg  [4:0]  ext_axil_awaddr = 0, ext_axil_araddr = 0; reg [2:0] ext_axil_awprot = 0, ext_axil_arprot = 0;
-    reg  [31:0] ext_axil_wdata = 0; reg [3:0] ext_axil_wstrb = 0;
-    reg         ext_axil_awvalid = 0, ext_axil_wvalid = 0, ext_axil_bready = 0, ext_axil_arvalid = 0, ext_axil_rready = 0;
-    wire        ext_axil_awready, ext_axil_wready, ext_axil_bvalid, ext_axil_arready, ext_axil_rvalid;
-    wire [1:0]  ext_axil_bresp, ext_axil_rresp; wire [31:0] ext_axil_rdata;
-    regs_axi4lite_pkg::byod_regs__in_t ext_axil_in;
-    assign ext_axil_in.IDENT.ID.next = 32'h1e000001;
-    assign ext_axil_in.EVENT.SEEN.hwset = ev_set;
-    regs_axi4lite u_ext_axil (.clk(clk), .rst(rst),
-        .s_axil_awready(ext_axil_awready), .s_axil_awvalid(ext_axil_awvalid), .s_axil_awaddr(ext_axil_awaddr),
-        .s_axil_awprot(ext_axil_awprot), .s_axil_wready(ext_axil_wready), .s_axil_wvalid(ext_axil_wvalid),
-        .s_axil_wdata(ext_axil_wdata), .s_axil_wstrb(ext_axil_wstrb), .s_axil_bready(ext_axil_bready),
-        .s_axil_bvalid(ext_axil_bvalid), .s_axil_bresp(ext_axil_bresp), .s_axil_arready(ext_axil_arready),
-        .s_axil_arvalid(ext_axil_arvalid), .s_axil_araddr(ext_axil_araddr), .s_axil_arprot(ext_axil_arprot),
-        .s_axil_rready(ext_axil_rready), .s_axil_rvalid(ext_axil_rvalid), .s_axil_rdata(ext_axil_rdata),
-        .s_axil_rresp(ext_axil_rresp), .hwif_in(ext_axil_in), .hwif_out());
-
-    reg  [4:0]  ext_apb_paddr = 0; reg [31:0] ext_apb_pwdata = 0; reg [3:0] ext_apb_pstrb = 0; reg [2:0] ext_apb_pprot = 0;
-    reg         ext_apb_psel = 0, ext_apb_penable = 0, ext_apb_pwrite = 0;
-    wire [31:0] ext_apb_prdata; wire ext_apb_pready, ext_apb_pslverr;
-    regs_apb4_pkg::byod_regs__in_t ext_apb_in;
-    assign ext_apb_in.IDENT.ID.next = 32'h1e000002;
-    assign ext_apb_in.EVENT.SEEN.hwset = ev_set;
-    regs_apb4 u_ext_apb (.clk(clk), .rst(rst), .s_apb_psel(ext_apb_psel), .s_apb_penable(ext_apb_penable),
-        .s_apb_pwrite(ext_apb_pwrite), .s_apb_paddr(ext_apb_paddr), .s_apb_pwdata(ext_apb_pwdata),
-        .s_apb_pstrb(ext_apb_pstrb), .s_apb_pprot(ext_apb_pprot), .s_apb_pready(ext_apb_pready),
-        .s_apb_prdata(ext_apb_prdata), .s_apb_pslverr(ext_apb_pslverr), .hwif_in(ext_apb_in), .hwif_out());
-
-`ifndef BYOD_BENCH
-    reg  [4:0]  ext_wb_adr = 0; reg [31:0] ext_wb_datwr = 0; reg [3:0] ext_wb_sel = 0;
-    reg         ext_wb_cyc = 0, ext_wb_stb = 0, ext_wb_we = 0;
-    wire [31:0] ext_wb_datrd; wire ext_wb_ack_raw, ext_wb_ack, ext_wb_err, ext_wb_stall;
-    // regblock raises ACK together with ERR, which Wishbone B4 forbids (and cocotbext-wishbone rejects)
-    assign ext_wb_ack = ext_wb_ack_raw && !ext_wb_err;
-    regs_wishbone_pkg::byod_regs__in_t ext_wb_in;
-    assign ext_wb_in.IDENT.ID.next = 32'h1e000004;
-    assign ext_wb_in.EVENT.SEEN.hwset = ev_set;
-    regs_wishbone u_ext_wb (.clk(clk), .rst(rst), .wb_cyc(ext_wb_cyc), .wb_stb(ext_wb_stb), .wb_we(ext_wb_we),
-        .wb_stall(ext_wb_stall), .wb_adr(ext_wb_adr), .wb_odat(ext_wb_datwr), .wb_sel(ext_wb_sel),
-        .wb_ack(ext_wb_ack_raw), .wb_err(ext_wb_err), .wb_idat(ext_wb_datrd), .hwif_in(ext_wb_in), .hwif_out());
-
-    reg  [2:0]  ext_avmm_address = 0; reg [31:0] ext_avmm_writedata = 0; reg [3:0] ext_avmm_byteenable = 0;
-    reg         ext_avmm_read = 0, ext_avmm_write = 0;
-    wire [31:0] ext_avmm_readdata; wire [1:0] ext_avmm_response;
-    wire        ext_avmm_waitrequest, ext_avmm_readdatavalid, ext_avmm_writeresponsevalid;
-    regs_avalonmm_pkg::byod_regs__in_t ext_avmm_in;
-    assign ext_avmm_in.IDENT.ID.next = 32'h1e000005;
-    assign ext_avmm_in.EVENT.SEEN.hwset = ev_set;
-    regs_avalonmm u_ext_avmm (.clk(clk), .rst(rst), .avalon_read(ext_avmm_read), .avalon_write(ext_avmm_write),
-        .avalon_waitrequest(ext_avmm_waitrequest), .avalon_address(ext_avmm_address),
-        .avalon_writedata(ext_avmm_writedata), .avalon_byteenable(ext_avmm_byteenable),
-        .avalon_readdatavalid(ext_avmm_readdatavalid), .avalon_writeresponsevalid(ext_avmm_writeresponsevalid),
-        .avalon_readdata(ext_avmm_readdata), .avalon_response(ext_avmm_response), .hwif_in(ext_avmm_in),
-        .hwif_out());
-`endif
 endmodule
 
 `default_nettype wire

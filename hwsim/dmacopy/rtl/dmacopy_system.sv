@@ -1,5 +1,14 @@
-// The instances and wires tb_dmacopy and tb_dmacopy_bench share: dmacopy `dut`, the HDL AXI4-Lite master
-// `m_axil` on its registers and the AXI4 memory slave `mem` (shim space 2) on its DMA port.
+// dmacopy_system (simulation only): dmacopy `dut` with the generic HDL AXI4-Lite master `m_axil` on its
+// registers and the generic AXI4 memory slave `mem` (shim space 2) on its DMA port. One level below the
+// cocotb top, so that its wires are not public signals (Verilator keeps public ones unoptimised).
+`timescale 1ns/1ps
+`default_nettype none
+
+module dmacopy_system (
+    input  wire clk,
+    input  wire rst,
+    output wire irq
+);
     wire [5:0]  a_awaddr, a_araddr;
     wire [2:0]  a_awprot, a_arprot;
     wire [31:0] a_wdata, a_rdata;
@@ -49,3 +58,6 @@
         .s_axi_arburst(arburst), .s_axi_arvalid(arvalid), .s_axi_arready(arready), .s_axi_rid(rid),
         .s_axi_rdata(rdata), .s_axi_rresp(rresp), .s_axi_rlast(rlast), .s_axi_rvalid(rvalid),
         .s_axi_rready(rready));
+endmodule
+
+`default_nettype wire
