@@ -1,14 +1,18 @@
-"""SimInterrupt: an RTL interrupt output as a driver's `Interrupt`, waited for in simulated time.
+"""SimInterrupt: any RTL signal as a driver's `Interrupt`, waited for in simulated time.
 
-`wait` is an await on the line, bounded in both simulated and wall-clock time.
+A line is one signal, or one bit of a vector (`bit=`; `SimInterrupt.lines` makes one per bit), active
+high or low, level- or edge-triggered. `wait` is an await on the signal's value changes, bounded in both
+simulated and wall-clock time; nothing runs per clock.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
+import cocotb
 import cocotb.handle
-from cocotb.triggers import First, RisingEdge, Timer
+from cocotb.triggers import Event, First, Timer
 from cocotb.utils import get_sim_steps, get_sim_time
 
 from mmiotk.irq import Interrupt, IrqTimeoutError
@@ -17,43 +21,83 @@ from .bridge import bridge_await
 
 
 class SimInterrupt(Interrupt):
-    """A level interrupt output of the RTL.
+    """An interrupt output of the RTL.
 
-    `wait(timeout)` returns as soon as the line is high. `timeout` is simulated time; the wait also
-    gives up after max(timeout, min_wall_timeout) seconds of wall-clock time, so a simulation that
-    crawls cannot hang a test. Masking keeps the line from being seen. ACK is the device's business
-    (InterruptACK), so `ack()` does nothing at this "controller".
+    Level (the default): `wait(timeout)` returns as soon as the line is at its active level; ACK is the
+    device's business (clearing its status register drops the line), so `ack()` does nothing here.
+    Edge (`edge=True`): every change to the active level is latched, even while nobody waits or the line
+    is masked, as an interrupt controller latches edges; `wait` returns the number latched since the last
+    wait and consumes them. `timeout` is simulated time; the wait also gives up after
+    max(timeout, min_wall_timeout) seconds of wall-clock time, so a simulation that crawls cannot hang a
+    test. Masking keeps the line from being seen.
     """
 
-    def __init__(self, line: cocotb.handle.LogicObject, name: str = "irq", *,
-                 min_wall_timeout: float = 10.0, poll_interval: float = 20e-6) -> None:
+    def __init__(self, line: cocotb.handle.LogicObject | Any, name: str = "irq", *, edge: bool = False,
+                 active_low: bool = False, bit: int | None = None, min_wall_timeout: float = 10.0,
+                 poll_interval: float = 20e-6) -> None:
         super().__init__(name)
         self.line = line
+        self.edge = edge
+        self.bit = bit
+        self._active = "0" if active_low else "1"
+        if bit is not None and not 0 <= bit < len(line):
+            raise ValueError(f"interrupt {name!r}: bit {bit} of the {len(line)}-bit signal {line._path}")
         self.min_wall_timeout = min_wall_timeout
         self.poll_interval = poll_interval
         self.masked = False
         self.events = 0
+        self.latched = 0
+        self._change = line.value_change
+        self._latch = Event()
+        self._watcher = cocotb.start_soon(self._watch()) if edge else None
 
-    def _high(self) -> bool:
-        return not self.masked and self.line._handle.get_signal_val_binstr() == "1"
+    @classmethod
+    def lines(cls, signal: Any, name: str = "irq", **kwargs: Any) -> list[SimInterrupt]:
+        """One interrupt per bit of `signal` (bit 0 first), each named `<name><bit>`."""
+        return [cls(signal, f"{name}{i}", bit=i, **kwargs) for i in range(len(signal))]
+
+    def _level(self) -> bool:
+        value = self.line._handle.get_signal_val_binstr()
+        return (value[-1 - self.bit] if self.bit is not None else value) == self._active
+
+    async def _watch(self) -> None:
+        before = self._level()
+        while True:
+            await self._change
+            now = self._level()
+            if now and not before:
+                self.latched += 1
+                self._latch.set()
+            before = now
+
+    def _take(self) -> int:
+        if self.masked:
+            return 0
+        if self.edge:
+            n, self.latched = self.latched, 0
+            self._latch.clear()
+        else:
+            n = int(self._level())
+        self.events += n
+        return n
 
     async def wait_async(self, timeout: float) -> int:
         """The awaitable behind `wait`, for cocotb code."""
-        if self._high():
-            self.events += 1
-            return 1
+        n = self._take()
+        if n:
+            return n
         end = get_sim_time("step") + max(1, get_sim_steps(timeout, "sec", round_mode="ceil"))
         wall_end = time.monotonic() + max(timeout, self.min_wall_timeout)
         chunk = max(1, get_sim_steps(self.poll_interval, "sec", round_mode="ceil"))
-        edge = RisingEdge(self.line)
         while True:
             remaining = end - get_sim_time("step")
             if remaining <= 0:
                 raise IrqTimeoutError(f"interrupt {self.name!r}: none within {timeout} s of simulated time")
-            await First(edge, Timer(min(chunk, remaining), "step"))
-            if self._high():
-                self.events += 1
-                return 1
+            wake = self._latch.wait() if self.edge else self._change
+            await First(wake, Timer(min(chunk, remaining), "step"))
+            n = self._take()
+            if n:
+                return n
             if time.monotonic() > wall_end:
                 raise IrqTimeoutError(f"interrupt {self.name!r}: none within "
                                       f"{max(timeout, self.min_wall_timeout)} s of wall-clock time")
@@ -66,3 +110,9 @@ class SimInterrupt(Interrupt):
 
     def _unmask(self) -> None:
         self.masked = False
+
+    def close(self) -> None:
+        """Stop watching the line (edge mode)."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+            self._watcher = None

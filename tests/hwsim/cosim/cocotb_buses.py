@@ -26,10 +26,11 @@ from hwsim.cosim import (
     HdlAxiLiteBus,
     HdlWishboneBus,
     SimBus,
+    SimInterrupt,
     SimSpace,
 )
 from hwsim.cosim.ext_buses import ApbMasterBus, AvalonMasterBus, WishboneMasterBus
-from mmiotk import AccessError, CachePolicy, MmioBuffer, MmioResource, MmioValueError, regmap
+from mmiotk import AccessError, CachePolicy, IrqTimeoutError, MmioBuffer, MmioResource, MmioValueError, regmap
 
 RDL = Path(__file__).resolve().parent / "rtl" / "byod_regs.rdl"
 BASE = 0x4000_0000          # where each block sits in its SimSpace (the bus sees offsets from 0)
@@ -255,3 +256,39 @@ async def cocotbext_axi4lite_hdl_clock_needs_the_keeper(dut):
     assert await bounded(kept.read(BASE + IDENT), sim_ns=2000) == 0x1E00_0001
     bare = AxiLiteMasterBus(master, base=BASE, keep_clock=False)
     assert await bounded(bare.read(BASE + IDENT), sim_ns=2000) is None     # stalls: the beat is missed
+
+
+@cocotb.test()
+async def interrupts_level_edge_active_low_and_many_lines(dut):
+    """Interrupt lines driven by a register of the RTL (SCRATCH2 of the AXI4-Lite block): level and edge,
+    active high and low, one signal or each bit of a vector."""
+    await reset(dut)
+    regs = mapped(HdlAxiLiteBus(dut.h.m_axil))
+    level0, *_ = SimInterrupt.lines(dut.irq_vec, "vec")
+    edge1 = SimInterrupt(dut.irq_vec, "edge1", bit=1, edge=True)
+    low = SimInterrupt(dut.irq_n, "low", active_low=True)
+    bits = SimInterrupt.lines(dut.irq_vec, "b", edge=True)
+
+    def drive() -> list[object]:
+        out: list[object] = []
+        with pytest.raises(IrqTimeoutError):
+            level0.wait(1e-6)                        # nothing yet
+        regs.write32(SCRATCH2, 0x1)
+        out += [level0.wait(1e-6), level0.wait(1e-6)]   # a level stays: every wait sees it
+        for _ in range(2):                           # two pulses on bit 1 while nobody waits
+            regs.write32(SCRATCH2, 0x2)
+            regs.write32(SCRATCH2, 0x0)
+        out.append(edge1.wait(1e-6))                 # both latched, consumed by one wait
+        with pytest.raises(IrqTimeoutError):
+            edge1.wait(1e-6)
+        with pytest.raises(IrqTimeoutError):
+            low.wait(1e-6)                           # irq_n is high: inactive
+        regs.write32(SCRATCH2, 0x10)
+        out.append(low.wait(1e-6))
+        regs.write32(SCRATCH2, 0x8)
+        out.append([b.latched for b in bits])
+        return out
+
+    assert await Bridge().run(drive) == [1, 1, 2, 1, [1, 2, 0, 1]]
+    for irq in (edge1, *bits):
+        irq.close()

@@ -13,7 +13,10 @@ module tb_byod_regs;
     reg ev_set = 1'b0;
 
     // the HDL masters and their blocks, one level down so that their wires are not public signals
-    byod_hdl_side h (.clk(clk), .rst(rst), .ev_set(ev_set));
+    // interrupt lines out of a register: SCRATCH2[3:0] of h.u_axil (active high), ~SCRATCH2[4] (active low)
+    wire [3:0] irq_vec;
+    wire       irq_n;
+    byod_hdl_side h (.clk(clk), .rst(rst), .ev_set(ev_set), .irq_vec(irq_vec), .irq_n(irq_n));
 
     // ---- top-level ports for the cocotbext masters ---------------------------------------------------------
     reg  [4:0]  ext_axil_awaddr = 0, ext_axil_araddr = 0; reg [2:0] ext_axil_awprot = 0, ext_axil_arprot = 0;
@@ -76,10 +79,15 @@ endmodule
 // Every HDL master of hwsim/cosim/hdl on its own regblock slave: h.m_axil, h.m_axil64, h.m_apb4,
 // h.m_apb3, h.m_wb, h.m_avmm.
 module byod_hdl_side (
-    input wire clk,
-    input wire rst,
-    input wire ev_set
+    input  wire       clk,
+    input  wire       rst,
+    input  wire       ev_set,
+    output wire [3:0] irq_vec,
+    output wire       irq_n
 );
+    regs_axi4lite_pkg::byod_regs__out_t axil_out;
+    assign irq_vec = axil_out.SCRATCH2.VAL.value[3:0];
+    assign irq_n = !axil_out.SCRATCH2.VAL.value[4];
     wire rst_n = !rst;
 
     // ---- AXI4-Lite, HDL master m_axil --------------------------------------------------------------
@@ -101,7 +109,7 @@ module byod_hdl_side (
         .s_axil_bready(a_bready), .s_axil_bvalid(a_bvalid), .s_axil_bresp(a_bresp),
         .s_axil_arready(a_arready), .s_axil_arvalid(a_arvalid), .s_axil_araddr(a_araddr), .s_axil_arprot(a_arprot),
         .s_axil_rready(a_rready), .s_axil_rvalid(a_rvalid), .s_axil_rdata(a_rdata), .s_axil_rresp(a_rresp),
-        .hwif_in(regs_axi4lite_pkg_in), .hwif_out());
+        .hwif_in(regs_axi4lite_pkg_in), .hwif_out(axil_out));
 `ifndef BYOD_BENCH
 
     // ---- AXI4-Lite 64-bit, HDL master m_axil64 ------------------------------------------------------
