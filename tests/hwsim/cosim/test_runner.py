@@ -3,7 +3,6 @@ by all of them, and concurrent builds (pytest-xdist workers) sharing that cache 
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -45,13 +44,18 @@ def test_every_input_is_part_of_the_cache_key(design: Path) -> None:
     assert len({b.build_dir for b in [first, *others]}) == 4
 
 
-def test_an_include_file_newer_than_the_build_rebuilds_it(design: Path) -> None:
+def test_the_key_is_the_contents_not_the_paths(design: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     src, inc = [design / "top.sv"], [design / "inc"]
     built = runner.build("icarus", src, "top", includes=inc)
-    stamp = built.build_dir / "build.stamp"
-    (design / "inc" / "widths.vh").write_text("`define W 16\n")
-    os.utime(design / "inc" / "widths.vh", (stamp.stat().st_mtime + 5,) * 2)
-    assert runner.build("icarus", src, "top", includes=inc).compiled
+    copy = tmp_path_factory.mktemp("copy")                       # the same design generated elsewhere
+    (copy / "inc").mkdir()
+    (copy / "inc" / "widths.vh").write_text((design / "inc" / "widths.vh").read_text())
+    (copy / "top.sv").write_text(DESIGN)
+    again = runner.build("icarus", [copy / "top.sv"], "top", includes=[copy / "inc"])
+    assert not again.compiled and again.build_dir == built.build_dir
+    (design / "inc" / "widths.vh").write_text("`define W 16\n")      # an include file changed
+    changed = runner.build("icarus", src, "top", includes=inc)
+    assert changed.compiled and changed.build_dir != built.build_dir
 
 
 def test_missing_sources_and_include_dirs_are_named(design: Path) -> None:
