@@ -9,6 +9,7 @@ Measured in one run, under Verilator with the clock in HDL:
   * DMA throughput of dmacopy (hwsim/dmacopy): the synchronous driver programs copies of 16 KiB between
     DmaPool buffers and waits for the interrupt, against tb_dmacopy_bench doing the same copies in Verilog
     (its start-up time measured by a run of no copies and taken off).
+Each figure is the best of three rounds, the usual defence against other work on a shared machine.
 The last line is `byod: AXI4-Lite N.Nx, APB N.Nx, DMA N% of pure HDL`; targets 10x, 10x and 50%.
 
     .venv/bin/python benchmarks/bench_byod.py [--scale 1.0]
@@ -39,10 +40,12 @@ if "COCOTB_TEST_MODULES" in os.environ:  # imported by cocotb inside the simulat
     from hwsim.cosim.ext_buses import ClockKeeper
     from mmiotk import CachePolicy, MmioResource
 
+    ROUNDS = 3   # each figure is the best of this many rounds (the machine is shared)
+
     def _record(name: str, ops: float, seconds: float) -> None:
         out = Path(os.environ["BENCH_OUT"])
         data = json.loads(out.read_text()) if out.exists() else {}
-        data[name] = ops / seconds
+        data[name] = max(data.get(name, 0.0), ops / seconds)
         out.write_text(json.dumps(data))
 
     async def _reset(dut) -> None:
@@ -68,26 +71,32 @@ if "COCOTB_TEST_MODULES" in os.environ:  # imported by cocotb inside the simulat
     async def registers(dut):
         await _reset(dut)
         fast, slow = int(os.environ["BENCH_OPS_FAST"]), int(os.environ["BENCH_OPS_SLOW"])
-        for name, bus in (("fast_axil", HdlAxiLiteBus(dut.h.m_axil)), ("fast_apb", HdlApbBus(dut.h.m_apb4))):
-            seconds = await Bridge().run(_sync_loop(bus, fast))
-            _record(name, fast, seconds)
+        for name, bus in (("axil", HdlAxiLiteBus(dut.h.m_axil)), ("apb", HdlApbBus(dut.h.m_apb4))):
+            for _ in range(ROUNDS):
+                _record(f"fast_{name}", fast, await Bridge().run(_sync_loop(bus, fast)))
+                start = time.perf_counter()
+                for i in range(fast // 2):
+                    await bus.read(0)
+                    await bus.write(0, 4, i)
+                _record(f"native_hdl_{name}", fast, time.perf_counter() - start)
 
         from cocotbext.apb import ApbBus, ApbMaster
         from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 
         axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "ext_axil"), dut.clk, dut.rst)
-        with ClockKeeper(dut.clk):
+        apb = ApbMaster(ApbBus.from_prefix(dut, "ext_apb"), dut.clk)
+        for _ in range(ROUNDS):
+            with ClockKeeper(dut.clk):
+                start = time.perf_counter()
+                for i in range(slow // 2):
+                    await axil.read_dword(0)
+                    await axil.write_dword(0, i)
+                _record("native_axil", slow, time.perf_counter() - start)
             start = time.perf_counter()
             for i in range(slow // 2):
-                await axil.read_dword(0)
-                await axil.write_dword(0, i)
-            _record("native_axil", slow, time.perf_counter() - start)
-        apb = ApbMaster(ApbBus.from_prefix(dut, "ext_apb"), dut.clk)
-        start = time.perf_counter()
-        for i in range(slow // 2):
-            await apb.read(0)
-            await apb.write(0, i)
-        _record("native_apb", slow, time.perf_counter() - start)
+                await apb.read(0)
+                await apb.write(0, i)
+            _record("native_apb", slow, time.perf_counter() - start)
 
     @cocotb.test()
     async def dma(dut):
@@ -109,9 +118,10 @@ if "COCOTB_TEST_MODULES" in os.environ:  # imported by cocotb inside the simulat
                 drv.copy(dst, src)
             return time.perf_counter() - start
 
-        seconds = await env.run(loop)
+        for _ in range(ROUNDS):
+            seconds = await env.run(loop)
+            _record("dma_cosim", copies * COPY_BYTES, seconds)
         assert np.array_equal(dst, src)
-        _record("dma_cosim", copies * COPY_BYTES, seconds)
         env.close()
 
 
@@ -139,7 +149,7 @@ def pure_hdl(copies: int) -> float:
         return time.perf_counter() - start
 
     base = min(timed(0) for _ in range(3))
-    return copies * COPY_BYTES / max(timed(copies) - base, 1e-9)
+    return copies * COPY_BYTES / max(min(timed(copies) for _ in range(3)) - base, 1e-9)
 
 
 def main() -> None:
@@ -163,8 +173,10 @@ def main() -> None:
         data = json.loads(out.read_text())
     data["dma_hdl"] = pure_hdl(copies)
     rows = [("fast_axil", "ops/s  sync API -> SimSpace -> bridge -> HDL AXI4-Lite master"),
+            ("native_hdl_axil", "ops/s  HDL AXI4-Lite master awaited natively (no bridge)"),
             ("native_axil", "ops/s  cocotbext-axi AxiLiteMaster, awaited natively (baseline)"),
             ("fast_apb", "ops/s  sync API -> SimSpace -> bridge -> HDL APB4 master"),
+            ("native_hdl_apb", "ops/s  HDL APB4 master awaited natively (no bridge)"),
             ("native_apb", "ops/s  cocotbext-apb ApbMaster, awaited natively (baseline)"),
             ("dma_cosim", "B/s    dmacopy 16 KiB copies, sync driver + interrupt under cocotb"),
             ("dma_hdl", "B/s    dmacopy 16 KiB copies, pure-HDL bench (baseline)")]
