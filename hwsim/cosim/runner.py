@@ -81,10 +81,10 @@ def setup_simulator(sim: str) -> None:
 
 def lint(sources: Sequence[str | Path], top: str,
          args: Sequence[str] = ("-Wall",)) -> subprocess.CompletedProcess[str]:
-    """verilator --lint-only over RTL sources; returns the finished process (returncode, stderr)."""
+    """verilator --lint-only over RTL sources (HDL_DIR on the include path); returns the finished process."""
     setup_simulator("verilator")
     files = [str(s) for s in sources]
-    return subprocess.run(["verilator", "--lint-only", *args, "--top-module", top, *files],
+    return subprocess.run(["verilator", "--lint-only", *args, f"-I{HDL_DIR}", "--top-module", top, *files],
                           capture_output=True, text=True, check=False, timeout=300)
 
 

@@ -1,0 +1,92 @@
+"""The HDL masters on slow slaves (tb_slow.v: plain Verilog, Icarus and Verilator): many wait states
+before a request is taken and before it is answered still cost exactly one Python await per access;
+error responses raise BusError; the 64-bit bus carries a 64-bit access in one transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cocotb
+import pytest
+from cocotb.handle import Immediate
+from cocotb.triggers import Timer
+from cocotb.utils import get_sim_time
+
+from hwsim.cosim import Bridge, BusError, HdlApbBus, HdlAxiLiteBus, HdlWishboneBus, SimSpace
+from mmiotk import CachePolicy, MmioResource
+
+
+class Counted:
+    """The master's completion trigger, counting how often it is awaited."""
+
+    def __init__(self, trigger: Any) -> None:
+        self.trigger, self.awaits = trigger, 0
+
+    def __await__(self):  # type: ignore[no-untyped-def]
+        self.awaits += 1
+        return self.trigger.__await__()
+
+
+async def reset(dut: Any, wait_states: int) -> None:
+    await Timer(1, "ns")
+    dut.wait_states.value = Immediate(wait_states)
+    dut.rst.value = Immediate(1)
+    await Timer(40, "ns")
+    dut.rst.value = Immediate(0)
+    await Timer(10, "ns")
+
+
+async def slow(dut: Any, bus: Any, protocol: str, response: str, size: int = 0x40) -> None:
+    counted = bus._done = Counted(bus._done)
+    regs = MmioResource(SimSpace(bus, 0, size), 0, size).create_region(0, size, "r").map(CachePolicy.UNCACHED)
+    limit = 0x10 * (bus.width // 4)
+
+    def run() -> list[int]:
+        regs.write32(0x4, 0xCAFE_F00D)
+        regs.write8(0x5, 0x12)
+        values = [regs.read32(0x4), regs.read16(0x6)]
+        dut.rst.value = 0                            # a plain write: not in the ReadOnly phase
+        with pytest.raises(BusError, match=f"{protocol} read at {limit:#x}, width 32 bits: {response}"):
+            regs.read32(limit)
+        return values
+
+    start = get_sim_time("ns")
+    assert await Bridge().run(run) == [0xCAFE_12_0D, 0xCAFE]
+    assert counted.awaits == bus.transactions == 5     # however long each one took
+    assert get_sim_time("ns") - start >= 5 * 7 * 10    # at least the wait states of five accesses
+
+
+@cocotb.test()
+async def axi4lite_slow_slave(dut):
+    await reset(dut, 7)
+    await slow(dut, HdlAxiLiteBus(dut.p32.m), "AXI4-Lite", "SLVERR")
+
+
+@cocotb.test()
+async def axi4lite_64bit_slow_slave(dut):
+    await reset(dut, 7)
+    bus = HdlAxiLiteBus(dut.p64.m)
+    await slow(dut, bus, "AXI4-Lite", "SLVERR")
+    regs = MmioResource(SimSpace(bus, 0, 0x40), 0, 0x40).create_region(0, 0x40, "r").map(CachePolicy.UNCACHED)
+    n = bus.transactions
+
+    def wide() -> int:
+        regs.write64(0x8, 0x0123_4567_89AB_CDEF)
+        with pytest.raises(BusError, match="write at 0x20, width 64 bits: DECERR"):
+            regs.write64(0x20, 1)
+        return regs.read64(0x8)
+
+    assert await Bridge().run(wide) == 0x0123_4567_89AB_CDEF
+    assert bus.transactions - n == 3
+
+
+@cocotb.test()
+async def apb4_slow_slave(dut):
+    await reset(dut, 7)
+    await slow(dut, HdlApbBus(dut.m_apb), "APB", "PSLVERR")
+
+
+@cocotb.test()
+async def wishbone_classic_slow_slave(dut):
+    await reset(dut, 7)
+    await slow(dut, HdlWishboneBus(dut.m_wb), "Wishbone", "ERR_O")
