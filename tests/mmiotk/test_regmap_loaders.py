@@ -3,8 +3,6 @@ fails on that code. Plus strict/lenient modes, the spelling of names, and limits
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from mmiotk.fake import FakeDevice
@@ -244,8 +242,8 @@ def test_hostile_count_is_refused_by_the_limit(tmp_path):
         loads(text)
 
 
+@pytest.mark.timeout(60)  # expanding any of these would take far longer (and the memory)
 def test_hostile_dims_are_refused_before_expanding(tmp_path):
-    start = time.perf_counter()
     with pytest.raises(RegmapError, match="dim 0xffffffff is over the limit"):
         load(svd(tmp_path, periph(reg("R[%s]", 0, extra="<dim>0xFFFFFFFF</dim><dimIncrement>4</dimIncrement>"))))
     nested = "".join(f"<cluster><name>C{i}[%s]</name><dim>1000</dim><dimIncrement>0x100</dimIncrement>"
@@ -254,7 +252,6 @@ def test_hostile_dims_are_refused_before_expanding(tmp_path):
         load(svd(tmp_path, periph(nested)))
     with pytest.raises(RegmapError, match="array size 0xffffffff is over the limit"):
         load(rdl(tmp_path, "addrmap top { reg { field { sw = rw; } F[0:0]; } R[0xFFFFFFFF] @ 0; };"))
-    assert time.perf_counter() - start < 60   # a bound against hanging, not a timing claim
 
 
 def test_yaml_alias_bomb_is_refused_without_expanding():
