@@ -19,6 +19,7 @@ This module does not import cocotb's simulator side; it is safe to import from p
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import fcntl
 import functools
@@ -284,6 +285,20 @@ class CaseResult:
     name: str
     passed: bool
     message: str = ""
+
+
+def cocotb_cases(module_file: str | os.PathLike[str]) -> list[str]:
+    """Names of the @cocotb.test functions in a cocotb module, read without importing it (or cocotb), so a
+    pytest wrapper can parametrize over them before any simulator runs."""
+    tree = ast.parse(Path(module_file).read_text())
+    names = []
+    for node in tree.body:
+        if isinstance(node, ast.AsyncFunctionDef):
+            for deco in node.decorator_list:
+                target = deco.func if isinstance(deco, ast.Call) else deco
+                if ast.unparse(target) == "cocotb.test":
+                    names.append(node.name)
+    return names
 
 
 def read_results(xml_file: Path) -> dict[str, CaseResult]:

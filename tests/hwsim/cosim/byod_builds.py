@@ -3,7 +3,6 @@ rtl/*.rdl behind every HDL master (Verilator), and the plain-Verilog slow-slave 
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 from hwsim.cosim import regblock, runner
@@ -34,12 +33,4 @@ def build_regs(*, bench: bool = False) -> runner.SimBuild:
 
 def cocotb_cases(module: str) -> list[str]:
     """Names of the @cocotb.test functions in <module>.py, read without importing cocotb."""
-    tree = ast.parse((HERE / f"{module}.py").read_text())
-    names = []
-    for node in tree.body:
-        if isinstance(node, ast.AsyncFunctionDef):
-            for deco in node.decorator_list:
-                target = deco.func if isinstance(deco, ast.Call) else deco
-                if ast.unparse(target) == "cocotb.test":
-                    names.append(node.name)
-    return names
+    return runner.cocotb_cases(HERE / f"{module}.py")

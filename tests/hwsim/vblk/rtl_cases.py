@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -25,12 +24,4 @@ RunModule = Callable[[str, str, Mapping[str, int]], dict[str, runner.CaseResult]
 
 def cocotb_cases(module: str) -> list[str]:
     """Names of the @cocotb.test functions in tests/hwsim/vblk/<module>.py, read without importing cocotb."""
-    tree = ast.parse((HERE / f"{module}.py").read_text())
-    names = []
-    for node in tree.body:
-        if isinstance(node, ast.AsyncFunctionDef):
-            for deco in node.decorator_list:
-                target = deco.func if isinstance(deco, ast.Call) else deco
-                if ast.unparse(target) == "cocotb.test":
-                    names.append(node.name)
-    return names
+    return runner.cocotb_cases(HERE / f"{module}.py")
