@@ -2,7 +2,8 @@
 
 `bind` builds the device (a RamDisk from board properties, a VirtioBlk over the mapped registers) and sets
 `self.block`; the rest is the same for every block driver and lives here: `query` needs a bound device;
-`queue` on a driver that is not bound (never, or no longer) completes IO_NOT_PRESENT; `unbind` unbinds the
+`queue` on a driver that is not bound (never, or no longer) completes IO_NOT_PRESENT; `extents` is the
+bound device's; `unbind` unbinds the
 block device (which completes whatever it still holds) before the bus revokes the regions.
 """
 
@@ -13,7 +14,7 @@ from typing import Generic, Protocol, TypeVar
 
 from mmiotk.bus import DeviceGoneError, Driver
 
-from .protocol import BlockDevice, BlockInfo, BlockOp, BlockStatus, Completion
+from .protocol import BlockDevice, BlockInfo, BlockOp, BlockStatus, Completion, Extent
 
 
 class UnbindableBlockDevice(Protocol):
@@ -22,6 +23,7 @@ class UnbindableBlockDevice(Protocol):
     def query(self) -> BlockInfo: ...
     def queue(self, op: BlockOp, completion: Completion) -> None: ...
     def wait_for(self, done: threading.Event, timeout: float) -> bool: ...
+    def extents(self, offset: int, length: int) -> list[Extent]: ...
     def unbind(self) -> None: ...
 
 
@@ -56,3 +58,8 @@ class BlockDriver(Driver, BlockDevice, Generic[BlockT]):
         if self.block is None:
             return done.wait(timeout)
         return self.block.wait_for(done, timeout)
+
+    def extents(self, offset: int, length: int) -> list[Extent]:
+        if self.block is None:
+            raise DeviceGoneError(f"{self.name}: not bound to a device")
+        return self.block.extents(offset, length)

@@ -2,14 +2,16 @@
 
 Reads and writes go straight between the file and the op's buffer with preadv/pwritev (no intermediate
 copy). FLUSH is fdatasync; FORCE_ACCESS writes are followed by fdatasync, so the device reports FUA
-support; TRIM punches a hole (fallocate) and reads back as zeroes. Ops complete before `queue()` returns;
-`queue()` may be called from several threads at once.
+support; TRIM punches a hole (fallocate) and reads back as zeroes. `extents()` finds a regular file's holes
+with SEEK_DATA/SEEK_HOLE (a device node, or a file system without them, reports everything allocated).
+Ops complete before `queue()` returns; `queue()` may be called from several threads at once.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import os
 import stat
 from collections.abc import Callable
@@ -23,7 +25,10 @@ from .protocol import (
     BlockOp,
     BlockStatus,
     Completion,
+    Extent,
+    ExtentFlag,
     OpFlag,
+    check_extent_range,
     validate,
 )
 
@@ -87,6 +92,46 @@ class FileDisk(BlockDevice):
     def queue(self, op: BlockOp, completion: Completion) -> None:
         completion(self._execute(op), op)
 
+    def extents(self, offset: int, length: int) -> list[Extent]:
+        check_extent_range(self._info, offset, length)
+        if not self._regular or self._fd < 0:
+            return [Extent(offset, length)]
+        bs = self._info.block_size
+        try:
+            holes = self._holes(offset * bs, (offset + length) * bs)
+        except OSError:  # no SEEK_DATA here (EINVAL): the file system cannot tell
+            return [Extent(offset, length)]
+        found: list[Extent] = []
+        pos = offset
+        for a, b in holes:
+            first, last = -(-a // bs), b // bs  # a block only partly in a hole holds data
+            if last <= first:
+                continue
+            if first > pos:
+                found.append(Extent(pos, first - pos))
+            found.append(Extent(first, last - first, ExtentFlag.HOLE | ExtentFlag.ZERO))
+            pos = last
+        if pos < offset + length:
+            found.append(Extent(pos, offset + length - pos))
+        return found
+
+    def _holes(self, pos: int, end: int) -> list[tuple[int, int]]:
+        """The byte ranges of [pos, end) that are holes, in order (SEEK_DATA/SEEK_HOLE)."""
+        holes = []
+        while pos < end:
+            try:
+                data = min(os.lseek(self._fd, pos, os.SEEK_DATA), end)
+            except OSError as exc:
+                if exc.errno != errno.ENXIO:  # ENXIO: nothing but hole up to the end of the file
+                    raise
+                data = end
+            if data > pos:
+                holes.append((pos, data))
+            if data >= end:
+                break
+            pos = min(os.lseek(self._fd, data, os.SEEK_HOLE), end)
+        return holes
+
     def close(self) -> None:
         fd, self._fd = self._fd, -1
         if fd >= 0:
@@ -138,3 +183,4 @@ class FileDisk(BlockDevice):
         if self._punch(self._fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE, pos, nbytes) != 0:
             return BlockStatus.NOT_SUPPORTED if ctypes.get_errno() == 95 else BlockStatus.IO  # EOPNOTSUPP
         return BlockStatus.OK
+

@@ -5,7 +5,9 @@
 offsets count blocks. Buffers are `Vmo`s (after Fuchsia's VMOs): a byte array and, when it lives in memory
 the device can reach by DMA, its device-visible address, so drivers can use it in place (zero-copy).
 The synchronous helpers `read_blocks`, `write_blocks` and `flush` wait with a timeout and raise
-`BlockError` naming the status.
+`BlockError` naming the status. `extents(offset, length)` says which blocks hold data (after SEEK_DATA/
+SEEK_HOLE), so exports can report holes (NBD's base:allocation); a device that cannot tell keeps the default,
+which reports everything allocated.
 """
 
 from __future__ import annotations
@@ -53,6 +55,23 @@ class BlockStatus(enum.IntEnum):
     IO = 4
     ACCESS_DENIED = 5
     INVALID_ARGS = 6
+
+
+class ExtentFlag(enum.IntFlag):
+    """What an extent is, as NBD's base:allocation states say it (the same bits)."""
+
+    NONE = 0  # allocated (or the device cannot tell)
+    HOLE = 0x1  # not allocated in the backing store (never written, or trimmed)
+    ZERO = 0x2  # reads as zeroes
+
+
+@dataclass(frozen=True)
+class Extent:
+    """Blocks [offset, offset + length) that share `flags`."""
+
+    offset: int
+    length: int
+    flags: ExtentFlag = ExtentFlag.NONE
 
 
 @dataclass(frozen=True)
@@ -187,6 +206,32 @@ class BlockDevice(ABC):
         """Wait until `done` is set or `timeout` passes. Devices that complete only when polled (no
         interrupt thread, e.g. virtio-blk in polling mode) override this to poll while they wait."""
         return done.wait(timeout)
+
+    def extents(self, offset: int, length: int) -> list[Extent]:
+        """Consecutive extents covering blocks [offset, offset + length), holes marked. This default is for
+        devices that cannot tell: everything is allocated. Raises ValueError for a range off the device."""
+        check_extent_range(self.query(), offset, length)
+        return [Extent(offset, length)]
+
+
+def check_extent_range(info: BlockInfo, offset: int, length: int) -> None:
+    """The range an `extents` query names must be integers inside the device (ValueError naming it)."""
+    first, count = _index(offset), _index(length)
+    if first is None or count is None or first < 0 or count <= 0 or count > info.block_count - first:
+        raise ValueError(f"extents of blocks [{offset!r}, +{length!r}): outside the {info.block_count}-block "
+                         "device or not a positive whole number of blocks")
+
+
+def extents_of(holes: np.ndarray, offset: int, hole_flags: ExtentFlag = ExtentFlag.HOLE | ExtentFlag.ZERO
+               ) -> list[Extent]:
+    """The extents of a per-block boolean array (True: a hole), starting at block `offset`."""
+    if holes.size == 0:
+        return []
+    edges = np.flatnonzero(holes[1:] != holes[:-1]) + 1
+    starts = np.concatenate(([0], edges))
+    ends = np.concatenate((edges, [holes.size]))
+    return [Extent(offset + int(a), int(b - a), hole_flags if holes[a] else ExtentFlag.NONE)
+            for a, b in zip(starts, ends, strict=True)]
 
 
 def run_op(device: BlockDevice, op: BlockOp, timeout: float = DEFAULT_TIMEOUT) -> BlockStatus:

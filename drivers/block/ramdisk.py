@@ -11,6 +11,9 @@ before it); `queue()` only enqueues. Either way `queue()` may be called from sev
 `flags` are advertised as given: pass TRIM_SUPPORT (TRIM always works here) and FUA_SUPPORT (a completed write
 is already as durable as RAM gets) when servers should rely on them.
 
+`extents()` reports blocks never written, or trimmed since, as holes (HOLE | ZERO): the disk keeps one flag per
+block. A hole whose bytes were changed behind the protocol's back (through `ramdisk.data`) counts as data.
+
 `inject_io_error(offset, length)` marks blocks bad (ops touching them complete IO) so servers can test error
 paths.
 """
@@ -36,6 +39,9 @@ from .protocol import (
     BlockOp,
     BlockStatus,
     Completion,
+    Extent,
+    check_extent_range,
+    extents_of,
     validate,
 )
 
@@ -67,6 +73,7 @@ class RamDisk(BlockDevice):
         self.data = np.zeros(size, dtype=np.uint8)
         self._info = BlockInfo(size // block_size, block_size, max_transfer_size, flags)
         self._bad = np.zeros(size // block_size, dtype=bool)
+        self._written = np.zeros(size // block_size, dtype=bool)  # False: a hole (never written, or trimmed)
         self._dead = False
         self._lock = threading.Lock()  # serialises data copies against unbind and fault injection
         self._queue: queue_mod.SimpleQueue[tuple[BlockOp, Completion]] | None = None
@@ -87,6 +94,17 @@ class RamDisk(BlockDevice):
         self._queue.put((op, completion))
         if self._dead:  # unbind raced with the put: make sure nothing is left behind
             self._drain()
+
+    def extents(self, offset: int, length: int) -> list[Extent]:
+        check_extent_range(self._info, offset, length)
+        bs = self._info.block_size
+        with self._lock:
+            holes = ~self._written[offset:offset + length]
+            where = np.flatnonzero(holes)
+            if where.size:  # a hole must still read as zeroes (ramdisk.data is writable by anyone)
+                blocks = self.data[offset * bs:(offset + length) * bs].reshape(-1, bs)
+                holes[where[blocks[where].any(axis=1)]] = False
+        return extents_of(holes, offset)
 
     # --- lifecycle ------------------------------------------------------------------------------------
     @property
@@ -150,6 +168,7 @@ class RamDisk(BlockDevice):
                 return BlockStatus.IO
             if op.command is BlockCommand.TRIM:
                 self.data[dev] = 0
+                self._written[op.offset_dev:op.offset_dev + op.length] = False
                 return BlockStatus.OK
             assert op.vmo is not None  # validate() checked it
             mem = op.vmo.array[op.offset_vmo * bs:(op.offset_vmo + op.length) * bs]
@@ -157,6 +176,7 @@ class RamDisk(BlockDevice):
                 mem[:] = self.data[dev]
             else:
                 self.data[dev] = mem
+                self._written[op.offset_dev:op.offset_dev + op.length] = True
         return BlockStatus.OK
 
     def _run(self) -> None:

@@ -13,6 +13,8 @@ from drivers.block.protocol import (
     BlockError,
     BlockOp,
     BlockStatus,
+    Extent,
+    ExtentFlag,
     OpFlag,
     Vmo,
     flush,
@@ -89,3 +91,16 @@ def test_ops_after_close_are_io_not_present(image: Path) -> None:
     disk = FileDisk(image)
     disk.close()
     assert run_op(disk, BlockOp(BlockCommand.FLUSH)) is BlockStatus.IO_NOT_PRESENT
+
+
+def test_extents_follow_the_files_holes_at_its_file_systems_granularity(tmp_path: Path) -> None:
+    hole = ExtentFlag.HOLE | ExtentFlag.ZERO
+    with FileDisk(tmp_path / "sparse.img", size=1 << 20) as disk:
+        assert disk.extents(0, 2048) == [Extent(0, 2048, hole)]
+        write_blocks(disk, 64, b"\1" * 8192)
+        assert run_op(disk, BlockOp(BlockCommand.TRIM, 8, 64)) is BlockStatus.OK  # the first 4 KiB again
+        assert disk.extents(0, 2048) == [Extent(0, 72, hole), Extent(72, 8), Extent(80, 2048 - 80, hole)]
+        assert disk.extents(75, 10) == [Extent(75, 5), Extent(80, 5, hole)]
+        with pytest.raises(ValueError, match="outside the 2048-block device"):
+            disk.extents(2040, 9)
+

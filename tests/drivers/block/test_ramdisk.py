@@ -14,6 +14,8 @@ from drivers.block.protocol import (
     BlockFlag,
     BlockOp,
     BlockStatus,
+    Extent,
+    ExtentFlag,
     Vmo,
     flush,
     read_blocks,
@@ -251,3 +253,27 @@ def test_bad_ramdisk_properties_refuse_the_bind_naming_the_key() -> None:
         platform.register_driver(RamDiskDriver)
         with pytest.raises(BindError, match="bogus"):
             platform.bind("rd1")
+
+
+HOLE = ExtentFlag.HOLE | ExtentFlag.ZERO
+
+
+def test_extents_mark_never_written_and_trimmed_blocks_as_holes(disk: RamDisk) -> None:
+    assert disk.extents(0, BLOCKS) == [Extent(0, BLOCKS, HOLE)]
+    write_blocks(disk, 4, bytes(4 * BS))  # zeroes written are data: the blocks are allocated
+    write_blocks(disk, 20, pattern(8))
+    assert run_op(disk, BlockOp(BlockCommand.TRIM, 2, 22)) is BlockStatus.OK
+    assert disk.extents(0, BLOCKS) == [Extent(0, 4, HOLE), Extent(4, 4), Extent(8, 12, HOLE), Extent(20, 2),
+                                       Extent(22, 2, HOLE), Extent(24, 4), Extent(28, BLOCKS - 28, HOLE)]
+    assert disk.extents(21, 2) == [Extent(21, 1), Extent(22, 1, HOLE)]
+
+
+def test_a_hole_changed_behind_the_protocols_back_counts_as_data(disk: RamDisk) -> None:
+    disk.data[10 * BS + 7] = 1
+    assert disk.extents(9, 3) == [Extent(9, 1, HOLE), Extent(10, 1), Extent(11, 1, HOLE)]
+
+
+@pytest.mark.parametrize(("offset", "length"), [(-1, 2), (0, 0), (BLOCKS - 1, 2), (0, 1.5)])
+def test_extents_of_a_range_off_the_disk_is_a_value_error(disk: RamDisk, offset: int, length: int) -> None:
+    with pytest.raises(ValueError, match=f"outside the {BLOCKS}-block device"):
+        disk.extents(offset, length)
