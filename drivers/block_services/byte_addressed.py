@@ -4,11 +4,12 @@ Block-aligned reads and writes go to the device asynchronously, split at `max_tr
 from and into the caller's buffer. Unaligned writes become a read-modify-write of the covering blocks,
 serialised by one lock so two clients writing different bytes of one block cannot lose each other's
 update. FUA is the device's own when it supports it (`BlockInfo.fua_supported`), otherwise a FLUSH after the
-write. Errors come back as `BlockStatus`.
+write. Errors come back as `BlockStatus`. `extents` is the device's allocation in bytes.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 
@@ -21,11 +22,13 @@ from drivers.block.protocol import (
     BlockFlag,
     BlockOp,
     BlockStatus,
+    ExtentFlag,
     OpFlag,
     Vmo,
     run_op,
 )
 
+log = logging.getLogger(__name__)
 ZERO_CHUNK = 1 << 20  # bytes written per op when zeroing
 
 ReadDone = Callable[[BlockStatus, np.ndarray | None], None]
@@ -108,6 +111,32 @@ class Export:
         for done in starts:
             n = min(step, count - done)
             self.device.queue(BlockOp(command, n, first + done, done, vmo, flags), parts)
+
+    def extents(self, offset: int, length: int) -> list[tuple[int, ExtentFlag]]:
+        """Consecutive (bytes, flags) covering [offset, offset + length): the device's extents, clipped to the
+        range (a block only partly inside it counts whole). A device that answers wrongly (a gap, an
+        overlap) is reported and taken as allocated."""
+        bs = self.block_size
+        first, end = offset // bs, -(-(offset + length) // bs)
+        found: list[tuple[int, ExtentFlag]] = []
+        pos = offset
+        try:
+            for ext in self.device.extents(first, end - first):
+                a, b = max(ext.offset * bs, offset), min((ext.offset + ext.length) * bs, offset + length)
+                if a != pos or b <= a:
+                    raise ValueError(f"extent {ext} does not continue at byte {pos}")
+                flags = ExtentFlag(ext.flags)
+                if found and found[-1][1] == flags:
+                    found[-1] = (found[-1][0] + b - a, flags)
+                else:
+                    found.append((b - a, flags))
+                pos = b
+            if pos != offset + length:
+                raise ValueError(f"extents end at byte {pos}, not {offset + length}")
+        except Exception as exc:  # the device's bug (or it went away): say so, claim nothing
+            log.warning("extents of bytes [%d, +%d): %s; reporting them allocated", offset, length, exc)
+            return [(length, ExtentFlag.NONE)]
+        return found
 
     # --- synchronous, the rare paths -----------------------------------------------------------------
     def _run(self, op: BlockOp) -> BlockStatus:

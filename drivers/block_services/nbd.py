@@ -1,10 +1,12 @@
 """NbdServer: any BlockDevice over the NBD protocol, so qemu-img, qemu-io, nbdinfo, nbdcopy and fio use it.
 
-Fixed newstyle handshake with NBD_OPT_EXPORT_NAME, INFO, GO, LIST and ABORT (STARTTLS, structured replies
-and metadata contexts are answered NBD_REP_ERR_UNSUP/POLICY, which clients handle by falling back to simple
-replies). Transmission: READ, WRITE (with FUA), FLUSH, TRIM, WRITE_ZEROES and DISC, simple replies, requests
-handled out of order as they complete. One thread per connection reads requests; aligned reads and writes
-go to the device asynchronously (bounded per connection), the rest synchronously. Unaligned requests work
+Fixed newstyle handshake with NBD_OPT_EXPORT_NAME, INFO, GO, LIST, ABORT, STRUCTURED_REPLY and
+LIST/SET_META_CONTEXT (`base:allocation`); STARTTLS is answered NBD_REP_ERR_POLICY. Transmission: READ (DF
+under structured replies), WRITE (with FUA), FLUSH, TRIM, WRITE_ZEROES, BLOCK_STATUS (REQ_ONE) and DISC,
+requests handled out of order as they complete. Without structured replies every reply is simple; with them
+reads and errors are structured (nbd_structured.py) and other successes stay simple, as the protocol allows.
+One thread per connection reads requests; aligned reads and writes go to the device asynchronously (bounded
+per connection), the rest synchronously. Unaligned requests work
 (read-modify-write). Listens on a unix socket or a TCP address (loopback by default: NBD has no
 authentication). Every receive polls the stop flag, so `stop()` ends every connection promptly.
 
@@ -35,6 +37,7 @@ import numpy as np
 from drivers.block.protocol import BlockDevice, BlockStatus
 
 from . import nbd_protocol as P
+from . import nbd_structured as S
 from .byte_addressed import Export
 
 log = logging.getLogger(__name__)
@@ -256,6 +259,13 @@ class _Connection:
         self.out_cond = threading.Condition()
         self.sender: threading.Thread | None = None
         self.sender_done = False
+        self.structured = False  # NBD_OPT_STRUCTURED_REPLY was acknowledged
+        self.contexts: list[str] = []  # the metadata contexts SET_META_CONTEXT selected
+
+    @property
+    def transmission_flags(self) -> int:
+        """The server's flags, and DF once this client negotiated structured replies."""
+        return self.server.transmission_flags | (P.FLAG_SEND_DF if self.structured else 0)
 
     def run(self) -> None:
         try:
@@ -401,7 +411,7 @@ class _Connection:
                 if not self.known(data):
                     raise _Closed("unknown export name")  # EXPORT_NAME cannot fail politely
                 self.send(np.array([self.export.size], ">u8").tobytes(),
-                          np.array([self.server.transmission_flags], ">u2").tobytes(),
+                          np.array([self.transmission_flags], ">u2").tobytes(),
                           b"" if no_zeroes else bytes(124))
                 return True
             if option == P.OPT_ABORT:
@@ -420,9 +430,38 @@ class _Connection:
                     self.reply(option, P.REP_ACK)
             elif option == P.OPT_STARTTLS:
                 self.reply(option, P.REP_ERR_POLICY, b"this server does not offer TLS")
+            elif option == P.OPT_STRUCTURED_REPLY:
+                if data:
+                    self.reply(option, P.REP_ERR_INVALID, b"NBD_OPT_STRUCTURED_REPLY takes no data")
+                else:
+                    self.structured = True
+                    self.reply(option, P.REP_ACK)
+            elif option in (P.OPT_LIST_META_CONTEXT, P.OPT_SET_META_CONTEXT):
+                self.meta_context(option, data)
             else:
                 self.reply(option, P.REP_ERR_UNSUP, f"option {option} is not supported".encode())
         raise _Closed(f"more than {_MAX_OPTIONS} options")
+
+    def meta_context(self, option: int, data: bytes) -> None:
+        """LIST_META_CONTEXT / SET_META_CONTEXT: the matching contexts, then ACK; or one error reply."""
+        setting = option == P.OPT_SET_META_CONTEXT
+        if setting:
+            self.contexts = []  # replaced even when the option fails
+        try:
+            if not self.structured:
+                raise S.QueryError(P.REP_ERR_INVALID, "negotiate NBD_OPT_STRUCTURED_REPLY first")
+            query = S.parse_meta_query(data)
+            if not self.known(query.export):
+                raise S.QueryError(P.REP_ERR_UNKNOWN, f"no such export {query.export!r}")
+        except S.QueryError as exc:
+            self.reply(option, exc.reply, str(exc).encode())
+            return
+        found = S.matching_contexts(query.queries, listing=not setting)
+        for name in found:
+            self.reply(option, P.REP_META_CONTEXT, S.meta_context_reply(S.ALLOCATION_ID if setting else 0, name))
+        if setting:
+            self.contexts = found
+        self.reply(option, P.REP_ACK)
 
     def reply(self, option: int, kind: int, data: bytes = b"") -> None:
         self.send(P.OPT_REPLY.pack(P.OPT_REPLY_MAGIC, option, kind, len(data)) + data)
@@ -455,8 +494,7 @@ class _Connection:
                        self.server.name.encode() + b"' (or the default name '')")
             return False
         export = self.export
-        self.reply(option, P.REP_INFO, P.EXPORT_INFO.pack(P.INFO_EXPORT, export.size,
-                                                          self.server.transmission_flags))
+        self.reply(option, P.REP_INFO, P.EXPORT_INFO.pack(P.INFO_EXPORT, export.size, self.transmission_flags))
         if P.INFO_NAME in wanted:
             self.reply(option, P.REP_INFO, P.INFO_NAME.to_bytes(2, "big") + self.server.name.encode())
         if P.INFO_DESCRIPTION in wanted and self.server.description:
@@ -488,52 +526,82 @@ class _Connection:
                     raise _Closed(f"WRITE of {length} bytes exceeds {P.MAX_PAYLOAD}")  # may not skip it
                 payload = np.empty(length, dtype=np.uint8)
                 self.recv_into(payload.data)
-            error = self.check(flags, kind, offset, length)
+            error, why = self.check(flags, kind, offset, length)
             if error:
-                self.answer(handle, error)
+                self.answer(handle, error, message=f"{P.COMMAND_NAMES.get(kind, kind)}: {why}")
                 continue
             self.execute(kind, flags, handle, offset, length, payload)
 
-    def check(self, flags: int, kind: int, offset: int, length: int) -> int:
-        """The NBD error for a request that must not reach the device, or 0."""
-        allowed = {P.CMD_READ: P.CMD_FLAG_FUA, P.CMD_WRITE: P.CMD_FLAG_FUA, P.CMD_FLUSH: P.CMD_FLAG_FUA,
+    def check(self, flags: int, kind: int, offset: int, length: int) -> tuple[int, str]:
+        """The NBD error (and why) for a request that must not reach the device, or (0, "")."""
+        allowed = {P.CMD_READ: P.CMD_FLAG_FUA | (P.CMD_FLAG_DF if self.structured else 0),
+                   P.CMD_WRITE: P.CMD_FLAG_FUA, P.CMD_FLUSH: P.CMD_FLAG_FUA,
                    P.CMD_TRIM: P.CMD_FLAG_FUA, P.CMD_WRITE_ZEROES: P.CMD_FLAG_FUA | P.CMD_FLAG_NO_HOLE}
-        if kind not in allowed or flags & ~allowed[kind]:
-            return P.EINVAL
+        if self.contexts:
+            allowed[P.CMD_BLOCK_STATUS] = P.CMD_FLAG_REQ_ONE
+        if kind not in allowed:
+            if kind == P.CMD_BLOCK_STATUS:
+                return P.EINVAL, "no metadata context was selected (NBD_OPT_SET_META_CONTEXT)"
+            return P.EINVAL, "unknown or unsupported command"
+        if flags & ~allowed[kind]:
+            return P.EINVAL, f"flags {flags & ~allowed[kind]:#x} are not valid here"
         writing = kind in (P.CMD_WRITE, P.CMD_WRITE_ZEROES, P.CMD_TRIM)
         if writing and self.export.read_only:
-            return P.EPERM
+            return P.EPERM, "the export is read-only"
         if kind == P.CMD_FLUSH:
-            return 0
+            return 0, ""
         if offset + length > self.export.size:
-            return P.ENOSPC if kind in (P.CMD_WRITE, P.CMD_WRITE_ZEROES) else P.EINVAL
+            return (P.ENOSPC if kind in (P.CMD_WRITE, P.CMD_WRITE_ZEROES) else P.EINVAL,
+                    f"bytes [{offset}, +{length}) end past the {self.export.size}-byte export")
         if kind == P.CMD_READ and length > P.MAX_PAYLOAD:
-            return P.EINVAL
-        return 0
+            return P.EINVAL, f"{length} bytes exceeds the largest read, {P.MAX_PAYLOAD}"
+        if kind == P.CMD_BLOCK_STATUS and length == 0:
+            return P.EINVAL, "a length of 0"
+        return 0, ""
 
-    def answer(self, handle: int, error: int, data: np.ndarray | None = None, *, slot: bool = False) -> None:
-        """Queue the reply to `handle`; `slot`: it ends an asynchronous request (from its completion)."""
+    def answer(self, handle: int, error: int, data: np.ndarray | None = None, *, slot: bool = False,
+               message: str = "", offset: int = 0, extents: S.ByteExtents | None = None) -> None:
+        """Queue the reply to `handle`; `slot`: it ends an asynchronous request (from its completion). Under
+        structured replies an error is an ERROR chunk with `message`, and read `data` (from `offset`) goes
+        out in chunks, holes per `extents`; otherwise, and for other successes, a simple reply."""
         if error:
             self.server.stats.errors += 1
-        head = P.SIMPLE_REPLY.pack(P.SIMPLE_REPLY_MAGIC, error, handle)
+        parts: S.Parts
+        if self.structured and error:
+            parts = (S.error_chunk(handle, error, message),)
+        elif self.structured and data is not None:
+            parts = S.read_chunks(handle, offset, data, extents)
+        else:
+            head = P.SIMPLE_REPLY.pack(P.SIMPLE_REPLY_MAGIC, error, handle)
+            parts = (head,) if data is None else (head, data.data)
         if not slot:
             self.wait_for_room()
-        self.enqueue((head,) if data is None else (head, data.data), slot)
+        self.enqueue(parts, slot)
 
     def execute(self, kind: int, flags: int, handle: int, offset: int, length: int,
                 payload: np.ndarray | None) -> None:
         export, stats = self.export, self.server.stats
         fua = bool(flags & P.CMD_FLAG_FUA)
-        if length == 0 and kind != P.CMD_FLUSH:
+        if length == 0 and kind not in (P.CMD_FLUSH, P.CMD_BLOCK_STATUS):
             self.answer(handle, 0, np.empty(0, np.uint8) if kind == P.CMD_READ else None)
+            return
+        if kind == P.CMD_BLOCK_STATUS:
+            self.wait_for_room()
+            self.enqueue((S.block_status_chunk(handle, export.extents(offset, length),
+                                               bool(flags & P.CMD_FLAG_REQ_ONE)),), False)
             return
         if kind == P.CMD_READ:
             self.acquire()
+            holes = self.structured and not flags & P.CMD_FLAG_DF
 
             def read_done(status: BlockStatus, data: np.ndarray | None) -> None:
-                if status is BlockStatus.OK:
-                    stats.bytes_read += length
-                self.answer(handle, 0 if status is BlockStatus.OK else _errno(status, False), data, slot=True)
+                if status is not BlockStatus.OK:
+                    self.answer(handle, _errno(status, False), slot=True,
+                                message=_failed("READ", offset, length, status))
+                    return
+                stats.bytes_read += length
+                self.answer(handle, 0, data, slot=True, offset=offset,
+                            extents=export.extents(offset, length) if holes else None)
 
             self.submit(lambda: export.read(offset, length, read_done))
         elif kind == P.CMD_WRITE:
@@ -543,7 +611,8 @@ class _Connection:
             def write_done(status: BlockStatus) -> None:
                 if status is BlockStatus.OK:
                     stats.bytes_written += length
-                self.answer(handle, 0 if status is BlockStatus.OK else _errno(status, True), slot=True)
+                self.answer(handle, 0 if status is BlockStatus.OK else _errno(status, True), slot=True,
+                            message=_failed("WRITE", offset, length, status))
 
             self.submit(lambda: export.write(offset, payload, fua, write_done))
         else:
@@ -553,7 +622,8 @@ class _Connection:
                 status = export.trim(offset, length, fua)
             else:
                 status = export.write_zeroes(offset, length, fua)
-            self.answer(handle, 0 if status is BlockStatus.OK else _errno(status, kind != P.CMD_FLUSH))
+            self.answer(handle, 0 if status is BlockStatus.OK else _errno(status, kind != P.CMD_FLUSH),
+                        message=_failed(P.COMMAND_NAMES[kind], offset, length, status))
 
     def submit(self, start: Callable[[], None]) -> None:
         """Start an asynchronous request that holds a slot; the slot comes back if starting it fails."""
@@ -579,6 +649,10 @@ class _Connection:
                 taken += 1
         if taken < _MAX_INFLIGHT:
             log.warning("nbd %s: %d requests still in flight at close", self.peer, _MAX_INFLIGHT - taken)
+
+
+def _failed(command: str, offset: int, length: int, status: BlockStatus) -> str:
+    return f"{command} of {length} bytes at byte {offset}: the device says {status.name}"
 
 
 def _peer_pid(sock: socket.socket) -> int:

@@ -9,6 +9,7 @@ IHAVEOPT = 0x49484156454F5054  # "IHAVEOPT": newstyle handshake and every option
 OPT_REPLY_MAGIC = 0x3E889045565A9
 REQUEST_MAGIC = 0x25609513
 SIMPLE_REPLY_MAGIC = 0x67446698
+STRUCTURED_REPLY_MAGIC = 0x668E33EF
 
 # handshake flags (server) and client flags
 FLAG_FIXED_NEWSTYLE = 1 << 0
@@ -42,6 +43,7 @@ OPT_SET_META_CONTEXT = 10
 REP_ACK = 1
 REP_SERVER = 2
 REP_INFO = 3
+REP_META_CONTEXT = 4
 REP_FLAG_ERROR = 1 << 31
 REP_ERR_UNSUP = REP_FLAG_ERROR | 1
 REP_ERR_POLICY = REP_FLAG_ERROR | 2
@@ -58,6 +60,20 @@ INFO_EXPORT = 0
 INFO_NAME = 1
 INFO_DESCRIPTION = 2
 INFO_BLOCK_SIZE = 3
+
+# structured reply chunks: the flag and the types
+REPLY_FLAG_DONE = 1 << 0
+REPLY_TYPE_NONE = 0
+REPLY_TYPE_OFFSET_DATA = 1
+REPLY_TYPE_OFFSET_HOLE = 2
+REPLY_TYPE_BLOCK_STATUS = 5
+REPLY_TYPE_ERROR = (1 << 15) + 1
+REPLY_TYPE_ERROR_OFFSET = (1 << 15) + 2
+
+# metadata contexts: the one the protocol defines, and its states
+BASE_ALLOCATION = "base:allocation"
+STATE_HOLE = 1 << 0
+STATE_ZERO = 1 << 1
 
 # commands and command flags
 CMD_READ = 0
@@ -92,6 +108,10 @@ OPTION = struct.Struct(">QII")  # IHAVEOPT, option, length
 OPT_REPLY = struct.Struct(">QIII")  # magic, option, reply type, length
 REQUEST = struct.Struct(">IHHQQI")  # magic, flags, type, handle, offset, length
 SIMPLE_REPLY = struct.Struct(">IIQ")  # magic, error, handle
+CHUNK = struct.Struct(">IHHQI")  # structured reply chunk: magic, flags, type, handle, payload length
+OFFSET_HOLE = struct.Struct(">QI")  # NBD_REPLY_TYPE_OFFSET_HOLE: offset, hole size
+ERROR_HEAD = struct.Struct(">IH")  # NBD_REPLY_TYPE_ERROR: error, message length (the message follows)
+DESCRIPTOR = struct.Struct(">II")  # NBD_REPLY_TYPE_BLOCK_STATUS descriptor: extent length, status flags
 EXPORT_INFO = struct.Struct(">HQH")  # NBD_INFO_EXPORT: type, size, transmission flags
 BLOCK_SIZE_INFO = struct.Struct(">HIII")  # NBD_INFO_BLOCK_SIZE: type, minimum, preferred, maximum
 

@@ -134,6 +134,31 @@ class RawNbd:
         assert magic == P.SIMPLE_REPLY_MAGIC
         return error, handle, self.recv(data_len) if data_len and not error else b""
 
+    def meta(self, option: int, queries: tuple[str, ...] = (), name: bytes = b"") -> list[tuple[int, int, bytes]]:
+        """LIST/SET_META_CONTEXT; every reply up to and including the final one, as (type, id, name)."""
+        data = len(name).to_bytes(4, "big") + name + len(queries).to_bytes(4, "big")
+        data += b"".join(len(q.encode()).to_bytes(4, "big") + q.encode() for q in queries)
+        self.option(option, data)
+        got = []
+        while True:
+            _, kind, payload = self.reply()
+            got.append((kind, int.from_bytes(payload[:4], "big"), payload[4:]))
+            if kind != P.REP_META_CONTEXT:
+                return got
+
+    def chunk(self) -> tuple[int, int, int, bytes]:
+        """One structured reply chunk: (flags, type, handle, payload)."""
+        magic, flags, kind, handle, length = P.CHUNK.unpack(self.recv(P.CHUNK.size))
+        assert magic == P.STRUCTURED_REPLY_MAGIC, f"not a structured reply: magic {magic:#x}"
+        return flags, kind, handle, self.recv(length)
+
+    def chunks(self) -> list[tuple[int, int, int, bytes]]:
+        """The chunks of one structured reply, up to the one flagged DONE."""
+        got = [self.chunk()]
+        while not got[-1][0] & P.REPLY_FLAG_DONE:
+            got.append(self.chunk())
+        return got
+
     def closed(self) -> bool:
         """True when the server has closed the connection (EOF)."""
         try:
