@@ -39,20 +39,15 @@ from drivers.block.protocol import BlockDevice, BlockStatus
 from . import nbd_protocol as P
 from . import nbd_structured as S
 from .byte_addressed import Export
+from .nbd_handshake import Closed, Handshake
 
 log = logging.getLogger(__name__)
 
 _TICK = 0.25  # seconds between checks of the stop flag while waiting for a client
 _SEND_TIMEOUT = 30.0  # a client that does not read its replies for this long is dropped
-_MAX_OPTIONS = 128
-_MAX_OPTION_DATA = 1 << 16
 _MAX_INFLIGHT = 64  # asynchronous requests per connection
 _MAX_QUEUED = 2 * _MAX_INFLIGHT  # replies waiting for the sender before the reader stops reading
 _EVICT_IDLE = 1.0  # seconds a connection must have been idle to make room for a new one
-
-
-class _Closed(Exception):
-    """The connection ends (client gone, protocol violation, or server stopping)."""
 
 
 @dataclass
@@ -262,18 +257,15 @@ class _Connection:
         self.structured = False  # NBD_OPT_STRUCTURED_REPLY was acknowledged
         self.contexts: list[str] = []  # the metadata contexts SET_META_CONTEXT selected
 
-    @property
-    def transmission_flags(self) -> int:
-        """The server's flags, and DF once this client negotiated structured replies."""
-        return self.server.transmission_flags | (P.FLAG_SEND_DF if self.structured else 0)
-
     def run(self) -> None:
         try:
-            if self.handshake():
+            handshake = Handshake(self, self.server)
+            if handshake.run():
+                self.structured, self.contexts = handshake.structured, handshake.contexts
                 self.sender = threading.Thread(target=self.send_loop, name=f"nbd {self.peer} sender", daemon=True)
                 self.sender.start()
                 self.transmission()
-        except _Closed as exc:
+        except Closed as exc:
             log.debug("nbd %s: %s", self.peer, exc)
         except OSError as exc:
             log.debug("nbd %s: %s", self.peer, exc)
@@ -340,7 +332,7 @@ class _Connection:
         with self.out_cond:
             while len(self.outq) >= _MAX_QUEUED and not self.broken:
                 if self.server._stop.is_set() or self.evicted:
-                    raise _Closed("server stopping")
+                    raise Closed("server stopping")
                 self.out_cond.wait(_TICK)
 
     def stop_sender(self) -> None:
@@ -357,23 +349,23 @@ class _Connection:
 
     # --- socket helpers -------------------------------------------------------------------------------
     def recv_into(self, view: memoryview, deadline: float | None = None, idle: bool = False) -> None:
-        """Fill `view`, polling the stop flag; raises _Closed on EOF, stop, the deadline, or (`idle`: waiting
+        """Fill `view`, polling the stop flag; raises Closed on EOF, stop, the deadline, or (`idle`: waiting
         for a request) after idle_timeout s without traffic and with nothing in flight."""
         got = 0
         while got < len(view):
             if self.server._stop.is_set() or self.evicted:
-                raise _Closed("server stopping" if not self.evicted else "evicted")
+                raise Closed("server stopping" if not self.evicted else "evicted")
             now = time.monotonic()
             if deadline is not None and now > deadline:
-                raise _Closed("handshake timed out")
+                raise Closed("handshake timed out")
             if idle and not got and self.idle_for(now) > self.server.idle_timeout:
-                raise _Closed(f"idle for {self.server.idle_timeout} s")
+                raise Closed(f"idle for {self.server.idle_timeout} s")
             ready, _, _ = select.select([self.sock], [], [], _TICK)
             if not ready:
                 continue
             n = self.sock.recv_into(view[got:])
             if n == 0:
-                raise _Closed("client closed the connection")
+                raise Closed("client closed the connection")
             got += n
 
     def recv(self, n: int, deadline: float | None = None) -> bytes:
@@ -392,121 +384,6 @@ class _Connection:
                 self.broken = True  # the reader notices EOF next; nothing more goes out
                 raise
 
-    # --- handshake ------------------------------------------------------------------------------------
-    def handshake(self) -> bool:
-        deadline = time.monotonic() + self.server.handshake_timeout
-        self.send(P.HANDSHAKE.pack(P.NBDMAGIC, P.IHAVEOPT, P.FLAG_FIXED_NEWSTYLE | P.FLAG_NO_ZEROES))
-        (client_flags,) = np.frombuffer(self.recv(4, deadline), dtype=">u4")
-        if int(client_flags) & ~(P.FLAG_C_FIXED_NEWSTYLE | P.FLAG_C_NO_ZEROES):
-            raise _Closed(f"unknown client flags {int(client_flags):#x}")
-        no_zeroes = bool(int(client_flags) & P.FLAG_C_NO_ZEROES)
-        for _ in range(_MAX_OPTIONS):
-            magic, option, length = P.OPTION.unpack(self.recv(P.OPTION.size, deadline))
-            if magic != P.IHAVEOPT:
-                raise _Closed(f"bad option magic {magic:#x}")
-            if length > _MAX_OPTION_DATA:
-                raise _Closed(f"option {option} carries {length} bytes")
-            data = self.recv(length, deadline)
-            if option == P.OPT_EXPORT_NAME:
-                if not self.known(data):
-                    raise _Closed("unknown export name")  # EXPORT_NAME cannot fail politely
-                self.send(np.array([self.export.size], ">u8").tobytes(),
-                          np.array([self.transmission_flags], ">u2").tobytes(),
-                          b"" if no_zeroes else bytes(124))
-                return True
-            if option == P.OPT_ABORT:
-                self.reply(option, P.REP_ACK)
-                return False
-            if option in (P.OPT_INFO, P.OPT_GO):
-                if self.info(option, data) and option == P.OPT_GO:
-                    return True
-            elif option == P.OPT_LIST:
-                if data:
-                    self.reply(option, P.REP_ERR_INVALID, b"NBD_OPT_LIST takes no data")
-                else:
-                    name = self.server.name.encode()
-                    desc = self.server.description.encode()
-                    self.reply(option, P.REP_SERVER, len(name).to_bytes(4, "big") + name + desc)
-                    self.reply(option, P.REP_ACK)
-            elif option == P.OPT_STARTTLS:
-                self.reply(option, P.REP_ERR_POLICY, b"this server does not offer TLS")
-            elif option == P.OPT_STRUCTURED_REPLY:
-                if data:
-                    self.reply(option, P.REP_ERR_INVALID, b"NBD_OPT_STRUCTURED_REPLY takes no data")
-                else:
-                    self.structured = True
-                    self.reply(option, P.REP_ACK)
-            elif option in (P.OPT_LIST_META_CONTEXT, P.OPT_SET_META_CONTEXT):
-                self.meta_context(option, data)
-            else:
-                self.reply(option, P.REP_ERR_UNSUP, f"option {option} is not supported".encode())
-        raise _Closed(f"more than {_MAX_OPTIONS} options")
-
-    def meta_context(self, option: int, data: bytes) -> None:
-        """LIST_META_CONTEXT / SET_META_CONTEXT: the matching contexts, then ACK; or one error reply."""
-        setting = option == P.OPT_SET_META_CONTEXT
-        if setting:
-            self.contexts = []  # replaced even when the option fails
-        try:
-            if not self.structured:
-                raise S.QueryError(P.REP_ERR_INVALID, "negotiate NBD_OPT_STRUCTURED_REPLY first")
-            query = S.parse_meta_query(data)
-            if not self.known(query.export):
-                raise S.QueryError(P.REP_ERR_UNKNOWN, f"no such export {query.export!r}")
-        except S.QueryError as exc:
-            self.reply(option, exc.reply, str(exc).encode())
-            return
-        found = S.matching_contexts(query.queries, listing=not setting)
-        for name in found:
-            self.reply(option, P.REP_META_CONTEXT, S.meta_context_reply(S.ALLOCATION_ID if setting else 0, name))
-        if setting:
-            self.contexts = found
-        self.reply(option, P.REP_ACK)
-
-    def reply(self, option: int, kind: int, data: bytes = b"") -> None:
-        self.send(P.OPT_REPLY.pack(P.OPT_REPLY_MAGIC, option, kind, len(data)) + data)
-
-    def known(self, raw: bytes) -> bool:
-        try:
-            name = raw.decode()
-        except UnicodeDecodeError:
-            return False
-        return name in ("", self.server.name)
-
-    def info(self, option: int, data: bytes) -> bool:
-        """Answer NBD_OPT_INFO/GO; True when the export was accepted."""
-        if len(data) < 6:
-            self.reply(option, P.REP_ERR_INVALID, b"option data too short")
-            return False
-        namelen = int.from_bytes(data[:4], "big")
-        if namelen > len(data) - 6:
-            self.reply(option, P.REP_ERR_INVALID, b"name length exceeds the option data")
-            return False
-        name = data[4:4 + namelen]
-        nreq = int.from_bytes(data[4 + namelen:6 + namelen], "big")
-        reqs = data[6 + namelen:]
-        if len(reqs) != 2 * nreq:
-            self.reply(option, P.REP_ERR_INVALID, b"information request count does not match the data")
-            return False
-        wanted = {int.from_bytes(reqs[i:i + 2], "big") for i in range(0, len(reqs), 2)}
-        if not self.known(name):
-            self.reply(option, P.REP_ERR_UNKNOWN, b"no such export: this server has '" +
-                       self.server.name.encode() + b"' (or the default name '')")
-            return False
-        export = self.export
-        self.reply(option, P.REP_INFO, P.EXPORT_INFO.pack(P.INFO_EXPORT, export.size, self.transmission_flags))
-        if P.INFO_NAME in wanted:
-            self.reply(option, P.REP_INFO, P.INFO_NAME.to_bytes(2, "big") + self.server.name.encode())
-        if P.INFO_DESCRIPTION in wanted and self.server.description:
-            self.reply(option, P.REP_INFO,
-                       P.INFO_DESCRIPTION.to_bytes(2, "big") + self.server.description.encode())
-        if P.INFO_BLOCK_SIZE in wanted:
-            minimum = self.server.min_block
-            self.reply(option, P.REP_INFO, P.BLOCK_SIZE_INFO.pack(P.INFO_BLOCK_SIZE, minimum,
-                                                                  max(4096, minimum), P.MAX_PAYLOAD))
-        self.reply(option, P.REP_ACK)
-        return True
-
     # --- transmission ---------------------------------------------------------------------------------
     def transmission(self) -> None:
         header = bytearray(P.REQUEST.size)
@@ -516,14 +393,14 @@ class _Connection:
             self.last_active = time.monotonic()
             magic, flags, kind, handle, offset, length = P.REQUEST.unpack(header)
             if magic != P.REQUEST_MAGIC:
-                raise _Closed(f"bad request magic {magic:#x}")
+                raise Closed(f"bad request magic {magic:#x}")
             self.server.stats.requests += 1
             if kind == P.CMD_DISC:
                 return
             payload = None
             if kind == P.CMD_WRITE:
                 if length > P.MAX_PAYLOAD:
-                    raise _Closed(f"WRITE of {length} bytes exceeds {P.MAX_PAYLOAD}")  # may not skip it
+                    raise Closed(f"WRITE of {length} bytes exceeds {P.MAX_PAYLOAD}")  # may not skip it
                 payload = np.empty(length, dtype=np.uint8)
                 self.recv_into(payload.data)
             error, why = self.check(flags, kind, offset, length)
@@ -636,7 +513,7 @@ class _Connection:
     def acquire(self) -> None:
         while not self.slots.acquire(timeout=_TICK):
             if self.server._stop.is_set() or self.evicted:
-                raise _Closed("server stopping")
+                raise Closed("server stopping")
         with self.out_cond:
             self.inflight += 1
 
