@@ -6,10 +6,10 @@ cd "$(dirname "$0")/.."
 
 # gcc + python3-dev build the compiled accessor core; the cross compilers and binutils check its per-architecture
 # barriers in the disassembly (tests/mmiotk/test_accessor_core.py). qemu-system-x86, busybox-static, cpio, kmod and
-# zstd boot Debian's kernel for the Linux guest tests (hwsim.linux).
+# zstd boot Debian's kernel for the Linux guest tests (hwsim.linux); nbd-client attaches the kernel's NBD client there.
 APT_PACKAGES=(gcc python3-dev gcc-aarch64-linux-gnu gcc-riscv64-linux-gnu binutils-aarch64-linux-gnu
               binutils-riscv64-linux-gnu iverilog qemu-system-arm qemu-system-x86 qemu-utils libnbd-bin nbdkit fio
-              e2fsprogs dosfstools busybox-static cpio kmod zstd)
+              e2fsprogs dosfstools busybox-static cpio kmod zstd nbd-client)
 PYTHON=${PYTHON:-python3}
 
 missing=()
