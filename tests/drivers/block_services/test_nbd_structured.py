@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from drivers.block.filedisk import FileDisk
 from drivers.block.protocol import (
@@ -26,6 +28,7 @@ from drivers.block.protocol import (
 )
 from drivers.block.ramdisk import RamDisk
 from drivers.block_services import nbd_protocol as P
+from drivers.block_services import nbd_structured as S
 from drivers.block_services.nbd import NbdServer
 
 from .block_helpers import RawNbd
@@ -309,3 +312,19 @@ def test_without_structured_replies_reads_stay_simple(raw: RawNbd, ram: RamDisk)
     assert raw.simple_reply(1024) == (0, 11, b"\7" * 512 + bytes(512))
     raw.request(P.CMD_READ, 0, 512, flags=P.CMD_FLAG_DF, handle=12)
     assert raw.simple_reply()[:2] == (P.EINVAL, 12)
+
+
+def encode(export: bytes, queries: list[bytes]) -> bytes:
+    return (len(export).to_bytes(4, "big") + export + len(queries).to_bytes(4, "big")
+            + b"".join(len(q).to_bytes(4, "big") + q for q in queries))
+
+
+@given(st.binary(max_size=64) | st.builds(encode, st.binary(max_size=8), st.lists(st.binary(max_size=12), max_size=4)))
+def test_any_meta_context_data_decodes_exactly_or_is_an_error_reply(data: bytes) -> None:
+    try:
+        query = S.parse_meta_query(data)
+    except S.QueryError as exc:
+        assert exc.reply in (P.REP_ERR_INVALID, P.REP_ERR_TOO_BIG) and str(exc)
+    else:
+        assert encode(query.export, [q.encode() for q in query.queries]) == data
+        assert all(":" in q for q in query.queries)
