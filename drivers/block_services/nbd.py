@@ -437,17 +437,17 @@ class _Connection:
         return 0, ""
 
     def answer(self, handle: int, error: int, data: np.ndarray | None = None, *, slot: bool = False,
-               message: str = "", offset: int = 0, extents: S.ByteExtents | None = None) -> None:
+               message: str = "", offset: int = 0, holes: bool = False) -> None:
         """Queue the reply to `handle`; `slot`: it ends an asynchronous request (from its completion). Under
         structured replies an error is an ERROR chunk with `message`, and read `data` (from `offset`) goes
-        out in chunks, holes per `extents`; otherwise, and for other successes, a simple reply."""
+        out in chunks (zero runs as holes when `holes`); otherwise, and for other successes, a simple reply."""
         if error:
             self.server.stats.errors += 1
         parts: S.Parts
         if self.structured and error:
             parts = (S.error_chunk(handle, error, message),)
         elif self.structured and data is not None:
-            parts = S.read_chunks(handle, offset, data, extents)
+            parts = S.read_chunks(handle, offset, data, holes)
         else:
             head = P.SIMPLE_REPLY.pack(P.SIMPLE_REPLY_MAGIC, error, handle)
             parts = (head,) if data is None else (head, data.data)
@@ -477,8 +477,7 @@ class _Connection:
                                 message=_failed("READ", offset, length, status))
                     return
                 stats.bytes_read += length
-                self.answer(handle, 0, data, slot=True, offset=offset,
-                            extents=export.extents(offset, length) if holes else None)
+                self.answer(handle, 0, data, slot=True, offset=offset, holes=holes)
 
             self.submit(lambda: export.read(offset, length, read_done))
         elif kind == P.CMD_WRITE:

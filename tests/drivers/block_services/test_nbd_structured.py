@@ -23,6 +23,7 @@ from drivers.block.protocol import (
     BlockInfo,
     BlockOp,
     Completion,
+    ExtentFlag,
     run_op,
     write_blocks,
 )
@@ -36,6 +37,7 @@ from .block_helpers import RawNbd
 KiB, MiB = 1 << 10, 1 << 20
 SIZE = 8 * MiB
 HOLE = P.STATE_HOLE | P.STATE_ZERO
+ZERO = ExtentFlag.ZERO
 
 
 def run(*cmd: str) -> str:
@@ -328,3 +330,18 @@ def test_any_meta_context_data_decodes_exactly_or_is_an_error_reply(data: bytes)
     else:
         assert encode(query.export, [q.encode() for q in query.queries]) == data
         assert all(":" in q for q in query.queries)
+
+
+@pytest.mark.parametrize(("offset", "zeros", "expected"), [
+    (0, [], [(16384, 0)]),
+    (0, [(4096, 8192)], [(4096, 0), (8192, ZERO), (4096, 0)]),
+    (512, [(0, 16384)], [(3584, 0), (12288, ZERO), (512, 0)]),  # only whole aligned units become holes
+    (0, [(0, 16384)], [(16384, ZERO)]),
+    (0, [(4096, 4088)], [(16384, 0)]),  # the unit's last 8 bytes are data: not a hole
+])
+def test_zero_runs_are_whole_aligned_units(offset: int, zeros: list[tuple[int, int]],
+                                           expected: list[tuple[int, int]]) -> None:
+    data = np.full(16384, 0xAA, dtype=np.uint8)
+    for a, n in zeros:
+        data[a:a + n] = 0
+    assert S.zero_runs(offset, data) == expected
