@@ -39,6 +39,16 @@ def bridge_await(awaitable: Awaitable[T]) -> T:
     return current.parent.switch(awaitable)
 
 
+def bridged_task() -> greenlet:
+    """The cocotb task's greenlet, for synchronous code that starts a transaction itself and then awaits
+    its trigger with `.switch(trigger)`; raises NotBridgedError (before anything is started) outside
+    `Bridge.run`."""
+    current = greenlet.getcurrent()
+    if not isinstance(current, _DriverGreenlet):
+        raise NotBridgedError("a simulated access needs the driver to run under hwsim.cosim.Bridge.run()")
+    return current.parent
+
+
 class Bridge:
     """Runs synchronous functions inside a cocotb test."""
 

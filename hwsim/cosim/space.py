@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from cocotb.triggers import Timer
 from cocotb.utils import get_sim_steps
 
@@ -26,10 +28,10 @@ class SimWindow(Window):
         self._space = space
 
     def read(self, offset: int, width: int) -> int:
-        return bridge_await(self._space.bus.read(self.paddr + offset, width))
+        return self._space.read_bridged(self.paddr + offset, width)
 
     def write(self, offset: int, width: int, value: int) -> None:
-        bridge_await(self._space.bus.write(self.paddr + offset, width, value))
+        self._space.write_bridged(self.paddr + offset, width, value)
 
 
 class SimSpace(AddressSpace):
@@ -40,6 +42,21 @@ class SimSpace(AddressSpace):
     def __init__(self, bus: SimBus, base: int, size: int, *, name: str = "sim", arch: str | None = None):
         super().__init__(base, size, name=name, arch=arch)
         self.bus = bus
+
+    @property
+    def bus(self) -> SimBus:
+        """The bus model every access goes to; assigning another one swaps it under live mappings."""
+        return self._bus
+
+    @bus.setter
+    def bus(self, bus: SimBus) -> None:
+        self._bus = bus
+        # a bus with synchronous bridged accesses (the HDL masters) is called directly; any other bus's
+        # coroutines are awaited through the bridge
+        self.read_bridged: Callable[[int, int], int] = getattr(bus, "read_bridged", None) or \
+            (lambda addr, nbytes: bridge_await(bus.read(addr, nbytes)))
+        self.write_bridged: Callable[[int, int, int], None] = getattr(bus, "write_bridged", None) or \
+            (lambda addr, nbytes, value: bridge_await(bus.write(addr, nbytes, value)))
 
     def open(self, paddr: int, size: int, policy: CachePolicy) -> Window:
         self.check_range(paddr, size)

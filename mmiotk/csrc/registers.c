@@ -9,10 +9,16 @@
  * not direct, and then the Python-visible accessor is called, so the trace sees every access).
  *
  * FieldGetter is the attribute of a RegisterValue that returns one plain field: (value >> lsb) & mask.
+ *
+ * RegisterCore is the base of the compiled RegisterHandle class: its `read`, `write` and `modify` are methods
+ * of the type that forward to the callables bound in at bind time (a RegisterOp, or the reference method).
+ * A method of the type is what CPython's attribute cache specialises (`STATUS.read()` costs no dict lookup);
+ * a callable stored in the instance's __dict__ is looked up generically on every call.
  */
 #include "core.h"
 
 #include <stddef.h>
+#include <structmember.h>
 #include <string.h>
 
 enum { OP_READ, OP_WRITE, OP_MODIFY };
@@ -362,6 +368,98 @@ static PyTypeObject FieldGetterType = {
     .tp_new = FieldGetter_new,
 };
 
+/* --- RegisterCore ------------------------------------------------------------------------------------ */
+typedef struct {
+    PyObject_HEAD
+    PyObject *read_fn, *write_fn, *modify_fn;
+} RegCoreObject;
+
+static PyObject *
+forward(PyObject *fn, const char *what, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (fn == NULL) {
+        PyErr_Format(PyExc_TypeError, "register handle: %s() is not bound", what);
+        return NULL;
+    }
+    return PyObject_Vectorcall(fn, args, (size_t)nargs, kwnames);
+}
+
+static PyObject *
+RegCore_read(RegCoreObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    return forward(self->read_fn, "read", args, nargs, kwnames);
+}
+
+static PyObject *
+RegCore_write(RegCoreObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    return forward(self->write_fn, "write", args, nargs, kwnames);
+}
+
+static PyObject *
+RegCore_modify(RegCoreObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    return forward(self->modify_fn, "modify", args, nargs, kwnames);
+}
+
+static int
+RegCore_traverse(RegCoreObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->read_fn);
+    Py_VISIT(self->write_fn);
+    Py_VISIT(self->modify_fn);
+    return 0;
+}
+
+static int
+RegCore_clear(RegCoreObject *self)
+{
+    Py_CLEAR(self->read_fn);
+    Py_CLEAR(self->write_fn);
+    Py_CLEAR(self->modify_fn);
+    return 0;
+}
+
+static void
+RegCore_dealloc(RegCoreObject *self)
+{
+    PyTypeObject *type = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    RegCore_clear(self);
+    type->tp_free((PyObject *)self);
+}
+
+static PyMethodDef RegCore_methods[] = {
+    {"read", (PyCFunction)(void (*)(void))RegCore_read, METH_FASTCALL | METH_KEYWORDS,
+     "read() -> the register's value (a RegisterValue): one access."},
+    {"write", (PyCFunction)(void (*)(void))RegCore_write, METH_FASTCALL | METH_KEYWORDS,
+     "write(value=None, **fields) -> the value written: fields not named are at their write base."},
+    {"modify", (PyCFunction)(void (*)(void))RegCore_modify, METH_FASTCALL | METH_KEYWORDS,
+     "modify(**fields) -> the value written: a read-modify-write of the named fields."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef RegCore_members[] = {
+    {"_read_fn", T_OBJECT_EX, offsetof(RegCoreObject, read_fn), 0, "what read() calls"},
+    {"_write_fn", T_OBJECT_EX, offsetof(RegCoreObject, write_fn), 0, "what write() calls"},
+    {"_modify_fn", T_OBJECT_EX, offsetof(RegCoreObject, modify_fn), 0, "what modify() calls"},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject RegCoreType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "mmiotk._accessors.RegisterCore",
+    .tp_basicsize = sizeof(RegCoreObject),
+    .tp_dealloc = (destructor)RegCore_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "The base of compiled register handles: read/write/modify forward to the callables bound in.",
+    .tp_traverse = (traverseproc)RegCore_traverse,
+    .tp_clear = (inquiry)RegCore_clear,
+    .tp_methods = RegCore_methods,
+    .tp_members = RegCore_members,
+    .tp_new = PyType_GenericNew,
+};
+
 static PyMethodDef register_methods[] = {
     {"register_op", mod_register_op, METH_VARARGS,
      "register_op(kind, bus, rd, wr, offset, bits, vcls, keep, wo_reset, base, fields, fallback): a handle's "
@@ -372,9 +470,10 @@ static PyMethodDef register_methods[] = {
 int
 register_ops_init(PyObject *module)
 {
-    if (PyType_Ready(&RegOpType) < 0 || PyType_Ready(&FieldGetterType) < 0)
+    if (PyType_Ready(&RegOpType) < 0 || PyType_Ready(&FieldGetterType) < 0 || PyType_Ready(&RegCoreType) < 0)
         return -1;
     if (PyModule_AddObjectRef(module, "FieldGetter", (PyObject *)&FieldGetterType) < 0
+        || PyModule_AddObjectRef(module, "RegisterCore", (PyObject *)&RegCoreType) < 0
         || PyModule_AddObjectRef(module, "RegisterOp", (PyObject *)&RegOpType) < 0)
         return -1;
     return PyModule_AddFunctions(module, register_methods);

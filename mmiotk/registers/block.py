@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 from ..errors import MmioValueError
 from .access import Access, RegisterDefinitionError
 from .fields import Register, RegisterSpec
-from .handle import RegisterArrayHandle, RegisterHandle, _bind_handle
+from .handle import RegisterHandle, _bind_array_handle, _bind_handle
 from .indirect import Indirect
 from .value import RegisterValue
 
@@ -89,7 +89,7 @@ class RegisterBlock:
         handles: dict[str, RegisterHandle] = {}
         for attr, spec in cls._specs.items():
             if spec.count > 1:
-                handles[attr] = RegisterArrayHandle(spec, buffer, offset + spec.offset)
+                handles[attr] = _bind_array_handle(spec, buffer, offset + spec.offset)
             else:
                 handles[attr] = _bind_handle(spec, buffer, offset + spec.offset)
         self._handles = handles

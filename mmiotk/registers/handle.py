@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 from .. import native
 from ..errors import AccessError, MmioValueError
@@ -240,9 +240,24 @@ class RegisterHandle:
 
 
 def _bind_handle(spec: RegisterSpec, bus: Any, offset: int, index: int | None = None) -> RegisterHandle:
-    handle = RegisterHandle(spec, bus, offset, index)
+    handle = (_COMPILED_HANDLE or RegisterHandle)(spec, bus, offset, index)
     _install_fast_paths(handle, spec)
     return handle
+
+
+def _bind_array_handle(spec: RegisterSpec, bus: Any, offset: int) -> RegisterArrayHandle:
+    handle = (_COMPILED_ARRAY_HANDLE or RegisterArrayHandle)(spec, bus, offset)
+    if native.core is not None:  # an array is indexed, never read itself: the type methods refuse
+        _bind_core(handle, RegisterArrayHandle)
+    return handle
+
+
+def _bind_core(handle: RegisterHandle, reference: type[RegisterHandle]) -> None:
+    """Point a compiled handle's type methods at the reference methods of `reference`."""
+    core = cast(Any, handle)
+    core._read_fn = reference.read.__get__(handle)
+    core._write_fn = reference.write.__get__(handle)
+    core._modify_fn = reference.modify.__get__(handle)
 
 
 def _install_fast_paths(handle: RegisterHandle, spec: RegisterSpec) -> None:
@@ -251,10 +266,12 @@ def _install_fast_paths(handle: RegisterHandle, spec: RegisterSpec) -> None:
     read-modify-write has no side effects to refuse. Anything else (enum members, names, errors,
     refusals, pieces) falls back to the methods of RegisterHandle, which are the reference behaviour.
     The accessors stay the buffer's own methods, so tracing and revocation see every access."""
-    if len(spec.pieces) != 1:
-        return
     if native.core is not None:
-        _install_compiled_fast_paths(handle, spec)
+        _bind_core(handle, RegisterHandle)
+        if len(spec.pieces) == 1:
+            _install_compiled_fast_paths(handle, spec)
+        return
+    if len(spec.pieces) != 1:
         return
     rd, wr, off, vcls = handle._rd, handle._wr, handle._off, spec.value_class
     # name -> (mask to keep everything else, shift, max): only fields that take written values
@@ -328,16 +345,16 @@ def _install_compiled_fast_paths(handle: RegisterHandle, spec: RegisterSpec) -> 
     assert native.core is not None
     bus, rd, wr, off, bits = handle._bus, handle._rd, handle._wr, handle._off, spec.width
     fields = {name: (f.lsb, f.mask, f.max) for name, f in spec.fields.items() if f.access.writable}
-    make = native.core.register_op
+    make, core = native.core.register_op, cast(Any, handle)
     if spec.readable:
-        handle.__dict__["read"] = make("read", bus, rd, None, off, bits, spec.value_class, 0, 0, 0, {},
+        core._read_fn = make("read", bus, rd, None, off, bits, spec.value_class, 0, 0, 0, {},
                                        RegisterHandle.read.__get__(handle))
     if spec.writable:
-        handle.__dict__["write"] = make("write", bus, None, wr, off, bits, None, 0, 0, spec.write_base, fields,
+        core._write_fn = make("write", bus, None, wr, off, bits, None, 0, 0, spec.write_base, fields,
                                         RegisterHandle.write.__get__(handle))
     if spec.readable and spec.writable and not spec.read_effects and not spec.m_forced \
             and _modify_always_reads(spec):
-        handle.__dict__["modify"] = make("modify", bus, rd, wr, off, bits, None, spec.keep,
+        core._modify_fn = make("modify", bus, rd, wr, off, bits, None, spec.keep,
                                          spec.wo_reset | spec.m_ones, 0, fields,
                                          RegisterHandle.modify.__get__(handle))
 
@@ -374,3 +391,16 @@ class RegisterArrayHandle(RegisterHandle):
                         f"e.g. {self._name}[0]")
 
     read = write = modify = clear = poll = _not_single
+
+
+def _compiled(cls: type[RegisterHandle]) -> type[RegisterHandle] | None:
+    """`cls` behind the compiled RegisterCore: `read`/`write`/`modify` are then methods of the type, which
+    CPython looks up through its type cache, instead of callables in each handle's __dict__."""
+    if native.core is None:
+        return None
+    return cast(type[RegisterHandle], type(cls.__name__, (native.core.RegisterCore, cls),
+                                           {"__module__": cls.__module__, "__doc__": cls.__doc__}))
+
+
+_COMPILED_HANDLE = _compiled(RegisterHandle)
+_COMPILED_ARRAY_HANDLE = cast("type[RegisterArrayHandle] | None", _compiled(RegisterArrayHandle))
