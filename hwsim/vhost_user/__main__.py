@@ -1,5 +1,6 @@
-"""`python -m hwsim.vhost_user model --socket PATH --size 32M [--image FILE]`: serve the behavioural
-virtio-blk model on a vhost-user socket until the front end disconnects."""
+"""`python -m hwsim.vhost_user model|fence --socket PATH --size 32M [--image FILE]`: serve the behavioural
+virtio-blk model (or the fence, which fails every request) on a vhost-user socket until the front end
+disconnects."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from hwsim.media import BlockMedia
 from hwsim.models.virtio_blk import VirtioBlkModel
 
 from .backend import VhostUserBackend, listen
+from .fence import FencedBlk
 from .messages import VhostUserError
 from .model_target import ModelTarget
 
@@ -22,7 +24,7 @@ def _size(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hwsim.vhost_user")
-    parser.add_argument("device", choices=["model"])
+    parser.add_argument("device", choices=["model", "fence"])
     parser.add_argument("--socket", required=True)
     parser.add_argument("--size", type=_size, default=32 << 20, help="disk size without --image (bytes, K/M/G)")
     parser.add_argument("--image", help="a disk image file to serve")
@@ -32,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="vhost-user %(levelname)s: %(message)s")
     media = BlockMedia(args.image) if args.image else BlockMedia(size=args.size)
-    model = VirtioBlkModel(media, name="virtio-blk-model")
+    kind = FencedBlk if args.device == "fence" else VirtioBlkModel
+    model = kind(media, name=f"virtio-blk-{args.device}")
     listener = listen(args.socket)
     if args.ready:
         open(args.ready, "w").close()

@@ -215,10 +215,7 @@ class VhostUserBackend:
     def _set_vring_base(self, msg: Message) -> None:
         index, base = msg.unpack(VRING_STATE)
         ring = self._ring_of(index, "SET_VRING_BASE")
-        if base != 0:
-            # A virtio-mmio queue starts at avail index 0 (4.2.2): a ring resumed mid-way cannot be programmed.
-            raise VhostUserError(f"SET_VRING_BASE {base}: a virtio-mmio queue can only start at index 0")
-        ring.base = base
+        ring.base = base          # the target says at start whether it can resume there
 
     def _get_vring_base(self, msg: Message) -> bytes:
         index, _ = msg.unpack(VRING_STATE)
@@ -271,9 +268,9 @@ class VhostUserBackend:
             return
         assert ring.desc is not None and ring.avail is not None and ring.used is not None
         features = self.features & ~(1 << F_PROTOCOL_FEATURES)
-        self.target.start(features, ring.num, ring.desc, ring.avail, ring.used)
+        self.target.start(features, ring.num, ring.desc, ring.avail, ring.used, ring.base)
         ring.started = True
-        log.info("queue started: %d entries, features %#x", ring.num, features)
+        log.info("queue started: %d entries at index %d, features %#x", ring.num, ring.base, features)
         self.target.notify()      # requests made available before the kick fd existed
 
     def _stop_ring(self) -> int:
@@ -290,6 +287,7 @@ class VhostUserBackend:
         used = int(_U16.unpack_from(self.ram.array, ring.used + 2 - self.ram.base)[0])
         self.target.stop()
         ring.started = False
+        ring.base = used
         log.info("queue stopped at index %d", used)
         return used
 

@@ -35,5 +35,10 @@ class ModelTarget(MmioTarget):
     def detach(self) -> None:
         self.model.memory = None
 
+    def resume_at(self, base: int) -> None:
+        queue = self.model.queue
+        assert queue is not None
+        queue.last_avail = queue.used_idx = base & 0xFFFF
+
     def irq_line(self) -> bool:
         return bool(self.model.irq_level)

@@ -84,9 +84,15 @@ class MmioTarget(abc.ABC):
         self.write32(QUEUE_SEL, 0)
         return self.read32(QUEUE_NUM_MAX)
 
-    def start(self, features: int, num: int, desc: int, avail: int, used: int) -> None:
-        """Reset, negotiate `features`, set up queue 0 and set DRIVER_OK; VhostUserError naming the step
-        the device refused."""
+    def resume_at(self, base: int) -> None:
+        """Start the running queue at avail/used index `base` (SET_VRING_BASE after a reconnect). A virtio-mmio
+        queue always starts at 0 (4.2.2), so only a device that can be told otherwise overrides this."""
+        if base:
+            raise VhostUserError(f"{self.name}: SET_VRING_BASE {base}: a virtio-mmio queue starts at index 0")
+
+    def start(self, features: int, num: int, desc: int, avail: int, used: int, base: int = 0) -> None:
+        """Reset, negotiate `features`, set up queue 0 (at ring index `base`) and set DRIVER_OK; VhostUserError
+        naming the step the device refused."""
         self.write32(STATUS, 0)
         self.write32(STATUS, S_ACKNOWLEDGE)
         self.write32(STATUS, S_ACKNOWLEDGE | S_DRIVER)
@@ -105,6 +111,7 @@ class MmioTarget(abc.ABC):
         if self.read32(QUEUE_READY) != 1:
             raise VhostUserError(f"{self.name}: QueueReady refused (QueueNum {num}, descriptors {desc:#x}, "
                                  f"avail {avail:#x}, used {used:#x})")
+        self.resume_at(base)
         self.write32(STATUS, S_ACKNOWLEDGE | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK)
 
     def stop(self) -> None:
