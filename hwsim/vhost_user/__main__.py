@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from hwsim.media import BlockMedia
@@ -28,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--socket", required=True)
     parser.add_argument("--size", type=_size, default=32 << 20, help="disk size without --image (bytes, K/M/G)")
     parser.add_argument("--image", help="a disk image file to serve")
-    parser.add_argument("--ready", help="a file to create once the socket listens")
+    parser.add_argument("--ready", help="a file to write this process's PID to once the socket listens")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
@@ -38,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     model = kind(media, name=f"virtio-blk-{args.device}")
     listener = listen(args.socket)
     if args.ready:
-        open(args.ready, "w").close()
+        with open(args.ready, "w") as out:
+            out.write(f"{os.getpid()}\n")     # the process that serves: the one to kill
     try:
         VhostUserBackend(ModelTarget(model), args.socket).serve(listener)
     except VhostUserError as exc:

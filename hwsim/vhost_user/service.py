@@ -51,6 +51,8 @@ class RunningBackend(RunningService):
         self.socket_path = share / f"{service.name}.sock"
         self.log_path = share / f"{service.name}-backend.log"
         self.procs: list[subprocess.Popen[bytes]] = []
+        # launcher PID -> PID of the process that holds the socket (the launcher itself, or its simulator)
+        self.serving: dict[int, int] = {}
         self.proc = self._spawn(service, attempt)
         self.qemu_args = ["-chardev", f"socket,id={service.name},path={self.socket_path},"
                                       f"reconnect={service.reconnect}",
@@ -66,16 +68,17 @@ class RunningBackend(RunningService):
             log.write(f"--- attempt {attempt}: {service.device} ---\n".encode())
             log.flush()
             proc = subprocess.Popen(service.command(self.socket_path, ready), stdin=subprocess.DEVNULL,
-                                    stdout=log, stderr=log)
+                                    stdout=log, stderr=log, start_new_session=True)
         self.procs.append(proc)
         deadline = time.monotonic() + service.start_timeout
-        while not ready.exists():
+        while not ready.exists() or not ready.read_text().strip():
             if proc.poll() is not None or time.monotonic() > deadline:
                 self._kill_all()
                 raise LinuxGuestError(f"vhost-user back end {service.device!r} did not start listening within "
                                       f"{service.start_timeout:g} s (exit {proc.poll()}); log:\n"
                                       f"{self.log_path.read_text(errors='replace')[-3000:]}")
             time.sleep(0.05)
+        self.serving[proc.pid] = int(ready.read_text().split()[0])
         return proc
 
     def _watch(self) -> None:
@@ -84,20 +87,26 @@ class RunningBackend(RunningService):
             if not request.exists():
                 continue
             request.unlink()
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=30)
+            victim = self.serving[self.proc.pid]
+            if self.proc.poll() is None:   # the launcher is alive, so its simulator's PID is still its child's
+                _kill_pid(victim)
+            try:                       # the RTL's launcher ends once its simulator is gone
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                _kill_pid(self.proc.pid)
+                self.proc.wait(timeout=30)
             fence = VhostUserBlkService(self.service.name, "fence", self.service.size)
             self.proc = self._spawn(fence, 0)
-            (self.share / f"{self.service.name}.killed").write_text(f"{self.procs[-2].pid}\n")
+            (self.share / f"{self.service.name}.killed").write_text(f"{victim}\n")
 
     def _kill_all(self) -> None:
         for proc in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
+            if proc.poll() is None:     # the launcher's own session: it and the simulator it started
+                os.killpg(proc.pid, signal.SIGTERM)
                 try:
                     proc.wait(timeout=10)
                 except subprocess.TimeoutExpired:
-                    os.kill(proc.pid, signal.SIGKILL)
+                    os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait(timeout=30)
 
     def stop(self) -> None:
@@ -110,6 +119,13 @@ class RunningBackend(RunningService):
             except subprocess.TimeoutExpired:
                 pass
         self._kill_all()
+
+
+def _kill_pid(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def vhost_blk_machine(name: str, service: VhostUserBlkService, memory_mib: int = 512) -> Machine:
