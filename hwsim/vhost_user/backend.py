@@ -12,8 +12,8 @@ import logging
 import os
 import select
 import socket
-import struct
 import time
+from collections.abc import Callable
 
 from .memory import GuestRam
 from .messages import (
@@ -40,7 +40,6 @@ from .vring import Vring
 log = logging.getLogger("hwsim.vhost_user")
 R = VhostUserRequest
 PROTOCOL_FEATURES = (1 << ProtocolFeature.MQ | 1 << ProtocolFeature.REPLY_ACK | 1 << ProtocolFeature.CONFIG)
-_U16 = struct.Struct("<H")
 STOP_TIMEOUT = 10.0   # seconds of wall time a stopping ring may take to finish the requests in flight
 
 
@@ -106,12 +105,9 @@ class VhostUserBackend:
 
     def _busy(self) -> bool:
         """Requests the driver made available that the device has not completed."""
-        assert self.ram is not None and self.ram.array is not None
-        ring, ram, base = self.vring, self.ram.array, self.ram.base
-        assert ring.avail is not None and ring.used is not None
-        avail = _U16.unpack_from(ram, ring.avail + 2 - base)[0]
-        used = _U16.unpack_from(ram, ring.used + 2 - base)[0]
-        return bool(avail != used)
+        ring = self.vring
+        assert self.ram is not None and ring.avail is not None and ring.used is not None
+        return self.ram.read_u16(ring.avail + 2) != self.ram.read_u16(ring.used + 2)
 
     def _deliver(self) -> None:
         bits = self.target.take_interrupt()
@@ -283,8 +279,8 @@ class VhostUserBackend:
             self.target.advance()
             self._deliver()
         self._deliver()
-        assert self.ram is not None and self.ram.array is not None and ring.used is not None
-        used = int(_U16.unpack_from(self.ram.array, ring.used + 2 - self.ram.base)[0])
+        assert self.ram is not None and ring.used is not None
+        used = self.ram.read_u16(ring.used + 2)
         self.target.stop()
         ring.started = False
         ring.base = used
@@ -310,7 +306,7 @@ class VhostUserBackend:
                 self.conn = None
 
 
-_HANDLERS = {
+_HANDLERS: dict[int, Callable[[VhostUserBackend, Message], bytes | None]] = {
     R.GET_FEATURES: VhostUserBackend._get_features,
     R.SET_FEATURES: VhostUserBackend._set_features,
     R.GET_PROTOCOL_FEATURES: VhostUserBackend._get_protocol_features,

@@ -45,7 +45,7 @@ class GuestRam:
         first = self.regions[0]
         inode = os.fstat(self._fds[0])
         shift = first.guest_addr - first.mmap_offset
-        for r, fd in zip(self.regions, self._fds):
+        for r, fd in zip(self.regions, self._fds, strict=True):
             st = os.fstat(fd)
             if (st.st_dev, st.st_ino) != (inode.st_dev, inode.st_ino) or r.guest_addr - r.mmap_offset != shift:
                 raise VhostUserError(f"region at guest {r.guest_addr:#x} is not a slice of the first region's file at "
@@ -60,6 +60,12 @@ class GuestRam:
         self.array = np.frombuffer(mapping, dtype=np.uint8)
         self.base = start + shift
         return self.array, self.base
+
+    def read_u16(self, addr: int) -> int:
+        """A little-endian u16 of guest RAM at guest physical `addr` (a ring index), after window()."""
+        assert self.array is not None
+        off = addr - self.base
+        return int(self.array[off]) | int(self.array[off + 1]) << 8
 
     def close(self) -> None:
         self.array = None

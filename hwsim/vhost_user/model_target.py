@@ -30,7 +30,7 @@ class ModelTarget(MmioTarget):
         return self.model.config_bytes()
 
     def attach(self, ram: np.ndarray, base: int) -> None:
-        self.model.attach(GuestMemory(memoryview(ram), base))
+        self.model.attach(GuestMemory(ram.data, base))
 
     def detach(self) -> None:
         self.model.memory = None
