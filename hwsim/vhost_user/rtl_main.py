@@ -1,4 +1,4 @@
-"""`python -m hwsim.vhost_user.rtl_main --socket PATH --size 32M --ready FILE`: build the virtio-blk RTL for
+"""`python -m hwsim.vhost_user.rtl_main --socket PATH --size BYTES --ready FILE`: build the virtio-blk RTL for
 Verilator (cached) with its DMA window over guest RAM and serve it on a vhost-user socket; the simulator
 process writes its PID to FILE once it listens."""
 
@@ -11,14 +11,13 @@ from pathlib import Path
 from hwsim.cosim import runner
 from hwsim.vblk import simbuild
 
-from .__main__ import _size
 from .rtl_target import RTL_HOST_BASE, RTL_HOST_SIZE
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hwsim.vhost_user.rtl_main")
     parser.add_argument("--socket", required=True)
-    parser.add_argument("--size", type=_size, default=32 << 20)
+    parser.add_argument("--size", type=int, default=32 << 20, help="disk size in bytes")
     parser.add_argument("--ready", required=True)
     parser.add_argument("--sim", default="verilator")
     args = parser.parse_args(argv)
