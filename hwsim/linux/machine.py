@@ -23,6 +23,7 @@ from pathlib import Path
 from .errors import GuestBootError, GuestTimeoutError, LinuxGuestError
 from .initramfs import BOOT_MARKER, build_initramfs
 from .kernel import Kernel, cache_dir, fetch_kernel
+from .service import HostService, RunningService
 
 QEMU = "qemu-system-x86_64"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the checkout the guest runs the tests from
@@ -58,9 +59,10 @@ class Machine:
     devices: tuple[str, ...] = ()  # extra QEMU arguments: -device, -object, ...
     cmdline: tuple[str, ...] = ()  # extra kernel parameters
     boot_timeout: float = 60.0
+    services: tuple[HostService, ...] = ()  # started on the host before each boot, stopped after it
 
     def qemu_args(self, kernel: Kernel, initramfs: Path, share: Path, console: Path, accel: str,
-                  project: Path = PROJECT_ROOT) -> list[str]:
+                  project: Path = PROJECT_ROOT, service_args: tuple[str, ...] = ()) -> list[str]:
         append = ["console=ttyS0", "panic=-1", "quiet", "rdinit=/init", f"mmiotk.share={share}",
                   f"mmiotk.project={project}", *self.cmdline]
         return [
@@ -70,6 +72,7 @@ class Machine:
             "-serial", f"file:{console}",
             "-kernel", str(kernel.vmlinux), "-initrd", str(initramfs), "-append", " ".join(append),
             *self.devices,  # first: an IOMMU must exist before the devices behind it
+            *service_args,
             "-fsdev", "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap",
             "-device", "virtio-9p-pci,fsdev=hostroot,mount_tag=root",
             "-fsdev", f"local,id=share,path={share},security_model=none,multidevs=remap",
@@ -115,6 +118,7 @@ def run_in_guest(machine: Machine, command: str, share: Path, *, timeout: float 
     kernel = kernel or fetch_kernel()
     initramfs = build_initramfs(kernel, cache_dir())
     exports = {"MMIOTK_LINUX_GUEST": "1", "MMIOTK_LINUX_MODULES": str(kernel.root), "HOME": "/tmp",
+               "MMIOTK_LINUX_SHARE": str(share),
                "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", **(env or {})}
     script = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in exports.items())
     script += f"cd {shlex.quote(os.fspath(cwd or os.getcwd()))}\n{command}\n"
@@ -124,12 +128,24 @@ def run_in_guest(machine: Machine, command: str, share: Path, *, timeout: float 
         (share / "exit-status").unlink(missing_ok=True)
         console = share / f"console-{attempt}.log"
         console.write_bytes(b"")
-        args = [*machine.qemu_args(kernel, initramfs, share, console, accel), "-pidfile",
-                str(share / f"qemu-{attempt}.pid")]
+        services: list[RunningService] = []
+        try:
+            for service in machine.services:
+                services.append(service.start(share, attempt))
+        except BaseException:
+            _stop(services)
+            raise
+        service_args = tuple(arg for running in services for arg in running.qemu_args)
+        args = [*machine.qemu_args(kernel, initramfs, share, console, accel, service_args=service_args),
+                "-pidfile", str(share / f"qemu-{attempt}.pid")]
         stderr_path = share / f"qemu-{attempt}.stderr"
         started = time.monotonic()
-        with open(stderr_path, "wb") as stderr:
-            proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr)
+        try:
+            with open(stderr_path, "wb") as stderr:
+                proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr)
+        except BaseException:
+            _stop(services)
+            raise
         try:
             boot = _await_boot(proc, console, started, machine.boot_timeout)
             if boot is None:
@@ -160,7 +176,13 @@ def run_in_guest(machine: Machine, command: str, share: Path, *, timeout: float 
                             args)
         finally:
             _kill(proc)
+            _stop(services)
     raise AssertionError("unreachable")
+
+
+def _stop(services: list[RunningService]) -> None:
+    for running in reversed(services):
+        running.stop()
 
 
 def _await_boot(proc: subprocess.Popen[bytes], console: Path, started: float, limit: float) -> float | None:
