@@ -176,10 +176,32 @@ class VfioDevice:
     def interrupt(self, index: int = VFIO_PCI_INTX_IRQ_INDEX, vector: int = 0) -> VfioInterrupt:
         return VfioInterrupt(self, index, vector)
 
+    def interrupts(self, index: int, count: int) -> list[VfioInterrupt]:
+        """Vectors 0..count-1 of MSI or MSI-X enabled in one SET_IRQS (the kernel sizes the vector table once),
+        each on an eventfd of its own."""
+        if not 0 < count <= self.irq_count(index):
+            raise VfioError(f"VFIO {self.address}: interrupt index {index} has {self.irq_count(index)} vectors, "
+                            f"{count} asked for")
+        fds = [os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC) for _ in range(count)]
+        try:
+            self.set_irqs(index, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, 0, fds)
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            raise
+        return [VfioInterrupt(self, index, vector, efd=fd) for vector, fd in enumerate(fds)]
+
     def close(self) -> None:
+        """Close the device, group and container (the IOMMU drops every mapping); safe to call twice. Later
+        ioctls fail with EBADF instead of reaching whatever file reuses the numbers."""
         for fd in reversed(self._fds):
             os.close(fd)
         self._fds.clear()
+        self.fd = self.group = self.container = -1
+
+    @property
+    def closed(self) -> bool:
+        return not self._fds
 
     def __enter__(self) -> VfioDevice:
         return self
@@ -240,10 +262,17 @@ class IovaSpace(AddressSpace):
         start = paddr - self.base
         return MemoryWindow(paddr, memoryview(self._mmap)[start:start + size], f"vfio dma at iova {self.base:#x}")
 
+    @property
+    def mapped(self) -> bool:
+        """True while the IOMMU maps [base, base + size) for the device."""
+        return self._mapped
+
     def close(self) -> None:
+        """IOMMU_UNMAP_DMA of the range (a closed container has dropped it already); safe to call twice."""
         if self._mapped:
             self._mapped = False
-            self.device.unmap_dma(self.base, self.size)
+            if not self.device.closed:
+                self.device.unmap_dma(self.base, self.size)
 
 
 class VfioInterrupt(Interrupt):
@@ -254,7 +283,7 @@ class VfioInterrupt(Interrupt):
     holds events in the eventfd's counter until `unmask()`.
     """
 
-    def __init__(self, device: VfioDevice, index: int, vector: int = 0) -> None:
+    def __init__(self, device: VfioDevice, index: int, vector: int = 0, *, efd: int | None = None) -> None:
         kind = {VFIO_PCI_INTX_IRQ_INDEX: "intx", VFIO_PCI_MSI_IRQ_INDEX: "msi", VFIO_PCI_MSIX_IRQ_INDEX: "msix"}
         super().__init__(f"{device.address}.{kind.get(index, index)}{vector}")
         if device.irq_count(index) <= vector:
@@ -262,8 +291,12 @@ class VfioInterrupt(Interrupt):
         self.device = device
         self.index = index
         self.vector = vector
-        self.efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._masked = False
+        self.events = 0  # interrupts read from the eventfd so far
+        if efd is not None:  # already wired by VfioDevice.interrupts()
+            self.efd = efd
+            return
+        self.efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         device.set_irqs(index, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, vector, [self.efd])
 
     def _wait(self, timeout: float) -> int:
@@ -275,9 +308,11 @@ class VfioInterrupt(Interrupt):
             raise IrqTimeoutError(f"interrupt {self.name!r}: no interrupt on its eventfd within {timeout:g} s")
         self._check_live()
         try:
-            return int(os.eventfd_read(self.efd))
+            count = int(os.eventfd_read(self.efd))
         except BlockingIOError:
             raise IrqTimeoutError(f"interrupt {self.name!r}: woke without an event") from None
+        self.events += count
+        return count
 
     def _ack(self) -> None:
         if self.index == VFIO_PCI_INTX_IRQ_INDEX:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol, cast
 
 from mmiotk.allocator import AllocationError, RangeAllocator, is_power_of_two
 from mmiotk.bus import AddressRange, Bus, Device, MapEntry, NoResourceError
@@ -78,10 +79,18 @@ class PciFunction:
         return out
 
 
+class PciHost(Protocol):
+    """What a PCI function asks of the bus it sits on, beyond every bus's regions and interrupts."""
+
+    def config_region_for(self, device: PciDevice) -> PhysicalRegion: ...
+    def msix_enable_for(self, device: PciDevice, vectors: int) -> list[int]: ...
+    def msix_disable_for(self, device: PciDevice) -> None: ...
+
+
 class PciDevice(Device):
     """A placed function: `mmio_ranges` maps BAR numbers to assigned ranges."""
 
-    def __init__(self, bus: PciBus, spec: PciFunction, assigned: dict[int, AddressRange], irqs: Sequence[int],
+    def __init__(self, bus: Bus, spec: PciFunction, assigned: dict[int, AddressRange], irqs: Sequence[int],
                  slot: int, hotplugged: bool) -> None:
         super().__init__(bus, spec.name, vendor_id=spec.vendor_id, device_id=spec.device_id, mmio_ranges=assigned,
                          irqs=irqs, parent=spec.parent, properties={"class_code": spec.class_code})
@@ -98,8 +107,7 @@ class PciDevice(Device):
         with self._lock:
             self._check_present("config space")
             if self._config is None or self._config.buffer.revoked:
-                assert isinstance(self._bus, PciBus)
-                region = self._bus.config_region_for(self)
+                region = cast(PciHost, self._bus).config_region_for(self)
                 self._config = PciConfig(region.map(CachePolicy.UNCACHED_DEVICE), f"{self.bdf} config")
             return self._config
 
@@ -111,8 +119,7 @@ class PciDevice(Device):
             self._check_present("MSI-X")
             if self._intx_numbers is not None:
                 raise MmioValueError(f"PCI function {self.name!r}: MSI-X is already enabled")
-            assert isinstance(self._bus, PciBus)
-            numbers = self._bus.msix_enable_for(self, vectors)
+            numbers = cast(PciHost, self._bus).msix_enable_for(self, vectors)
             for line in self._irqs.values():
                 line.revoke()
             self._irqs.clear()
@@ -122,8 +129,7 @@ class PciDevice(Device):
     def revoke_mmio_and_irqs(self) -> None:
         with self._lock:
             if self._intx_numbers is not None:
-                assert isinstance(self._bus, PciBus)
-                self._bus.msix_disable_for(self)
+                cast(PciHost, self._bus).msix_disable_for(self)
                 self.irq_numbers, self._intx_numbers = self._intx_numbers, None
             super().revoke_mmio_and_irqs()
             if self._config is not None:

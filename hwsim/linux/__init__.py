@@ -3,7 +3,7 @@ hardware backends (/dev/mem, UIO, PCI sysfs) meet a real kernel in tests. See do
 
 from .errors import GuestBootError, GuestTimeoutError, LinuxGuestError
 from .kernel import Kernel, cache_dir, fetch_kernel
-from .machine import GuestRun, Machine, pick_accel, run_in_guest
+from .machine import GuestDisk, GuestRun, Machine, pick_accel, run_in_guest
 
-__all__ = ["GuestBootError", "GuestRun", "GuestTimeoutError", "Kernel", "LinuxGuestError", "Machine",
+__all__ = ["GuestBootError", "GuestDisk", "GuestRun", "GuestTimeoutError", "Kernel", "LinuxGuestError", "Machine",
            "cache_dir", "fetch_kernel", "pick_accel", "run_in_guest"]

@@ -11,6 +11,8 @@ import os
 import subprocess
 from pathlib import Path
 
+from mmiotk.sysfs import PciDrivers, SysfsError
+
 from .errors import LinuxGuestError
 
 PCI_DEVICES = Path("/sys/bus/pci/devices")
@@ -54,28 +56,32 @@ def pci_driver(address: str) -> str | None:
 
 
 def pci_bind(address: str, driver: str) -> None:
-    """Bind `driver` (its module loaded first) to the function at `address`, unbinding any other."""
+    """Bind `driver` (its module loaded first) to the function at `address`, unbinding any other; every sysfs
+    write is bounded (mmiotk.sysfs)."""
     load_module(driver)
-    current = pci_driver(address)
-    if current == driver:
-        return
-    if current is not None:
-        pci_unbind(address)
-    (PCI_DEVICES / address / "driver_override").write_text(driver)
     try:
-        Path("/sys/bus/pci/drivers_probe").write_text(address)
-    except OSError as exc:
-        raise LinuxGuestError(f"binding {driver} to {address} failed: {exc.strerror}") from None
-    if pci_driver(address) != driver:
-        raise LinuxGuestError(f"{driver} did not bind to {address} (bound: {pci_driver(address)})")
+        PciDrivers().bind(address, driver)
+    except SysfsError as exc:
+        raise LinuxGuestError(f"binding {driver} to {address} failed: {exc}") from None
 
 
 def pci_unbind(address: str) -> None:
     """Unbind whatever driver holds `address` and clear the override, leaving the device unclaimed."""
-    driver = pci_driver(address)
-    if driver is not None:
-        (PCI_DEVICES / address / "driver" / "unbind").write_text(address)
-    (PCI_DEVICES / address / "driver_override").write_text("\n")
+    try:
+        PciDrivers().release(address, reprobe=False)
+    except SysfsError as exc:
+        raise LinuxGuestError(f"unbinding {address} failed: {exc}") from None
+
+
+def guest_disk(name: str) -> Path:
+    """The raw file behind the machine's GuestDisk `name`, as the guest sees it (in the share)."""
+    share = os.environ.get("MMIOTK_LINUX_SHARE")
+    if not share:
+        raise LinuxGuestError("MMIOTK_LINUX_SHARE is unset: guest_disk works only inside a guest")
+    path = Path(share) / f"disk-{name}.img"
+    if not path.exists():
+        raise LinuxGuestError(f"the machine has no disk {name!r} ({path} does not exist)")
+    return path
 
 
 def uio_of(address: str) -> str:

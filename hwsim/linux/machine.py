@@ -49,6 +49,34 @@ def pick_accel() -> str:
 
 
 @dataclass(frozen=True)
+class GuestDisk:
+    """A raw disk file in the run's share behind one virtio-blk device of the machine. The guest finds the
+    file at the same path (`hwsim.linux.guest.guest_disk(name)`), so a test can fill it before binding a
+    driver to the device and read it back after: QEMU reads through the host's page cache
+    (cache=writethrough), and the share is mounted without a guest cache.
+
+    `device` is the QEMU device and its properties (`virtio-blk-pci,addr=10.0`); `window` = (offset, size)
+    makes the device that part of the file (the raw driver's offset/size)."""
+
+    name: str
+    size: int
+    device: str
+    readonly: bool = False
+    window: tuple[int, int] | None = None
+
+    def file(self, share: Path) -> Path:
+        return share / f"disk-{self.name}.img"
+
+    def qemu_args(self, share: Path) -> list[str]:
+        drive = f"if=none,id=disk-{self.name},file={self.file(share)},format=raw,cache=writethrough"
+        if self.readonly:
+            drive += ",readonly=on"
+        if self.window is not None:
+            drive += f",offset={self.window[0]},size={self.window[1]}"
+        return ["-drive", drive, "-device", f"{self.device},drive=disk-{self.name}"]
+
+
+@dataclass(frozen=True)
 class Machine:
     """One virtual machine configuration; hashable, so tests needing the same machine share one boot."""
 
@@ -60,6 +88,12 @@ class Machine:
     cmdline: tuple[str, ...] = ()  # extra kernel parameters
     boot_timeout: float = 60.0
     services: tuple[HostService, ...] = ()  # started on the host before each boot, stopped after it
+    disks: tuple[GuestDisk, ...] = ()  # zeroed raw files in the share, each behind its device
+
+    def create_disks(self, share: Path) -> None:
+        for disk in self.disks:
+            with open(disk.file(share), "wb") as f:
+                f.truncate(disk.size)
 
     def qemu_args(self, kernel: Kernel, initramfs: Path, share: Path, console: Path, accel: str,
                   project: Path = PROJECT_ROOT, service_args: tuple[str, ...] = ()) -> list[str]:
@@ -73,6 +107,7 @@ class Machine:
             "-kernel", str(kernel.vmlinux), "-initrd", str(initramfs), "-append", " ".join(append),
             *self.devices,  # first: an IOMMU must exist before the devices behind it
             *service_args,
+            *(arg for disk in self.disks for arg in disk.qemu_args(share)),
             "-fsdev", "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap",
             "-device", "virtio-9p-pci,fsdev=hostroot,mount_tag=root",
             "-fsdev", f"local,id=share,path={share},security_model=none,multidevs=remap",
@@ -117,6 +152,7 @@ def run_in_guest(machine: Machine, command: str, share: Path, *, timeout: float 
     share.mkdir(parents=True, exist_ok=True)
     kernel = kernel or fetch_kernel()
     initramfs = build_initramfs(kernel, cache_dir())
+    machine.create_disks(share)
     exports = {"MMIOTK_LINUX_GUEST": "1", "MMIOTK_LINUX_MODULES": str(kernel.root), "HOME": "/tmp",
                "MMIOTK_LINUX_SHARE": str(share),
                "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", **(env or {})}

@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-TARGETS = ("model", "qemu", "qemu-pci", "icarus", "verilator")
-IN_PROCESS = ("model", "qemu", "qemu-pci")
+TARGETS = ("model", "qemu", "qemu-pci", "icarus", "verilator", "linux-mmio", "linux-pci")
+IN_PROCESS = ("model", "qemu", "qemu-pci", "linux-mmio", "linux-pci")  # the linux ones: inside their guest
 
 
 class Conformance:
-    """Runs case `case_id` on a target: in this process (model, qemu, qemu-pci) or looks up the result of the
-    target's single simulation run (icarus, verilator)."""
+    """Runs case `case_id` on a target: in this process (model, qemu, qemu-pci; linux-mmio and linux-pci in the
+    process inside their guest) or looks up the result of the target's single simulation run (icarus,
+    verilator)."""
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
@@ -22,7 +23,12 @@ class Conformance:
         if name not in self._targets:
             from conformance_targets import ModelTarget, QemuPciTarget, QemuTarget
 
-            factory = {"model": ModelTarget, "qemu": QemuTarget, "qemu-pci": QemuPciTarget}[name]
+            factories: dict[str, Any] = {"model": ModelTarget, "qemu": QemuTarget, "qemu-pci": QemuPciTarget}
+            if name.startswith("linux-"):
+                from conformance_linux import GUEST_TARGETS
+
+                factories.update({target: cls for target, (cls, _) in GUEST_TARGETS.items()})
+            factory = factories[name]
             self._targets[name] = factory(self.workdir / name)
             (self.workdir / name).mkdir(parents=True, exist_ok=True)
         return self._targets[name]

@@ -17,6 +17,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the suite's helper m
 from conformance_harness import TARGETS, Conformance
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Cases on a Linux target run inside that target's guest: one boot per machine for all of them."""
+    from conformance_linux import GUEST_TARGETS
+
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        target = callspec.params.get("target") if callspec is not None else None
+        if target in GUEST_TARGETS:
+            item.add_marker(pytest.mark.linux_guest(GUEST_TARGETS[target][1]))
+
+
 @pytest.fixture(scope="session")
 def conformance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Conformance]:
     runner = Conformance(tmp_path_factory.mktemp("conformance"))
