@@ -8,6 +8,7 @@ and the revocation and tracing hooks that switch the compiled core off and on.
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -144,12 +145,21 @@ class MmioBuffer(AccessorBase):
         return trace_buffer(self, regmap)
 
     def revoke_mapping(self) -> None:
-        """Called by the region on revoke: every later access raises RevokedError."""
+        """Called by the region on revoke: every later access raises RevokedError. The memoryviews over the
+        window are released, so that the region can unmap it: a mapping of a VFIO device file left alive by
+        a stray view keeps vfio-pci's unbind waiting for ever."""
         self._revoked = True
         self._core_detach()
+        views: list[Any] = [self._mem, *self._lanes]
         self._mem = None
         name = self.region.name
         self._l8, self._l16, self._l32, self._l64 = (RevokedLane(name, w) for w in (1, 2, 4, 8))
+        self._lanes = (self._l8, self._l16, self._l32, self._l64)
+        for view in views:
+            view = getattr(view, "_inner", view)  # a SwappedLane's memoryview
+            if isinstance(view, memoryview):
+                with contextlib.suppress(BufferError):  # an array() taken from it still uses it
+                    view.release()
 
     @property
     def lanes(self) -> tuple[Lane, Lane, Lane, Lane]:
