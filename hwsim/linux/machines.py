@@ -56,7 +56,7 @@ IOMMU = Machine(
     "iommu",
     board="q35,kernel-irqchip=split",
     devices=("-device", "intel-iommu,intremap=on", "-device", "edu,addr=04.0,dma_mask=0xffffffffffffffff"),
-    cmdline=("intel_iommu=on", "no_timer_check"),  # the IO-APIC timer check fails at random under loaded TCG
+    cmdline=("intel_iommu=on",),
     disks=_pci_disks((*CONFORMANCE_DISKS, ("bus", MiB, False, None))),
 )
 
@@ -66,7 +66,7 @@ BENCH = Machine(
     "bench",
     board="q35,kernel-irqchip=split",
     devices=("-device", "intel-iommu,intremap=on"),
-    cmdline=("intel_iommu=on", "no_timer_check"),
+    cmdline=("intel_iommu=on",),
     disks=_pci_disks((("kernel", 64 * MiB, False, None), ("mmiotk", 64 * MiB, False, None))),
 )
 
@@ -79,8 +79,7 @@ MICROVM = Machine(
     "microvm",
     board="microvm,pcie=on",
     devices=("-global", "virtio-mmio.force-legacy=false"),
-    cmdline=(f"memmap={RESERVED_SIZE >> 20}M${RESERVED_BASE:#x}", "tsc_early_khz=2000000", "lpj=1000000",
-             "no_timer_check"),
+    cmdline=(f"memmap={RESERVED_SIZE >> 20}M${RESERVED_BASE:#x}", "tsc_early_khz=2000000", "lpj=1000000"),
     disks=tuple(GuestDisk(name, size, "virtio-blk-device,physical_block_size=4096", readonly, window)
                 for name, size, readonly, window in CONFORMANCE_DISKS),
 )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hwsim.linux import GuestBootError, GuestTimeoutError, Machine, run_in_guest
+from hwsim.linux import GuestBootError, GuestTimeoutError, LinuxGuestError, Machine, run_in_guest
 
 TINY = Machine("tiny", memory_mib=512)
 
@@ -41,3 +41,10 @@ def test_a_command_past_its_timeout_is_killed(tmp_path: Path) -> None:
         run_in_guest(TINY, "sleep 600", tmp_path, timeout=1.0)
     assert gone(tmp_path / "qemu-1.pid")
     assert not os.path.exists(tmp_path / "exit-status")
+
+
+def test_a_qemu_that_exits_before_the_boot_is_retried_once_then_reported(tmp_path: Path) -> None:
+    """A kernel panic before init (the IO-APIC timer check under load did that) ends QEMU early: one retry."""
+    with pytest.raises(LinuxGuestError, match="QEMU exited 1 before the guest booted"):
+        run_in_guest(Machine("no-such-board", board="no-such-board"), "true", tmp_path)
+    assert (tmp_path / "qemu-1.stderr").exists() and (tmp_path / "qemu-2.stderr").exists()
