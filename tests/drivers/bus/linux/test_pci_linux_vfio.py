@@ -32,6 +32,8 @@ DISK = pci_disk_address(IOMMU, "bus")
 
 @pytest.fixture
 def bus() -> Iterator[LinuxPciBus]:
+    """A VFIO bus, scanned. Tests taking `edu` list it first: fixtures tear down in reverse, so the bus (and
+    the VFIO device it holds open) closes before edu is unbound from vfio-pci, which would wait for it."""
     made = LinuxPciBus(backend="vfio")
     made.scan()
     yield made
@@ -106,7 +108,7 @@ def test_virtio_blk_binds_over_vfio_with_msix_and_returns_to_the_kernel() -> Non
             bus.return_to_kernel(DISK)
 
 
-def test_edu_gets_bar_config_intx_and_iova_dma_and_unbind_unmaps_them(bus: LinuxPciBus, edu: str) -> None:
+def test_edu_gets_bar_config_intx_and_iova_dma_and_unbind_unmaps_them(edu: str, bus: LinuxPciBus) -> None:
     bus.register_driver(EduDriver)
     driver = bus.bind(edu)
     assert isinstance(driver, EduDriver)
@@ -138,7 +140,7 @@ def _dmesg() -> str:
     return subprocess.run(["dmesg"], capture_output=True, text=True, timeout=30, check=True).stdout
 
 
-def test_dma_to_an_unmapped_iova_is_blocked_by_the_iommu(bus: LinuxPciBus, edu: str) -> None:
+def test_dma_to_an_unmapped_iova_is_blocked_by_the_iommu(edu: str, bus: LinuxPciBus) -> None:
     bus.register_driver(EduDriver)
     driver = bus.bind(edu)
     assert isinstance(driver, EduDriver)
