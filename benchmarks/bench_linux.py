@@ -155,6 +155,8 @@ def main() -> None:
     qd16 = results["mmiotk"][16] / results["kernel"][16]
     print(f"linux: QD1 {results['mmiotk'][1] / results['kernel'][1]:.0%}, QD16 {qd16:.0%} of the kernel's "
           f"virtio_blk (target >= 25% at QD16: {'met' if qd16 >= 0.25 else 'MISSED'})")
+    if qd16 < 0.25:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":
