@@ -4,7 +4,7 @@ user-space interfaces, with the same `VirtioBlkDriver` as everywhere.
 
 - `linux-mmio`: virtio-blk-device in a virtio-mmio slot of the microvm board, registers through /dev/mem,
   DMA in RAM reserved at boot (`memmap=`), bound through a `PlatformBus` whose board is the slot found by
-  scanning the slots; the kernel's virtio_mmio is unbound from it first when it holds it.
+  scanning the slots, after loading the kernel's virtio_mmio (which binds every slot) and unbinding it.
 - `linux-pci`: virtio-blk-pci behind the Intel vIOMMU, taken from the kernel's virtio-pci by `LinuxPciBus`
   (unbind_kernel_driver=True) onto vfio-pci: BARs mmapped from the VFIO device, DMA through IOVAs, MSI-X.
 
@@ -126,12 +126,17 @@ class LinuxMmioTarget(GuestDiskTarget):
 
     @staticmethod
     def _unbind_virtio_mmio() -> None:
-        """Take every device from the kernel's virtio_mmio (two slots share a page: /dev/mem refuses both)."""
+        """Load the kernel's virtio_mmio (it binds every slot, and /dev/mem then refuses their pages), then
+        unbind it from every device, as a user-space driver of a real board must."""
+        from hwsim.linux.guest import load_module
+
+        load_module("virtio_mmio")
         driver = Path("/sys/bus/platform/drivers/virtio-mmio")
-        if driver.is_dir():
-            for entry in driver.iterdir():
-                if entry.is_symlink() and (entry / "driver").exists():
-                    sysfs_write(driver / "unbind", entry.name, why="freeing the virtio-mmio slot for /dev/mem")
+        held = [entry.name for entry in driver.iterdir() if entry.is_symlink() and (entry / "driver").exists()]
+        for name in held:
+            sysfs_write(driver / "unbind", name, why="freeing the virtio-mmio slot for /dev/mem")
+        still = [entry.name for entry in driver.iterdir() if entry.is_symlink() and entry.name in held]
+        assert not still, f"virtio_mmio still holds {still}"
 
     @contextmanager
     def _bound(self, disk: GuestDisk, options: dict[str, Any]) -> Iterator[VirtioBlk]:
