@@ -1,6 +1,6 @@
 """VFIO on a real kernel behind QEMU's Intel vIOMMU: edu bound to vfio-pci, its BAR0 mmapped from the device
-file, DMA through IOVAs we map, INTx and MSI on eventfds. (A DMA to an IOVA nobody mapped hung this guest
-for good under QEMU 7.2's TCG with intremap: it is not tested here.)"""
+file, DMA through IOVAs we map, INTx and MSI on eventfds. (A DMA to an IOVA nobody mapped, MSI-X and the
+IOVAs unmapped on unbind are tested through the PCI bus: tests/drivers/bus/linux/test_pci_linux_vfio.py.)"""
 
 from __future__ import annotations
 
