@@ -1,0 +1,455 @@
+"""UblkServer: any BlockDevice as /dev/ublkbN, under the Linux kernel's own block layer (ublk_drv, 6.0+).
+
+The control commands (ADD_DEV, SET_PARAMS, START_DEV, STOP_DEV, DEL_DEV) go to /dev/ublk-control as
+io_uring URING_CMDs in an SQE128 ring. Each queue has a thread owning its own ring on /dev/ublkcN: it
+submits FETCH_REQ for every tag, and for each request the kernel hands over it starts the device op and,
+when the op completes, commits the result with COMMIT_AND_FETCH_REQ (which also fetches the tag's next
+request). The kernel insists that one task issues all of a queue's commands, so completions arriving on the
+device's threads are passed to the queue thread through a deque and an eventfd the ring reads.
+
+Data moves with UBLK_F_USER_COPY: the server pread()s a write's data from /dev/ublkcN at the request's
+user-copy offset straight into the tag's buffer, and pwrite()s a read's data from it, and that buffer is the
+device's own DMA memory where the device has a pool (virtio-blk), so its driver uses it in place. The
+kernel does the one copy between the request's pages and the buffer; the server itself copies nothing
+(`stats.bytes_copied` stays 0; `bytes_copied` adds the device's own bounce copies, as the FIFO server does).
+
+No UBLK_F_USER_RECOVERY: when the server dies, the kernel cancels its commands and fails every request
+with an I/O error; `delete_device(dev_id)` then removes what is left (see docs/ublk.md).
+"""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import errno
+import logging
+import mmap
+import os
+import struct
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from drivers.block.protocol import BlockCommand, BlockDevice, BlockInfo, BlockOp, BlockStatus, OpFlag, Vmo
+
+from . import ublk_cmd as U
+from .io_uring import Ring
+from .session import device_bytes_copied
+
+log = logging.getLogger(__name__)
+
+CONTROL = "/dev/ublk-control"
+MAX_QUEUE_DEPTH = 64
+DEFAULT_MAX_IO = 128 << 10  # bytes per request (and per tag buffer)
+_EVENT = 1 << 32  # user_data of the eventfd read; tags are below 2**16
+_NODE_TIMEOUT = 10.0  # seconds for /dev/ublkcN to appear after ADD_DEV
+_DRAIN_TIMEOUT = 30.0  # seconds a stopping queue waits for the device's outstanding ops
+
+
+class UblkError(OSError):
+    """A ublk control command failed, or the kernel has no ublk (the command and errno are named)."""
+
+
+@dataclass
+class UblkStats:
+    requests: int = 0
+    errors: int = 0
+    bytes_read: int = 0
+    bytes_written: int = 0
+    bytes_copied: int = 0  # by the server itself: with USER_COPY it has nothing to copy, so this stays 0
+
+
+def _errno_of(status: BlockStatus) -> int:
+    return {BlockStatus.ACCESS_DENIED: errno.EPERM, BlockStatus.OUT_OF_RANGE: errno.EINVAL,
+            BlockStatus.INVALID_ARGS: errno.EINVAL, BlockStatus.NOT_SUPPORTED: errno.EOPNOTSUPP,
+            BlockStatus.IO_NOT_PRESENT: errno.ENODEV}.get(status, errno.EIO)
+
+
+class Control:
+    """/dev/ublk-control and the SQE128 ring its commands travel on; one command at a time."""
+
+    def __init__(self) -> None:
+        try:
+            self.fd = os.open(CONTROL, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise UblkError(errno.ENOENT, f"{CONTROL} does not exist: load the ublk_drv module "
+                                          "(CONFIG_BLK_DEV_UBLK, Linux 6.0+)") from None
+        self.ring = Ring(4, sqe128=True)
+        self._lock = threading.Lock()
+
+    def command(self, op: int, name: str, dev_id: int, *, buf: ctypes.Structure | None = None,
+                data: int = 0) -> int:
+        cmd = U.CtrlCmd(dev_id=dev_id & 0xFFFF_FFFF, queue_id=0xFFFF, data=data)
+        if buf is not None:
+            cmd.addr, cmd.len = ctypes.addressof(buf), ctypes.sizeof(buf)
+        with self._lock:
+            self.ring.prep_uring_cmd(self.fd, op, bytes(cmd), user_data=op)
+            self.ring.submit_and_wait(1)
+            (cqe,) = self.ring.completions()
+        if cqe.res < 0:
+            raise UblkError(-cqe.res, f"ublk {name} (device {dev_id}): {os.strerror(-cqe.res)}")
+        return cqe.res
+
+    def close(self) -> None:
+        self.ring.close()
+        os.close(self.fd)
+
+
+def delete_device(dev_id: int) -> None:
+    """STOP_DEV and DEL_DEV for device `dev_id`, e.g. one whose server was killed (its I/O already fails)."""
+    control = Control()
+    try:
+        try:
+            control.command(U.CMD_STOP_DEV, "STOP_DEV", dev_id)
+        except UblkError as exc:
+            if exc.errno != errno.ENODEV:
+                raise
+        control.command(U.CMD_DEL_DEV, "DEL_DEV", dev_id)
+    finally:
+        control.close()
+
+
+def device_info(dev_id: int) -> U.CtrlDevInfo:
+    """GET_DEV_INFO: the kernel's view of device `dev_id` (state, queues, depth, server pid)."""
+    control = Control()
+    try:
+        info = U.CtrlDevInfo()
+        control.command(U.CMD_GET_DEV_INFO, "GET_DEV_INFO", dev_id, buf=info)
+        return info
+    finally:
+        control.close()
+
+
+class _Queue:
+    """One hardware queue: its thread, its ring on /dev/ublkcN, its request descriptors and tag buffers."""
+
+    def __init__(self, server: UblkServer, q_id: int, cdev: int) -> None:
+        self.server, self.q_id, self.cdev = server, q_id, cdev
+        depth = server.queue_depth
+        size = -(-depth * ctypes.sizeof(U.IoDesc) // mmap.PAGESIZE) * mmap.PAGESIZE
+        self.descs = mmap.mmap(cdev, size, mmap.MAP_SHARED | mmap.MAP_POPULATE, mmap.PROT_READ,
+                               offset=U.io_desc_offset(q_id))
+        self.vmos = [server.tag_buffer() for _ in range(depth)]
+        self.ring = Ring(2 * depth + 2)
+        self.event = os.eventfd(0, os.EFD_CLOEXEC)
+        self._event_buf = ctypes.c_uint64()
+        self.done: collections.deque[tuple[int, int]] = collections.deque()
+        self.ready = threading.Event()
+        self.error: BaseException | None = None
+        self.fetching = 0  # tags with a FETCH or COMMIT_AND_FETCH in the kernel
+        self.in_device = 0  # tags whose op the device still holds
+        self._tid = 0
+        self.thread = threading.Thread(target=self._run, name=f"ublk{server.dev_id}-q{q_id}", daemon=True)
+
+    # --- the queue thread ------------------------------------------------------------------------------
+    def _run(self) -> None:
+        self._tid = threading.get_ident()
+        try:
+            self._serve()
+        except BaseException as exc:  # noqa: BLE001 - reported by stop() and logged, never lost
+            self.error = exc
+            log.exception("ublk queue %d of device %d failed", self.q_id, self.server.dev_id)
+            self.ready.set()
+
+    def _serve(self) -> None:
+        for tag in range(self.server.queue_depth):
+            self._io_cmd(U.IO_FETCH_REQ, tag, 0)
+        self._arm_event()
+        self.ring.submit_and_wait(0)
+        self.ready.set()
+        stopping_since = 0.0
+        while True:
+            self.ring.submit_and_wait(1)
+            for cqe in self.ring.completions():
+                if cqe.user_data == _EVENT:
+                    self._arm_event()
+                    continue
+                self.fetching -= 1
+                if cqe.res == U.IO_RES_OK:
+                    self._start(cqe.user_data)
+                elif cqe.res != U.IO_RES_ABORT:  # ABORT: the queue is going away, do not fetch again
+                    log.warning("ublk device %d queue %d tag %d: fetch failed: %s", self.server.dev_id,
+                                self.q_id, cqe.user_data, os.strerror(-cqe.res))
+            self._commit_done()
+            if self.server.stopping.is_set():
+                stopping_since = stopping_since or time.monotonic()
+                if self.in_device == 0 or time.monotonic() - stopping_since > _DRAIN_TIMEOUT:
+                    return
+                # let the device finish: wake again when it completes (the eventfd) or after a while
+            if self.fetching == 0 and self.in_device == 0:
+                return  # the kernel aborted every tag: the device is gone
+
+    def _arm_event(self) -> None:
+        self.ring.prep_read(self.event, ctypes.addressof(self._event_buf), 8, _EVENT)
+
+    def _io_cmd(self, op: int, tag: int, result: int) -> None:
+        self.ring.prep_uring_cmd(self.cdev, op, bytes(U.IoCmd(q_id=self.q_id, tag=tag, result=result)), tag)
+        self.fetching += 1
+
+    def _commit_done(self) -> None:
+        while self.done:
+            tag, result = self.done.popleft()
+            self.in_device -= 1
+            if self.server.stopping.is_set() and self.server.aborting:
+                continue  # no refetch: the ring's close cancels the tag
+            self._io_cmd(U.IO_COMMIT_AND_FETCH_REQ, tag, result)
+
+    def _start(self, tag: int) -> None:
+        op_flags, nr_sectors, start_sector = struct.unpack_from("<IIQ", self.descs, tag * ctypes.sizeof(U.IoDesc))
+        self.in_device += 1
+        self.server.handle(self, tag, op_flags, nr_sectors, start_sector)
+
+    # --- any thread ------------------------------------------------------------------------------------
+    def complete(self, tag: int, result: int) -> None:
+        """Hand the result of `tag` to the queue thread (which commits it)."""
+        self.done.append((tag, result))
+        if threading.get_ident() != self._tid:
+            os.eventfd_write(self.event, 1)
+
+    def close(self) -> None:
+        self.ring.close()
+        os.close(self.event)
+        self.descs.close()
+
+
+class UblkServer:
+    """Serves `device` as /dev/ublkb<dev_id> until `stop()`; `start()` returns once the disk exists."""
+
+    def __init__(self, device: BlockDevice, *, queue_depth: int = MAX_QUEUE_DEPTH, dev_id: int = -1,
+                 read_only: bool = False, max_io_bytes: int = DEFAULT_MAX_IO) -> None:
+        if not 1 <= queue_depth <= MAX_QUEUE_DEPTH:
+            raise ValueError(f"queue_depth {queue_depth}: must be 1..{MAX_QUEUE_DEPTH}")
+        info = device.query()
+        if info.block_size & (info.block_size - 1) or not 512 <= info.block_size <= mmap.PAGESIZE:
+            raise ValueError(f"block size {info.block_size}: ublk takes a power of two from 512 to "
+                             f"{mmap.PAGESIZE} bytes")
+        self.device = device
+        self.info: BlockInfo = info
+        self.queue_depth = queue_depth
+        self.read_only = read_only or bool(info.flags & 0x1)
+        limit = min(max_io_bytes, info.max_transfer_size)
+        self.max_io_bytes = limit - limit % mmap.PAGESIZE
+        if self.max_io_bytes < mmap.PAGESIZE:
+            raise ValueError(f"max transfer {limit} bytes: ublk needs at least one page per request")
+        self.dev_id = dev_id
+        self.stats = UblkStats()
+        self.stopping = threading.Event()
+        self.aborting = False
+        self._pool = getattr(device, "pool", None)
+        self._buffers: list[object] = []
+        self._control: Control | None = None
+        self._cdev = -1
+        self._queue: _Queue | None = None
+        self._added = False
+        self._lock = threading.Lock()
+
+    @property
+    def path(self) -> str:
+        """The block device node, /dev/ublkb<dev_id>."""
+        return f"/dev/ublkb{self.dev_id}"
+
+    @property
+    def bytes_copied(self) -> int:
+        """Bytes the server copied (none) plus the driver's own bounce copies when it reports them."""
+        return self.stats.bytes_copied + device_bytes_copied(self.device)
+
+    def tag_buffer(self) -> Vmo:
+        """A request buffer: the device's DMA memory when it has a pool (its driver then uses it in place)."""
+        if self._pool is not None:
+            buf = self._pool.alloc(self.max_io_bytes, mmap.PAGESIZE, name="ublk-tag")
+            self._buffers.append(buf)
+            return Vmo(buf, buf.dma_addr)
+        return Vmo(np.zeros(self.max_io_bytes, dtype=np.uint8))
+
+    # --- lifecycle -------------------------------------------------------------------------------------
+    def start(self) -> UblkServer:
+        if self._control is not None:
+            raise RuntimeError("the ublk server is already running")
+        self._control = control = Control()
+        try:
+            dev = U.CtrlDevInfo(nr_hw_queues=1, queue_depth=self.queue_depth, max_io_buf_bytes=self.max_io_bytes,
+                                dev_id=self.dev_id & 0xFFFF_FFFF, flags=U.F_USER_COPY | U.F_CMD_IOCTL_ENCODE)
+            control.command(U.CMD_ADD_DEV, "ADD_DEV", self.dev_id, buf=dev)
+            self.dev_id, self._added = dev.dev_id, True
+            if not dev.flags & U.F_USER_COPY:
+                raise UblkError(errno.EOPNOTSUPP, "this kernel's ublk has no UBLK_F_USER_COPY (Linux 6.5+)")
+            control.command(U.CMD_SET_PARAMS, "SET_PARAMS", self.dev_id, buf=self._params())
+            self._cdev = self._open_char_device()
+            self._queue = queue = _Queue(self, 0, self._cdev)
+            queue.thread.start()
+            if not queue.ready.wait(_NODE_TIMEOUT) or queue.error is not None:
+                raise UblkError(errno.EIO, f"ublk device {self.dev_id}: queue 0 did not start: {queue.error}")
+            control.command(U.CMD_START_DEV, "START_DEV", self.dev_id, data=os.getpid())
+        except BaseException:
+            self._teardown()
+            raise
+        return self
+
+    def _params(self) -> U.Params:
+        info, bs_shift = self.info, self.info.block_size.bit_length() - 1
+        p = U.Params(len=ctypes.sizeof(U.Params), types=U.PARAM_TYPE_BASIC)
+        b = p.basic
+        b.attrs = U.ATTR_VOLATILE_CACHE | (U.ATTR_READ_ONLY if self.read_only else 0) \
+            | (U.ATTR_FUA if info.fua_supported else 0)
+        b.logical_bs_shift = bs_shift
+        b.physical_bs_shift = max(bs_shift, (info.physical_block_size or info.block_size).bit_length() - 1)
+        b.io_min_shift = max(bs_shift, (info.min_io_size or info.block_size).bit_length() - 1)
+        b.io_opt_shift = max(bs_shift, (info.opt_io_size or info.block_size).bit_length() - 1)
+        b.max_sectors = self.max_io_bytes >> U.SECTOR_SHIFT
+        b.dev_sectors = info.size >> U.SECTOR_SHIFT
+        if info.trim_supported and not self.read_only:
+            p.types |= U.PARAM_TYPE_DISCARD
+            d = p.discard
+            d.discard_granularity = info.block_size
+            d.max_discard_sectors = d.max_write_zeroes_sectors = self.max_io_bytes >> U.SECTOR_SHIFT
+            d.max_discard_segments = 1
+        return p
+
+    def _open_char_device(self) -> int:
+        path, deadline = f"/dev/ublkc{self.dev_id}", time.monotonic() + _NODE_TIMEOUT
+        while True:
+            try:
+                return os.open(path, os.O_RDWR | os.O_CLOEXEC)
+            except FileNotFoundError:
+                if time.monotonic() > deadline:
+                    raise UblkError(errno.ENOENT, f"{path} did not appear within {_NODE_TIMEOUT:g} s") from None
+                time.sleep(0.01)
+
+    def stop(self) -> None:
+        """STOP_DEV (the disk goes away; I/O still in the device completes, later I/O fails), then DEL_DEV."""
+        with self._lock:
+            if self._control is None:
+                return
+            try:
+                if self._added:
+                    try:
+                        self._control.command(U.CMD_STOP_DEV, "STOP_DEV", self.dev_id)
+                    except UblkError as exc:
+                        log.warning("%s", exc)
+            finally:
+                self._teardown()
+
+    def _teardown(self) -> None:
+        self.stopping.set()
+        self.aborting = True
+        queue, self._queue = self._queue, None
+        if queue is not None:
+            if queue.thread.is_alive():
+                os.eventfd_write(queue.event, 1)
+                queue.thread.join(_DRAIN_TIMEOUT + 5)
+            if queue.thread.is_alive():
+                log.error("ublk device %d: queue thread still running; leaving its ring open", self.dev_id)
+            else:
+                queue.close()  # closing the ring cancels the fetches still in the kernel
+        if self._cdev >= 0:
+            os.close(self._cdev)
+            self._cdev = -1
+        control, self._control = self._control, None
+        if control is not None:
+            try:
+                if self._added:
+                    control.command(U.CMD_DEL_DEV, "DEL_DEV", self.dev_id)
+                    self._added = False
+            finally:
+                control.close()
+        for buf in self._buffers:
+            if self._pool is not None and not getattr(buf, "freed", True) and not self._pool.closed:
+                self._pool.free(buf)
+        self._buffers.clear()
+        if queue is not None and queue.error is not None:
+            raise UblkError(errno.EIO, f"ublk device {self.dev_id}: queue 0 failed: {queue.error!r}")
+
+    def serve_until(self, stop: threading.Event, poll: float = 0.25) -> None:
+        """Serve until `stop` is set (or the queue ends because the kernel removed the device), then stop()."""
+        try:
+            while not stop.wait(poll):
+                queue = self._queue
+                if queue is None or not queue.thread.is_alive():
+                    break
+        finally:
+            self.stop()
+
+    def __enter__(self) -> UblkServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- requests (queue thread) -------------------------------------------------------------------------
+    def handle(self, queue: _Queue, tag: int, op_flags: int, nr_sectors: int, start_sector: int) -> None:
+        """Start the device op for request `tag`; its result reaches `queue.complete` exactly once."""
+        op, bs = op_flags & 0xFF, self.info.block_size
+        nbytes, offset = nr_sectors << U.SECTOR_SHIFT, start_sector << U.SECTOR_SHIFT
+        self.stats.requests += 1
+        vmo = queue.vmos[tag]
+        where = U.user_copy_offset(queue.q_id, tag)
+        finish: Callable[[BlockStatus, BlockOp], None]
+        if op == U.IO_OP_FLUSH:
+            block_op = BlockOp(BlockCommand.FLUSH)
+            finish = self._finisher(queue, tag, 0)
+        elif op in (U.IO_OP_READ, U.IO_OP_WRITE, U.IO_OP_DISCARD, U.IO_OP_WRITE_ZEROES):
+            if nbytes == 0 or nbytes % bs or offset % bs or (op <= U.IO_OP_WRITE and nbytes > vmo.size):
+                self._fail(queue, tag, errno.EINVAL)
+                return
+            length, first = nbytes // bs, offset // bs
+            if op == U.IO_OP_READ:
+                block_op = BlockOp(BlockCommand.READ, length, first, 0, vmo)
+                finish = self._read_finisher(queue, tag, vmo, nbytes, where)
+            elif op == U.IO_OP_WRITE:
+                try:
+                    got = os.preadv(queue.cdev, [memoryview(vmo.array)[:nbytes]], where)
+                except OSError as exc:
+                    self._fail(queue, tag, exc.errno or errno.EIO)
+                    return
+                if got != nbytes:
+                    self._fail(queue, tag, errno.EIO)
+                    return
+                flags = OpFlag.FORCE_ACCESS if op_flags & U.IO_F_FUA else OpFlag.NONE
+                block_op = BlockOp(BlockCommand.WRITE, length, first, 0, vmo, flags)
+                finish = self._finisher(queue, tag, nbytes, written=nbytes)
+            else:
+                if not self.info.trim_supported:
+                    self._fail(queue, tag, errno.EOPNOTSUPP)
+                    return
+                block_op = BlockOp(BlockCommand.TRIM, length, first)
+                finish = self._finisher(queue, tag, 0)
+        else:
+            self._fail(queue, tag, errno.EOPNOTSUPP)
+            return
+        try:
+            self.device.queue(block_op, finish)
+        except Exception:  # noqa: BLE001 - a device that raises instead of completing still completes once
+            log.exception("ublk device %d: the device raised on %s", self.dev_id, block_op.command.name)
+            self._fail(queue, tag, errno.EIO)
+
+    def _fail(self, queue: _Queue, tag: int, err: int) -> None:
+        self.stats.errors += 1
+        queue.complete(tag, -err)
+
+    def _finisher(self, queue: _Queue, tag: int, result: int, *,
+                  written: int = 0) -> Callable[[BlockStatus, BlockOp], None]:
+        def done(status: BlockStatus, _op: BlockOp) -> None:
+            if status is BlockStatus.OK:
+                self.stats.bytes_written += written
+                queue.complete(tag, result)
+            else:
+                self._fail(queue, tag, _errno_of(BlockStatus(status)))
+        return done
+
+    def _read_finisher(self, queue: _Queue, tag: int, vmo: Vmo, nbytes: int,
+                       where: int) -> Callable[[BlockStatus, BlockOp], None]:
+        def done(status: BlockStatus, _op: BlockOp) -> None:
+            if status is not BlockStatus.OK:
+                self._fail(queue, tag, _errno_of(BlockStatus(status)))
+                return
+            try:
+                put = os.pwrite(queue.cdev, memoryview(vmo.array)[:nbytes], where)
+            except OSError as exc:
+                self._fail(queue, tag, exc.errno or errno.EIO)
+                return
+            self.stats.bytes_read += put
+            queue.complete(tag, put if put == nbytes else -errno.EIO)
+        return done
