@@ -1,4 +1,5 @@
-"""`mmiotk nbd` and `mmiotk serve`: export a block device over NBD, or serve it over the block FIFO.
+"""`mmiotk nbd` and `mmiotk serve`: export a block device over NBD, serve it over the block FIFO, or (`serve
+--ublk`) put it under the Linux kernel's block layer as /dev/ublkbN.
 
 Both register through the `mmiotk.commands` entry-point group (see mmiotk.cli). The served device is one
 of `--ramdisk SIZE`, `--image FILE`, or a target registered in the `mmiotk.block_targets` entry-point
@@ -161,6 +162,8 @@ def register_nbd(sub: argparse._SubParsersAction) -> None:
 
 # --- mmiotk serve ---------------------------------------------------------------------------------------
 def run_serve(args: argparse.Namespace) -> int:
+    if args.ublk:
+        return _run_ublk(args)
     from .server import BlockServer
 
     with open_device(args) as device:
@@ -180,12 +183,38 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_ublk(args: argparse.Namespace) -> int:
+    from .ublk import UblkServer
+
+    if args.dma:
+        raise ValueError("--dma goes with --socket: ublk always uses the device's DMA memory when it has some")
+    with open_device(args) as device:
+        server = UblkServer(device, queue_depth=args.queue_depth, dev_id=args.dev_id, read_only=args.read_only)
+        with _stop_event(args.duration) as stop:
+            server.start()
+            print(f"serving {_describe(device)} as {server.path} (ublk, user copy)", file=sys.stderr)
+            print(server.path, flush=True)
+            server.serve_until(stop)
+        s = server.stats
+        print(f"stopped: {s.requests} requests, {s.bytes_read} bytes read, {s.bytes_written} bytes written, "
+              f"{s.errors} errors, {server.bytes_copied} bytes copied", file=sys.stderr)
+    return 0
+
+
 def register_serve(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("serve", help="serve a block device to client processes over the block FIFO",
+    parser = sub.add_parser("serve", help="serve a block device over the block FIFO, or to the kernel over ublk",
                             description="Serve a block device over the block FIFO protocol (shared buffers, "
-                                        "48-byte requests) at a unix socket until Ctrl-C.")
+                                        "48-byte requests) at a unix socket, or to the Linux kernel as "
+                                        "/dev/ublkbN (--ublk), until Ctrl-C.")
     add_device_options(parser)
-    parser.add_argument("--socket", required=True, metavar="PATH", help="the server's unix socket path")
+    where = parser.add_argument_group("serve to (choose one)").add_mutually_exclusive_group(required=True)
+    where.add_argument("--socket", metavar="PATH", help="the block FIFO server's unix socket path")
+    where.add_argument("--ublk", action="store_true",
+                       help="the kernel's block layer as /dev/ublkbN (needs root and the ublk_drv module)")
+    parser.add_argument("--queue-depth", type=int, default=64, metavar="N",
+                        help="with --ublk: requests in flight, 1..64 (default 64)")
+    parser.add_argument("--dev-id", type=int, default=-1, metavar="N",
+                        help="with --ublk: the N of /dev/ublkbN (default: the kernel picks)")
     parser.add_argument("--dma", action="store_true",
                         help="let clients allocate buffers in the device's DMA memory (zero-copy; such clients "
                              "can see all of that memory: trusted clients only)")

@@ -99,7 +99,7 @@ class Control:
 
 
 def delete_device(dev_id: int) -> None:
-    """STOP_DEV and DEL_DEV for device `dev_id`, e.g. one whose server was killed (its I/O already fails)."""
+    """STOP_DEV and DEL_DEV(_ASYNC) for device `dev_id`, e.g. one whose server was killed (its I/O already fails)."""
     control = Control()
     try:
         try:
@@ -107,7 +107,7 @@ def delete_device(dev_id: int) -> None:
         except UblkError as exc:
             if exc.errno != errno.ENODEV:
                 raise
-        control.command(U.CMD_DEL_DEV, "DEL_DEV", dev_id)
+        control.command(U.CMD_DEL_DEV_ASYNC, "DEL_DEV_ASYNC", dev_id)
     finally:
         control.close()
 
@@ -149,7 +149,7 @@ class _Queue:
         self._tid = threading.get_ident()
         try:
             self._serve()
-        except BaseException as exc:  # noqa: BLE001 - reported by stop() and logged, never lost
+        except BaseException as exc:
             self.error = exc
             log.exception("ublk queue %d of device %d failed", self.q_id, self.server.dev_id)
             self.ready.set()
@@ -350,8 +350,8 @@ class UblkServer:
         control, self._control = self._control, None
         if control is not None:
             try:
-                if self._added:
-                    control.command(U.CMD_DEL_DEV, "DEL_DEV", self.dev_id)
+                if self._added:  # DEL_DEV would wait for every opener of the dead disk to close it
+                    control.command(U.CMD_DEL_DEV_ASYNC, "DEL_DEV_ASYNC", self.dev_id)
                     self._added = False
             finally:
                 control.close()
@@ -400,7 +400,7 @@ class UblkServer:
                 finish = self._read_finisher(queue, tag, vmo, nbytes, where)
             elif op == U.IO_OP_WRITE:
                 try:
-                    got = os.preadv(queue.cdev, [memoryview(vmo.array)[:nbytes]], where)
+                    got = os.preadv(queue.cdev, [vmo.array.data[:nbytes]], where)
                 except OSError as exc:
                     self._fail(queue, tag, exc.errno or errno.EIO)
                     return
@@ -421,7 +421,7 @@ class UblkServer:
             return
         try:
             self.device.queue(block_op, finish)
-        except Exception:  # noqa: BLE001 - a device that raises instead of completing still completes once
+        except Exception:
             log.exception("ublk device %d: the device raised on %s", self.dev_id, block_op.command.name)
             self._fail(queue, tag, errno.EIO)
 
@@ -446,7 +446,7 @@ class UblkServer:
                 self._fail(queue, tag, _errno_of(BlockStatus(status)))
                 return
             try:
-                put = os.pwrite(queue.cdev, memoryview(vmo.array)[:nbytes], where)
+                put = os.pwrite(queue.cdev, vmo.array.data[:nbytes], where)
             except OSError as exc:
                 self._fail(queue, tag, exc.errno or errno.EIO)
                 return

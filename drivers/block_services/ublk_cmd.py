@@ -76,6 +76,7 @@ CMD_START_DEV = _ioc(_IOC_READ | _IOC_WRITE, 0x06, ctypes.sizeof(CtrlCmd))
 CMD_STOP_DEV = _ioc(_IOC_READ | _IOC_WRITE, 0x07, ctypes.sizeof(CtrlCmd))
 CMD_SET_PARAMS = _ioc(_IOC_READ | _IOC_WRITE, 0x08, ctypes.sizeof(CtrlCmd))
 CMD_GET_FEATURES = _ioc(_IOC_READ, 0x13, ctypes.sizeof(CtrlCmd))
+CMD_DEL_DEV_ASYNC = _ioc(_IOC_READ, 0x14, ctypes.sizeof(CtrlCmd))  # 6.9+: does not wait for openers
 
 IO_FETCH_REQ = _ioc(_IOC_READ | _IOC_WRITE, 0x20, ctypes.sizeof(IoCmd))
 IO_COMMIT_AND_FETCH_REQ = _ioc(_IOC_READ | _IOC_WRITE, 0x21, ctypes.sizeof(IoCmd))
