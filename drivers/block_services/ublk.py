@@ -1,6 +1,6 @@
 """UblkServer: any BlockDevice as /dev/ublkbN, under the Linux kernel's own block layer (ublk_drv, 6.0+).
 
-The control commands (ADD_DEV, SET_PARAMS, START_DEV, STOP_DEV, DEL_DEV) go to /dev/ublk-control as
+The control commands (ADD_DEV, SET_PARAMS, START_DEV, STOP_DEV, DEL_DEV_ASYNC) go to /dev/ublk-control as
 io_uring URING_CMDs in an SQE128 ring. Each queue has a thread owning its own ring on /dev/ublkcN: it
 submits FETCH_REQ for every tag, and for each request the kernel hands over it starts the device op and,
 when the op completes, commits the result with COMMIT_AND_FETCH_REQ (which also fetches the tag's next
@@ -38,19 +38,17 @@ from drivers.block.protocol import BlockCommand, BlockDevice, BlockInfo, BlockOp
 from . import ublk_cmd as U
 from .io_uring import Ring
 from .session import device_bytes_copied
+from .ublk_control import Control, UblkError, delete_device, device_info
+
+__all__ = ["UblkError", "UblkServer", "UblkStats", "delete_device", "device_info"]
 
 log = logging.getLogger(__name__)
 
-CONTROL = "/dev/ublk-control"
 MAX_QUEUE_DEPTH = 64
 DEFAULT_MAX_IO = 128 << 10  # bytes per request (and per tag buffer)
 _EVENT = 1 << 32  # user_data of the eventfd read; tags are below 2**16
 _NODE_TIMEOUT = 10.0  # seconds for /dev/ublkcN to appear after ADD_DEV
 _DRAIN_TIMEOUT = 30.0  # seconds a stopping queue waits for the device's outstanding ops
-
-
-class UblkError(OSError):
-    """A ublk control command failed, or the kernel has no ublk (the command and errno are named)."""
 
 
 @dataclass
@@ -68,61 +66,6 @@ def _errno_of(status: BlockStatus) -> int:
             BlockStatus.IO_NOT_PRESENT: errno.ENODEV}.get(status, errno.EIO)
 
 
-class Control:
-    """/dev/ublk-control and the SQE128 ring its commands travel on; one command at a time."""
-
-    def __init__(self) -> None:
-        try:
-            self.fd = os.open(CONTROL, os.O_RDWR | os.O_CLOEXEC)
-        except FileNotFoundError:
-            raise UblkError(errno.ENOENT, f"{CONTROL} does not exist: load the ublk_drv module "
-                                          "(CONFIG_BLK_DEV_UBLK, Linux 6.0+)") from None
-        self.ring = Ring(4, sqe128=True)
-        self._lock = threading.Lock()
-
-    def command(self, op: int, name: str, dev_id: int, *, buf: ctypes.Structure | None = None,
-                data: int = 0) -> int:
-        cmd = U.CtrlCmd(dev_id=dev_id & 0xFFFF_FFFF, queue_id=0xFFFF, data=data)
-        if buf is not None:
-            cmd.addr, cmd.len = ctypes.addressof(buf), ctypes.sizeof(buf)
-        with self._lock:
-            self.ring.prep_uring_cmd(self.fd, op, bytes(cmd), user_data=op)
-            self.ring.submit_and_wait(1)
-            (cqe,) = self.ring.completions()
-        if cqe.res < 0:
-            raise UblkError(-cqe.res, f"ublk {name} (device {dev_id}): {os.strerror(-cqe.res)}")
-        return cqe.res
-
-    def close(self) -> None:
-        self.ring.close()
-        os.close(self.fd)
-
-
-def delete_device(dev_id: int) -> None:
-    """STOP_DEV and DEL_DEV(_ASYNC) for device `dev_id`, e.g. one whose server was killed (its I/O already fails)."""
-    control = Control()
-    try:
-        try:
-            control.command(U.CMD_STOP_DEV, "STOP_DEV", dev_id)
-        except UblkError as exc:
-            if exc.errno != errno.ENODEV:
-                raise
-        control.command(U.CMD_DEL_DEV_ASYNC, "DEL_DEV_ASYNC", dev_id)
-    finally:
-        control.close()
-
-
-def device_info(dev_id: int) -> U.CtrlDevInfo:
-    """GET_DEV_INFO: the kernel's view of device `dev_id` (state, queues, depth, server pid)."""
-    control = Control()
-    try:
-        info = U.CtrlDevInfo()
-        control.command(U.CMD_GET_DEV_INFO, "GET_DEV_INFO", dev_id, buf=info)
-        return info
-    finally:
-        control.close()
-
-
 class _Queue:
     """One hardware queue: its thread, its ring on /dev/ublkcN, its request descriptors and tag buffers."""
 
@@ -135,6 +78,7 @@ class _Queue:
         self.vmos = [server.tag_buffer() for _ in range(depth)]
         self.ring = Ring(2 * depth + 2)
         self.event = os.eventfd(0, os.EFD_CLOEXEC)
+        self._close_lock = threading.Lock()
         self._event_buf = ctypes.c_uint64()
         self.done: collections.deque[tuple[int, int]] = collections.deque()
         self.ready = threading.Event()
@@ -207,11 +151,16 @@ class _Queue:
         """Hand the result of `tag` to the queue thread (which commits it)."""
         self.done.append((tag, result))
         if threading.get_ident() != self._tid:
-            os.eventfd_write(self.event, 1)
+            with self._close_lock:
+                if self.event >= 0:  # a device completing after the queue closed: nobody left to tell
+                    os.eventfd_write(self.event, 1)
 
     def close(self) -> None:
         self.ring.close()
-        os.close(self.event)
+        with self._close_lock:
+            if self.event >= 0:
+                os.close(self.event)
+                self.event = -1
         self.descs.close()
 
 
@@ -245,6 +194,7 @@ class UblkServer:
         self._queue: _Queue | None = None
         self._added = False
         self._lock = threading.Lock()
+        self._stats_lock = threading.Lock()  # completions arrive on the device's threads
 
     @property
     def path(self) -> str:
@@ -383,7 +333,8 @@ class UblkServer:
         """Start the device op for request `tag`; its result reaches `queue.complete` exactly once."""
         op, bs = op_flags & 0xFF, self.info.block_size
         nbytes, offset = nr_sectors << U.SECTOR_SHIFT, start_sector << U.SECTOR_SHIFT
-        self.stats.requests += 1
+        with self._stats_lock:
+            self.stats.requests += 1
         vmo = queue.vmos[tag]
         where = U.user_copy_offset(queue.q_id, tag)
         finish: Callable[[BlockStatus, BlockOp], None]
@@ -426,14 +377,16 @@ class UblkServer:
             self._fail(queue, tag, errno.EIO)
 
     def _fail(self, queue: _Queue, tag: int, err: int) -> None:
-        self.stats.errors += 1
+        with self._stats_lock:
+            self.stats.errors += 1
         queue.complete(tag, -err)
 
     def _finisher(self, queue: _Queue, tag: int, result: int, *,
                   written: int = 0) -> Callable[[BlockStatus, BlockOp], None]:
         def done(status: BlockStatus, _op: BlockOp) -> None:
             if status is BlockStatus.OK:
-                self.stats.bytes_written += written
+                with self._stats_lock:
+                    self.stats.bytes_written += written
                 queue.complete(tag, result)
             else:
                 self._fail(queue, tag, _errno_of(BlockStatus(status)))
@@ -450,6 +403,7 @@ class UblkServer:
             except OSError as exc:
                 self._fail(queue, tag, exc.errno or errno.EIO)
                 return
-            self.stats.bytes_read += put
+            with self._stats_lock:
+                self.stats.bytes_read += put
             queue.complete(tag, put if put == nbytes else -errno.EIO)
         return done
