@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from drivers.block.protocol import BlockCommand, BlockDevice, BlockInfo, BlockOp, BlockStatus, OpFlag, Vmo
+from drivers.block.protocol import BlockCommand, BlockDevice, BlockFlag, BlockInfo, BlockOp, BlockStatus, OpFlag, Vmo
 
 from . import ublk_cmd as U
 from .io_uring import Ring
@@ -97,6 +97,7 @@ class _Queue:
             self.error = exc
             log.exception("ublk queue %d of device %d failed", self.q_id, self.server.dev_id)
             self.ready.set()
+            self.ring.close()  # the kernel cancels our tags and fails the disk's I/O rather than hang it
 
     def _serve(self) -> None:
         for tag in range(self.server.queue_depth):
@@ -178,7 +179,7 @@ class UblkServer:
         self.device = device
         self.info: BlockInfo = info
         self.queue_depth = queue_depth
-        self.read_only = read_only or bool(info.flags & 0x1)
+        self.read_only = read_only or bool(info.flags & BlockFlag.READONLY)
         limit = min(max_io_bytes, info.max_transfer_size)
         self.max_io_bytes = limit - limit % mmap.PAGESIZE
         if self.max_io_bytes < mmap.PAGESIZE:
@@ -216,8 +217,9 @@ class UblkServer:
 
     # --- lifecycle -------------------------------------------------------------------------------------
     def start(self) -> UblkServer:
-        if self._control is not None:
-            raise RuntimeError("the ublk server is already running")
+        if self._control is not None or self.stopping.is_set():
+            raise RuntimeError("the ublk server is already running" if self._control is not None else
+                               "a stopped ublk server cannot start again: make a new UblkServer")
         self._control = control = Control()
         try:
             dev = U.CtrlDevInfo(nr_hw_queues=1, queue_depth=self.queue_depth, max_io_buf_bytes=self.max_io_bytes,
@@ -290,8 +292,9 @@ class UblkServer:
             if queue.thread.is_alive():
                 os.eventfd_write(queue.event, 1)
                 queue.thread.join(_DRAIN_TIMEOUT + 5)
-            if queue.thread.is_alive():
-                log.error("ublk device %d: queue thread still running; leaving its ring open", self.dev_id)
+            if queue.thread.is_alive():  # the device never completed what it holds: keep what it may still use
+                log.error("ublk device %d: queue thread still running; leaving its ring and buffers", self.dev_id)
+                self._buffers.clear()
             else:
                 queue.close()  # closing the ring cancels the fetches still in the kernel
         if self._cdev >= 0:
