@@ -271,7 +271,8 @@ class UblkServer:
                 time.sleep(0.01)
 
     def stop(self) -> None:
-        """STOP_DEV (the disk goes away; I/O still in the device completes, later I/O fails), then DEL_DEV."""
+        """STOP_DEV, then DEL_DEV_ASYNC. The kernel deletes the disk: requests in flight complete through us
+        first; later I/O on descriptors still open finds 0 blocks (reads return nothing, writes ENOSPC)."""
         with self._lock:
             if self._control is None:
                 return
