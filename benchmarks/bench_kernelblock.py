@@ -5,10 +5,11 @@ Run: .venv/bin/python benchmarks/bench_kernelblock.py [--seconds 10] [--rounds 2
 
 Boots Debian's 6.12 kernel under QEMU (hwsim.linux, TCG here) and runs itself inside with `--in-guest`:
 ublk_drv and nbd loaded, one 64 MiB RamDisk of 4 KiB blocks, served at the same time as /dev/ublkbN and
-(through nbd-client, netlink) as /dev/nbd0, both servers in the benchmark process's threads. fio 4 KiB
-random reads, O_DIRECT, libaio at queue depths 1 and 16, `--seconds` each, rounds interleaved, best IOPS
-of each. The last column is what the ublk server itself copied per request (user copy: the kernel moves
-the data straight into the tag buffer the device reads and writes).
+(NbdServer, attached by nbd-client through `hwsim.integration.kernel_nbd`) as /dev/nbd0, both servers in the
+benchmark process's threads. fio 4 KiB random reads, O_DIRECT, libaio at queue depths 1 and 16,
+`--seconds` each, rounds interleaved, best IOPS of each. The last column is what the ublk server itself
+copied per request (user copy: the kernel moves the data straight into the tag buffer the device reads and
+writes).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import shlex
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -50,38 +50,26 @@ def fio_randread(dev: str, depth: int, seconds: float) -> tuple[float, float]:
 def in_guest(seconds: float, rounds: int) -> int:
     from drivers.block.protocol import BlockFlag
     from drivers.block.ramdisk import RamDisk
-    from drivers.block_services.nbd import NbdServer
     from drivers.block_services.ublk import UblkServer
+    from hwsim.integration.kernel_nbd import kernel_nbd
     from hwsim.linux.guest import load_module
 
     load_module("ublk_drv")
-    load_module("nbd")
     disk = RamDisk(SIZE, BLOCK, BlockFlag.TRIM_SUPPORT | BlockFlag.FUA_SUPPORT)
     disk.data[:] = 0xA5  # reads return data, not a page the kernel might shortcut
     best: dict[tuple[str, int], tuple[float, float]] = {}
-    with tempfile.TemporaryDirectory(prefix="bkb") as tmp:
-        sock = os.path.join(tmp, "nbd.sock")
-        with UblkServer(disk, queue_depth=64) as ublk, NbdServer(disk, unix_path=sock, name="bench") as _nbd:
-            subprocess.run(["nbd-client", "-unix", sock, "/dev/nbd0", "-name", "bench", "-block-size", str(BLOCK)],
-                           check=True, capture_output=True, timeout=60)
-            try:
-                deadline = time.monotonic() + 30
-                while Path("/sys/block/nbd0/size").read_text().strip() == "0":
-                    if time.monotonic() > deadline:
-                        raise RuntimeError("/dev/nbd0 did not get its size from nbd-client")
-                    time.sleep(0.05)
-                paths = {"ublk": ublk.path, "kernel NBD": "/dev/nbd0"}
-                requests_before = ublk.stats.requests
-                for _ in range(rounds):
-                    for depth in DEPTHS:
-                        for name, dev in paths.items():
-                            iops, lat = fio_randread(dev, depth, seconds)
-                            if iops > best.get((name, depth), (0.0, 0.0))[0]:
-                                best[(name, depth)] = (iops, lat)
-                served = ublk.stats.requests - requests_before
-                copied = ublk.bytes_copied
-            finally:
-                subprocess.run(["nbd-client", "-d", "/dev/nbd0"], capture_output=True, timeout=60, check=False)
+    with tempfile.TemporaryDirectory(prefix="bkb") as tmp, UblkServer(disk, queue_depth=64) as ublk, \
+            kernel_nbd(disk, Path(tmp), "nbd0", block_size=BLOCK) as nbd:
+        paths = {"ublk": ublk.path, "kernel NBD": nbd.path}
+        requests_before = ublk.stats.requests
+        for _ in range(rounds):
+            for depth in DEPTHS:
+                for name, dev in paths.items():
+                    iops, lat = fio_randread(dev, depth, seconds)
+                    if iops > best.get((name, depth), (0.0, 0.0))[0]:
+                        best[(name, depth)] = (iops, lat)
+        served = ublk.stats.requests - requests_before
+        copied = ublk.bytes_copied
     rows = []
     for depth in DEPTHS:
         for name in ("ublk", "kernel NBD"):
