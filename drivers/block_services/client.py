@@ -146,7 +146,7 @@ class BlockClient:
         return vmo
 
     def close_vmo(self, vmo: ClientVmo | int) -> None:
-        """Detach a buffer (the CLOSE_VMO request); later requests naming it fail BAD_HANDLE."""
+        """Detach a buffer (the CLOSE_VMO request); later requests naming it fail IO, as on Fuchsia."""
         vmoid = vmo if isinstance(vmo, int) else vmo.vmoid
         self.check(self.transact([Request(FifoOp.CLOSE_VMO, reqid=self.next_reqid(), vmoid=vmoid)])[0],
                    f"close of vmo {vmoid}")
