@@ -50,6 +50,7 @@ _PRE_BARRIER = int(FifoFlag.PRE_BARRIER)
 _READ, _WRITE = int(FifoOp.READ), int(FifoOp.WRITE)
 _OK = BlockStatus.OK
 _pack_response = RESPONSE.pack
+_get_ident = threading.get_ident
 
 
 @dataclass
@@ -95,19 +96,19 @@ class Dispatcher:
 
     def handle_message(self, session: Session, data: bytes | bytearray | memoryview) -> None:
         """Start every request of one FIFO message (a whole number of records, checked by the caller)."""
-        stats = self.stats
         info = self.info
         blocks, bsize, max_blocks, readonly = info.block_count, info.block_size, self._max_blocks, self._readonly
         vmos = session.vmos
         queue, complete = self.device.queue, self._complete
         read, write = BlockCommand.READ, BlockCommand.WRITE
         nread = nwritten = ndma = nops = nrecords = 0
+        waiting = bool(session.held) or session.barrier is not None
         for record in REQUEST.iter_unpack(data):
             nrecords += 1
-            opcode, flags, reqid, _group, vmoid, length, vmo_offset, dev_offset, _trace = record
-            if session.held or session.barrier is not None:
+            if waiting:
                 session.held.append(record)  # behind a PRE_BARRIER write: keep the order
                 continue
+            opcode, flags, reqid, _group, vmoid, length, vmo_offset, dev_offset, _trace = record
             vmo = vmos.get(vmoid)
             if (flags or vmo is None or not 0 < length <= max_blocks or (opcode != _READ and opcode != _WRITE)
                     or dev_offset >= blocks or length > blocks - dev_offset
@@ -115,30 +116,32 @@ class Dispatcher:
                 self._handle(session, record)  # anything else, and every error, takes the full path
                 if self._done:
                     self.drain()  # a failure the device already reported is seen by the records after it
+                waiting = bool(session.held) or session.barrier is not None
                 continue
             op = BlockOp(read if opcode == _READ else write, length, dev_offset, vmo_offset, vmo.vmo)
-            op.cookie = FastCookie(session, reqid, vmo)
+            op.cookie = (session, reqid, vmo)  # a FastCookie
             vmo.refs += 1
             session.inflight += 1
-            nbytes = length * bsize
             if opcode == _READ:
-                nread += nbytes
+                nread += length
             else:
-                nwritten += nbytes
-            if vmo.vmo.dma_addr is not None:
-                ndma += nbytes
+                nwritten += length
+            if vmo.dma:
+                ndma += length
             nops += 1
             try:
                 queue(op, complete)
             except Exception:
                 log.exception("block server: device.queue raised for %s", op)
                 self._done.append((op, BlockStatus.IO))
+        stats = self.stats
         stats.requests += nrecords
-        stats.device_ops += nops
-        stats.bytes_read += nread
-        stats.bytes_written += nwritten
-        stats.bytes_by_reference += nread + nwritten
-        stats.bytes_dma += ndma
+        if nops:
+            stats.device_ops += nops
+            stats.bytes_read += nread * bsize
+            stats.bytes_written += nwritten * bsize
+            stats.bytes_by_reference += (nread + nwritten) * bsize
+            stats.bytes_dma += ndma * bsize
 
     def _handle(self, session: Session, record: Record) -> None:
         """One request, by the full rules: groups, then validation, then the device."""
@@ -266,12 +269,21 @@ class Dispatcher:
 
     # --- completions ----------------------------------------------------------------------------------
     def _complete(self, status: BlockStatus, op: BlockOp) -> None:
-        """The device's completion callback, on any thread."""
-        if threading.get_ident() == self.loop_ident and type(op.cookie) is FastCookie:
-            self._fast_done(op.cookie, status)  # answers only: safe inside queue()
+        """The device's completion callback, on any thread. A plain request completing on the loop thread
+        (inside queue()) is answered here: that touches only its session's counters and responses."""
+        cookie = op.cookie
+        if type(cookie) is tuple and _get_ident() == self.loop_ident:
+            session, reqid, vmo = cookie
+            if status is _OK and not (session.closed or vmo.closed or session.barrier is not None):
+                session.inflight -= 1  # the common case of _fast_done, inline
+                vmo.refs -= 1
+                self.stats.responses += 1
+                session.outbuf += _pack_response(0, reqid, 0, 1)
+            else:
+                self._fast_done(cookie, status)
             return
         self._done.append((op, status))
-        if threading.get_ident() != self.loop_ident:
+        if _get_ident() != self.loop_ident:
             self._wake()
 
     def drain(self) -> None:
@@ -281,7 +293,7 @@ class Dispatcher:
             while done:
                 op, status = done.popleft()
                 cookie = op.cookie
-                if type(cookie) is FastCookie:
+                if type(cookie) is tuple:
                     self._fast_done(cookie, status)
                 else:
                     self._part_done(cookie, status)

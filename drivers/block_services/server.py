@@ -48,6 +48,7 @@ __all__ = ["BlockServer", "ServerStats"]
 log = logging.getLogger(__name__)
 _OUTBUF_HIGH = 4 * FIFO_MAX_DEPTH * MAX_BATCH * RECORD_SIZE  # response bytes queued before we stop reading
 _MESSAGE = MAX_BATCH * RECORD_SIZE
+_MSG_TRUNC = int(socket.MSG_TRUNC)  # a plain int: an IntFlag's & costs a Python call per message
 _TICK = 0.25  # seconds: the loop's select timeout, so stop() is noticed promptly
 
 
@@ -409,7 +410,7 @@ class BlockServer:
                     return
                 continue  # a 0-byte message holds no request
             session.last_active = time.monotonic()
-            if flags & socket.MSG_TRUNC:
+            if flags & _MSG_TRUNC:
                 self._engine.malformed(session, MalformedRecord(
                     f"request message longer than {MAX_BATCH} records", int.from_bytes(buf[8:12], "little")))
                 continue
@@ -419,6 +420,8 @@ class BlockServer:
                     int.from_bytes(buf[8:12], "little") if n >= 12 else 0))
                 continue
             self._engine.handle_message(session, view[:n])
+            if session.outbuf:
+                self._flush(session)  # answer each message at once: the client works while we read on
 
     def _flush_all(self) -> None:
         for session in list(self._sessions.values()):
@@ -443,7 +446,8 @@ class BlockServer:
                 return
             del out[:len(chunk)]
         session.last_active = time.monotonic()
-        self._want(session, read=True, write=False)
+        if session.events != selectors.EVENT_READ:
+            self._want(session, read=True, write=False)
 
     def _want(self, session: Session, read: bool = True, write: bool = False) -> None:
         events = (selectors.EVENT_READ if read else 0) | (selectors.EVENT_WRITE if write else 0)

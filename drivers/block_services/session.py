@@ -10,7 +10,6 @@ import mmap
 import socket
 import time
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
 
@@ -25,7 +24,7 @@ Record = tuple[int, int, int, int, int, int, int, int, int]  # one unpacked requ
 class AttachedVmo:
     """A client buffer the server mapped once; `vmo` is what the driver gets (a view, never a copy)."""
 
-    __slots__ = ("_alloc", "closed", "mapping", "refs", "size", "vmo", "vmoid")
+    __slots__ = ("_alloc", "closed", "dma", "mapping", "refs", "size", "vmo", "vmoid")
 
     def __init__(self, vmoid: int, mapping: mmap.mmap | None, alloc: DmaAllocation | None,
                  dma_addr: int | None) -> None:
@@ -38,6 +37,7 @@ class AttachedVmo:
             assert alloc is not None
             array = alloc.array
         self.vmo = Vmo(array, dma_addr)
+        self.dma = dma_addr is not None  # the driver can use it in place
         self.size = int(array.size)
         self.refs = 0  # requests in flight on this buffer
         self.closed = False
@@ -74,12 +74,7 @@ class Txn:
         self.barrier = False  # PRE_BARRIER: later requests of the session wait for its flush
 
 
-class FastCookie(NamedTuple):
-    """What a plain READ or WRITE carries through the device: enough to answer it."""
-
-    session: Session
-    reqid: int
-    vmo: AttachedVmo
+FastCookie = tuple["Session", int, AttachedVmo]  # what a plain READ/WRITE op carries: session, reqid, buffer
 
 
 @dataclass(eq=False)
