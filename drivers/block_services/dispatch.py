@@ -97,11 +97,12 @@ class Dispatcher:
     def handle_message(self, session: Session, data: bytes | bytearray | memoryview) -> None:
         """Start every request of one FIFO message (a whole number of records, checked by the caller)."""
         info = self.info
-        blocks, bsize, max_blocks, readonly = info.block_count, info.block_size, self._max_blocks, self._readonly
+        blocks, bsize, max_blocks = info.block_count, info.block_size, self._max_blocks
+        max_opcode = _READ if self._readonly else _WRITE  # READ 1, WRITE 2
         vmos = session.vmos
         queue, complete = self.device.queue, self._complete
-        read, write = BlockCommand.READ, BlockCommand.WRITE
-        nread = nwritten = ndma = nops = nrecords = 0
+        commands = (None, BlockCommand.READ, BlockCommand.WRITE)
+        nblocks = nwritten = ndma = nops = nrecords = 0
         waiting = bool(session.held) or session.barrier is not None
         for record in REQUEST.iter_unpack(data):
             nrecords += 1
@@ -110,21 +111,19 @@ class Dispatcher:
                 continue
             opcode, flags, reqid, _group, vmoid, length, vmo_offset, dev_offset, _trace = record
             vmo = vmos.get(vmoid)
-            if (flags or vmo is None or not 0 < length <= max_blocks or (opcode != _READ and opcode != _WRITE)
-                    or dev_offset >= blocks or length > blocks - dev_offset
-                    or (vmo_offset + length) * bsize > vmo.size or (opcode == _WRITE and readonly)):
+            if (flags or vmo is None or not 1 <= opcode <= max_opcode or not 0 < length <= max_blocks
+                    or dev_offset + length > blocks or (vmo_offset + length) * bsize > vmo.size):
                 self._handle(session, record)  # anything else, and every error, takes the full path
                 if self._done:
                     self.drain()  # a failure the device already reported is seen by the records after it
                 waiting = bool(session.held) or session.barrier is not None
                 continue
-            op = BlockOp(read if opcode == _READ else write, length, dev_offset, vmo_offset, vmo.vmo)
+            op = BlockOp(commands[opcode], length, dev_offset, vmo_offset, vmo.vmo)
             op.cookie = (session, reqid, vmo)  # a FastCookie
             vmo.refs += 1
             session.inflight += 1
-            if opcode == _READ:
-                nread += length
-            else:
+            nblocks += length
+            if opcode == _WRITE:
                 nwritten += length
             if vmo.dma:
                 ndma += length
@@ -138,9 +137,9 @@ class Dispatcher:
         stats.requests += nrecords
         if nops:
             stats.device_ops += nops
-            stats.bytes_read += nread * bsize
+            stats.bytes_read += (nblocks - nwritten) * bsize
             stats.bytes_written += nwritten * bsize
-            stats.bytes_by_reference += (nread + nwritten) * bsize
+            stats.bytes_by_reference += nblocks * bsize
             stats.bytes_dma += ndma * bsize
 
     def _handle(self, session: Session, record: Record) -> None:

@@ -8,9 +8,9 @@ Zircon's `zx_status_t` values, so a response reads the same as on Fuchsia.
 
 Transport (see `server` and `client`): one SOCK_SEQPACKET unix socket per client carries the FIFO. A
 message holds 1..MAX_BATCH whole records, so the kernel keeps record boundaries, a batch costs one system
-call, and a dead peer shows up as EOF. A shared-memory ring would save the system call but needs a
-cross-process wake-up Python has no cheap primitive for (futexes); polling it would burn one of the
-machine's two cores.
+call each way (as zx_fifo_read/zx_fifo_write move several entries per call), and a dead peer shows up as
+EOF. A shared-memory ring would save the system call but needs a cross-process wake-up Python has no cheap
+primitive for (futexes); polling it would burn one of the machine's two cores.
 """
 
 from __future__ import annotations
