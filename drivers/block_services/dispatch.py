@@ -101,7 +101,7 @@ class Dispatcher:
         max_opcode = _READ if self._readonly else _WRITE  # READ 1, WRITE 2
         vmos = session.vmos
         queue, complete = self.device.queue, self._complete
-        commands = (None, BlockCommand.READ, BlockCommand.WRITE)
+        commands = (BlockCommand.READ, BlockCommand.READ, BlockCommand.WRITE)  # by opcode 1, 2 (0 unused)
         nblocks = nwritten = ndma = nops = nrecords = 0
         waiting = bool(session.held) or session.barrier is not None
         for record in REQUEST.iter_unpack(data):
