@@ -16,6 +16,7 @@ from __future__ import annotations
 import mmap
 import os
 import socket
+import struct
 from collections.abc import Sequence
 
 import numpy as np
@@ -36,6 +37,16 @@ from .fifo import (
     status_name,
     unpack_responses,
 )
+
+
+def _kernel_timeouts(sock: socket.socket, timeout: float) -> None:
+    """Blocking FIFO calls that the kernel times out (SO_RCVTIMEO/SO_SNDTIMEO; EAGAIN when it does): one
+    system call per send or receive, where a Python socket timeout adds a poll() before each."""
+    sock.setblocking(True)
+    seconds = int(timeout)
+    timeval = struct.pack("@ll", seconds, int((timeout - seconds) * 1e6))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
 
 
 class BlockFifoError(Exception):
@@ -88,7 +99,7 @@ class BlockClient:
                 control.close_fds(fds)
                 raise control.ControlError(f"get_fifo: expected one fd, got {len(fds)}")
             self._fifo = socket.socket(fileno=fds[0])
-            self._fifo.settimeout(timeout)
+            _kernel_timeouts(self._fifo, timeout)
         except BaseException:
             ctrl.close()
             raise
@@ -146,7 +157,7 @@ class BlockClient:
         return vmo
 
     def close_vmo(self, vmo: ClientVmo | int) -> None:
-        """Detach a buffer (the CLOSE_VMO request); later requests naming it fail BAD_HANDLE."""
+        """Detach a buffer (the CLOSE_VMO request); later requests naming it fail IO, as on Fuchsia."""
         vmoid = vmo if isinstance(vmo, int) else vmo.vmoid
         self.check(self.transact([Request(FifoOp.CLOSE_VMO, reqid=self.next_reqid(), vmoid=vmoid)])[0],
                    f"close of vmo {vmoid}")
@@ -172,7 +183,7 @@ class BlockClient:
         """Send one FIFO message of arbitrary bytes (tests use it for malformed records)."""
         try:
             self._fifo.send(data)
-        except TimeoutError:
+        except (TimeoutError, BlockingIOError):
             raise TimeoutError(f"block server at {self.path} did not accept a request within "
                                f"{self.timeout} s") from None
 
@@ -180,7 +191,7 @@ class BlockClient:
         """The responses in the next FIFO message."""
         try:
             data = self._fifo.recv(MAX_BATCH * RECORD_SIZE)
-        except TimeoutError:
+        except (TimeoutError, BlockingIOError):
             raise TimeoutError(f"no response from the block server at {self.path} within "
                                f"{self.timeout} s") from None
         if not data:

@@ -1,8 +1,13 @@
-"""The block server's request path: validation, splitting, groups, FORCE_ACCESS and completions.
+"""The block server's request path: validation, splitting, groups, barriers, FORCE_ACCESS and completions.
 
 Runs on the server's loop thread. Requests become `BlockOp`s over the session's mapped buffers (views, so
-the data is never copied here); completions, which may arrive on any thread, are queued and handled by
-`drain()` on the loop thread, so session state needs no locks.
+the data is never copied here). A plain READ or WRITE (no flags, one device op) takes the short path in
+`handle_message`: one BlockOp whose cookie is a `FastCookie`, answered straight from its completion when
+that arrives on the loop thread (the RAM-disk completes inside `queue()`). Everything else goes through
+`_handle`, which is complete on its own: the short path only skips work for requests it has already
+checked, and hands any request it does not fully accept to `_handle` for the exact status. Completions
+from other threads are queued and handled by `drain()` on the loop thread, so session state needs no
+locks. Semantics and statuses follow Fuchsia's block server; docs/blockfifo.md lists them.
 """
 
 from __future__ import annotations
@@ -26,18 +31,26 @@ from drivers.block.protocol import (
 from .fifo import (
     KNOWN_FLAGS,
     MAX_TXN_GROUP_COUNT,
+    REQUEST,
+    RESPONSE,
     FifoFlag,
     FifoOp,
     MalformedRecord,
-    Request,
-    Response,
     ZxStatus,
     zx_from_block,
 )
-from .session import AttachedVmo, Session, Txn
+from .session import AttachedVmo, FastCookie, Record, Session, Txn
 
 log = logging.getLogger(__name__)
 
+_GROUP_ITEM = int(FifoFlag.GROUP_ITEM)
+_GROUP_LAST = int(FifoFlag.GROUP_LAST)
+_FORCE_ACCESS = int(FifoFlag.FORCE_ACCESS)
+_PRE_BARRIER = int(FifoFlag.PRE_BARRIER)
+_READ, _WRITE = int(FifoOp.READ), int(FifoOp.WRITE)
+_OK = BlockStatus.OK
+_pack_response = RESPONSE.pack
+_get_ident = threading.get_ident
 
 
 @dataclass
@@ -48,7 +61,7 @@ class ServerStats:
     responses: int = 0
     errors: int = 0  # error responses sent
     malformed: int = 0  # messages that were not whole records
-    device_ops: int = 0  # BlockOps queued on the device (after splitting)
+    device_ops: int = 0  # BlockOps queued on the device (after splitting, flushes included)
     bytes_read: int = 0
     bytes_written: int = 0
     bytes_copied: int = 0  # by the server's data path: it has none, so this stays 0
@@ -71,140 +84,262 @@ class Dispatcher:
         self._max_blocks = (1 << 62) if mts == MAX_TRANSFER_UNBOUNDED else max(1, mts // info.block_size)
         self._fua = info.fua_supported
         self._trim = info.trim_supported
-        self._done: collections.deque[tuple[Session, Txn, BlockStatus]] = collections.deque()
+        self._readonly = bool(info.flags & BlockFlag.READONLY)
+        self._done: collections.deque[tuple[BlockOp, BlockStatus]] = collections.deque()
+        self._ready: collections.deque[Session] = collections.deque()  # sessions whose barrier may move
         self.loop_ident: int | None = None  # completions from other threads wake the loop
 
+    # --- requests in --------------------------------------------------------------------------------
     def malformed(self, session: Session, exc: MalformedRecord) -> None:
         self.stats.malformed += 1
-        self._respond(session, Response(ZxStatus.INVALID_ARGS, exc.reqid, 0, 0))
+        self._respond(session, ZxStatus.INVALID_ARGS, exc.reqid, 0, 0)
 
-    def handle(self, session: Session, req: Request) -> None:
-        """Start one request; its response (or its group's) is queued on the session when it is done."""
-        self.stats.requests += 1
-        flags = req.flags
-        if flags & ~KNOWN_FLAGS:
-            self._respond(session, Response(ZxStatus.INVALID_ARGS, req.reqid, req.group, 1))
-            return
-        grouped = bool(flags & FifoFlag.GROUP_ITEM)
-        if flags & FifoFlag.GROUP_LAST and not grouped:
-            self._respond(session, Response(ZxStatus.INVALID_ARGS, req.reqid, req.group, 1))
-            return
-        if grouped:
-            if req.group >= MAX_TXN_GROUP_COUNT:
-                self._respond(session, Response(ZxStatus.INVALID_ARGS, req.reqid, req.group, 1))
+    def handle_message(self, session: Session, data: bytes | bytearray | memoryview) -> None:
+        """Start every request of one FIFO message (a whole number of records, checked by the caller)."""
+        info = self.info
+        blocks, bsize, max_blocks = info.block_count, info.block_size, self._max_blocks
+        max_opcode = _READ if self._readonly else _WRITE  # READ 1, WRITE 2
+        vmos = session.vmos
+        queue, complete = self.device.queue, self._complete
+        commands = (BlockCommand.READ, BlockCommand.READ, BlockCommand.WRITE)  # by opcode 1, 2 (0 unused)
+        nblocks = nwritten = ndma = nops = nrecords = 0
+        waiting = bool(session.held) or session.barrier is not None
+        for record in REQUEST.iter_unpack(data):
+            nrecords += 1
+            if waiting:
+                session.held.append(record)  # behind a PRE_BARRIER write: keep the order
+                continue
+            opcode, flags, reqid, _group, vmoid, length, vmo_offset, dev_offset, _trace = record
+            vmo = vmos.get(vmoid)
+            if (flags or vmo is None or not 1 <= opcode <= max_opcode or not 0 < length <= max_blocks
+                    or dev_offset + length > blocks or (vmo_offset + length) * bsize > vmo.size):
+                self._handle(session, record)  # anything else, and every error, takes the full path
+                if self._done:
+                    self.drain()  # a failure the device already reported is seen by the records after it
+                waiting = bool(session.held) or session.barrier is not None
+                continue
+            op = BlockOp(commands[opcode], length, dev_offset, vmo_offset, vmo.vmo)
+            op.cookie = (session, reqid, vmo)  # a FastCookie
+            vmo.refs += 1
+            session.inflight += 1
+            nblocks += length
+            if opcode == _WRITE:
+                nwritten += length
+            if vmo.dma:
+                ndma += length
+            nops += 1
+            try:
+                queue(op, complete)
+            except Exception:
+                log.exception("block server: device.queue raised for %s", op)
+                self._done.append((op, BlockStatus.IO))
+        stats = self.stats
+        stats.requests += nrecords
+        if nops:
+            stats.device_ops += nops
+            stats.bytes_read += (nblocks - nwritten) * bsize
+            stats.bytes_written += nwritten * bsize
+            stats.bytes_by_reference += nblocks * bsize
+            stats.bytes_dma += ndma * bsize
+
+    def _handle(self, session: Session, record: Record) -> None:
+        """One request, by the full rules: groups, then validation, then the device."""
+        opcode, flags, reqid, gid, vmoid, length, vmo_offset, dev_offset, _trace = record
+        if not flags & _GROUP_ITEM:  # GROUP_LAST alone is an ordinary request, as in Fuchsia
+            txn = Txn(session, reqid, 0, False)
+        else:
+            last = bool(flags & _GROUP_LAST)
+            if gid >= MAX_TXN_GROUP_COUNT:  # Fuchsia's core server: IO, answered only by a GROUP_LAST
+                if last:
+                    self._respond(session, ZxStatus.IO, reqid, gid, 1)
                 return
-            group = session.group(req.group)
-            if group.last_reqid is not None:  # the group is still completing: a protocol violation
-                self._respond(session, Response(ZxStatus.BAD_STATE, req.reqid, req.group, 1))
-                return
+            group = session.group(gid)
             group.count += 1
+            if group.last_reqid is not None:  # the group is still completing: it fails, no response
+                if group.status is ZxStatus.OK:
+                    group.status = ZxStatus.INVALID_ARGS
+                return
+            if last:
+                group.last_reqid = reqid
+            if group.status is not ZxStatus.OK:  # an earlier item failed: skip this one
+                self._group_answer(session, gid)
+                return
             group.pending += 1
-            if flags & FifoFlag.GROUP_LAST:
-                group.last_reqid = req.reqid
-        txn = Txn(req.reqid, req.group, grouped)
-        status = self._start(session, req, txn)
+            txn = Txn(session, reqid, gid, True)
+        status = self._start(session, txn, opcode, flags, vmoid, length, vmo_offset, dev_offset)
         if status is not None:
             txn.status = status
-            self._finish(session, txn)
+            self._finish(txn)
 
-    def _start(self, session: Session, req: Request, txn: Txn) -> ZxStatus | None:
+    def _start(self, session: Session, txn: Txn, opcode: int, flags: int, vmoid: int, length: int,
+               vmo_offset: int, dev_offset: int) -> ZxStatus | None:
         """Queue the request's ops on the device; a status when it fails before reaching the device."""
-        try:
-            op = FifoOp(req.opcode)
-        except ValueError:
-            return ZxStatus.NOT_SUPPORTED
-        if op is FifoOp.CLOSE_VMO:
-            vmo = session.vmos.get(req.vmoid)
+        if flags & ~KNOWN_FLAGS:
+            return ZxStatus.INVALID_ARGS
+        if opcode == FifoOp.CLOSE_VMO:
+            vmo = session.vmos.get(vmoid)
             if vmo is None:
-                return ZxStatus.BAD_HANDLE
+                return ZxStatus.IO  # as Fuchsia: an unknown vmoid is an I/O error
             session.drop_vmo(vmo)
             return ZxStatus.OK
-        if op is FifoOp.FLUSH:
-            self._queue_parts(session, txn, [BlockOp(BlockCommand.FLUSH)], None)
+        if opcode == FifoOp.FLUSH:
+            self._begin(txn, [BlockOp(BlockCommand.FLUSH)], None)
             return None
-        info = self.info
-        if req.length == 0:
+        if opcode != FifoOp.READ and opcode != FifoOp.WRITE and opcode != FifoOp.TRIM:
             return ZxStatus.INVALID_ARGS
-        if req.dev_offset >= info.block_count or req.length > info.block_count - req.dev_offset:
+        info = self.info
+        if length == 0:
+            return ZxStatus.INVALID_ARGS
+        if dev_offset >= info.block_count or length > info.block_count - dev_offset:
             return ZxStatus.OUT_OF_RANGE
-        writes = op in (FifoOp.WRITE, FifoOp.TRIM)
-        if writes and info.flags & BlockFlag.READONLY:
+        if opcode != FifoOp.READ and self._readonly:
             return ZxStatus.ACCESS_DENIED
-        if op is FifoOp.TRIM and not self._trim:
-            return ZxStatus.NOT_SUPPORTED
         vmo = None
-        if op is not FifoOp.TRIM:
-            vmo = session.vmos.get(req.vmoid)
+        if opcode == FifoOp.TRIM:
+            if not self._trim:
+                return ZxStatus.NOT_SUPPORTED
+        else:
+            vmo = session.vmos.get(vmoid)
             if vmo is None:
-                return ZxStatus.BAD_HANDLE
-            if (req.vmo_offset + req.length) * info.block_size > vmo.size:
+                return ZxStatus.IO
+            if (vmo_offset + length) * info.block_size > vmo.size:
                 return ZxStatus.OUT_OF_RANGE
-        force = bool(req.flags & FifoFlag.FORCE_ACCESS) and writes
-        txn.flush_after = force and not self._fua
+        force = bool(flags & _FORCE_ACCESS) and opcode != FifoOp.TRIM  # TRIM has no FUA
         op_flags = OpFlag.FORCE_ACCESS if force and self._fua else OpFlag.NONE
-        command = BlockCommand(int(op))
+        command = BlockCommand(opcode)
         parts = []
         step = self._max_blocks
-        for done in range(0, req.length, step):
-            n = min(step, req.length - done)
-            parts.append(BlockOp(command, n, req.dev_offset + done, req.vmo_offset + done,
+        for done in range(0, length, step):
+            n = min(step, length - done)
+            parts.append(BlockOp(command, n, dev_offset + done, vmo_offset + done,
                                  vmo.vmo if vmo is not None else None, op_flags))
-        nbytes = req.length * info.block_size
+        nbytes = length * info.block_size
         if vmo is not None:
             self.stats.bytes_by_reference += nbytes
             if vmo.vmo.dma_addr is not None:
                 self.stats.bytes_dma += nbytes
-        if op is FifoOp.READ:
+        if opcode == FifoOp.READ:
             self.stats.bytes_read += nbytes
-        elif op is FifoOp.WRITE:
+        elif opcode == FifoOp.WRITE:
             self.stats.bytes_written += nbytes
-        self._queue_parts(session, txn, parts, vmo)
+        if force and not self._fua:
+            if opcode == FifoOp.WRITE:
+                txn.flush_after = True  # durable once the flush after it completed
+            else:
+                txn.after = parts  # a read served from the medium: flush what the cache holds first
+                parts = [BlockOp(BlockCommand.FLUSH)]
+                txn.flushing = True
+        if opcode == FifoOp.WRITE and flags & _PRE_BARRIER:
+            if txn.after is None:
+                txn.after = parts
+            txn.barrier = True
+            txn.vmo = vmo
+            session.barrier = txn  # later records wait in session.held
+            if session.inflight == 0:
+                self._start_barrier(txn)
+            return None  # otherwise it starts when the requests before it have finished
+        self._begin(txn, parts, vmo)
         return None
 
-    def _queue_parts(self, session: Session, txn: Txn, parts: list[BlockOp], vmo: AttachedVmo | None) -> None:
-        txn.pending = len(parts)
+    def _start_barrier(self, txn: Txn) -> None:
+        """Every earlier request has finished: flush, then (in _part_done) the write itself."""
+        vmo, txn.vmo = txn.vmo, None
+        txn.flushing = True
+        self._begin(txn, [BlockOp(BlockCommand.FLUSH)], vmo)
+
+    def _begin(self, txn: Txn, parts: list[BlockOp], vmo: AttachedVmo | None) -> None:
         txn.vmo = vmo
         if vmo is not None:
             vmo.refs += 1
-        session.inflight += 1
-        for part in parts:
-            self._queue_op(session, txn, part)
+        txn.session.inflight += 1
+        self._queue_ops(txn, parts)
 
-    def _queue_op(self, session: Session, txn: Txn, op: BlockOp) -> None:
-        done = self._done
-        loop = self.loop_ident
+    def _queue_ops(self, txn: Txn, parts: list[BlockOp]) -> None:
+        txn.pending = len(parts)
+        self.stats.device_ops += len(parts)
+        queue, complete = self.device.queue, self._complete
+        for op in parts:
+            op.cookie = txn
+            try:
+                queue(op, complete)
+            except Exception:
+                log.exception("block server: device.queue raised for %s", op)
+                self._done.append((op, BlockStatus.IO))
 
-        def completion(status: BlockStatus, _op: BlockOp) -> None:
-            done.append((session, txn, status))
-            if threading.get_ident() != loop:
-                self._wake()
-
-        self.stats.device_ops += 1
-        try:
-            self.device.queue(op, completion)
-        except Exception:
-            log.exception("block server: device.queue raised for %s", op)
-            done.append((session, txn, BlockStatus.IO))
+    # --- completions ----------------------------------------------------------------------------------
+    def _complete(self, status: BlockStatus, op: BlockOp) -> None:
+        """The device's completion callback, on any thread. A plain request completing on the loop thread
+        (inside queue()) is answered here: that touches only its session's counters and responses."""
+        cookie = op.cookie
+        if type(cookie) is tuple and _get_ident() == self.loop_ident:
+            session, reqid, vmo = cookie
+            if status is _OK and not (session.closed or vmo.closed or session.barrier is not None):
+                session.inflight -= 1  # the common case of _fast_done, inline
+                vmo.refs -= 1
+                self.stats.responses += 1
+                session.outbuf += _pack_response(0, reqid, 0, 1)
+            else:
+                self._fast_done(cookie, status)
+            return
+        self._done.append((op, status))
+        if _get_ident() != self.loop_ident:
+            self._wake()
 
     def drain(self) -> None:
-        """Handle the completions that arrived (on the loop thread)."""
-        done = self._done
-        while done:
-            session, txn, status = done.popleft()
-            self._part_done(session, txn, status)
+        """Handle the completions that arrived, and move barriers whose predecessors finished."""
+        done, ready = self._done, self._ready
+        while done or ready:
+            while done:
+                op, status = done.popleft()
+                cookie = op.cookie
+                if type(cookie) is tuple:
+                    self._fast_done(cookie, status)
+                else:
+                    self._part_done(cookie, status)
+            while ready:
+                self._advance(ready.popleft())
 
-    def _part_done(self, session: Session, txn: Txn, status: BlockStatus) -> None:
-        failed = status is not BlockStatus.OK and not (status is BlockStatus.NOT_SUPPORTED and txn.flushing)
-        if failed and txn.status is ZxStatus.OK:  # a device with nothing to flush has no FLUSH
+    def _fast_done(self, cookie: FastCookie, status: BlockStatus) -> None:
+        session, reqid, vmo = cookie
+        session.inflight -= 1
+        vmo.refs -= 1
+        if vmo.closed and vmo.refs == 0:
+            vmo.release()
+        if session.closed:
+            return
+        if session.barrier is not None and session.inflight == 0:
+            self._ready.append(session)
+        stats = self.stats
+        stats.responses += 1
+        if status is _OK:
+            session.outbuf += _pack_response(0, reqid, 0, 1)
+        else:
+            stats.errors += 1
+            session.outbuf += _pack_response(zx_from_block(status), reqid, 0, 1)
+
+    def _part_done(self, txn: Txn, status: BlockStatus) -> None:
+        # A device with nothing volatile has no FLUSH: for a flush the server added, that is success.
+        failed = status is not _OK and not (status is BlockStatus.NOT_SUPPORTED and txn.flushing)
+        if failed and txn.status is ZxStatus.OK:
             txn.status = zx_from_block(status)
         txn.pending -= 1
         if txn.pending:
             return
+        session = txn.session
+        txn.flushing = False
+        if txn.barrier:  # its flush is done (or failed): the records behind it may go
+            txn.barrier = False
+            session.barrier = None
+            self._ready.append(session)
+        if txn.after is not None:
+            parts, txn.after = txn.after, None
+            if txn.status is ZxStatus.OK and not session.closed:
+                self._queue_ops(txn, parts)
+                return
         if txn.flush_after and txn.status is ZxStatus.OK and not session.closed:
             txn.flush_after = False
             txn.flushing = True
-            txn.pending = 1
-            self._queue_op(session, txn, BlockOp(BlockCommand.FLUSH))
+            self._queue_ops(txn, [BlockOp(BlockCommand.FLUSH)])
             return
         session.inflight -= 1
         vmo = txn.vmo
@@ -212,26 +347,48 @@ class Dispatcher:
             vmo.refs -= 1
             if vmo.closed and vmo.refs == 0:
                 vmo.release()
-        self._finish(session, txn)
+        if session.barrier is not None and session.inflight == 0:
+            self._ready.append(session)
+        self._finish(txn)
 
-    def _finish(self, session: Session, txn: Txn) -> None:
+    def _advance(self, session: Session) -> None:
+        """Start a barrier whose predecessors finished, or run the records that waited for one."""
+        if session.closed:
+            session.held.clear()
+            return
+        barrier = session.barrier
+        if barrier is not None:
+            if session.inflight == 0 and barrier.pending == 0 and not barrier.flushing:
+                self._start_barrier(barrier)
+            return
+        held = session.held
+        while held and session.barrier is None:
+            self._handle(session, held.popleft())
+
+    # --- responses out --------------------------------------------------------------------------------
+    def _finish(self, txn: Txn) -> None:
         """A request is done with txn.status: answer it, or account it to its group."""
+        session = txn.session
         if session.closed:
             return
         if not txn.grouped:
-            self._respond(session, Response(txn.status, txn.reqid, txn.group, 1))
+            self._respond(session, txn.status, txn.reqid, txn.group, 1)
             return
         group = session.group(txn.group)
         group.pending -= 1
         if txn.status is not ZxStatus.OK and group.status is ZxStatus.OK:
             group.status = txn.status
-        if group.last_reqid is not None and group.pending == 0:
-            self._respond(session, Response(group.status, group.last_reqid, txn.group, group.count))
-            session.reset_group(txn.group)
+        self._group_answer(session, txn.group)
 
-    def _respond(self, session: Session, response: Response) -> None:
+    def _group_answer(self, session: Session, gid: int) -> None:
+        """Answer a group once its GROUP_LAST arrived and every started item finished."""
+        group = session.group(gid)
+        if group.last_reqid is not None and group.pending == 0:
+            self._respond(session, group.status, group.last_reqid, gid, group.count)
+            session.reset_group(gid)
+
+    def _respond(self, session: Session, status: int, reqid: int, group: int, count: int) -> None:
         self.stats.responses += 1
-        if response.status != ZxStatus.OK:
+        if status != ZxStatus.OK:
             self.stats.errors += 1
-        session.outq.append(response)
-        session.dirty = True
+        session.outbuf += _pack_response(int(status), reqid, group, count)

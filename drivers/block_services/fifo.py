@@ -8,9 +8,9 @@ Zircon's `zx_status_t` values, so a response reads the same as on Fuchsia.
 
 Transport (see `server` and `client`): one SOCK_SEQPACKET unix socket per client carries the FIFO. A
 message holds 1..MAX_BATCH whole records, so the kernel keeps record boundaries, a batch costs one system
-call, and a dead peer shows up as EOF. A shared-memory ring would save the system call but needs a
-cross-process wake-up Python has no cheap primitive for (futexes); polling it would burn one of the
-machine's two cores.
+call each way (as zx_fifo_read/zx_fifo_write move several entries per call), and a dead peer shows up as
+EOF. A shared-memory ring would save the system call but needs a cross-process wake-up Python has no cheap
+primitive for (futexes); polling it would burn one of the machine's two cores.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import enum
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from drivers.block.protocol import BlockStatus
@@ -29,9 +28,9 @@ VMOID_INVALID = 0
 FIFO_MAX_DEPTH = 4096 // RECORD_SIZE  # Fuchsia's depth: records a client may have outstanding (85)
 MAX_BATCH = 64  # records per message, both directions
 
-_REQUEST = struct.Struct("<B3xIIHHI4xQQQ")
-_RESPONSE = struct.Struct("<iIHHI32x")
-assert _REQUEST.size == RECORD_SIZE and _RESPONSE.size == RECORD_SIZE
+REQUEST = struct.Struct("<B3xIIHHI4xQQQ")  # opcode, flags, reqid, group, vmoid, length, vmo_offset, ...
+RESPONSE = struct.Struct("<iIH2xI32x")  # status, reqid, group, count
+assert REQUEST.size == RECORD_SIZE and RESPONSE.size == RECORD_SIZE
 
 
 class FifoOp(enum.IntEnum):
@@ -45,11 +44,12 @@ class FifoOp(enum.IntEnum):
 class FifoFlag(enum.IntFlag):
     NONE = 0
     GROUP_ITEM = 0x1
-    GROUP_LAST = 0x2  # only with GROUP_ITEM: answer once, after this and every earlier item completed
-    FORCE_ACCESS = 0x4  # the write is durable when answered (FUA, or a flush after it)
+    GROUP_LAST = 0x2  # with GROUP_ITEM: answer once, after this and every earlier item completed
+    FORCE_ACCESS = 0x4  # READ/WRITE: served by the medium, not a volatile cache (FUA, or emulated by a flush)
+    PRE_BARRIER = 0x8  # WRITE: every earlier request is complete and flushed before this write starts
 
 
-KNOWN_FLAGS = int(FifoFlag.GROUP_ITEM | FifoFlag.GROUP_LAST | FifoFlag.FORCE_ACCESS)
+KNOWN_FLAGS = int(FifoFlag.GROUP_ITEM | FifoFlag.GROUP_LAST | FifoFlag.FORCE_ACCESS | FifoFlag.PRE_BARRIER)
 
 
 class ZxStatus(enum.IntEnum):
@@ -117,7 +117,7 @@ class Request(NamedTuple):
 
     def pack(self) -> bytes:
         try:
-            return _REQUEST.pack(*self)
+            return REQUEST.pack(*self)
         except struct.error as exc:
             raise ValueError(f"request {self!r} does not fit the 48-byte record: {exc}") from None
 
@@ -127,15 +127,14 @@ class Request(NamedTuple):
         return not (self.flags & FifoFlag.GROUP_ITEM) or bool(self.flags & FifoFlag.GROUP_LAST)
 
 
-@dataclass(frozen=True, slots=True)
-class Response:
+class Response(NamedTuple):
     status: int
     reqid: int
     group: int = 0
-    count: int = 0  # requests this response completes (a group's items)
+    count: int = 0  # type: ignore[assignment]  # records it completes: 1, or all its group received
 
     def pack(self) -> bytes:
-        return _RESPONSE.pack(int(self.status), self.reqid, self.group, 0, self.count)
+        return RESPONSE.pack(int(self.status), self.reqid, self.group, self.count)
 
     @property
     def ok(self) -> bool:
@@ -153,19 +152,22 @@ def _check_size(data: bytes | bytearray | memoryview, what: str) -> int:
 
 def unpack_requests(data: bytes | bytearray | memoryview) -> list[Request]:
     """The requests in one FIFO message; MalformedRecord if it is not whole records."""
-    count = _check_size(data, "request")
-    return [Request._make(_REQUEST.unpack_from(data, i * RECORD_SIZE)) for i in range(count)]
+    _check_size(data, "request")
+    return list(map(Request._make, REQUEST.iter_unpack(data)))
 
 
 def unpack_responses(data: bytes | bytearray | memoryview) -> list[Response]:
-    count = _check_size(data, "response")
-    out = []
-    for i in range(count):
-        status, reqid, group, _pad, n = _RESPONSE.unpack_from(data, i * RECORD_SIZE)
-        out.append(Response(status, reqid, group, n))
-    return out
+    _check_size(data, "response")
+    return list(map(Response._make, RESPONSE.iter_unpack(data)))
 
 
 def pack_requests(requests: Iterable[Request]) -> bytes:
-    return b"".join(r.pack() for r in requests)
+    records = requests if isinstance(requests, (list, tuple)) else list(requests)
+    pack = REQUEST.pack
+    try:
+        return b"".join([pack(*r) for r in records])
+    except struct.error:
+        for r in records:
+            r.pack()  # raises the ValueError naming the record that does not fit
+        raise
 

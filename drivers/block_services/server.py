@@ -40,14 +40,15 @@ from .fifo import (
     MAX_BATCH,
     RECORD_SIZE,
     MalformedRecord,
-    unpack_requests,
 )
 from .session import AttachedVmo, Session, device_bytes_copied
 from .shared_dma import DmaAllocation, PoolExporter
 
 __all__ = ["BlockServer", "ServerStats"]
 log = logging.getLogger(__name__)
-_OUTQ_HIGH = 4 * FIFO_MAX_DEPTH * MAX_BATCH  # responses queued for a client before we stop reading from it
+_OUTBUF_HIGH = 4 * FIFO_MAX_DEPTH * MAX_BATCH * RECORD_SIZE  # response bytes queued before we stop reading
+_MESSAGE = MAX_BATCH * RECORD_SIZE
+_MSG_TRUNC = int(socket.MSG_TRUNC)  # a plain int: an IntFlag's & costs a Python call per message
 _TICK = 0.25  # seconds: the loop's select timeout, so stop() is noticed promptly
 
 
@@ -87,6 +88,8 @@ class BlockServer:
         self._sel: selectors.BaseSelector | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._rxbuf = bytearray(MAX_BATCH * RECORD_SIZE)  # the loop's receive buffer (one thread uses it)
+        self._rxview = memoryview(self._rxbuf)
 
     # --- lifecycle ------------------------------------------------------------------------------------
     def start(self, *, thread: bool = True) -> BlockServer:
@@ -290,7 +293,8 @@ class BlockServer:
             session.fifo_peer = None
         for vmo in list(session.vmos.values()):
             session.drop_vmo(vmo)
-        session.outq.clear()
+        session.outbuf.clear()
+        session.held.clear()
         self._sessions.pop(session.sid, None)
         self.stats.clients = len(self._sessions)
 
@@ -388,59 +392,62 @@ class BlockServer:
 
     # --- FIFO -----------------------------------------------------------------------------------------
     def _on_fifo(self, session: Session) -> None:
+        buf, view = self._rxbuf, self._rxview
         for _ in range(16):  # a bounded number of messages per wake-up keeps clients fair
-            if len(session.outq) >= _OUTQ_HIGH:
+            if len(session.outbuf) >= _OUTBUF_HIGH:
                 self._flush(session)  # a client that does not read its responses stops being read
                 return
             try:
-                data, _, flags, _ = session.fifo.recvmsg(MAX_BATCH * RECORD_SIZE)
+                n, _, flags, _ = session.fifo.recvmsg_into([buf])
             except (BlockingIOError, InterruptedError):
                 return
             except (ConnectionError, OSError):
                 self._close_session(session)
                 return
-            if not data:
+            if not n:
                 if control.peer_closed(session.fifo):
                     self._close_session(session)  # the client closed its FIFO (or died)
                     return
                 continue  # a 0-byte message holds no request
             session.last_active = time.monotonic()
-            if flags & socket.MSG_TRUNC:
+            if flags & _MSG_TRUNC:
                 self._engine.malformed(session, MalformedRecord(
-                    f"request message longer than {MAX_BATCH} records", int.from_bytes(data[8:12], "little")))
+                    f"request message longer than {MAX_BATCH} records", int.from_bytes(buf[8:12], "little")))
                 continue
-            try:
-                requests = unpack_requests(data)
-            except MalformedRecord as exc:
-                self._engine.malformed(session, exc)
+            if n % RECORD_SIZE:
+                self._engine.malformed(session, MalformedRecord(
+                    f"request message of {n} bytes: expected 1..{MAX_BATCH} whole {RECORD_SIZE}-byte records",
+                    int.from_bytes(buf[8:12], "little") if n >= 12 else 0))
                 continue
-            for req in requests:
-                self._engine.handle(session, req)
+            self._engine.handle_message(session, view[:n])
+            if session.outbuf:
+                self._flush(session)  # answer each message at once: the client works while we read on
 
     def _flush_all(self) -> None:
         for session in list(self._sessions.values()):
-            if session.dirty:
+            if session.outbuf:
                 self._flush(session)
 
     def _flush(self, session: Session) -> None:
         """Send queued responses, MAX_BATCH per message; wait for writability when the socket is full."""
         if session.closed:
             return
-        outq = session.outq
-        while outq:
-            batch = [outq.popleft() for _ in range(min(MAX_BATCH, len(outq)))]
+        out = session.outbuf
+        send = session.fifo.send
+        while out:
+            chunk = out if len(out) <= _MESSAGE else out[:_MESSAGE]
             try:
-                session.fifo.send(b"".join(r.pack() for r in batch))
+                send(chunk)
             except (BlockingIOError, InterruptedError):
-                outq.extendleft(reversed(batch))
-                self._want(session, read=len(outq) < _OUTQ_HIGH, write=True)
+                self._want(session, read=len(out) < _OUTBUF_HIGH, write=True)
                 return
             except (ConnectionError, OSError):
                 self._close_session(session)
                 return
-        session.dirty = False
+            del out[:len(chunk)]
         session.last_active = time.monotonic()
-        self._want(session, read=True, write=False)
+        if session.events != selectors.EVENT_READ:
+            self._want(session, read=True, write=False)
 
     def _want(self, session: Session, read: bool = True, write: bool = False) -> None:
         events = (selectors.EVENT_READ if read else 0) | (selectors.EVENT_WRITE if write else 0)

@@ -13,16 +13,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from drivers.block.protocol import BlockDevice, Vmo
+from drivers.block.protocol import BlockDevice, BlockOp, Vmo
 
-from .fifo import MAX_TXN_GROUP_COUNT, Response, ZxStatus
+from .fifo import MAX_TXN_GROUP_COUNT, ZxStatus
 from .shared_dma import DmaAllocation
+
+Record = tuple[int, int, int, int, int, int, int, int, int]  # one unpacked request (fifo.REQUEST's fields)
 
 
 class AttachedVmo:
     """A client buffer the server mapped once; `vmo` is what the driver gets (a view, never a copy)."""
 
-    __slots__ = ("_alloc", "closed", "mapping", "refs", "size", "vmo", "vmoid")
+    __slots__ = ("_alloc", "closed", "dma", "mapping", "refs", "size", "vmo", "vmoid")
 
     def __init__(self, vmoid: int, mapping: mmap.mmap | None, alloc: DmaAllocation | None,
                  dma_addr: int | None) -> None:
@@ -35,6 +37,7 @@ class AttachedVmo:
             assert alloc is not None
             array = alloc.array
         self.vmo = Vmo(array, dma_addr)
+        self.dma = dma_addr is not None  # the driver can use it in place
         self.size = int(array.size)
         self.refs = 0  # requests in flight on this buffer
         self.closed = False
@@ -50,26 +53,36 @@ class AttachedVmo:
         return f"<AttachedVmo {self.vmoid} {self.vmo!r}{' closed' if self.closed else ''}>"
 
 
-@dataclass(eq=False)
 class Txn:
-    """One FIFO request on its way through the device (possibly split into several ops)."""
+    """One FIFO request that needs more than a single device op: split, grouped, or with a flush before
+    or after it. (A plain READ or WRITE is one op whose cookie is a `FastCookie`, and needs no Txn.)"""
 
-    reqid: int
-    group: int
-    grouped: bool
-    status: ZxStatus = ZxStatus.OK
-    pending: int = 0  # device ops not yet completed
-    vmo: AttachedVmo | None = None
-    flush_after: bool = False  # FORCE_ACCESS on a device without FUA
-    flushing: bool = False
+    __slots__ = ("after", "barrier", "flush_after", "flushing", "group", "grouped", "pending", "reqid",
+                 "session", "status", "vmo")
+
+    def __init__(self, session: Session, reqid: int, group: int, grouped: bool) -> None:
+        self.session = session
+        self.reqid = reqid
+        self.group = group
+        self.grouped = grouped
+        self.status = ZxStatus.OK
+        self.pending = 0  # device ops of the current stage not yet completed
+        self.vmo: AttachedVmo | None = None
+        self.after: list[BlockOp] | None = None  # ops to queue once the flush in flight succeeded
+        self.flush_after = False  # FORCE_ACCESS write on a device without FUA
+        self.flushing = False  # the op in flight is a flush the server added
+        self.barrier = False  # PRE_BARRIER: later requests of the session wait for its flush
+
+
+FastCookie = tuple["Session", int, AttachedVmo]  # what a plain READ/WRITE op carries: session, reqid, buffer
 
 
 @dataclass(eq=False)
 class Group:
-    count: int = 0  # items received
-    pending: int = 0  # items not yet finished
-    status: ZxStatus = ZxStatus.OK  # the first error
-    last_reqid: int | None = None  # set by the GROUP_LAST item
+    count: int = 0  # records received since the group last answered (the response's count)
+    pending: int = 0  # items started and not yet finished
+    status: ZxStatus = ZxStatus.OK  # the first failure
+    last_reqid: int | None = None  # set by the GROUP_LAST item: the group is completing
 
 
 class Session:
@@ -83,10 +96,11 @@ class Session:
         self.vmos: dict[int, AttachedVmo] = {}
         self._next_vmoid = 1  # 0 is VMOID_INVALID
         self._groups: list[Group | None] = [None] * MAX_TXN_GROUP_COUNT
-        self.outq: collections.deque[Response] = collections.deque()
-        self.inflight = 0
+        self.outbuf = bytearray()  # packed responses not yet sent
+        self.inflight = 0  # requests started on the device and not yet finished
+        self.held: collections.deque[Record] = collections.deque()  # waiting behind a PRE_BARRIER
+        self.barrier: Txn | None = None  # the PRE_BARRIER write the held records wait for
         self.closed = False
-        self.dirty = False
         self.events = 1  # selectors.EVENT_READ, as registered
         self.peer_pid = 0  # the connecting process (SO_PEERCRED), for the per-process limit
         self.handshake_done = False  # the client took its FIFO
