@@ -3,7 +3,9 @@
 Run: .venv/bin/python benchmarks/bench_regmap.py
 SVD: tests/data/svd's largest file (XMC4800, 4.2 MB) through `mmiotk.regmap.load` (to bound, usable
 RegisterBlock classes) against cmsis-svd's `SVDParser(...).get_device()` (a parsed model only). svdsuite is
-not measured: it needs Python 3.12 (PEP 695 syntax) and the project runs on 3.11.
+not measured: its latest release (0.2.2) declares Python >= 3.10 and installs on 3.11, but `import svdsuite`
+fails there (SyntaxError, a PEP 695 generic function in svdsuite/process.py: Python 3.12 syntax); the run
+prints what it finds.
 SystemRDL: Caliptra's soc_ifc_reg.rdl (five files through includes, with PeakRDL-regblock's UDPs) through
 `load` against a bare systemrdl-compiler compile + elaborate of the same files.
 Targets: mmiotk at most 0.5x the reference's time on SVD, at most 1.2x the bare compile on RDL. Each side
@@ -25,6 +27,19 @@ RDL_DIR = DATA / "rdl" / "caliptra"
 RDL = [RDL_DIR / "keyvault/rtl/kv_def.rdl", RDL_DIR / "soc_ifc/rtl/soc_ifc_reg.rdl"]
 ROUNDS = 3
 SVD_TARGET, RDL_TARGET = 0.5, 1.2
+
+
+def svdsuite_status() -> str:
+    """Why svdsuite is not a reference in this run, as found (not assumed)."""
+    try:
+        import svdsuite  # noqa: F401
+    except SyntaxError as exc:
+        return (f"svdsuite: unusable on Python {sys.version.split()[0]}: import fails with SyntaxError at "
+                f"{Path(exc.filename or '?').name}:{exc.lineno} (PEP 695 syntax, Python 3.12)")
+    except ImportError:
+        return ("svdsuite: not installed (its 0.2.2 installs on Python 3.11 but does not import: PEP 695 syntax "
+                "needs 3.12)")
+    return "svdsuite: importable, but not measured by this benchmark"
 
 
 def cmsis_svd() -> int:
@@ -86,6 +101,7 @@ def main() -> int:
     print(f"| {SVD.name} (4.2 MB SVD) | {t['svd']:.2f} | cmsis-svd get_device | {t['cmsis']:.2f} | {svd_ratio:.2f}x |")
     print(f"| soc_ifc_reg.rdl (Caliptra, 5 files) | {t['rdl']:.2f} | systemrdl-compiler compile+elaborate | "
           f"{t['bare']:.2f} | {rdl_ratio:.2f}x |")
+    print(svdsuite_status())
     ok = svd_ratio <= SVD_TARGET and rdl_ratio <= RDL_TARGET
     print(f"targets: SVD <= {SVD_TARGET}x cmsis-svd: {svd_ratio:.2f}x; RDL <= {RDL_TARGET}x bare compile: "
           f"{rdl_ratio:.2f}x; {'met' if ok else 'MISSED'}")

@@ -6,11 +6,20 @@ with its clock (wait states, late answers) and flips `rsp_tgl` 1 ps after the cl
 answer is complete. Python awaits that single change, in the ordinary (writable) phase of the time step,
 and reads the response from the master's registers. Signals are written with immediate GPI deposits,
 nothing runs per clock. Pass the master instance: `HdlAxiLiteBus(dut.u_master)`.
+
+A slave that never answers (a hung interconnect, a stopped clock, a port handed to another master) would
+leave that await pending for ever. A watchdog task, started with the first transaction of each cocotb test,
+wakes every `timeout_ns / 4` of simulated time: a transaction still unanswered after `timeout_ns` raises
+BusError ("no answer ...") and the bus is dead from then on (every later access raises at once), so a
+driver sees a clear error within a bound, never a hang. The hot path pays two attribute tests for it.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
+
+import cocotb
+from cocotb.triggers import Timer
 
 from mmiotk.errors import BusError, MmioValueError
 
@@ -19,6 +28,7 @@ from .buses import check_access, split_halves
 
 _NO_DELAY = 3  # cocotb's GPI action for an immediate deposit (cocotb.handle.Immediate)
 _MASK = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFF_FFFF, 8: 0xFFFF_FFFF_FFFF_FFFF}
+DEFAULT_TIMEOUT_NS = 1_000_000  # 1 ms of simulated time: 100,000 clocks at 100 MHz, far above any wait state
 
 
 class HdlBus:
@@ -27,14 +37,20 @@ class HdlBus:
     protocol: str = "bus"
     errors: ClassVar[dict[int, str]] = {}
 
-    def __init__(self, master: Any) -> None:
+    def __init__(self, master: Any, *, timeout_ns: int = DEFAULT_TIMEOUT_NS) -> None:
+        if isinstance(timeout_ns, bool) or not isinstance(timeout_ns, int) or timeout_ns < 4:
+            raise ValueError(f"{master._path}: timeout_ns must be an integer of at least 4 ns, not {timeout_ns!r}")
         self.master = master
+        self.timeout_ns = timeout_ns
+        self.dead: str | None = None  # why the bus gave up (a transaction went unanswered)
+        self._watch: Any = None
         self._addr = master.cmd_addr._handle
         self._addr_hi = master.cmd_addr_hi._handle
         self._wdata = master.cmd_wdata._handle
         self._wdata_hi = master.cmd_wdata_hi._handle
         self._wstrb = master.cmd_wstrb._handle
         self._tgl_h = master.cmd_tgl._handle
+        self._rsp_tgl_h = master.rsp_tgl._handle
         self._rdata = master.rsp_rdata._handle
         self._rdata_hi = master.rsp_rdata_hi._handle
         self._resp = master.rsp_resp._handle
@@ -50,6 +66,8 @@ class HdlBus:
     async def transact(self, addr: int, wdata: int, strobes: int) -> int:
         """One bus transaction on the word at `addr` (strobes 0: read). Returns the response code and
         leaves the read data in the master (see `rdata`)."""
+        if self._watch is None or self.dead:
+            self._guard("write" if strobes else "read", addr, self.width)
         hi = addr >> 32
         if hi != self._hi:
             self._addr_hi.set_signal_val_int(_NO_DELAY, hi)
@@ -64,6 +82,8 @@ class HdlBus:
         self._tgl_h.set_signal_val_int(_NO_DELAY, self._tgl)
         self.transactions += 1
         await self._done
+        if self.dead:
+            raise self._no_answer("write" if strobes else "read", addr, self.width)
         return self._resp.get_signal_val_long()
 
     def rdata(self) -> int:
@@ -81,6 +101,8 @@ class HdlBus:
         width = self.width
         if nbytes > width or addr & (nbytes - 1) or nbytes not in _MASK:
             return await self._read_split(addr, nbytes)
+        if self._watch is None or self.dead:
+            self._guard("read", addr, nbytes)
         shift = addr & (width - 1)
         word = addr - shift
         if word >> 32 != self._hi:
@@ -92,6 +114,8 @@ class HdlBus:
         self._tgl_h.set_signal_val_int(_NO_DELAY, self._tgl)
         self.transactions += 1
         await self._done
+        if self.dead:
+            raise self._no_answer("read", addr, nbytes)
         resp = self._resp.get_signal_val_long()
         if resp and resp in self.errors:
             raise self._fail("read", addr, nbytes, resp)
@@ -105,6 +129,8 @@ class HdlBus:
         if nbytes > width or addr & (nbytes - 1) or nbytes not in _MASK:
             await self._write_split(addr, nbytes, value)
             return
+        if self._watch is None or self.dead:
+            self._guard("write", addr, nbytes)
         shift = addr & (width - 1)
         word = addr - shift
         if word >> 32 != self._hi:
@@ -120,6 +146,8 @@ class HdlBus:
         self._tgl_h.set_signal_val_int(_NO_DELAY, self._tgl)
         self.transactions += 1
         await self._done
+        if self.dead:
+            raise self._no_answer("write", addr, nbytes)
         resp = self._resp.get_signal_val_long()
         if resp and resp in self.errors:
             raise self._fail("write", addr, nbytes, resp)
@@ -132,6 +160,8 @@ class HdlBus:
         width = self.width
         if nbytes > width or addr & (nbytes - 1) or nbytes not in _MASK:
             return bridge_await(self._read_split(addr, nbytes))
+        if self._watch is None or self.dead:
+            self._guard("read", addr, nbytes)
         shift = addr & (width - 1)
         word = addr - shift
         if word >> 32 != self._hi:
@@ -143,6 +173,8 @@ class HdlBus:
         self._tgl_h.set_signal_val_int(_NO_DELAY, self._tgl)
         self.transactions += 1
         task.switch(self._done)
+        if self.dead:
+            raise self._no_answer("read", addr, nbytes)
         resp = self._resp.get_signal_val_long()
         if resp and resp in self.errors:
             raise self._fail("read", addr, nbytes, resp)
@@ -158,6 +190,8 @@ class HdlBus:
             bridge_await(self._write_split(addr, nbytes, value))
             return
         self._check_write(addr, nbytes)
+        if self._watch is None or self.dead:
+            self._guard("write", addr, nbytes)
         shift = addr & (width - 1)
         word = addr - shift
         if word >> 32 != self._hi:
@@ -173,12 +207,43 @@ class HdlBus:
         self._tgl_h.set_signal_val_int(_NO_DELAY, self._tgl)
         self.transactions += 1
         task.switch(self._done)
+        if self.dead:
+            raise self._no_answer("write", addr, nbytes)
         resp = self._resp.get_signal_val_long()
         if resp and resp in self.errors:
             raise self._fail("write", addr, nbytes, resp)
 
     def _check_write(self, addr: int, nbytes: int) -> None:
         """Refuse a write this bus kind cannot carry (none here; APB3 refuses narrow ones)."""
+
+    # --- the watchdog -------------------------------------------------------------------------------
+    def _guard(self, op: str, addr: int, nbytes: int) -> None:
+        """Before a transaction: refuse it on a dead bus; start this test's watchdog if none runs."""
+        if self.dead:
+            raise self._no_answer(op, addr, nbytes)
+        self._watch = cocotb.start_soon(self._watchdog())
+
+    def _no_answer(self, op: str, addr: int, nbytes: int) -> BusError:
+        return BusError(self.protocol, op, addr, nbytes, str(self.dead))
+
+    async def _watchdog(self) -> None:
+        """Wake every timeout_ns / 4 of simulated time; give up on a transaction pending for timeout_ns."""
+        period = self.timeout_ns // 4
+        seen, quiet = -1, 0
+        try:
+            while not self.dead:
+                await Timer(period, "ns")
+                pending = self._rsp_tgl_h.get_signal_val_long() != self._tgl
+                if pending and self.transactions == seen:
+                    quiet += 1
+                    if quiet >= 4:
+                        self.dead = (f"no answer within {self.timeout_ns} ns of simulated time; the bus is "
+                                     f"marked dead ({self.master._path})")
+                        self._rsp_tgl_h.set_signal_val_int(_NO_DELAY, self._tgl)  # wakes the waiting access
+                else:
+                    seen, quiet = self.transactions, 0
+        finally:
+            self._watch = None  # cocotb cancels a test's tasks when it ends: the next access starts another
 
     async def _read_split(self, addr: int, nbytes: int) -> int:
         check_access(self.protocol, addr, nbytes)

@@ -140,16 +140,42 @@ def _compile_shm(sim: str, build_dir: Path) -> Path:
     return out
 
 
-def _get_runner(sim: str) -> Any:
+RUN_TIMEOUT = 1800.0  # wall-clock seconds one simulation may run (a stopped or wedged simulator is killed)
+
+
+class SimulationTimeout(RuntimeError):
+    """A simulation did not finish within its wall-clock bound: it was killed (SIGKILL, which also ends a
+    stopped process) and its unfinished cases have no results."""
+
+
+def _get_runner(sim: str, timeout: float | None = None) -> Any:
     """cocotb's runner for `sim`. For Verilator, only the top level's own signals are made public
     (cocotb's default, every signal, costs half the speed) unless HWSIM_PUBLIC=all asks for them all, and
-    the model is compiled -O2 rather than -Os."""
+    the model is compiled -O2 rather than -Os. Each command it runs is killed after `timeout` s (None: no
+    bound); cocotb's own runner waits for ever, so a SIGSTOPped simulator would hang the caller."""
     from cocotb_tools.runner import Verilator, get_runner
 
-    if sim != "verilator" or os.environ.get("HWSIM_PUBLIC") == "all":
-        return get_runner(sim)
+    base = type(get_runner(sim))
 
-    class TopPublicVerilator(Verilator):
+    class BoundedRunner(base):  # type: ignore[valid-type,misc]
+        def _execute_cmds(self, cmds: Sequence[Sequence[str]], cwd: Any, stdout: Any = None) -> None:
+            for cmd in cmds:
+                self.log.info("Running command %s in directory %s", " ".join(map(str, cmd)), cwd)
+                try:
+                    result = subprocess.run(cmd, cwd=cwd, env=self.env, check=False, stdout=stdout,
+                                            stderr=None if stdout is None else subprocess.STDOUT, timeout=timeout)
+                except subprocess.TimeoutExpired:  # subprocess.run has killed it and reaped it
+                    raise SimulationTimeout(f"{sim}: {Path(str(cmd[0])).name} did not finish within {timeout} s "
+                                            "of wall-clock time (a stopped or stalled simulator); killed it"
+                                            ) from None
+                if result.returncode != 0:
+                    raise RuntimeError(f"Command failed with return code: {result.returncode}")
+
+    if sim != "verilator" or os.environ.get("HWSIM_PUBLIC") == "all":
+        return BoundedRunner()
+    assert issubclass(BoundedRunner, Verilator)
+
+    class TopPublicVerilator(BoundedRunner):
         def _build_command(self) -> list[list[str]]:
             cmds = super()._build_command()
             cmds[0] = [arg for arg in cmds[0] if arg != "--public-flat-rw"]
@@ -320,11 +346,12 @@ def waves_file(built: SimBuild, test_dir: Path) -> Path:
 
 def run(built: SimBuild, module: str, *, test_dir: Path, testcase: str | Sequence[str] | None = None,
         module_dir: Path | None = None, extra_env: Mapping[str, str] | None = None,
-        plusargs: Sequence[str] = ()) -> dict[str, CaseResult]:
+        plusargs: Sequence[str] = (), timeout: float | None = RUN_TIMEOUT) -> dict[str, CaseResult]:
     """Run cocotb test module `module` on `built`; returns every test case's outcome.
 
     Never raises for failing test cases (the caller asserts on the results); raises RuntimeError when
-    the simulation produced no results at all, with the end of its log.
+    the simulation produced no results at all, with the end of its log, and SimulationTimeout when it
+    ran longer than `timeout` s of wall-clock time (stopped, wedged): the simulator is killed first.
     """
     setup_simulator(built.sim)
     for path in (REPO_ROOT, module_dir.resolve() if module_dir else None):
@@ -337,13 +364,17 @@ def run(built: SimBuild, module: str, *, test_dir: Path, testcase: str | Sequenc
     env = {"HWSIM_SHM_LIB": str(built.shm_lib), "COCOTB_ANSI_OUTPUT": "0", **(extra_env or {})}
     if built.waves and built.sim == "icarus":
         plusargs = [*plusargs, f"+dumpfile_path={waves_file(built, test_dir)}"]
-    runner = _get_runner(built.sim)
+    runner = _get_runner(built.sim, timeout)
     # cocotb's runner exits on failing cases under pytest; the results file tells which failed.
-    with contextlib.suppress(SystemExit):
-        runner.test(test_module=module, hdl_toplevel=built.top, hdl_toplevel_lang="verilog",
-                    build_dir=built.build_dir, test_dir=test_dir, testcase=testcase, extra_env=env,
-                    waves=built.waves, parameters={k: _verilog_param(v) for k, v in built.parameters.items()},
-                    plusargs=list(plusargs), results_xml=str(results_xml), log_file=log_file)
+    try:
+        with contextlib.suppress(SystemExit):
+            runner.test(test_module=module, hdl_toplevel=built.top, hdl_toplevel_lang="verilog",
+                        build_dir=built.build_dir, test_dir=test_dir, testcase=testcase, extra_env=env,
+                        waves=built.waves, parameters={k: _verilog_param(v) for k, v in built.parameters.items()},
+                        plusargs=list(plusargs), results_xml=str(results_xml), log_file=log_file)
+    except SimulationTimeout as exc:
+        tail = log_file.read_text(errors="replace")[-2000:] if log_file.exists() else "(no log)"
+        raise SimulationTimeout(f"{module}: {exc}; log tail:\n{tail}") from None
     if not results_xml.exists():
         tail = log_file.read_text(errors="replace")[-4000:] if log_file.exists() else "(no log)"
         raise RuntimeError(f"{built.sim}: {module} produced no results; log tail:\n{tail}")

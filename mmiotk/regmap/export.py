@@ -12,12 +12,16 @@ if TYPE_CHECKING:
 
 
 def map_to_dict(regmap: RegisterMap) -> dict[str, Any]:
+    """The map in the schema's own form: loading its YAML/JSON gives the same registers, fields, access
+    types, side effects, accesswidth pieces and memories."""
     blocks = []
     for bname, cls in regmap.blocks.items():
         registers = []
         for spec in cls._specs.values():
             reg: dict[str, Any] = {"name": spec.short, "offset": spec.offset, "width": spec.width,
                                    "access": spec.access.value, "reset": spec.reset}
+            if spec.accesswidth != spec.width:
+                reg["accesswidth"] = spec.accesswidth
             if spec.count > 1:
                 reg["count"] = spec.count
                 reg["stride"] = spec.stride
@@ -32,6 +36,11 @@ def map_to_dict(regmap: RegisterMap) -> dict[str, Any]:
                     fd["access"] = f.access.value
                 if f.enum is not None:
                     fd["enum"] = {m.name: int(m) for m in f.enum}
+                if f.write_enum is not None and f.write_enum is not f.enum:
+                    fd["write_enum"] = {m.name: int(m) for m in f.write_enum}
+                for effect in ("precious", "swacc", "swmod", "singlepulse"):
+                    if getattr(f, effect):
+                        fd[effect] = True
                 if f.doc:
                     fd["description"] = f.doc
                 fields.append(fd)
@@ -42,6 +51,10 @@ def map_to_dict(regmap: RegisterMap) -> dict[str, Any]:
         if regmap.bases.get(bname):
             block["base"] = regmap.bases[bname]
         block["registers"] = registers
+        if cls._memories:
+            block["memories"] = [{"name": n, "offset": m.offset, "size": m.size, "width": m.width,
+                                  "access": m.access.value, **({"description": m.doc} if m.doc else {})}
+                                 for n, m in cls._memories.items()]
         blocks.append(block)
     out: dict[str, Any] = {"name": regmap.name}
     if regmap.description:

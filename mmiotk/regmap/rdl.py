@@ -12,7 +12,8 @@ Field access: `sw` x `onwrite` x `onread` (see `_WRITE_OPS`): sw=r -> ro (rclr: 
 (wclr: woc, wset: wos), sw=w1 -> wo1, sw=rw1 -> w1, sw=rw -> rw, or with onwrite woclr w1c, woset w1s, wot
 w1t, wzc w0c, wzs w0s, wzt w0t, wclr wc, wset ws, and onread rclr/rset: wrc, wrs, w1src, ...; sw=na -> na.
 `swacc`, `swmod` and `singlepulse` are kept as field side effects; `accesswidth` splits wide registers
-into pieces. Fields are placed by their low bit whatever the bit order (`[lsb:msb]` included).
+into pieces. Fields are placed by their low bit whatever the bit order (`[lsb:msb]` included). Bits no
+field declares are read-only (read as 0, writes ignored): that is the register's access when it has any.
 """
 
 from __future__ import annotations
@@ -206,8 +207,12 @@ class _Converter:
             fields.append(fd)
         self.problems.count(count, count * len(fields), where)
         accesses = {fd["access"] for fd in fields}
-        out: dict[str, Any] = {"name": spell(name), "offset": offset, "width": width,
-                               "access": accesses.pop() if len(accesses) == 1 else "rw", "reset": reset,
+        declared = sum(((1 << fd["width"]) - 1) << fd["lsb"] for fd in fields)
+        # the register's access is that of its unused bits: SystemRDL has no such bits, and an implementation
+        # (PeakRDL-regblock's, for one) reads them as 0 and ignores writes to them: read-only, reset 0
+        access = "ro" if declared != (1 << width) - 1 else accesses.pop() if len(accesses) == 1 else "rw"
+        out: dict[str, Any] = {"name": spell(name), "offset": offset, "width": width, "access": access,
+                               "reset": reset,
                                "description": _desc(reg), "fields": fields}
         if out["name"] != name:
             out["label"] = name

@@ -1,5 +1,6 @@
 """The fault suite (issue 16): QEMU killed (SIGKILL) and stopped (SIGSTOP) mid-I/O, the behavioural
-model's device stalled, a FIFO or NBD client killed mid-request, completion callbacks that raise. Each ends
+model's device stalled, the RTL simulator stopped (SIGSTOP; the RTL stalling under its driver is
+tests/hwsim/vblk/cocotb_stall.py), a FIFO or NBD client killed mid-request, completion callbacks that raise. Each ends
 in clear errors for the requests it touched, within a bound (timeouts that fail the test), with the other
 requests and clients unaffected, and every process and file cleaned up."""
 
@@ -24,6 +25,7 @@ from drivers.block_services.client import BlockClient
 from drivers.block_services.nbd import NbdServer
 from drivers.block_services.server import BlockServer
 from drivers.virtio.blk import VirtioBlk
+from hwsim.cosim import runner
 from hwsim.integration.block_targets import bound_virtio_blk, virtio_blk_board
 from hwsim.models import ModelSpace, VirtioBlkModel
 from hwsim.qemu import QemuSpace
@@ -213,6 +215,38 @@ def test_a_stalled_model_fails_its_requests_and_nothing_else(stalled_model: Any)
         ledger.submit(blk, BlockOp(BlockCommand.READ, 1, i, 0, Vmo(np.zeros(BS, dtype=np.uint8))))
     ledger.wait_all()
     assert ledger.statuses() == [BlockStatus.IO_NOT_PRESENT] * 8
+
+
+# --- the RTL simulator stopped -------------------------------------------------------------------------
+def test_a_stopped_simulator_is_killed_and_named_within_its_run_timeout(tmp_path: Path) -> None:
+    """SIGSTOP the simulator mid-run: runner.run kills it after its wall-clock bound and raises
+    SimulationTimeout naming the module and the bound (cocotb's runner alone would wait for ever)."""
+    rtl = Path(__file__).resolve().parents[1] / "hwsim" / "cosim" / "rtl"
+    masters = ("hwsim_axil_master.v", "hwsim_apb_master.v", "hwsim_wb_master.v")
+    built = runner.build("icarus", [*(runner.hdl_source(m) for m in masters), rtl / "tb_slow.v"], "tb_slow")
+    pid_file = tmp_path / "sim.pid"
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            runner.run(built, "cocotb_stopped", test_dir=tmp_path / "run", module_dir=Path(__file__).parent,
+                       extra_env={"STOPPED_PID_FILE": str(pid_file)}, timeout=15)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + BOUND
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline and thread.is_alive(), f"the simulation never started: {outcome}"
+        time.sleep(0.05)
+    pid = int(pid_file.read_text())
+    os.kill(pid, signal.SIGSTOP)
+    thread.join(BOUND)
+    assert not thread.is_alive(), "runner.run still waits on a stopped simulator"
+    assert len(outcome) == 1 and isinstance(outcome[0], runner.SimulationTimeout), outcome
+    assert "cocotb_stopped: icarus: vvp did not finish within 15 s of wall-clock time" in str(outcome[0])
+    assert gone(pid), f"simulator pid {pid} still runs"
 
 
 # --- completion callbacks that raise ------------------------------------------------------------------

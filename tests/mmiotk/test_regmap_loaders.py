@@ -77,6 +77,18 @@ def test_rdl_rw_field_with_read_clear_takes_writes(tmp_path):
     assert int(regs.R.read()) == 9 and fake.peek("R").C == 0
 
 
+def test_rdl_bits_no_field_declares_read_as_zero_and_ignore_writes(tmp_path):
+    """As PeakRDL-regblock implements them (the regcheck RTL test found the map calling them RW)."""
+    regmap = load(rdl(tmp_path, "addrmap top { reg { field { sw = rw; } A[3:0] = 0; field { sw = rw; onwrite = woclr; }"
+                                " P[11:8] = 0; } R @ 0; reg { field { sw = rw; } F[31:0] = 0; } FULL @ 4; };"))
+    specs = regmap.block_class().specs()
+    assert specs["R"].access.value == "ro" and specs["FULL"].access.value == "rw"
+    fake = FakeDevice(regmap)
+    fake.bind().R.write(A=0x5)
+    fake.buffer.write32(0, 0xFFFF_F0F5)
+    assert fake.buffer.read32(0) == 0x5
+
+
 def test_rdl_swacc_swmod_singlepulse_are_kept_and_honoured(tmp_path):
     regmap = load(rdl(tmp_path, "addrmap top {"
                                 " reg { field { sw = r; hw = w; swacc; } S[7:0] = 0; } STAT @ 0;"

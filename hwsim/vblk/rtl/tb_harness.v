@@ -7,7 +7,8 @@
 //    response is in (one software wait per bus transaction, one clock per transaction here).
 //  * bus_sel = 1 hands the slave port to an external master on ext_axil_* (a Python bus model).
 //  * stall != 0 withholds dma_gnt/med_gnt on about stall/256 of cycles (pseudo-random), to exercise
-//    the controller's back-pressure handling.
+//    the controller's back-pressure handling; stall = 255 withholds them for good (host memory and media
+//    stop answering: the device stalls mid-request while its registers still answer).
 //  * media latency: a prepared request (med_cmd 3) is ready med_latency + med_latency_step * (its first
 //    sector mod 256) cycles later (med_ready[tag]); several count down at once, so requests the
 //    controller has in flight finish in the media's order, not the driver's.
@@ -109,8 +110,8 @@ module tb_harness #(
     reg [15:0] lfsr;
     always @(posedge clk)
         lfsr <= (!rst_n || lfsr == 16'd0) ? 16'hace1 : {lfsr[14:0], lfsr[15] ^ lfsr[13] ^ lfsr[12] ^ lfsr[10]};
-    assign dma_gnt = (stall == 8'd0) || (lfsr[7:0] >= stall);
-    assign med_gnt = (stall == 8'd0) || (lfsr[15:8] >= stall);
+    assign dma_gnt = (stall == 8'd0) || (stall != 8'hff && lfsr[7:0] >= stall);
+    assign med_gnt = (stall == 8'd0) || (stall != 8'hff && lfsr[15:8] >= stall);
 
     integer t;
     always @(posedge clk) begin

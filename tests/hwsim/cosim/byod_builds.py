@@ -34,3 +34,11 @@ def build_regs(*, bench: bool = False) -> runner.SimBuild:
 def cocotb_cases(module: str) -> list[str]:
     """Names of the @cocotb.test functions in <module>.py, read without importing cocotb."""
     return runner.cocotb_cases(HERE / f"{module}.py")
+
+
+def build_regcheck() -> runner.SimBuild:
+    """tb_regcheck: regblock's export of rtl/regcheck_regs.rdl behind the HDL AXI4-Lite master (Verilator)."""
+    regs = regblock.generate(RTL / "regcheck_regs.rdl", runner.build_root() / "regblock" / "regcheck_axi4lite",
+                             cpuif="axi4-lite", module_name="regcheck_axi4lite")
+    return runner.build("verilator", [*regs, runner.hdl_source("hwsim_axil_master.v"), RTL / "tb_regcheck.sv"],
+                        "tb_regcheck")
