@@ -5,9 +5,9 @@ Identity: MagicValue 0x74726976, Version 2 (1 with `legacy=True`: the legacy int
 DeviceID 2, VendorID 0x4B544D4D ("MMTK"). One queue (index 0), QueueNumMax = `queue_size_max` (256); other
 QueueSel values read QueueNumMax 0 and QueueReady 0.
 Features offered: VERSION_1 (32, modern only), SEG_MAX (2), BLK_SIZE (6), plus FLUSH (9) if `flush`,
-RING_INDIRECT_DESC (28) if `indirect`, RING_EVENT_IDX (29) if `event_idx`, CONFIG_WCE (11) if `config_wce` (which needs `flush`: virtio 1.2
-5.2.5.2), TOPOLOGY (10) if `topology`, WRITE_ZEROES (14) if `write_zeroes`, RO (5) if read-only. Not
-offered: RING_RESET, SIZE_MAX, GEOMETRY, MQ, DISCARD.
+RING_INDIRECT_DESC (28) if `indirect`, RING_EVENT_IDX (29) if `event_idx`, CONFIG_WCE (11) if `config_wce`
+(which needs `flush`: virtio 1.2 5.2.5.2), TOPOLOGY (10) if `topology`, WRITE_ZEROES (14) if `write_zeroes`,
+RO (5) if read-only. Not offered: RING_RESET, SIZE_MAX, GEOMETRY, MQ, DISCARD.
 Config (from 0x100): capacity u64 @0 (512-byte sectors), seg_max u32 @0xc, blk_size u32 @0x14 (the logical
 block), physical_block_exp u8 @0x18 (physical block = blk_size << exp), alignment_offset u8 @0x19,
 min_io_size u16 @0x1a, opt_io_size u32 @0x1c (topology, in logical blocks; 0 unless offered), writeback u8
