@@ -356,7 +356,7 @@ def case_event_idx_interrupts_at_used_event_and_avail_event_follows_the_ring(tar
         seen = []
         for i in range(3):
             done: list[BlockStatus] = []
-            blk.queue(BlockOp(BlockCommand.READ, 1, i, 0, vmo), lambda status, op: done.append(status))
+            blk.queue(BlockOp(BlockCommand.READ, 1, i, 0, vmo), lambda status, op, done=done: done.append(status))
             bits, reads = 0, 0
             # InterruptStatus reads let simulated time pass on the RTL targets; on virtio-pci reading the
             # ISR clears it, so every read is kept. Look a few times more once the request is done (the
