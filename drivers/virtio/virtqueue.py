@@ -136,6 +136,33 @@ class Virtqueue:
     def in_flight(self) -> int:
         return sum(c is not None for c in self._chains)
 
+    @property
+    def last_used(self) -> int:
+        """The used ring index the driver will look at next (free-running, mod 2**16)."""
+        return self._last_used
+
+    @property
+    def avail_published(self) -> int:
+        """avail->idx as the device sees it (free-running, mod 2**16)."""
+        return self._published
+
+    @property
+    def avail_event(self) -> int:
+        """EVENT_IDX: the avail ring index the device asked to be notified for (used->avail_event)."""
+        if not self._coherent:
+            self._device_area.sync_for_cpu()
+        return int(self._avail_event[0])
+
+    def set_used_event(self, index: int) -> None:
+        """EVENT_IDX: ask for the next used-buffer interrupt when the device fills used ring entry `index`
+        (avail->used_event; what Linux's virtqueue_enable_cb_delayed writes). Without EVENT_IDX there is
+        no such field: VirtioError."""
+        if not self.event_idx:
+            raise VirtioError(f"queue {self.index}: used_event needs VIRTIO_F_EVENT_IDX, which was not negotiated")
+        self._avail[2 + self.size] = index & 0xFFFF
+        if not self._coherent:
+            self._driver_area.sync_for_device()
+
     def suppress_interrupts(self, suppress: bool) -> None:
         """Ask the device not to interrupt on used buffers (a hint, §2.7.7), for polling drivers. With
         EVENT_IDX: used_event half the index space away (off), or the next used entry (on)."""
@@ -219,7 +246,7 @@ class Virtqueue:
             self._device_area.sync_for_cpu()
         barrier.mb()                       # the index before reading used->flags (avail_event) and ringing
         if self.event_idx:
-            # vring_need_event: ring only if avail_event lies in (old, new]
+            # vring_need_event: ring only if avail_event lies in [old, new)
             if (new - int(self._avail_event[0]) - 1) & 0xFFFF >= (new - old) & 0xFFFF:
                 return False
         elif self._used16[0] & USED_F_NO_NOTIFY:

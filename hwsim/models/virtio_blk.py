@@ -5,9 +5,9 @@ Identity: MagicValue 0x74726976, Version 2 (1 with `legacy=True`: the legacy int
 DeviceID 2, VendorID 0x4B544D4D ("MMTK"). One queue (index 0), QueueNumMax = `queue_size_max` (256); other
 QueueSel values read QueueNumMax 0 and QueueReady 0.
 Features offered: VERSION_1 (32, modern only), SEG_MAX (2), BLK_SIZE (6), plus FLUSH (9) if `flush`,
-RING_INDIRECT_DESC (28) if `indirect`, CONFIG_WCE (11) if `config_wce` (which needs `flush`: virtio 1.2
-5.2.5.2), TOPOLOGY (10) if `topology`, WRITE_ZEROES (14) if `write_zeroes`, RO (5) if read-only. Not
-offered: EVENT_IDX, RING_RESET, SIZE_MAX, GEOMETRY, MQ, DISCARD.
+RING_INDIRECT_DESC (28) if `indirect`, RING_EVENT_IDX (29) if `event_idx`, CONFIG_WCE (11) if `config_wce`
+(which needs `flush`: virtio 1.2 5.2.5.2), TOPOLOGY (10) if `topology`, WRITE_ZEROES (14) if `write_zeroes`,
+RO (5) if read-only. Not offered: RING_RESET, SIZE_MAX, GEOMETRY, MQ, DISCARD.
 Config (from 0x100): capacity u64 @0 (512-byte sectors), seg_max u32 @0xc, blk_size u32 @0x14 (the logical
 block), physical_block_exp u8 @0x18 (physical block = blk_size << exp), alignment_offset u8 @0x19,
 min_io_size u16 @0x1a, opt_io_size u32 @0x1c (topology, in logical blocks; 0 unless offered), writeback u8
@@ -58,6 +58,10 @@ that polls guest RAM alone never sees a completion — deliberately, to catch dr
 completion). Running takes every available chain in order, completes each in the used ring (element, then
 used.idx once for the batch) and, unless avail.flags has NO_INTERRUPT, sets InterruptStatus bit 0 and raises
 the line. InterruptACK clears the bits written; the line is high while InterruptStatus != 0 (level).
+With RING_EVENT_IDX negotiated (2.7.7, 2.7.10) avail.flags is ignored: the batch raises the interrupt only if
+one of its elements went into the used ring entry avail->used_event names (vring_need_event(used_event,
+new, old)); and once the avail ring is empty the device writes its next avail index to used->avail_event
+(only when that changes), then looks at avail.idx once more before it stops.
 
 Malformed chains: one policy for this model and the RTL controller, QEMU's. QEMU's virtqueue_pop
 (hw/virtio/virtio.c) and virtio-blk's request parsing call virtio_error() — DEVICE_NEEDS_RESET, the queue
@@ -118,6 +122,7 @@ from hwsim.media import SECTOR, BlockMedia
 from mmiotk.errors import MmioValueError
 
 from .virtio_mmio import (
+    F_RING_EVENT_IDX,
     F_RING_INDIRECT_DESC,
     F_VERSION_1,
     FEATURES_OK,
@@ -167,6 +172,7 @@ class VirtioBlkModel(VirtioMmioDevice):
     def __init__(self, media: BlockMedia | None = None, *, image: str | os.PathLike[str] | None = None,
                  size: int | None = None, readonly: bool = False, blk_size: int = 512, seg_max: int = 126,
                  writeback: bool = False, flush: bool = True, config_wce: bool = True, indirect: bool = True,
+                 event_idx: bool = True,
                  topology: bool = True, physical_block_exp: int = 0, alignment_offset: int = 0,
                  min_io_size: int = 1, opt_io_size: int = 0, media_range: tuple[int, int] | None = None,
                  write_zeroes: bool = True, write_zeroes_max: int = 1 << 16,
@@ -212,6 +218,7 @@ class VirtioBlkModel(VirtioMmioDevice):
         self.topology_values = {"physical_block_exp": physical_block_exp, "alignment_offset": alignment_offset,
                                 "min_io_size": min_io_size, "opt_io_size": opt_io_size}
         self.indirect = indirect
+        self.event_idx = event_idx
         self.serial = serial.ljust(ID_BYTES, b"\0")
         self.wce = 1 if writeback else 0
         self.requests = {T_IN: 0, T_OUT: 0, T_FLUSH: 0, T_GET_ID: 0, T_WRITE_ZEROES: 0}
@@ -229,6 +236,8 @@ class VirtioBlkModel(VirtioMmioDevice):
             bits |= 1 << F_WRITE_ZEROES
         if self.indirect:
             bits |= 1 << F_RING_INDIRECT_DESC
+        if self.event_idx:
+            bits |= 1 << F_RING_EVENT_IDX
         if self.config_wce:
             bits |= 1 << F_CONFIG_WCE
         if self.readonly:

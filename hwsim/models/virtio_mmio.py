@@ -16,7 +16,7 @@ from typing import ClassVar
 from mmiotk.errors import AccessError, MmioValueError
 
 from .guest_memory import GuestMemory
-from .virtqueue import AVAIL_F_NO_INTERRUPT, QueueFatal, Segment, SplitQueue
+from .virtqueue import QueueFatal, Segment, SplitQueue
 
 # Deliberate duplication: the virtio constants here are written out again, on purpose, in the driver
 # (drivers/virtio/) and in the RTL test driver (tests/hwsim/vblk/vblk_driver.py), so that device and
@@ -342,7 +342,8 @@ class VirtioMmioDevice:
             return                                             # QueueReady reads back 0
         assert self.memory is not None
         self.queue = SplitQueue(self.memory, self.queue_num, self.queue_addr["desc"], self.queue_addr["avail"],
-                                self.queue_addr["used"], indirect=self.has_feature(F_RING_INDIRECT_DESC))
+                                self.queue_addr["used"], indirect=self.has_feature(F_RING_INDIRECT_DESC),
+                                event_idx=self.has_feature(F_RING_EVENT_IDX))
 
     def _set_queue_pfn(self, pfn: int) -> None:
         """Legacy queue set-up: descriptors at pfn * GuestPageSize, the avail ring right after them, the used
@@ -369,7 +370,8 @@ class VirtioMmioDevice:
             return
         assert self.memory is not None
         self.queue = SplitQueue(self.memory, self.queue_num, desc, avail, used,
-                                indirect=self.has_feature(F_RING_INDIRECT_DESC))
+                                indirect=self.has_feature(F_RING_INDIRECT_DESC),
+                                event_idx=self.has_feature(F_RING_EVENT_IDX))
 
     # --- processing ----------------------------------------------------------------------------------
     def _notify(self, index: int) -> None:
@@ -391,17 +393,24 @@ class VirtioMmioDevice:
                 return 0
             done = 0
             fatal = None
+            old = queue.used_idx
             try:
-                while queue.pending():
-                    head = queue.pop()
-                    written = self.handle(queue.walk(head))
-                    queue.push_used(head, written)
-                    done += 1
+                while True:
+                    while queue.pending():
+                        head = queue.pop()
+                        written = self.handle(queue.walk(head))
+                        queue.push_used(head, written)
+                        done += 1
+                    # EVENT_IDX: ask for the next notification, then look once more (the driver may have
+                    # added a chain and read the old avail_event meanwhile: 2.7.10)
+                    queue.ask_notify()
+                    if not queue.pending():
+                        break
             except QueueFatal as exc:
                 fatal = str(exc)
             if done:
                 queue.publish()
-                if not queue.avail_flags() & AVAIL_F_NO_INTERRUPT:
+                if queue.needs_interrupt(old):
                     self._raise(INT_VRING)
             if fatal is not None:
                 self.needs_reset(fatal)

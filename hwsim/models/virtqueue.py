@@ -36,15 +36,17 @@ class SplitQueue:
     """One enabled split virtqueue of `size` entries whose rings live in `mem`."""
 
     def __init__(self, mem: GuestMemory, size: int, desc: int, avail: int, used: int, *,
-                 indirect: bool) -> None:
+                 indirect: bool, event_idx: bool = False) -> None:
         self.mem = mem
         self.size = size
         self.desc = desc
         self.avail = avail
         self.used = used
         self.indirect = indirect
+        self.event_idx = event_idx  # VIRTIO_F_EVENT_IDX: used_event / avail_event instead of the flags
         self.last_avail = 0       # next avail ring index the device will take (free-running u16)
         self.used_idx = 0         # next used ring index the device will fill (free-running u16)
+        self.avail_event = -1     # what the device last wrote to avail_event (-1: nothing yet)
 
     @staticmethod
     def layout_problem(mem: GuestMemory, size: int, max_size: int, desc: int, avail: int,
@@ -147,3 +149,21 @@ class SplitQueue:
     def publish(self) -> None:
         """Make every pushed element visible: used.idx is written after the elements."""
         self.mem.write_u16(self.used + 2, self.used_idx)
+
+    def needs_interrupt(self, old: int) -> bool:
+        """After publishing the elements from used index `old` to `used_idx`: does the driver want a
+        used-buffer notification? Without EVENT_IDX, unless avail.flags has NO_INTERRUPT; with it, the flags
+        are ignored and the answer is whether one of those elements went into the entry used_event names
+        (virtio 1.2, 2.7.7.2; Linux's vring_need_event)."""
+        if not self.event_idx:
+            return not self.avail_flags() & AVAIL_F_NO_INTERRUPT
+        used_event = self.mem.read_u16(self.avail + 4 + 2 * self.size)
+        return (self.used_idx - used_event - 1) & 0xFFFF < (self.used_idx - old) & 0xFFFF
+
+    def ask_notify(self) -> None:
+        """EVENT_IDX: the device is about to go idle, so it asks to be notified when the driver makes the
+        next entry (index `last_avail`) available, by writing avail_event (virtio 1.2, 2.7.10). Only when
+        the value changes, so a busy device does not rewrite it for every chain."""
+        if self.event_idx and self.avail_event != self.last_avail:
+            self.mem.write_u16(self.used + 4 + 8 * self.size, self.last_avail)
+            self.avail_event = self.last_avail

@@ -62,6 +62,12 @@ def test_event_idx_is_used_where_offered(conformance: Conformance, target: str) 
 
 
 @on_every_target
+def test_event_idx_interrupts_at_used_event_and_avail_event_follows_the_ring(conformance: Conformance,
+                                                                            target: str) -> None:
+    conformance.run(target, "event_idx_interrupts_at_used_event_and_avail_event_follows_the_ring")
+
+
+@on_every_target
 def test_topology_reaches_block_info(conformance: Conformance, target: str) -> None:
     conformance.run(target, "topology_reaches_block_info")
 

@@ -101,8 +101,10 @@ module hwsim_axil_master #(
     // waiting command is reported (it stays valid until the next edge consumes it).
     /* verilator lint_off SYNCASYNCNET */
     // Only while a command is pending or answered (sampled before this edge's NBAs): an idle master
-    // costs the simulator no extra time slot or process wake-up per clock.
-    always @(posedge clk) if (pending || waiting) begin
+    // costs the simulator no extra time slot or process wake-up per clock. The test is on the registers
+    // themselves, not on the `pending` net: a Verilator --binary bench (tb_bench) whose initial block
+    // flips cmd_tgl never saw `pending` rise here, and hung in its first transaction.
+    always @(posedge clk) if ((cmd_tgl != seen) || waiting) begin
         #0.001;
         if (rst_n && waiting && (waiting_wr ? m_axil_bvalid : m_axil_rvalid)) begin
             rsp_rdata    = rdata64[31:0];

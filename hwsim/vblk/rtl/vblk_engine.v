@@ -10,7 +10,15 @@
 //   * the data engine (df_*) takes ready contexts in the order they became ready (so requests complete in
 //     the order the media finishes them), transfers 512-byte sectors, syncs the media where needed, and
 //     writes the status byte (last byte of the device-writable stream), the used element and used.idx,
-//     then reads avail.flags and raises the used-buffer event unless NO_INTERRUPT.
+//     then reads avail.flags and raises the used-buffer event unless NO_INTERRUPT. With EVENT_IDX
+//     negotiated it reads avail->used_event instead, and raises the event only if the used entry just
+//     filled is the one used_event names (virtio 1.2, 2.7.7.2: one element per used.idx update, so
+//     vring_need_event reduces to equality).
+// EVENT_IDX, the other direction (2.7.10): when the front end finds the avail ring empty it writes its
+// next avail index to used->avail_event (only when that changed since it last wrote it), then reads
+// avail.idx once more before going idle, so a driver that added a chain meanwhile and saw the old
+// avail_event (and did not notify) is not missed. While chains are waiting, avail_event stays behind
+// and the driver does not ring.
 // The front end's single-word accesses go before the copy engine's on the host port (the copy waits a
 // cycle, as under back-pressure), so descriptor fetches of the next request overlap this one's data copy.
 //
@@ -66,10 +74,11 @@ module vblk_engine #(
     input  wire        writeback,
     input  wire        ro,
     input  wire        indirect,
+    input  wire        event_idx,    // VIRTIO_F_EVENT_IDX negotiated
     input  wire        q_ready,
     input  wire [63:0] capacity,
     input  wire [63:0] media_base,   // sector of the backing store that is the device's sector 0
-    output reg         used_event,
+    output reg         used_notify,  // a used-buffer interrupt is due
     output reg         fatal_event,
 
     output wire        h_req,
@@ -166,7 +175,11 @@ module vblk_engine #(
     reg  [4:0]  fst, f_ret;
     reg  [63:0] fa_addr;
     reg         fa_hi;
-    reg  [31:0] fa_rdata;
+    reg         fa_we;
+    reg  [31:0] fa_rdata, fa_wdata;
+    reg  [3:0]  fa_wstrb;
+    reg         ae_valid;                     // avail_event holds ae_val (EVENT_IDX)
+    reg  [15:0] ae_val;
     wire [15:0] fa_half = fa_hi ? fa_rdata[31:16] : fa_rdata[15:0];
 
     reg  [CTX_AW-1:0] fc;                     // the context being filled
@@ -248,6 +261,7 @@ module vblk_engine #(
     reg         da_we;
     reg         da_hi;
     reg  [31:0] da_wdata, da_rdata;
+    wire [15:0] da_half = da_hi ? da_rdata[31:16] : da_rdata[15:0];
     reg  [3:0]  da_wstrb;
     reg  [2:0]  id_k;
     reg         sync_pend;
@@ -326,15 +340,17 @@ module vblk_engine #(
     wire        cp_h_gnt = h_gnt && !fe_h && !df_h && !own_full;
     // the engine's 32-bit accesses on the lanes of a DW-bit port
     wire [63:0] s_addr = fe_h ? fa_addr : da_addr;
+    wire [31:0] s_wdata = fe_h ? fa_wdata : da_wdata;
+    wire [3:0]  s_wstrb = fe_h ? fa_wstrb : da_wstrb;
     wire        s_lane = (DW == 64) && s_addr[2];
-    wire [63:0] wd64   = {da_wdata, da_wdata};
-    wire [7:0]  ws8    = s_lane ? {da_wstrb, 4'd0} : {4'd0, da_wstrb};
+    wire [63:0] wd64   = {s_wdata, s_wdata};
+    wire [7:0]  ws8    = s_lane ? {s_wstrb, 4'd0} : {4'd0, s_wstrb};
     wire [7:0]  wsall  = 8'hff;
     assign h_req   = fe_h || df_h || (cp_h_req && !own_full && (fst != F_HACC) && (dst != D_HACC));
-    assign h_we    = fe_h ? 1'b0 : df_h ? da_we : cp_h_we;
+    assign h_we    = fe_h ? fa_we : df_h ? da_we : cp_h_we;
     assign h_addr  = (fe_h || df_h) ? ((DW == 64) ? {s_addr[63:3], 3'd0} : s_addr) : cp_h_addr;
-    assign h_wdata = df_h ? wd64[DW-1:0] : cp_h_wdata;
-    assign h_wstrb = df_h ? ws8[DW/8-1:0] : wsall[DW/8-1:0];
+    assign h_wdata = (fe_h || df_h) ? wd64[DW-1:0] : cp_h_wdata;
+    assign h_wstrb = (fe_h || df_h) ? ws8[DW/8-1:0] : wsall[DW/8-1:0];
     // a 32-bit read result: the lane of the address the reader asked for
     reg  [31:0] r32_fe, r32_df;
     generate
@@ -406,8 +422,21 @@ module vblk_engine #(
         begin
             fa_addr <= {addr[63:2], 2'b00};
             fa_hi   <= addr[1];
+            fa_we   <= 1'b0;
             f_ret   <= back;
             fst     <= F_HACC;
+        end
+    endtask
+
+    // a 16-bit store (avail_event) on the half of the word its address selects
+    task fe_write16(input [63:0] addr, input [15:0] data, input [4:0] back);
+        begin
+            fa_addr  <= {addr[63:2], 2'b00};
+            fa_we    <= 1'b1;
+            fa_wdata <= {data, data};
+            fa_wstrb <= addr[1] ? 4'b1100 : 4'b0011;
+            f_ret    <= back;
+            fst      <= F_HACC;
         end
     endtask
 
@@ -475,15 +504,19 @@ module vblk_engine #(
             fst         <= F_IDLE;
             notify_pend <= 1'b0;
             last_avail  <= 16'd0;
+            ae_valid    <= 1'b0;
         end else if (dev_reset) begin
             fst         <= F_DRAIN;
             notify_pend <= 1'b0;
             last_avail  <= 16'd0;
+            ae_valid    <= 1'b0;
         end else if (stop) begin
             fst <= F_DRAIN;
         end else begin
-            if (!q_ready)
+            if (!q_ready) begin
                 last_avail <= 16'd0;  // a disabled queue starts over at ring index 0
+                ae_valid   <= 1'b0;
+            end
             case (fst)
             F_IDLE:
                 if (run && notify_pend)
@@ -503,8 +536,15 @@ module vblk_engine #(
             end
 
             F_RING:
-                if (fa_half == last_avail)
-                    fst <= F_IDLE;
+                if (fa_half == last_avail) begin
+                    if (event_idx && !(ae_valid && ae_val == last_avail)) begin
+                        // EVENT_IDX: ask for a notify at the next entry, then look at avail.idx again
+                        ae_valid <= 1'b1;
+                        ae_val   <= last_avail;
+                        fe_write16(q_used + 64'd4 + {45'd0, q_num, 3'd0}, last_avail, F_AVF);
+                    end else
+                        fst <= F_IDLE;
+                end
                 else if (fa_half - last_avail > q_num)
                     fst <= F_FATAL_W;
                 else
@@ -701,7 +741,7 @@ module vblk_engine #(
 
             F_HACC:
                 if (fe_h && h_gnt)
-                    fst <= F_HRDW;
+                    fst <= fa_we ? f_ret : F_HRDW;
 
             F_HRDW:
                 if (rv_fe)
@@ -733,7 +773,7 @@ module vblk_engine #(
     wire          rq_pop     = (dst == D_IDLE) && (rq_cnt != {(CTX_AW + 1){1'b0}}) && run && !stop;
 
     always @(posedge clk) begin
-        used_event <= 1'b0;
+        used_notify <= 1'b0;
         cp_start   <= 1'b0;
 
         if (!cp_busy && m_rvalid)
@@ -930,13 +970,15 @@ module vblk_engine #(
                 df_access(1'b1, q_used, {used_idx + 16'd1, 16'd0}, 4'b1100, D_AVI);
 
             D_AVI:
-                // VIRTQ_AVAIL_F_NO_INTERRUPT is read only now, after used.idx is out: a driver that
-                // turns interrupts back on and then checks the used ring cannot miss this completion
-                df_access(1'b0, q_avail, 32'd0, 4'h0, D_DONE);
+                // VIRTQ_AVAIL_F_NO_INTERRUPT (or, with EVENT_IDX, used_event) is read only now, after
+                // used.idx is out: a driver that turns interrupts back on and then checks the used ring
+                // cannot miss this completion
+                df_access(1'b0, event_idx ? q_avail + 64'd4 + {47'd0, q_num, 1'b0} : q_avail, 32'd0, 4'h0,
+                          D_DONE);
 
             D_DONE: begin
-                used_idx   <= used_idx + 16'd1;
-                used_event <= !(da_hi ? da_rdata[16] : da_rdata[0]);
+                used_idx    <= used_idx + 16'd1;
+                used_notify <= event_idx ? (da_half == used_idx) : !da_half[0];
                 c_busy[dc] <= 1'b0;
                 dst        <= D_IDLE;
             end

@@ -22,6 +22,7 @@ module vblk_regs #(
     parameter        F_CONFIG_WCE  = 1,
     parameter        F_TOPOLOGY    = 1,
     parameter        F_INDIRECT    = 1,
+    parameter        F_EVENT_IDX   = 1,
     parameter        LEGACY        = 0,
     parameter        WRITEBACK     = 0,            // cache mode after FEATURES_OK when FLUSH is negotiated
     parameter [31:0] SEG_MAX       = 32'd30,
@@ -54,7 +55,7 @@ module vblk_regs #(
 
     input  wire [63:0] capacity,      // media size in 512-byte sectors
     input  wire        readonly,      // read-only medium (sampled at reset): RO offered, OUT fails
-    input  wire        used_event,    // engine completed a request and wants a used-buffer interrupt
+    input  wire        used_notify,   // engine completed a request and wants a used-buffer interrupt
     input  wire        fatal_event,   // engine found the rings unusable: DEVICE_NEEDS_RESET
     output reg         dev_reset,     // one-cycle pulse: driver wrote Status=0
     output wire        run,           // DRIVER_OK, FEATURES_OK, queue ready, no error
@@ -66,6 +67,7 @@ module vblk_regs #(
     output reg         writeback,     // cache mode in effect: 1 = writeback, 0 = writethrough
     output reg         ro,            // the read-only input as sampled at the last reset
     output wire        indirect,      // VIRTIO_F_RING_INDIRECT_DESC negotiated
+    output wire        event_idx,     // VIRTIO_F_EVENT_IDX negotiated
     output reg         q_ready,       // queue 0 enabled (QueueReady, or a legacy QueuePFN != 0)
     output wire        irq            // level: any InterruptStatus bit set
 );
@@ -77,7 +79,8 @@ module vblk_regs #(
       | ((F_FLUSH      != 0) ? (64'd1 << 9)  : 64'd0)
       | ((F_TOPOLOGY   != 0) ? (64'd1 << 10) : 64'd0)
       | ((F_CONFIG_WCE != 0) ? (64'd1 << 11) : 64'd0)
-      | ((F_INDIRECT   != 0) ? (64'd1 << 28) : 64'd0);
+      | ((F_INDIRECT   != 0) ? (64'd1 << 28) : 64'd0)
+      | ((F_EVENT_IDX  != 0) ? (64'd1 << 29) : 64'd0);
     wire [63:0] DEV_FEATURES = BASE_FEATURES | {58'd0, ro, 5'd0};  // RO: F_RO, or the readonly input
 
     // virtio 1.2, 5.2.5.2: a device that offers CONFIG_WCE must offer FLUSH. Such a build does not elaborate.
@@ -138,6 +141,7 @@ module vblk_regs #(
               && ((status & (ST_NEEDS_RESET | ST_FAILED)) == 8'd0) && q_ready;
     assign irq = |int_status;
     assign indirect = drv_feat[28] && (F_INDIRECT != 0);
+    assign event_idx = drv_feat[29] && (F_EVENT_IDX != 0);
 
     // legacy ring layout: descriptors at QueuePFN * GuestPageSize, the avail ring right after them,
     // the used ring at the next QueueAlign boundary
@@ -254,7 +258,7 @@ module vblk_regs #(
             // does the cycle after it (dev_reset high): what the engine reported then belongs to the
             // session being torn down.
             if (!reset_write && !dev_reset) begin
-                if (used_event)
+                if (used_notify)
                     int_status[0] <= 1'b1;
                 if (fatal_event) begin
                     status        <= (status_write ? status_written : status) | ST_NEEDS_RESET;

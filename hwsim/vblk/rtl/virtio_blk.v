@@ -26,6 +26,7 @@ module virtio_blk #(
     parameter         F_CONFIG_WCE = 1,            // needs F_FLUSH (virtio 1.2, 5.2.5.2)
     parameter         F_TOPOLOGY   = 1,
     parameter         F_INDIRECT   = 1,
+    parameter         F_EVENT_IDX  = 1,            // VIRTIO_F_EVENT_IDX: used_event / avail_event
     parameter         LEGACY       = 0,            // 1: virtio-mmio Version 1 (legacy interface)
     parameter         WRITEBACK    = 0,            // 1: writeback after FEATURES_OK (if FLUSH negotiated)
     parameter [15:0]  QUEUE_NUM_MAX = 16'd256,
@@ -87,14 +88,14 @@ module virtio_blk #(
     // header and status take one descriptor each in the usual layout
     localparam [31:0] SEG_MAX = (32'd1 << DTAB_AW) - 32'd2;
 
-    wire        used_event, fatal_event, dev_reset, run, notify, writeback, ro, indirect, q_ready;
+    wire        used_notify, fatal_event, dev_reset, run, notify, writeback, ro, indirect, event_idx, q_ready;
     wire [15:0] q_num;
     wire [63:0] q_desc, q_avail, q_used;
 
     vblk_regs #(
         .VENDOR_ID(VENDOR_ID), .QUEUE_NUM_MAX(QUEUE_NUM_MAX), .F_SEG_MAX(F_SEG_MAX), .F_RO(F_RO),
         .F_BLK_SIZE(F_BLK_SIZE), .F_FLUSH(F_FLUSH), .F_CONFIG_WCE(F_CONFIG_WCE), .F_TOPOLOGY(F_TOPOLOGY),
-        .F_INDIRECT(F_INDIRECT), .LEGACY(LEGACY), .WRITEBACK(WRITEBACK), .SEG_MAX(SEG_MAX),
+        .F_INDIRECT(F_INDIRECT), .F_EVENT_IDX(F_EVENT_IDX), .LEGACY(LEGACY), .WRITEBACK(WRITEBACK), .SEG_MAX(SEG_MAX),
         .BLK_SIZE(BLK_SIZE), .PHYS_BLOCK_EXP(PHYS_BLOCK_EXP), .ALIGN_OFFSET(ALIGN_OFFSET),
         .MIN_IO_SIZE(MIN_IO_SIZE), .OPT_IO_SIZE(OPT_IO_SIZE)
     ) u_regs (
@@ -105,10 +106,10 @@ module virtio_blk #(
         .s_axil_bready(s_axil_bready), .s_axil_araddr(s_axil_araddr), .s_axil_arvalid(s_axil_arvalid),
         .s_axil_arready(s_axil_arready), .s_axil_rdata(s_axil_rdata), .s_axil_rresp(s_axil_rresp),
         .s_axil_rvalid(s_axil_rvalid), .s_axil_rready(s_axil_rready),
-        .capacity(capacity), .readonly(readonly), .used_event(used_event), .fatal_event(fatal_event),
+        .capacity(capacity), .readonly(readonly), .used_notify(used_notify), .fatal_event(fatal_event),
         .dev_reset(dev_reset), .run(run), .notify(notify), .q_num(q_num), .q_desc(q_desc),
         .q_avail(q_avail), .q_used(q_used), .writeback(writeback), .ro(ro), .indirect(indirect),
-        .q_ready(q_ready), .irq(irq));
+        .event_idx(event_idx), .q_ready(q_ready), .irq(irq));
 
     vblk_engine #(
         .HOST_BASE(HOST_BASE), .HOST_SIZE(HOST_SIZE), .QUEUE_NUM_MAX(QUEUE_NUM_MAX),
@@ -117,9 +118,9 @@ module virtio_blk #(
     ) u_engine (
         .clk(clk), .rst_n(rst_n), .dev_reset(dev_reset), .run(run), .notify(notify), .q_num(q_num),
         .q_desc(q_desc), .q_avail(q_avail), .q_used(q_used), .writeback(writeback),
-        .ro(ro || F_RO != 0), .indirect(indirect), .q_ready(q_ready), .capacity(capacity),
-        .media_base(media_base),
-        .used_event(used_event), .fatal_event(fatal_event),
+        .ro(ro || F_RO != 0), .indirect(indirect), .event_idx(event_idx), .q_ready(q_ready),
+        .capacity(capacity), .media_base(media_base),
+        .used_notify(used_notify), .fatal_event(fatal_event),
         .h_req(dma_req), .h_we(dma_we), .h_addr(dma_addr), .h_wdata(dma_wdata), .h_wstrb(dma_wstrb),
         .h_gnt(dma_gnt), .h_rvalid(dma_rvalid), .h_rdata(dma_rdata),
         .m_req(med_req), .m_cmd(med_cmd), .m_addr(med_addr), .m_wdata(med_wdata), .m_gnt(med_gnt),

@@ -26,6 +26,7 @@ from drivers.block.protocol import (
     write_blocks,
 )
 from drivers.bus.platform import PlatformBus
+from drivers.virtio import VirtioError
 from drivers.virtio.blk import VirtioBlk, VirtioBlkDriver
 from hwsim.integration.block_targets import bound_virtio_blk, virtio_blk_board
 from hwsim.models import ModelSpace, VirtioBlkModel
@@ -409,3 +410,19 @@ def test_a_legacy_device_binds_and_serves_requests() -> None:
         assert blk.writeback and model.wce == 1          # CONFIG_WCE works without FEATURES_OK
         flush(blk)
         assert model.media.sector(5, 3) == data(3)
+
+
+def test_event_idx_is_negotiated_when_offered_and_irq_driven_io_completes_with_it() -> None:
+    """EVENT_IDX offered: negotiated, interrupts asked for through used_event (the IRQ thread gets every
+    completion); not offered: the flags are used and there is no used_event to set."""
+    with model_blk(VirtioBlkModel(size=1 << 20), completions="thread") as blk:
+        assert blk.dev.has(29) and blk.vq.event_idx
+        write_blocks(blk, 3, data(8))
+        assert read_blocks(blk, 3, 8) == data(8)
+        assert blk.vq.avail_event == blk.vq.avail_published
+    with model_blk(VirtioBlkModel(size=1 << 20, event_idx=False), completions="thread") as blk:
+        assert not blk.dev.has(29) and not blk.vq.event_idx
+        write_blocks(blk, 3, data(8))
+        assert read_blocks(blk, 3, 8) == data(8)
+        with pytest.raises(VirtioError, match="used_event needs VIRTIO_F_EVENT_IDX"):
+            blk.vq.set_used_event(0)

@@ -130,9 +130,9 @@ def test_reset_that_never_completes_times_out_naming_the_register() -> None:
 # --- feature negotiation -------------------------------------------------------------------------------
 def test_negotiation_accepts_only_what_both_sides_want(device: Device) -> None:
     dev = device.transport()
-    ready(dev, bit(F_FLUSH) | bit(Feature.RING_EVENT_IDX))
+    ready(dev, bit(F_FLUSH) | bit(Feature.RING_PACKED))
     assert dev.has(Feature.VERSION_1) and dev.has(F_FLUSH)
-    assert not dev.has(Feature.RING_EVENT_IDX)  # wanted, but the model does not offer it
+    assert not dev.has(Feature.RING_PACKED)  # wanted, but the model does not offer it
     assert device.model.features == dev.features
 
 

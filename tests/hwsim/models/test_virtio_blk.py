@@ -30,6 +30,8 @@ S_OK, S_IOERR, S_UNSUPP = 0, 1, 2
 DISK = 1 << 20
 BASIC = (1 << F_VERSION_1 | 1 << F_FLUSH | 1 << F_CONFIG_WCE | 1 << F_INDIRECT | 1 << F_BLK_SIZE | 1 << F_SEG_MAX
          | 1 << F_TOPOLOGY | 1 << 14)                 # 14: WRITE_ZEROES
+OFFERED = BASIC | 1 << F_EVENT_IDX                   # BASIC is what most tests negotiate
+F_RING_PACKED = 34
 
 # layout of the test driver in guest RAM (offsets from ram_base)
 DESC, AVAIL, USED, HDR, STAT, DATA, QSIZE = 0x0000, 0x1000, 0x2000, 0x3000, 0x3800, 0x10000, 16
@@ -176,7 +178,7 @@ def test_identity_features_and_config_registers_read_their_specified_values(drv:
     low = r.read32(DEV_FEAT)
     r.write32(DEV_FEAT_SEL, 1)
     assert r.read32(DEV_FEAT) == 1                              # VERSION_1
-    assert low == BASIC & 0xFFFFFFFF                            # no RO on a writable image
+    assert low == OFFERED & 0xFFFFFFFF                          # no RO on a writable image
     assert r.read32(QUEUE_NUM_MAX) == 256
     assert r.read32(CONFIG) | r.read32(CONFIG + 4) << 32 == DISK // 512
     assert (r.read32(CONFIG + 0x0C), r.read32(CONFIG + 0x14), r.read8(CONFIG + 0x20)) == (126, 512, 0)
@@ -209,8 +211,8 @@ def test_lenient_model_ignores_what_the_strict_one_refuses(make_drv: Callable[..
 
 def test_features_ok_is_refused_for_unoffered_features_or_missing_version_1(drv: RawDriver,
                                                                             blk: VirtioBlkModel) -> None:
-    assert not drv.negotiate(BASIC | 1 << F_EVENT_IDX) & FEATURES_OK
-    assert "unoffered bits 0x20000000" in str(blk.last_error)
+    assert not drv.negotiate(BASIC | 1 << F_RING_PACKED) & FEATURES_OK
+    assert "unoffered bits 0x400000000" in str(blk.last_error)
     assert not drv.negotiate(1 << F_FLUSH) & FEATURES_OK
     assert "VERSION_1" in str(blk.last_error)
     assert drv.negotiate(BASIC) & FEATURES_OK
@@ -342,6 +344,62 @@ def test_no_interrupt_flag_suppresses_the_used_buffer_interrupt(drv: RawDriver, 
     assert drv.regs.read32(INT_STATUS) == 0
     with pytest.raises(IrqTimeoutError):
         space.interrupt().wait(0)
+
+
+def in_request(drv: RawDriver, slot: int, *, notify: bool = True) -> None:
+    """A status-only IN request in descriptors 2*slot, 2*slot + 1, made available."""
+    hdr = drv.header(T_IN, 0, slot)
+    drv.desc(2 * slot, hdr, 16, NEXT, 2 * slot + 1)
+    drv.desc(2 * slot + 1, STAT + slot, 1, WRITE)
+    drv.submit(2 * slot, notify=notify)
+
+
+USED_EVENT, AVAIL_EVENT = AVAIL + 4 + 2 * QSIZE, USED + 4 + 8 * QSIZE
+
+
+def test_event_idx_interrupts_only_when_the_used_entry_named_by_used_event_is_filled(drv: RawDriver) -> None:
+    drv.start(BASIC | 1 << F_EVENT_IDX)
+    struct.pack_into("<H", drv.buf, USED_EVENT, 2)               # interrupt when used entry 2 is filled
+    for slot in range(2):
+        in_request(drv, slot)
+        assert len(drv.used()) == 1
+        assert drv.regs.read32(INT_STATUS) == 0, f"interrupt at used entry {slot}, used_event is 2"
+    struct.pack_into("<H", drv.buf, AVAIL, 1)                    # NO_INTERRUPT is ignored with EVENT_IDX
+    in_request(drv, 2)
+    assert len(drv.used()) == 1 and drv.regs.read32(INT_STATUS) == 1
+    drv.regs.write32(INT_ACK, 1)
+    # a batch of three (entries 3..5) interrupts if used_event is any of them, once
+    struct.pack_into("<H", drv.buf, USED_EVENT, 4)
+    for slot in range(3, 6):
+        in_request(drv, slot, notify=False)
+    drv.regs.write32(QUEUE_NOTIFY, 0)
+    assert len(drv.used()) == 3 and drv.regs.read32(INT_STATUS) == 1
+    drv.regs.write32(INT_ACK, 1)
+    struct.pack_into("<H", drv.buf, USED_EVENT, 5)               # already passed: no interrupt
+    in_request(drv, 6)
+    assert len(drv.used()) == 1 and drv.regs.read32(INT_STATUS) == 0
+
+
+def test_event_idx_device_writes_avail_event_with_its_next_avail_index(drv: RawDriver) -> None:
+    drv.start(BASIC | 1 << F_EVENT_IDX)
+    struct.pack_into("<H", drv.buf, AVAIL_EVENT, 0xBEEF)
+    for n in range(1, 4):
+        in_request(drv, n % 4)
+        assert drv.used() and struct.unpack_from("<H", drv.buf, AVAIL_EVENT)[0] == n
+
+
+def test_without_event_idx_used_event_is_ignored_and_avail_event_untouched(drv: RawDriver) -> None:
+    drv.start()                                                  # BASIC: no EVENT_IDX
+    struct.pack_into("<H", drv.buf, USED_EVENT, 7)
+    struct.pack_into("<H", drv.buf, AVAIL_EVENT, 0xBEEF)
+    in_request(drv, 0)
+    assert drv.used() and drv.regs.read32(INT_STATUS) == 1
+    assert struct.unpack_from("<H", drv.buf, AVAIL_EVENT)[0] == 0xBEEF
+
+
+def test_event_idx_not_offered_when_built_without_it(make_drv: Callable[..., RawDriver]) -> None:
+    drv = make_drv(event_idx=False)
+    assert not drv.negotiate(BASIC | 1 << F_EVENT_IDX) & FEATURES_OK
 
 
 def test_deferred_model_completes_only_when_the_driver_waits(make_drv: Callable[..., RawDriver]) -> None:

@@ -8,6 +8,7 @@ import pytest
 from rtl_helpers import TIMEOUT_MS, make, pattern
 from vblk_driver import (
     DESC,
+    F_EVENT_IDX,
     F_FLUSH,
     F_INDIRECT,
     F_RO,
@@ -576,4 +577,81 @@ async def earlier_requests_complete_before_needs_reset(dut):
 
     used, needs_reset = await env.run(io)
     assert used == 1 and needs_reset
+    env.close()
+
+
+def status_only_chains(drv, n: int) -> None:
+    """n status-only IN requests (header, status byte) in descriptors 2i, 2i + 1; nothing made available."""
+    area = drv.alloc(32 * n, 16)
+    for i in range(n):
+        drv.mem(area + 32 * i, 16)[:] = 0                        # VIRTIO_BLK_T_IN, sector 0
+        drv.put_desc(2 * i, area + 32 * i, 16, NEXT, 2 * i + 1)
+        drv.put_desc(2 * i + 1, area + 32 * i + 16, 1, WRITE)
+
+
+def spin_until_used(env, drv, count: int) -> None:
+    for _ in range(2000):
+        if drv.used_idx() == count:
+            return
+        env.space.sleep(1e-6)
+    raise AssertionError(f"used.idx is {drv.used_idx()}, expected {count}")
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def event_idx_interrupts_only_when_the_used_entry_used_event_names_is_filled(dut):
+    """EVENT_IDX negotiated, used_event = 2: the completions into used entries 0 and 1 raise no interrupt,
+    the one into entry 2 does, although avail.flags says NO_INTERRUPT (ignored with EVENT_IDX); a used_event
+    already passed raises none."""
+    env, drv = await make(dut)
+
+    def io():
+        features = drv.init((1 << F_VERSION_1) | (1 << F_FLUSH) | (1 << F_EVENT_IDX))
+        assert features >> F_EVENT_IDX & 1, "EVENT_IDX offered and accepted"
+        status_only_chains(drv, 4)
+        drv.set_used_event(2)
+        seen = []
+        for i in range(4):
+            if i == 2:
+                drv.avail[0] = 1                                 # NO_INTERRUPT: ignored
+            drv.publish(2 * i)
+            spin_until_used(env, drv, i + 1)
+            env.space.sleep(1e-6)                                # the interrupt decision follows used.idx
+            isr = drv.regs.read32(INTERRUPT_STATUS)
+            seen.append(isr)
+            drv.regs.write32(INTERRUPT_ACK, isr)
+        return seen
+
+    assert await env.run(io) == [0, 0, 1, 0]
+    env.close()
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def event_idx_avail_event_asks_for_notifies_only_when_idle_and_no_chain_is_missed(dut):
+    """EVENT_IDX: with every context waiting on a slow media the device has not moved avail_event on, so a
+    driver following vring_need_event adds two more chains without a notify; the device still takes them
+    when contexts free up (it reads avail.idx again before going idle), all 14 complete, and avail_event
+    ends at 14, the next entry it wants to hear about."""
+    env, drv = await make(dut, qsize=32)
+    env.set_media_latency(3000)
+
+    def io():
+        drv.init((1 << F_VERSION_1) | (1 << F_EVENT_IDX))
+        status_only_chains(drv, 14)
+        for i in range(12):
+            drv.make_available(2 * i)
+        drv.regs.write32(QUEUE_NOTIFY, 0)
+        env.space.sleep(2e-6)                                    # 8 contexts taken, all waiting on the media
+        assert drv.used_idx() == 0
+        old, event = drv.avail_idx, drv.avail_event()
+        drv.make_available(24)
+        drv.make_available(26)
+        # vring_need_event(avail_event, new, old): notify only if avail_event is in [old, new)
+        need = (drv.avail_idx - event - 1) & 0xFFFF < (drv.avail_idx - old) & 0xFFFF
+        spin_until_used(env, drv, 14)
+        env.space.sleep(1e-6)
+        return event, need, drv.avail_event()
+
+    event, need, final = await env.run(io)
+    assert event < 12 and not need, f"avail_event {event} asked for a notify while the device was busy"
+    assert final == 14
     env.close()

@@ -12,10 +12,13 @@ from vblk_driver import (
     DEVICE_FEATURES_SEL,
     DRIVER_OK,
     F_BLK_SIZE,
+    F_EVENT_IDX,
     F_INDIRECT,
     F_SEG_MAX,
     F_TOPOLOGY,
     FEATURES_OK,
+    INTERRUPT_ACK,
+    INTERRUPT_STATUS,
     NEXT,
     QUEUE_PFN,
     QUEUE_READY,
@@ -33,7 +36,7 @@ from vblk_driver import (
 
 from hwsim.media import BlockMedia
 
-OFFERED = (1 << F_SEG_MAX) | (1 << F_BLK_SIZE) | (1 << F_TOPOLOGY) | (1 << F_INDIRECT)
+OFFERED = (1 << F_SEG_MAX) | (1 << F_BLK_SIZE) | (1 << F_TOPOLOGY) | (1 << F_INDIRECT) | (1 << F_EVENT_IDX)
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
@@ -132,4 +135,35 @@ async def wide_datapath_alignment_and_get_id(dut):
     assert misaligned == (S_IOERR, 1)
     assert full == (S_OK, b"mmiotk-vblk-rtl-0001", 21)
     assert short == (S_OK, b"mmiotk-vblk-", 13)
+    env.close()
+
+
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
+async def legacy_wide_event_idx_used_event_and_avail_event(dut):
+    """Legacy, 64-bit datapath: EVENT_IDX is negotiated in the 32 legacy feature bits; used_event (in the
+    upper half of a 64-bit word) gates the interrupt to used entry 1, avail_event (upper lane) follows."""
+    env, drv = await make(dut)
+
+    def body():
+        features = drv.init_legacy((1 << F_BLK_SIZE) | (1 << F_SEG_MAX) | (1 << F_EVENT_IDX))
+        drv.set_used_event(1)
+        seen = []
+        for i in range(2):
+            drv.mem(drv.header_pa, 16)[:] = 0
+            drv.put_desc(0, drv.header_pa, 16, NEXT, 2)
+            drv.put_desc(2, drv.status_pa, 1, WRITE)
+            drv.publish(0)
+            for _ in range(500):
+                if drv.used_idx() == i + 1:
+                    break
+                env.space.sleep(1e-6)
+            env.space.sleep(1e-6)
+            isr = drv.regs.read32(INTERRUPT_STATUS)
+            seen.append(isr)
+            drv.regs.write32(INTERRUPT_ACK, isr)
+        return features, seen, drv.used_idx(), drv.avail_event()
+
+    features, seen, used, avail_event = await env.run(body)
+    assert features >> F_EVENT_IDX & 1 and used == 2
+    assert seen == [0, 1] and avail_event == 2
     env.close()

@@ -178,6 +178,22 @@ class MiniBlk:
     def used_idx(self) -> int:
         return int(self.used[2:4].view("<u2")[0])
 
+    def make_available(self, head: int) -> None:
+        """Put `head` in the avail ring and publish avail.idx, without a notify."""
+        self.avail[2 + self.avail_idx % self.qsize] = head
+        self.avail_idx = (self.avail_idx + 1) & 0xFFFF
+        self.avail[1] = self.avail_idx
+
+    # --- VIRTIO_F_EVENT_IDX (virtio 1.2, 2.7.7 and 2.7.10) -------------------------------------------
+    def set_used_event(self, index: int) -> None:
+        """avail->used_event: interrupt when the device fills used ring entry `index`."""
+        self.avail[2 + self.qsize] = index & 0xFFFF
+
+    def avail_event(self) -> int:
+        """used->avail_event: the avail ring entry the device wants a notify for."""
+        off = 4 + 8 * self.qsize
+        return int(self.used[off:off + 2].view("<u2")[0])
+
     def wait_used(self, timeout: float = 2e-3) -> Used:
         """Wait for the interrupt, ACK it, and return the next used element."""
         self.irq.wait(timeout)
