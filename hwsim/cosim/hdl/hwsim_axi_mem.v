@@ -56,16 +56,7 @@ module hwsim_axi_mem #(
     input  wire                s_axi_rready
 );
 `include "hwsim_shm.vh"
-    localparam BYTES = DATA_W / 8;
-
-    reg [15:0] latency /* verilator public_flat_rw */ = LATENCY;
-    reg [7:0]  stall   /* verilator public_flat_rw */ = STALL;
-
-    reg [15:0] lfsr = 16'hace1;
-    always @(posedge clk)
-        lfsr <= (lfsr == 16'd0) ? 16'hace1 : {lfsr[14:0], lfsr[15] ^ lfsr[13] ^ lfsr[12] ^ lfsr[10]};
-    wire go_w = (stall == 8'd0) || (lfsr[7:0] >= stall);
-    wire go_r = (stall == 8'd0) || (lfsr[15:8] >= stall);
+`include "hwsim_mem_knobs.vh"
 
     // the address of beat `n` after `a` (AXI4 A3.4.1): FIXED stays, INCR steps by the size (from the
     // aligned start), WRAP steps and wraps inside the (len + 1) * size aligned window
@@ -82,14 +73,6 @@ module hwsim_axi_mem #(
                 next_addr = (((a & ~(step - 64'd1)) + step) >= lo + span) ? lo : ((a & ~(step - 64'd1)) + step);
             else
                 next_addr = (a & ~(step - 64'd1)) + step;
-        end
-    endfunction
-
-    function [DATA_W-1:0] load(input [63:0] word);
-        begin
-            load[31:0] = `SHM_READ(SPACE, word);
-            if (DATA_W == 64)
-                load[DATA_W-1:DATA_W-32] = `SHM_READ(SPACE, word + 64'd4);
         end
     endfunction
 
@@ -122,12 +105,9 @@ module hwsim_axi_mem #(
                 w_burst <= s_axi_awburst;
             end
             if (s_axi_wvalid && s_axi_wready) begin
-                if (`SHM_INSIDE(SPACE, w_word, BYTES)) begin
-                    `SHM_WRITE(SPACE, w_word, s_axi_wdata[31:0], {28'd0, s_axi_wstrb[3:0]});
-                    if (DATA_W == 64)
-                        `SHM_WRITE(SPACE, w_word + 64'd4, s_axi_wdata[DATA_W-1:DATA_W-32],
-                                   {28'd0, s_axi_wstrb[BYTES-1:BYTES-4]});
-                end else begin
+                if (mem_inside(w_word))
+                    mem_store(w_word, s_axi_wdata, s_axi_wstrb);
+                else begin
                     w_err <= 1'b1;
                     `SHM_ERROR(SPACE);
                 end
@@ -183,8 +163,8 @@ module hwsim_axi_mem #(
             end else if (r_busy && r_wait != 16'd0)
                 r_wait <= r_wait - 16'd1;
             else if (r_next) begin
-                if (`SHM_INSIDE(SPACE, r_word, BYTES)) begin
-                    s_axi_rdata <= load(r_word);
+                if (mem_inside(r_word)) begin
+                    s_axi_rdata <= mem_load(r_word);
                     s_axi_rresp <= 2'd0;
                 end else begin
                     s_axi_rdata <= {DATA_W{1'b1}};

@@ -13,7 +13,7 @@ from cocotb.triggers import Timer
 from cocotb.utils import get_sim_time
 
 from hwsim.cosim import Bridge, BusError, HdlApbBus, HdlAxiLiteBus, HdlWishboneBus, SimSpace
-from mmiotk import CachePolicy, MmioResource
+from mmiotk import CachePolicy, MmioResource, MmioValueError
 
 
 class Counted:
@@ -90,3 +90,22 @@ async def apb4_slow_slave(dut):
 async def wishbone_classic_slow_slave(dut):
     await reset(dut, 7)
     await slow(dut, HdlWishboneBus(dut.m_wb), "Wishbone", "ERR_O")
+
+
+@cocotb.test()
+async def apb3_slow_slave_whole_words_and_pslverr(dut):
+    await reset(dut, 7)
+    bus = HdlApbBus(dut.m_apb3, apb3=True)
+    counted = bus._done = Counted(bus._done)
+    regs = MmioResource(SimSpace(bus, 0, 0x40), 0, 0x40).create_region(0, 0x40, "r").map(CachePolicy.UNCACHED)
+
+    def run() -> int:
+        regs.write32(0x8, 0x1234_5678)
+        with pytest.raises(MmioValueError, match="APB3 has no byte strobes"):
+            regs.write8(0x9, 0)                      # refused before the bus
+        with pytest.raises(BusError, match="APB3 write at 0x10, width 32 bits: PSLVERR"):
+            regs.write32(0x10, 1)
+        return regs.read32(0x8)
+
+    assert await Bridge().run(run) == 0x1234_5678
+    assert counted.awaits == bus.transactions == 3

@@ -1,6 +1,6 @@
 // Slow slaves behind the HDL masters (plain Verilog: Icarus and Verilator): WAIT clocks before a request
 // is taken and again before it is answered, four words of memory at 0x0..0xc, an error response at
-// 0x10 and above. AXI4-Lite 32- and 64-bit, APB4, Wishbone B4 classic. Python drives `rst` (active
+// 0x10 and above. AXI4-Lite 32- and 64-bit, APB4, APB3, Wishbone B4 classic. Python drives `rst` (active
 // high) and sets the wait states at run time (`wait_states`).
 `timescale 1ns/1ps
 `default_nettype none
@@ -140,6 +140,15 @@ module tb_slow;
     slow_apb_slave s_apb (.clk(clk), .rst(rst), .wait_states(wait_states), .psel(psel), .penable(penable),
         .paddr(paddr), .pwrite(pwrite), .pwdata(pwdata), .pstrb(pstrb), .prdata(prdata), .pready(pready),
         .pslverr(pslverr));
+
+    // APB3: no PSTRB or PPROT at the slave (it sees whole-word writes)
+    wire [5:0] paddr3; wire [31:0] pwdata3, prdata3; wire psel3, penable3, pwrite3, pready3, pslverr3;
+    hwsim_apb_master #(.ADDR_W(6)) m_apb3 (.clk(clk), .rst_n(!rst), .m_apb_psel(psel3), .m_apb_penable(penable3),
+        .m_apb_paddr(paddr3), .m_apb_pwrite(pwrite3), .m_apb_pwdata(pwdata3), .m_apb_pstrb(), .m_apb_pprot(),
+        .m_apb_prdata(prdata3), .m_apb_pready(pready3), .m_apb_pslverr(pslverr3));
+    slow_apb_slave s_apb3 (.clk(clk), .rst(rst), .wait_states(wait_states), .psel(psel3), .penable(penable3),
+        .paddr(paddr3), .pwrite(pwrite3), .pwdata(pwdata3), .pstrb(4'hf), .prdata(prdata3), .pready(pready3),
+        .pslverr(pslverr3));
 
     wire [5:0] wb_adr; wire [31:0] wb_dat_o, wb_dat_i; wire [3:0] wb_sel; wire wb_cyc, wb_stb, wb_we, wb_ack, wb_err;
     hwsim_wb_master #(.ADDR_W(6), .PIPELINED(0)) m_wb (.clk(clk), .rst_n(!rst), .m_wb_cyc(wb_cyc),
