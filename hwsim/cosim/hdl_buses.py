@@ -3,9 +3,11 @@
 Each master (hwsim_axil_master, hwsim_apb_master, hwsim_wb_master, hwsim_avmm_master) holds its own
 command port: write the address, data and strobes, flip `cmd_tgl`; the HDL runs the whole transaction
 with its clock (wait states, late answers) and flips `rsp_tgl` 1 ps after the clock edge at which the
-answer is complete. Python awaits that single change, in the ordinary (writable) phase of the time step,
+answer is complete. Python waits for that single change, in the ordinary (writable) phase of the time step,
 and reads the response from the master's registers. Signals are written with immediate GPI deposits,
-nothing runs per clock. Pass the master instance: `HdlAxiLiteBus(dut.u_master)`.
+nothing runs per clock. Pass the master instance: `HdlAxiLiteBus(dut.u_master)`. A bridged driver's
+access (`read_bridged`/`write_bridged`) parks the driver's greenlet on the simulator's callback for
+rsp_tgl, which resumes it directly (bridge.py); `read`/`write` are the same transaction as coroutines.
 
 A slave that never answers (a hung interconnect, a stopped clock, a port handed to another master) would
 leave that await pending for ever. A watchdog task, started with the first transaction of each cocotb test,
@@ -16,14 +18,16 @@ driver sees a clear error within a bound, never a hang. The hot path pays two at
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import cocotb
+from cocotb import simulator
 from cocotb.triggers import Timer
 
 from mmiotk.errors import BusError, MmioValueError
 
-from .bridge import bridge_await, bridged_task
+from .bridge import CAN_PARK, bridge_await, bridged_task, current_driver
 from .buses import check_access, split_halves
 
 _NO_DELAY = 3  # cocotb's GPI action for an immediate deposit (cocotb.handle.Immediate)
@@ -37,13 +41,14 @@ class HdlBus:
     protocol: str = "bus"
     errors: ClassVar[dict[int, str]] = {}
 
-    def __init__(self, master: Any, *, timeout_ns: int = DEFAULT_TIMEOUT_NS) -> None:
+    def __init__(self, master: Any, *, timeout_ns: int = DEFAULT_TIMEOUT_NS, park: bool = True) -> None:
         if isinstance(timeout_ns, bool) or not isinstance(timeout_ns, int) or timeout_ns < 4:
             raise ValueError(f"{master._path}: timeout_ns must be an integer of at least 4 ns, not {timeout_ns!r}")
         self.master = master
         self.timeout_ns = timeout_ns
         self.dead: str | None = None  # why the bus gave up (a transaction went unanswered)
         self._watch: Any = None
+        self.parks = park and CAN_PARK   # a bridged access parks on the completion callback (bridge.py)
         self._addr = master.cmd_addr._handle
         self._addr_hi = master.cmd_addr_hi._handle
         self._wdata = master.cmd_wdata._handle
@@ -172,7 +177,7 @@ class HdlBus:
         self._tgl ^= 1
         self._tgl_h.set_signal_val_int(_NO_DELAY, self._tgl)
         self.transactions += 1
-        task.switch(self._done)
+        self._wait(task)
         if self.dead:
             raise self._no_answer("read", addr, nbytes)
         resp = self._resp.get_signal_val_long()
@@ -206,12 +211,25 @@ class HdlBus:
         self._tgl ^= 1
         self._tgl_h.set_signal_val_int(_NO_DELAY, self._tgl)
         self.transactions += 1
-        task.switch(self._done)
+        self._wait(task)
         if self.dead:
             raise self._no_answer("write", addr, nbytes)
         resp = self._resp.get_signal_val_long()
         if resp and resp in self.errors:
             raise self._fail("write", addr, nbytes, resp)
+
+    def _wait(self, task: Any) -> None:
+        """From the driver's greenlet: until the transaction ends. Parked on the master's completion
+        callback, which switches straight back here (no cocotb task, trigger or scheduler pass), or
+        (park=False) by awaiting the completion trigger in the cocotb task."""
+        if self.parks:
+            current_driver().park(self._register)
+        else:
+            task.switch(self._done)
+
+    def _register(self, resume: Callable[[], None]) -> Any:
+        """The simulator calls `resume` once, at rsp_tgl's next change (the transaction's end)."""
+        return simulator.register_value_change_callback(self._rsp_tgl_h, resume, simulator.VALUE_CHANGE)
 
     def _check_write(self, addr: int, nbytes: int) -> None:
         """Refuse a write this bus kind cannot carry (none here; APB3 refuses narrow ones)."""
@@ -283,8 +301,9 @@ class HdlApbBus(HdlBus):
     protocol = "APB"
     errors = {1: "PSLVERR"}
 
-    def __init__(self, master: Any, *, apb3: bool = False) -> None:
-        super().__init__(master)
+    def __init__(self, master: Any, *, apb3: bool = False, timeout_ns: int = DEFAULT_TIMEOUT_NS,
+                 park: bool = True) -> None:
+        super().__init__(master, timeout_ns=timeout_ns, park=park)
         self.apb3 = apb3
         if apb3:
             self.protocol = "APB3"

@@ -9,7 +9,7 @@ from typing import Any
 import cocotb
 import pytest
 from cocotb.handle import Immediate
-from cocotb.triggers import Timer
+from cocotb.triggers import SimTimeoutError, Timer, with_timeout
 from cocotb.utils import get_sim_time
 
 from hwsim.cosim import Bridge, BusError, HdlApbBus, HdlAxiLiteBus, HdlWishboneBus, SimSpace
@@ -17,14 +17,20 @@ from mmiotk import CachePolicy, MmioResource, MmioValueError
 
 
 class Counted:
-    """The master's completion trigger, counting how often it is awaited."""
+    """Every wait for the master's completion, counted: an await of its trigger (a coroutine awaiting the
+    bus) or a callback a bridged driver parks on; either is one wake-up of Python per transaction."""
 
-    def __init__(self, trigger: Any) -> None:
-        self.trigger, self.awaits = trigger, 0
+    def __init__(self, bus: Any) -> None:
+        self.trigger, self.register, self.waits = bus._done, bus._register, 0
+        bus._done, bus._register = self, self._counted_register
 
     def __await__(self):  # type: ignore[no-untyped-def]
-        self.awaits += 1
+        self.waits += 1
         return self.trigger.__await__()
+
+    def _counted_register(self, resume: Any) -> Any:
+        self.waits += 1
+        return self.register(resume)
 
 
 async def reset(dut: Any, wait_states: int) -> None:
@@ -37,7 +43,8 @@ async def reset(dut: Any, wait_states: int) -> None:
 
 
 async def slow(dut: Any, bus: Any, protocol: str, response: str, size: int = 0x40) -> None:
-    counted = bus._done = Counted(bus._done)
+    counted = Counted(bus)
+    assert bus.parks, "a bridged driver parks on the master's callback"
     regs = MmioResource(SimSpace(bus, 0, size), 0, size).create_region(0, size, "r").map(CachePolicy.UNCACHED)
     limit = 0x10 * (bus.width // 4)
 
@@ -52,7 +59,7 @@ async def slow(dut: Any, bus: Any, protocol: str, response: str, size: int = 0x4
 
     start = get_sim_time("ns")
     assert await Bridge().run(run) == [0xCAFE_12_0D, 0xCAFE]
-    assert counted.awaits == bus.transactions == 5     # however long each one took
+    assert counted.waits == bus.transactions == 5     # however long each one took
     assert get_sim_time("ns") - start >= 5 * 7 * 10    # at least the wait states of five accesses
 
 
@@ -96,7 +103,7 @@ async def wishbone_classic_slow_slave(dut):
 async def apb3_slow_slave_whole_words_and_pslverr(dut):
     await reset(dut, 7)
     bus = HdlApbBus(dut.m_apb3, apb3=True)
-    counted = bus._done = Counted(bus._done)
+    counted = Counted(bus)
     regs = MmioResource(SimSpace(bus, 0, 0x40), 0, 0x40).create_region(0, 0x40, "r").map(CachePolicy.UNCACHED)
 
     def run() -> int:
@@ -108,4 +115,39 @@ async def apb3_slow_slave_whole_words_and_pslverr(dut):
         return regs.read32(0x8)
 
     assert await Bridge().run(run) == 0x1234_5678
-    assert counted.awaits == bus.transactions == 3
+    assert counted.waits == bus.transactions == 3
+
+
+@cocotb.test()
+async def parked_driver_mixes_awaits_raises_to_the_task_and_unwinds_when_killed(dut):
+    await reset(dut, 7)
+    bus = HdlApbBus(dut.m_apb)
+    space = SimSpace(bus, 0, 0x40)
+    regs = MmioResource(space, 0, 0x40).create_region(0, 0x40, "r").map(CachePolicy.UNCACHED)
+
+    def fails() -> None:
+        regs.write32(0x4, 0x55)
+        start = get_sim_time("ns")
+        space.sleep(1e-6)                            # an ordinary await between parked accesses
+        assert get_sim_time("ns") - start >= 1000
+        assert regs.read32(0x4) == 0x55
+        raise KeyError("after parked accesses")
+
+    with pytest.raises(KeyError, match="after parked accesses"):
+        await Bridge().run(fails)
+
+    unwound = []
+
+    def forever() -> None:
+        try:
+            while True:
+                regs.read32(0x4)
+        finally:
+            unwound.append(bus.transactions)
+
+    with pytest.raises(SimTimeoutError):
+        await with_timeout(Bridge().run(forever), 3000, "ns")
+    assert unwound == [bus.transactions]            # unwound at once, no access after the kill
+    await Timer(500, "ns")
+    assert bus.transactions == unwound[0]
+    assert await Bridge().run(regs.read32, 0x4) == 0x55   # and the bus still answers
