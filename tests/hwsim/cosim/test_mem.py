@@ -1,4 +1,4 @@
-"""The shim memory slaves for DUTs that master AXI4-Lite, Avalon-MM and Wishbone, and the HDL masters on
+"""The shim memory slaves for DUTs that master AXI4, AXI4-Lite, Avalon-MM and Wishbone, and the HDL masters on
 them, on Icarus and on Verilator (cocotb_mem.py)."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from conftest import RunCosim
 from hwsim.cosim import runner
 
 SIMS = (runner.default_simulator(),) if os.environ.get("SIM") else runner.SIMULATORS
-SOURCES = ("hwsim_axil_mem.v", "hwsim_avmm_mem.v", "hwsim_wb_mem.v", "hwsim_axil_master.v", "hwsim_avmm_master.v",
-           "hwsim_wb_master.v")
+SOURCES = ("hwsim_axi_mem.v", "hwsim_axil_mem.v", "hwsim_avmm_mem.v", "hwsim_wb_mem.v", "hwsim_axil_master.v",
+           "hwsim_avmm_master.v", "hwsim_wb_master.v")
 
 
 def build(sim: str) -> runner.SimBuild:

@@ -1,6 +1,7 @@
-// The shim memory slaves (hwsim_axil_mem, hwsim_avmm_mem, hwsim_wb_mem) on Icarus and Verilator, plain
-// Verilog: small DUTs that master each bus (copy_axil, copy_avmm, copy_wb: copy `words` words from `src`
-// to `dst`, one read then one write each, stopping at the first error response) and the HDL masters,
+// The shim memory slaves (hwsim_axi_mem, hwsim_axil_mem, hwsim_avmm_mem, hwsim_wb_mem), plain Verilog
+// for both simulators: small DUTs that master each bus (copy_axi: bursts; copy_axil, copy_avmm,
+// copy_wb: one read then one write per word; each copies `words` words from `src` to `dst` and stops at
+// the first error response) and the HDL masters,
 // each on its own slave and shim space. Python drives `rst` (active high) and each copier's go/src/dst/
 // words; a copier raises done (and err after an error response) until go drops.
 `timescale 1ns/1ps
@@ -140,6 +141,62 @@ module copy_wb #(parameter PIPELINED = 0) (
 endmodule
 
 
+// AXI4: INCR bursts of up to 16 beats, each read burst into a buffer, then written out as one burst
+module copy_axi (
+    input  wire clk, input wire rst, input wire go, input wire [63:0] src, input wire [63:0] dst,
+    input  wire [15:0] words, output wire done, output reg err,
+    output wire [31:0] awaddr, output wire [7:0] awlen, output wire awvalid, input wire awready,
+    output wire [31:0] wdata, output wire wlast, output wire wvalid, input wire wready,
+    input  wire [1:0] bresp, input wire bvalid, output wire bready,
+    output wire [31:0] araddr, output wire [7:0] arlen, output wire arvalid, input wire arready,
+    input  wire [31:0] rdata, input wire [1:0] rresp, input wire rlast, input wire rvalid, output wire rready
+);
+    reg [2:0] state = 3'd0;
+    reg [15:0] i = 16'd0;
+    reg [4:0] k = 5'd0;
+    reg [31:0] buffer [0:15];
+    wire [15:0] left = words - i;
+    wire [4:0] beats = (left > 16'd16) ? 5'd16 : left[4:0];
+    assign done    = state == `COPY_STATE_DONE;
+    assign araddr  = src[31:0] + i * 4;
+    assign awaddr  = dst[31:0] + i * 4;
+    assign arlen   = {3'd0, beats - 5'd1};
+    assign awlen   = {3'd0, beats - 5'd1};
+    assign arvalid = state == `COPY_STATE_RD;
+    assign rready  = state == `COPY_STATE_RW;
+    assign awvalid = state == `COPY_STATE_WR && k == 5'd0;
+    assign wvalid  = state == `COPY_STATE_WR && k != 5'd0;
+    assign wdata   = buffer[k - 5'd1];
+    assign wlast   = k == beats;
+    assign bready  = state == `COPY_STATE_WW;
+    always @(posedge clk) begin
+        if (rst) begin
+            state <= `COPY_STATE_IDLE; err <= 1'b0;
+        end else case (state)
+        `COPY_STATE_IDLE: if (go) begin i <= 16'd0; err <= 1'b0; state <= words ? `COPY_STATE_RD : `COPY_STATE_DONE; end
+        `COPY_STATE_RD: if (arready) begin k <= 5'd0; state <= `COPY_STATE_RW; end
+        `COPY_STATE_RW: if (rvalid) begin
+                buffer[k[3:0]] <= rdata;
+                k <= k + 5'd1;
+                if (rresp != 2'd0) err <= 1'b1;
+                if (rlast) begin k <= 5'd0; state <= (err || rresp != 2'd0) ? `COPY_STATE_DONE : `COPY_STATE_WR; end
+            end
+        `COPY_STATE_WR: if (k == 5'd0) begin
+                if (awready) k <= 5'd1;             // address taken: the data beats follow
+            end else if (wready) begin
+                if (wlast) state <= `COPY_STATE_WW;
+                else k <= k + 5'd1;
+            end
+        `COPY_STATE_WW: if (bvalid) begin
+                if (bresp != 2'd0) err <= 1'b1;
+                i <= i + {11'd0, beats};
+                state <= (bresp != 2'd0 || i + {11'd0, beats} == words) ? `COPY_STATE_DONE : `COPY_STATE_RD;
+            end
+        default: if (!go) state <= `COPY_STATE_IDLE;
+        endcase
+    end
+endmodule
+
 module tb_mem;
     reg clk = 1'b0;
     always #5 clk = ~clk;
@@ -243,6 +300,27 @@ module tb_mem;
     hwsim_wb_mem #(.SPACE(10), .PIPELINED(0)) mem_xwb (.clk(clk), .rst_n(rst_n), .s_wb_cyc(xw_cyc),
         .s_wb_stb(xw_stb), .s_wb_we(xw_we), .s_wb_adr(xw_adr), .s_wb_dat_i(xw_dat_o), .s_wb_sel(xw_sel),
         .s_wb_dat_o(xw_dat_i), .s_wb_ack(xw_ack), .s_wb_err(xw_err), .s_wb_stall(xw_stall));
+
+    // ---- copy_axi -> hwsim_axi_mem, 32-bit INCR bursts (space 11) -----------------------------
+    reg cx_go = 1'b0; reg [63:0] cx_src = 64'd0, cx_dst = 64'd0; reg [15:0] cx_words = 16'd0; wire cx_done, cx_err;
+    wire [31:0] cx_awaddr, cx_araddr, cx_wdata, cx_rdata; wire [7:0] cx_awlen, cx_arlen; wire [1:0] cx_bresp, cx_rresp;
+    wire cx_awvalid, cx_awready, cx_wvalid, cx_wready, cx_wlast, cx_bvalid, cx_bready, cx_arvalid, cx_arready,
+         cx_rvalid, cx_rready, cx_rlast;
+    copy_axi dut_axi (.clk(clk), .rst(rst), .go(cx_go), .src(cx_src), .dst(cx_dst), .words(cx_words),
+        .done(cx_done), .err(cx_err), .awaddr(cx_awaddr), .awlen(cx_awlen), .awvalid(cx_awvalid),
+        .awready(cx_awready), .wdata(cx_wdata), .wlast(cx_wlast), .wvalid(cx_wvalid), .wready(cx_wready),
+        .bresp(cx_bresp), .bvalid(cx_bvalid), .bready(cx_bready), .araddr(cx_araddr), .arlen(cx_arlen),
+        .arvalid(cx_arvalid), .arready(cx_arready), .rdata(cx_rdata), .rresp(cx_rresp), .rlast(cx_rlast),
+        .rvalid(cx_rvalid), .rready(cx_rready));
+    hwsim_axi_mem #(.SPACE(11), .ADDR_W(32), .DATA_W(32), .ID_W(1)) mem_axi (.clk(clk), .rst_n(rst_n),
+        .s_axi_awid(1'b0), .s_axi_awaddr(cx_awaddr), .s_axi_awlen(cx_awlen), .s_axi_awsize(3'd2),
+        .s_axi_awburst(2'd1), .s_axi_awvalid(cx_awvalid), .s_axi_awready(cx_awready), .s_axi_wdata(cx_wdata),
+        .s_axi_wstrb(4'hf), .s_axi_wlast(cx_wlast), .s_axi_wvalid(cx_wvalid), .s_axi_wready(cx_wready),
+        .s_axi_bid(), .s_axi_bresp(cx_bresp), .s_axi_bvalid(cx_bvalid), .s_axi_bready(cx_bready),
+        .s_axi_arid(1'b0), .s_axi_araddr(cx_araddr), .s_axi_arlen(cx_arlen), .s_axi_arsize(3'd2),
+        .s_axi_arburst(2'd1), .s_axi_arvalid(cx_arvalid), .s_axi_arready(cx_arready), .s_axi_rid(),
+        .s_axi_rdata(cx_rdata), .s_axi_rresp(cx_rresp), .s_axi_rlast(cx_rlast), .s_axi_rvalid(cx_rvalid),
+        .s_axi_rready(cx_rready));
 endmodule
 
 `undef COPY_STATE_IDLE
