@@ -3,13 +3,18 @@
 Measured in one run, under Verilator with the clock in HDL:
   * register ops/s on PeakRDL-regblock register blocks (tests/hwsim/cosim/rtl/byod_regs.rdl), alternating
     a 32-bit read and a 32-bit write of SCRATCH: synchronous driver code through SimSpace, the bridge and
-    the HDL AXI4-Lite / APB4 master, against cocotbext-axi's AxiLiteMaster and cocotbext-apb's ApbMaster
-    awaited natively from a cocotb coroutine (the baseline; AxiLiteMaster under the ClockKeeper, without
-    which it stalls with an HDL clock, see hwsim/cosim/ext_buses.py);
+    the HDL AXI4-Lite / APB4 master (the driver parked on the master's completion callback), against
+    cocotbext-axi's AxiLiteMaster and cocotbext-apb's ApbMaster awaited natively from a cocotb coroutine
+    (the baseline; AxiLiteMaster under the ClockKeeper, without which it stalls with an HDL clock, see
+    hwsim/cosim/ext_buses.py);
   * DMA throughput of dmacopy (hwsim/dmacopy): the synchronous driver programs copies of 16 KiB between
     DmaPool buffers and waits for the interrupt, against tb_dmacopy_bench doing the same copies in Verilog
-    (its start-up time measured by a run of no copies and taken off).
-Each figure is the best of three rounds, the usual defence against other work on a shared machine.
+    (its start-up time measured by a run of no copies and taken off); both on the same design (tb_dmacopy
+    built with DMACOPY_BENCH).
+Each figure is the best of three rounds, the usual defence against other work on a shared machine. The
+cocotbext masters are created only after the fast path's rounds: once they exist, their idle background
+tasks slow every clock of the simulation (rounds interleaved with them measured the fast path at about a
+third of its speed, the baselines unchanged), which would charge their cost to the path under test.
 The last line is `byod: AXI4-Lite N.Nx, APB N.Nx, DMA N% of pure HDL`; targets 10x, 10x and 50%.
 
     .venv/bin/python benchmarks/bench_byod.py [--scale 1.0]
