@@ -381,6 +381,8 @@ forward(PyObject *fn, const char *what, PyObject *const *args, Py_ssize_t nargs,
         PyErr_Format(PyExc_TypeError, "register handle: %s() is not bound", what);
         return NULL;
     }
+    if (Py_IS_TYPE(fn, &RegOpType))   /* the compiled op: no generic call dispatch */
+        return RegOp_vectorcall(fn, args, (size_t)nargs, kwnames);
     return PyObject_Vectorcall(fn, args, (size_t)nargs, kwnames);
 }
 
