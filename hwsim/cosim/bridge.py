@@ -93,13 +93,6 @@ def bridge_await(awaitable: Awaitable[T]) -> T:
     return current.parent.switch(awaitable)
 
 
-def bridged_task() -> greenlet:
-    """The cocotb task's greenlet, for synchronous code that starts a transaction itself and then awaits
-    its trigger with `.switch(trigger)`; raises NotBridgedError (before anything is started) outside
-    `Bridge.run`."""
-    return current_driver().parent
-
-
 class Bridge:
     """Runs synchronous functions inside a cocotb test."""
 

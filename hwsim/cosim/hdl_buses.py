@@ -27,7 +27,7 @@ from cocotb.triggers import Timer
 
 from mmiotk.errors import BusError, MmioValueError
 
-from .bridge import CAN_PARK, bridge_await, bridged_task, current_driver
+from .bridge import CAN_PARK, bridge_await, current_driver
 from .buses import check_access, split_halves
 
 _NO_DELAY = 3  # cocotb's GPI action for an immediate deposit (cocotb.handle.Immediate)
@@ -161,7 +161,7 @@ class HdlBus:
     # signals are deposited from the driver's greenlet and only the response trigger is awaited in the
     # cocotb task, which saves a coroutine per access. Unrolled like read/write above, on purpose.
     def read_bridged(self, addr: int, nbytes: int = 4) -> int:
-        task = bridged_task()  # outside the bridge: refused before any signal moves
+        driver = current_driver()  # outside the bridge: refused before any signal moves
         width = self.width
         if nbytes > width or addr & (nbytes - 1) or nbytes not in _MASK:
             return bridge_await(self._read_split(addr, nbytes))
@@ -177,7 +177,7 @@ class HdlBus:
         self._tgl ^= 1
         self._tgl_h.set_signal_val_int(_NO_DELAY, self._tgl)
         self.transactions += 1
-        self._wait(task)
+        self._wait(driver)
         if self.dead:
             raise self._no_answer("read", addr, nbytes)
         resp = self._resp.get_signal_val_long()
@@ -189,7 +189,7 @@ class HdlBus:
         return (data >> 8 * shift) & _MASK[nbytes]
 
     def write_bridged(self, addr: int, nbytes: int, value: int) -> None:
-        task = bridged_task()
+        driver = current_driver()
         width = self.width
         if nbytes > width or addr & (nbytes - 1) or nbytes not in _MASK:
             bridge_await(self._write_split(addr, nbytes, value))
@@ -211,21 +211,21 @@ class HdlBus:
         self._tgl ^= 1
         self._tgl_h.set_signal_val_int(_NO_DELAY, self._tgl)
         self.transactions += 1
-        self._wait(task)
+        self._wait(driver)
         if self.dead:
             raise self._no_answer("write", addr, nbytes)
         resp = self._resp.get_signal_val_long()
         if resp and resp in self.errors:
             raise self._fail("write", addr, nbytes, resp)
 
-    def _wait(self, task: Any) -> None:
+    def _wait(self, driver: Any) -> None:
         """From the driver's greenlet: until the transaction ends. Parked on the master's completion
         callback, which switches straight back here (no cocotb task, trigger or scheduler pass), or
-        (park=False) by awaiting the completion trigger in the cocotb task."""
+        (park=False) by awaiting the completion trigger in the cocotb task (the driver's parent)."""
         if self.parks:
-            current_driver().park(self._register)
+            driver.park(self._register)
         else:
-            task.switch(self._done)
+            driver.parent.switch(self._done)
 
     def _register(self, resume: Callable[[], None]) -> Any:
         """The simulator calls `resume` once, at rsp_tgl's next change (the transaction's end)."""
