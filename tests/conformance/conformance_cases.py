@@ -316,6 +316,7 @@ def case_long_chains_go_through_indirect_tables(target: Target, workdir: Path) -
         ops = [BlockOp(BlockCommand.READ, 1 + i % 4, 8 + 2 * i, 4 * i, dma_vmo(blk, 16 * 4 * bs)) for i in range(8)]
         assert run_ops(blk, ops, 8) == [BlockStatus.OK] * 8
         for i, op in enumerate(ops):
+            assert op.vmo is not None
             got = op.vmo.array[4 * i * bs:(4 * i + op.length) * bs].tobytes()
             assert got == data[2 * i * bs:(2 * i + op.length) * bs], f"op {i}"
         if offered:
@@ -356,7 +357,9 @@ def case_event_idx_interrupts_at_used_event_and_avail_event_follows_the_ring(tar
         seen = []
         for i in range(3):
             done: list[BlockStatus] = []
-            blk.queue(BlockOp(BlockCommand.READ, 1, i, 0, vmo), lambda status, op, done=done: done.append(status))
+            def complete(status: BlockStatus, op: BlockOp, done: list[BlockStatus] = done) -> None:
+                done.append(status)
+            blk.queue(BlockOp(BlockCommand.READ, 1, i, 0, vmo), complete)
             bits, reads = 0, 0
             # InterruptStatus reads let simulated time pass on the RTL targets; on virtio-pci reading the
             # ISR clears it, so every read is kept. Look a few times more once the request is done (the
@@ -400,7 +403,8 @@ def case_legacy_interface_binds_and_serves_io(target: Target, workdir: Path) -> 
             assert not getattr(blk.dev, "legacy", False)
         return
     with target.device(legacy=True) as blk:
-        assert blk.dev.legacy and blk.dev.version == 1
+        dev: Any = blk.dev                  # a legacy transport: VirtioMmio, which has .legacy and .version
+        assert dev.legacy and dev.version == 1
         assert not blk.dev.has(Feature.VERSION_1)
         bs = blk.query().block_size
         data = pattern(16 * bs, 23)

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 TARGETS = ("model", "qemu", "qemu-pci", "icarus", "verilator", "linux-mmio", "linux-pci")
-IN_PROCESS = ("model", "qemu", "qemu-pci", "linux-mmio", "linux-pci")  # the linux ones: inside their guest
 
 
 class Conformance:
