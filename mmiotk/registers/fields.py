@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 from ..errors import AccessError, MmioValueError
 from .access import RC, RO, RSVDZ, RW, W1C, W1S, WIDTHS, WO, Access, FieldError, RegisterDefinitionError
+from .enums import EnumSource, build_enum, check_enum, enum_members
 from .value import RegisterValue, _field_getter
 
 if TYPE_CHECKING:
@@ -173,26 +174,26 @@ class FieldSpec:
     @property
     def enum(self) -> type[IntEnum] | None:
         if self._enum is None and self._enum_src is not None:
-            self._enum = _build_enum(self._enum_src)
+            self._enum = build_enum(self._enum_src)
         return self._enum
 
     @property
     def write_enum(self) -> type[IntEnum] | None:
         if self._wenum is None and self._wenum_src is not None:
-            self._wenum = _build_enum(self._wenum_src)
+            self._wenum = build_enum(self._wenum_src)
         return self._wenum
 
     @property
     def members(self) -> dict[int, IntEnum]:
         """Read value -> enum member (every value a don't-care pattern matches included)."""
         if self._members is None:
-            self._members = _members(self._enum_src, self.enum)
+            self._members = enum_members(self._enum_src, self.enum)
         return self._members
 
     @property
     def write_members(self) -> dict[int, IntEnum]:
         if self._wmembers is None:
-            self._wmembers = _members(self._wenum_src, self.write_enum)
+            self._wmembers = enum_members(self._wenum_src, self.write_enum)
         return self._wmembers
 
     @property
@@ -445,8 +446,8 @@ def _compile_fields(decl: Register, qual: str, width: int, where: str) -> dict[s
                     raise RegisterDefinitionError(f"{fwhere}: bits [{lsb + fwidth - 1}:{lsb}] overlap field "
                                                   f"{other.name} [{other.msb}:{other.lsb}]")
         used |= mask
-        enum_cls = _make_enum(fd.enum, fname, fwidth, fwhere)
-        write_enum = _make_enum(fd.write_enum, f"{fname}_W", fwidth, fwhere)
+        enum_cls = check_enum(fd.enum, fname, fwidth, fwhere)
+        write_enum = check_enum(fd.write_enum, f"{fname}_W", fwidth, fwhere)
         fields[fname] = FieldSpec(fname, f"{qual}.{fname}", lsb, fwidth, access,
                                   0 if fd.reset is None else fd.reset, enum_cls, fd.doc, write_enum=write_enum,
                                   precious=fd.precious, swacc=fd.swacc, swmod=fd.swmod,
@@ -460,78 +461,3 @@ def _complementary(a: Access, b: Access) -> bool:
     """One field only read (writes ignored), the other only written (reads refused)."""
     return ((a.write_op == "none" and a.readable and not b.readable and b.write_op != "none")
             or (b.write_op == "none" and b.readable and not a.readable and a.write_op != "none"))
-
-
-def _pattern_values(text: str, fwidth: int) -> list[int]:
-    """Every value a binary pattern with don't-care bits matches: "0b1x" -> [2, 3]."""
-    bits = text.strip().lower().removeprefix("0b").removeprefix("#").replace("_", "")
-    if not bits or any(c not in "01x" for c in bits) or len(bits) > fwidth or bits.count("x") > 16:
-        raise ValueError(text)
-    values = [0]
-    for c in bits:
-        values = [v << 1 | b for v in values for b in ((0, 1) if c == "x" else (int(c),))]
-    return values
-
-
-_ENUM_RESERVED = frozenset({"mro", "name", "value"}) | {n for n in dir(int) if not n.startswith("_")}
-# a checked enum not built yet: (class name, name -> value, extra value -> name from don't-care patterns)
-EnumSource = type[enum.IntEnum] | tuple[str, dict[str, int], dict[int, str]] | None
-
-
-def _make_enum(spec: Any, fname: str, fwidth: int, where: str) -> EnumSource:
-    """Check an enum declaration (names, values within `fwidth` bits); the class is built on first use."""
-    if spec is None:
-        return None
-    if isinstance(spec, type) and issubclass(spec, enum.IntEnum):
-        for member in spec:
-            if not 0 <= int(member) < 1 << fwidth:
-                raise RegisterDefinitionError(f"{where}: enum value {member.name}={int(member)} does not fit in "
-                                              f"{fwidth} bit{'s' if fwidth > 1 else ''}")
-        return spec
-    if not isinstance(spec, Mapping):
-        raise RegisterDefinitionError(f"{where}: enum must be an IntEnum subclass or a mapping name -> value")
-    values: dict[str, int] = {}
-    extra: dict[int, str] = {}
-    for name, value in spec.items():
-        if not isinstance(name, str) or not name.isidentifier() or name.startswith("_") or keyword.iskeyword(name) \
-                or name in _ENUM_RESERVED:
-            raise RegisterDefinitionError(f"{where}: bad enum {dict(spec)!r}: {name!r} is not a usable member name")
-        if isinstance(value, str):
-            try:
-                matched = [int(value, 0)]
-            except ValueError:
-                matched = []
-            try:
-                matched = matched or _pattern_values(value, fwidth)
-            except ValueError:
-                raise RegisterDefinitionError(f"{where}: enum value {name}={value!r} is not an int or a "
-                                              "binary pattern such as '0b1x'") from None
-            values[name] = matched[0]
-            extra.update((v, name) for v in matched[1:])
-        elif isinstance(value, bool) or not isinstance(value, int):
-            raise RegisterDefinitionError(f"{where}: bad enum {dict(spec)!r}: value {value!r} is not an int")
-        else:
-            values[name] = value
-    for name, value in values.items():
-        if not 0 <= value < 1 << fwidth:
-            raise RegisterDefinitionError(f"{where}: enum value {name}={value} does not fit in "
-                                          f"{fwidth} bit{'s' if fwidth > 1 else ''}")
-    return fname, values, extra
-
-
-def _build_enum(src: EnumSource) -> type[enum.IntEnum]:
-    if isinstance(src, type):
-        return src
-    assert src is not None
-    made: Any = enum.IntEnum(src[0], src[1])  # type: ignore[misc]
-    return made
-
-
-def _members(src: EnumSource, cls: type[enum.IntEnum] | None) -> dict[int, enum.IntEnum]:
-    if cls is None:
-        return {}
-    out: dict[int, enum.IntEnum] = {int(m): m for m in cls}
-    if isinstance(src, tuple):   # don't-care patterns: every value matched names the member
-        for value, mname in src[2].items():
-            out.setdefault(value, cls[mname])
-    return out

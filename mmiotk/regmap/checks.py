@@ -21,10 +21,10 @@ import re
 import warnings
 from dataclasses import dataclass
 
+from ..registers.enums import ENUM_RESERVED
 from . import RegmapError
 
 _NOT_IDENT = re.compile(r"\W", re.ASCII)
-_ENUM_RESERVED = frozenset({"mro", "name", "value"}) | {n for n in dir(int) if not n.startswith("_")}
 
 
 class RegmapWarning(UserWarning):
@@ -92,7 +92,7 @@ def spell(name: str) -> str:
 def spell_member(name: str) -> str:
     """An enum member's spelling: as `spell`, and names `enum.IntEnum` reserves get a trailing `_`."""
     out = spell(name)
-    return out + "_" if out in _ENUM_RESERVED else out
+    return out + "_" if out in ENUM_RESERVED else out
 
 
 def unique(name: str, taken: set[str], suffix: str) -> str:
