@@ -20,7 +20,7 @@ from mmiotk.errors import MmioError
 
 T = TypeVar("T")
 
-_PARKED = object()  # what a parked driver hands its parent: "resume me from the callback, not from here"
+PARKED = object()  # what a parked driver hands its parent: "resume me from the callback, not from here"
 
 try:  # the two cocotb internals a callback that resumes Python code must keep right (cocotb 2.x)
     from cocotb import _event_loop, _gpi_triggers
@@ -34,7 +34,7 @@ class NotBridgedError(MmioError, RuntimeError):
     """A simulated access was made outside `Bridge.run`, where there is no cocotb task to await it."""
 
 
-class _DriverGreenlet(greenlet):
+class DriverGreenlet(greenlet):
     """The greenlet a bridged driver runs in (the type is how accesses know they may switch)."""
 
     wake: Event
@@ -42,10 +42,15 @@ class _DriverGreenlet(greenlet):
     callback: Any = None   # the simulator callback a parked driver waits on
     phase: Any = None      # the trigger cocotb's phase checks see while the driver runs from a callback
 
+    def __init__(self, run: Callable[..., Any], parent: greenlet) -> None:
+        super().__init__(run, parent)
+        self.resume = self._resume   # bound once: a parked access hands it to the simulator as its callback
+
     def park(self, register: Callable[[Callable[[], None]], Any]) -> None:
-        """Wait, in the driver, for the callback `register(resume)` arranges; returns when it fired."""
-        self.callback = register(self._resume)
-        self.parent.switch(_PARKED)
+        """Wait, in the driver, for the callback `register(resume)` arranges; returns when it fired. (The
+        HDL masters' accesses do the same two steps inline.)"""
+        self.callback = register(self.resume)
+        self.parent.switch(PARKED)
 
     def _resume(self) -> None:
         """The simulator callback: run the driver on until it parks again, ends or awaits normally."""
@@ -60,7 +65,7 @@ class _DriverGreenlet(greenlet):
         except BaseException as exc:
             self.outcome = ("raise", exc)
         else:
-            if request is not _PARKED:
+            if request is not PARKED:
                 self.outcome = ("return", request) if self.dead else ("await", request)
         if self.outcome is not None:
             self.wake.set()
@@ -72,10 +77,10 @@ class _DriverGreenlet(greenlet):
             self.callback = None
 
 
-def current_driver() -> _DriverGreenlet:
+def current_driver() -> DriverGreenlet:
     """The bridged driver calling this, or NotBridgedError."""
     current = greenlet.getcurrent()
-    if not isinstance(current, _DriverGreenlet):
+    if not isinstance(current, DriverGreenlet):
         raise NotBridgedError("a simulated access needs the driver to run under hwsim.cosim.Bridge.run()")
     return current
 
@@ -86,7 +91,7 @@ def bridge_await(awaitable: Awaitable[T]) -> T:
     Returns its result, or raises what it raised.
     """
     current = greenlet.getcurrent()
-    if not isinstance(current, _DriverGreenlet):
+    if not isinstance(current, DriverGreenlet):
         if hasattr(awaitable, "close"):
             awaitable.close()  # a coroutine that will never run
         raise NotBridgedError("a simulated access needs the driver to run under hwsim.cosim.Bridge.run()")
@@ -98,13 +103,13 @@ class Bridge:
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Call `fn(*args, **kwargs)` in a driver greenlet; its simulated accesses await here (or park on
-        their bus's callback, see `_DriverGreenlet.park`)."""
-        driver = _DriverGreenlet(fn, parent=greenlet.getcurrent())
+        their bus's callback, see `DriverGreenlet.park`)."""
+        driver = DriverGreenlet(fn, parent=greenlet.getcurrent())
         driver.wake = Event()
         request = driver.switch(*args, **kwargs)
         try:
             while not driver.dead:
-                if request is _PARKED:
+                if request is PARKED:
                     await driver.wake.wait()
                     driver.wake.clear()
                     assert driver.outcome is not None

@@ -24,10 +24,11 @@ from typing import Any, ClassVar
 import cocotb
 from cocotb import simulator
 from cocotb.triggers import Timer
+from greenlet import getcurrent
 
 from mmiotk.errors import BusError, MmioValueError
 
-from .bridge import CAN_PARK, bridge_await, current_driver
+from .bridge import CAN_PARK, PARKED, DriverGreenlet, bridge_await, current_driver
 from .buses import check_access, split_halves
 
 _NO_DELAY = 3  # cocotb's GPI action for an immediate deposit (cocotb.handle.Immediate)
@@ -62,6 +63,8 @@ class HdlBus:
         self._done = master.rsp_tgl.value_change
         self._tgl = int(master.cmd_tgl.value)
         self._hi = int(master.cmd_addr_hi.value)
+        self._lo = -1     # cmd_addr and cmd_wstrb as last deposited by the bridged accesses (-1: unknown)
+        self._strb = -1
         self.width = len(master.cmd_wstrb)
         if self.width not in (4, 8):
             raise ValueError(f"{master._path}: a {self.width * 8}-bit data bus (this runs 32 or 64)")
@@ -77,11 +80,13 @@ class HdlBus:
         if hi != self._hi:
             self._addr_hi.set_signal_val_int(_NO_DELAY, hi)
             self._hi = hi
-        self._addr.set_signal_val_int(_NO_DELAY, addr & 0xFFFF_FFFF)
+        self._lo = addr & 0xFFFF_FFFF
+        self._addr.set_signal_val_int(_NO_DELAY, self._lo)
         if strobes:
             self._wdata.set_signal_val_int(_NO_DELAY, wdata & 0xFFFF_FFFF)
             if self.width == 8:
                 self._wdata_hi.set_signal_val_int(_NO_DELAY, (wdata >> 32) & 0xFFFF_FFFF)
+        self._strb = strobes
         self._wstrb.set_signal_val_int(_NO_DELAY, strobes)
         self._tgl ^= 1
         self._tgl_h.set_signal_val_int(_NO_DELAY, self._tgl)
@@ -113,7 +118,9 @@ class HdlBus:
         if word >> 32 != self._hi:
             self._hi = word >> 32
             self._addr_hi.set_signal_val_int(_NO_DELAY, self._hi)
-        self._addr.set_signal_val_int(_NO_DELAY, word & 0xFFFF_FFFF)
+        self._lo = word & 0xFFFF_FFFF
+        self._addr.set_signal_val_int(_NO_DELAY, self._lo)
+        self._strb = 0
         self._wstrb.set_signal_val_int(_NO_DELAY, 0)
         self._tgl ^= 1
         self._tgl_h.set_signal_val_int(_NO_DELAY, self._tgl)
@@ -142,11 +149,13 @@ class HdlBus:
             self._hi = word >> 32
             self._addr_hi.set_signal_val_int(_NO_DELAY, self._hi)
         data = (value & _MASK[nbytes]) << 8 * shift
-        self._addr.set_signal_val_int(_NO_DELAY, word & 0xFFFF_FFFF)
+        self._lo = word & 0xFFFF_FFFF
+        self._addr.set_signal_val_int(_NO_DELAY, self._lo)
         self._wdata.set_signal_val_int(_NO_DELAY, data & 0xFFFF_FFFF)
         if width == 8:
             self._wdata_hi.set_signal_val_int(_NO_DELAY, data >> 32)
-        self._wstrb.set_signal_val_int(_NO_DELAY, ((1 << nbytes) - 1) << shift)
+        self._strb = ((1 << nbytes) - 1) << shift
+        self._wstrb.set_signal_val_int(_NO_DELAY, self._strb)
         self._tgl ^= 1
         self._tgl_h.set_signal_val_int(_NO_DELAY, self._tgl)
         self.transactions += 1
@@ -161,7 +170,9 @@ class HdlBus:
     # signals are deposited from the driver's greenlet and only the response trigger is awaited in the
     # cocotb task, which saves a coroutine per access. Unrolled like read/write above, on purpose.
     def read_bridged(self, addr: int, nbytes: int = 4) -> int:
-        driver = current_driver()  # outside the bridge: refused before any signal moves
+        driver = getcurrent()
+        if not isinstance(driver, DriverGreenlet):
+            current_driver()  # raises: outside the bridge, refused before any signal moves
         width = self.width
         if nbytes > width or addr & (nbytes - 1) or nbytes not in _MASK:
             return bridge_await(self._read_split(addr, nbytes))
@@ -172,12 +183,21 @@ class HdlBus:
         if word >> 32 != self._hi:
             self._hi = word >> 32
             self._addr_hi.set_signal_val_int(_NO_DELAY, self._hi)
-        self._addr.set_signal_val_int(_NO_DELAY, word & 0xFFFF_FFFF)
-        self._wstrb.set_signal_val_int(_NO_DELAY, 0)
+        lo = word & 0xFFFF_FFFF
+        if lo != self._lo:    # the command port holds what it was given: deposit only what changes
+            self._lo = lo
+            self._addr.set_signal_val_int(_NO_DELAY, lo)
+        if self._strb:
+            self._strb = 0
+            self._wstrb.set_signal_val_int(_NO_DELAY, 0)
         self._tgl ^= 1
         self._tgl_h.set_signal_val_int(_NO_DELAY, self._tgl)
         self.transactions += 1
-        self._wait(driver)
+        if self.parks:  # park on the completion callback (what _wait does, inlined on the hot path)
+            driver.callback = self._register(driver.resume)
+            driver.parent.switch(PARKED)
+        else:
+            driver.parent.switch(self._done)
         if self.dead:
             raise self._no_answer("read", addr, nbytes)
         resp = self._resp.get_signal_val_long()
@@ -189,7 +209,9 @@ class HdlBus:
         return (data >> 8 * shift) & _MASK[nbytes]
 
     def write_bridged(self, addr: int, nbytes: int, value: int) -> None:
-        driver = current_driver()
+        driver = getcurrent()
+        if not isinstance(driver, DriverGreenlet):
+            current_driver()
         width = self.width
         if nbytes > width or addr & (nbytes - 1) or nbytes not in _MASK:
             bridge_await(self._write_split(addr, nbytes, value))
@@ -203,15 +225,25 @@ class HdlBus:
             self._hi = word >> 32
             self._addr_hi.set_signal_val_int(_NO_DELAY, self._hi)
         data = (value & _MASK[nbytes]) << 8 * shift
-        self._addr.set_signal_val_int(_NO_DELAY, word & 0xFFFF_FFFF)
+        lo = word & 0xFFFF_FFFF
+        if lo != self._lo:
+            self._lo = lo
+            self._addr.set_signal_val_int(_NO_DELAY, lo)
         self._wdata.set_signal_val_int(_NO_DELAY, data & 0xFFFF_FFFF)
         if width == 8:
             self._wdata_hi.set_signal_val_int(_NO_DELAY, data >> 32)
-        self._wstrb.set_signal_val_int(_NO_DELAY, ((1 << nbytes) - 1) << shift)
+        strb = ((1 << nbytes) - 1) << shift
+        if strb != self._strb:
+            self._strb = strb
+            self._wstrb.set_signal_val_int(_NO_DELAY, strb)
         self._tgl ^= 1
         self._tgl_h.set_signal_val_int(_NO_DELAY, self._tgl)
         self.transactions += 1
-        self._wait(driver)
+        if self.parks:  # park on the completion callback (what _wait does, inlined on the hot path)
+            driver.callback = self._register(driver.resume)
+            driver.parent.switch(PARKED)
+        else:
+            driver.parent.switch(self._done)
         if self.dead:
             raise self._no_answer("write", addr, nbytes)
         resp = self._resp.get_signal_val_long()
@@ -223,7 +255,8 @@ class HdlBus:
         callback, which switches straight back here (no cocotb task, trigger or scheduler pass), or
         (park=False) by awaiting the completion trigger in the cocotb task (the driver's parent)."""
         if self.parks:
-            driver.park(self._register)
+            driver.callback = self._register(driver.resume)
+            driver.parent.switch(PARKED)
         else:
             driver.parent.switch(self._done)
 
