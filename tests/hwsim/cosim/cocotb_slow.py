@@ -1,9 +1,12 @@
 """The HDL masters on slow slaves (tb_slow.v: plain Verilog, Icarus and Verilator): many wait states
 before a request is taken and before it is answered still cost exactly one Python await per access;
-error responses raise BusError; the 64-bit bus carries a 64-bit access in one transaction."""
+every error response of every bus kind (SLVERR, DECERR, PSLVERR, ERR_O, RTY_O, each Avalon-MM `response`
+code) raises BusError from a bridged driver and from a coroutine alike; the 64-bit bus carries a 64-bit
+access in one transaction."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import cocotb
@@ -12,7 +15,7 @@ from cocotb.handle import Immediate
 from cocotb.triggers import SimTimeoutError, Timer, with_timeout
 from cocotb.utils import get_sim_time
 
-from hwsim.cosim import Bridge, BusError, HdlApbBus, HdlAxiLiteBus, HdlWishboneBus, SimSpace
+from hwsim.cosim import Bridge, BusError, HdlApbBus, HdlAvalonBus, HdlAxiLiteBus, HdlWishboneBus, SimSpace
 from mmiotk import CachePolicy, MmioResource, MmioValueError
 
 
@@ -151,3 +154,65 @@ async def parked_driver_mixes_awaits_raises_to_the_task_and_unwinds_when_killed(
     await Timer(500, "ns")
     assert bus.transactions == unwound[0]
     assert await Bridge().run(regs.read32, 0x4) == 0x55   # and the bus still answers
+
+
+async def errors_on_every_path(dut: Any, bus: Any, responses: dict[int, str]) -> None:
+    """Each error response of `responses` (address: response name) raises BusError naming address, width
+    and response, on reads and writes, from a bridged driver and from a coroutine awaiting the bus; the
+    refused write changes nothing and the bus answers normally afterwards."""
+    regs = MmioResource(SimSpace(bus, 0, 0x40), 0, 0x40).create_region(0, 0x40, "r").map(CachePolicy.UNCACHED)
+    p = re.escape(bus.protocol)
+    narrow = 4 if getattr(bus, "apb3", False) else 2   # APB3 has no byte strobes
+
+    def bridged() -> int:
+        regs.write32(0x0, 0x600D_CAFE)
+        for addr, response in responses.items():
+            with pytest.raises(BusError, match=f"^{p} read at {addr:#x}, width 32 bits: {re.escape(response)}$"):
+                regs.read32(addr)
+            with pytest.raises(BusError, match=f"^{p} write at {addr + 4:#x}, width 32 bits: {re.escape(response)}$"):
+                regs.write32(addr + 4, 0xBAD)
+        return regs.read32(0x0)
+
+    before = bus.error_responses
+    assert await Bridge().run(bridged) == 0x600D_CAFE
+    for addr, response in responses.items():
+        with pytest.raises(BusError, match=f"^{p} read at {addr + 8:#x}, width 32 bits: {re.escape(response)}$") as err:
+            await bus.read(addr + 8, 4)
+        assert (err.value.addr, err.value.width_bytes, err.value.response) == (addr + 8, 4, response)
+        with pytest.raises(BusError, match=f"^{p} write at {addr + 12:#x}, width {narrow * 8} bits: "
+                                           f"{re.escape(response)}$"):
+            await bus.write(addr + 12, narrow, 0xBAD)
+    assert bus.error_responses - before == 4 * len(responses)
+    assert await bus.read(0x0, 4) == 0x600D_CAFE
+
+
+@cocotb.test()
+async def wishbone_classic_err_and_rty_raise_on_every_path(dut):
+    await reset(dut, 3)
+    await errors_on_every_path(dut, HdlWishboneBus(dut.m_wb), {0x10: "ERR_O", 0x20: "RTY_O"})
+
+
+@cocotb.test()
+async def avalon_slow_slave(dut):
+    await reset(dut, 7)
+    await slow(dut, HdlAvalonBus(dut.m_avmm), "Avalon-MM", r"SLVERR \(SLAVEERROR\)")
+
+
+@cocotb.test()
+async def avalon_every_response_code_raises_on_every_path(dut):
+    await reset(dut, 3)
+    await errors_on_every_path(dut, HdlAvalonBus(dut.m_avmm), {0x10: "SLVERR (SLAVEERROR)",
+                                                               0x20: "DECODEERROR", 0x30: "RESERVED response"})
+
+
+@cocotb.test()
+async def axi4lite_and_apb_errors_raise_on_every_path(dut):
+    await reset(dut, 3)
+    await errors_on_every_path(dut, HdlApbBus(dut.m_apb), {0x10: "PSLVERR"})
+    await errors_on_every_path(dut, HdlApbBus(dut.m_apb3, apb3=True), {0x10: "PSLVERR"})
+    # the slow AXI4-Lite slave answers reads SLVERR and writes DECERR
+    bus = HdlAxiLiteBus(dut.p32.m)
+    with pytest.raises(BusError, match=r"^AXI4-Lite read at 0x10, width 32 bits: SLVERR$"):
+        await bus.read(0x10, 4)
+    with pytest.raises(BusError, match=r"^AXI4-Lite write at 0x14, width 32 bits: DECERR$"):
+        await bus.write(0x14, 4, 1)

@@ -1,7 +1,9 @@
 // Slow slaves behind the HDL masters (plain Verilog: Icarus and Verilator): WAIT clocks before a request
 // is taken and again before it is answered, four words of memory at 0x0..0xc, an error response at
-// 0x10 and above. AXI4-Lite 32- and 64-bit, APB4, APB3, Wishbone B4 classic. Python drives `rst` (active
-// high) and sets the wait states at run time (`wait_states`).
+// 0x10 and above (Wishbone: ERR_O at 0x10..0x1f, RTY_O from 0x20; Avalon-MM: SLVERR at 0x10..0x1f,
+// DECODEERROR at 0x20..0x2f, the RESERVED code from 0x30). AXI4-Lite 32- and 64-bit, APB4, APB3, Wishbone B4
+// classic, Avalon-MM with waitrequest, readdatavalid and writeresponsevalid. Python drives `rst` (active high)
+// and sets the wait states at run time (`wait_states`).
 `timescale 1ns/1ps
 `default_nettype none
 
@@ -84,23 +86,66 @@ module slow_wb_classic_slave (
     input  wire clk, input wire rst, input wire [7:0] wait_states,
     input  wire cyc, input wire stb, input wire we, input wire [5:0] adr,
     input  wire [31:0] dat_i, input wire [3:0] sel,
-    output reg [31:0] dat_o, output reg ack, output reg err
+    output reg [31:0] dat_o, output reg ack, output reg err, output reg rty
 );
     reg [31:0] mem [0:3];
     reg [7:0] count;
     integer i;
-    initial begin for (i = 0; i < 4; i = i + 1) mem[i] = 32'd0; count = 8'd0; ack = 1'b0; err = 1'b0; end
+    initial begin
+        for (i = 0; i < 4; i = i + 1) mem[i] = 32'd0;
+        count = 8'd0; ack = 1'b0; err = 1'b0; rty = 1'b0;
+    end
     always @(posedge clk) begin
-        ack <= 1'b0; err <= 1'b0;
-        if (rst || !(cyc && stb) || ack || err) count <= 8'd0;
+        ack <= 1'b0; err <= 1'b0; rty <= 1'b0;
+        if (rst || !(cyc && stb) || ack || err || rty) count <= 8'd0;
         else if (count < wait_states) count <= count + 8'd1;
         else begin
             count <= 8'd0;
-            if (adr >= 6'h10) err <= 1'b1;
+            if (adr >= 6'h20) rty <= 1'b1;          // retry: 0x20 and above
+            else if (adr >= 6'h10) err <= 1'b1;     // error: 0x10..0x1f
             else begin
                 ack <= 1'b1;
                 dat_o <= mem[adr[3:2]];
                 if (we) for (i = 0; i < 4; i = i + 1) if (sel[i]) mem[adr[3:2]][8 * i +: 8] <= dat_i[8 * i +: 8];
+            end
+        end
+    end
+endmodule
+
+// waitrequest for `wait_states` clocks, then the request is taken; readdatavalid or writeresponsevalid with
+// `response` one clock later (byte addresses)
+module slow_avmm_slave (
+    input  wire clk, input wire rst, input wire [7:0] wait_states,
+    input  wire [5:0] address, input wire read, input wire write, input wire [31:0] writedata,
+    input  wire [3:0] byteenable,
+    output reg [31:0] readdata, output wire waitrequest, output reg readdatavalid, output reg [1:0] response,
+    output reg writeresponsevalid
+);
+    reg [31:0] mem [0:3];
+    reg [7:0] count;
+    integer i;
+    initial begin
+        for (i = 0; i < 4; i = i + 1) mem[i] = 32'd0;
+        count = 8'd0; readdatavalid = 1'b0; writeresponsevalid = 1'b0; response = 2'd0; readdata = 32'd0;
+    end
+    wire req = read || write;
+    wire [1:0] code = address < 6'h10 ? 2'd0 : address < 6'h20 ? 2'd2 : address < 6'h30 ? 2'd3 : 2'd1;
+    assign waitrequest = rst || (req && count < wait_states);
+    always @(posedge clk) begin
+        readdatavalid <= 1'b0; writeresponsevalid <= 1'b0;
+        if (rst || !req) count <= 8'd0;
+        else if (waitrequest) count <= count + 8'd1;
+        else begin
+            count <= 8'd0;
+            response <= code;
+            if (read) begin
+                readdatavalid <= 1'b1;
+                readdata <= code == 2'd0 ? mem[address[3:2]] : 32'hffff_ffff;
+            end else begin
+                writeresponsevalid <= 1'b1;
+                if (code == 2'd0)
+                    for (i = 0; i < 4; i = i + 1)
+                        if (byteenable[i]) mem[address[3:2]][8 * i +: 8] <= writedata[8 * i +: 8];
             end
         end
     end
@@ -150,12 +195,26 @@ module tb_slow;
         .paddr(paddr3), .pwrite(pwrite3), .pwdata(pwdata3), .pstrb(4'hf), .prdata(prdata3), .pready(pready3),
         .pslverr(pslverr3));
 
-    wire [5:0] wb_adr; wire [31:0] wb_dat_o, wb_dat_i; wire [3:0] wb_sel; wire wb_cyc, wb_stb, wb_we, wb_ack, wb_err;
+    wire [5:0] wb_adr; wire [31:0] wb_dat_o, wb_dat_i; wire [3:0] wb_sel;
+    wire wb_cyc, wb_stb, wb_we, wb_ack, wb_err, wb_rty;
     hwsim_wb_master #(.ADDR_W(6), .PIPELINED(0)) m_wb (.clk(clk), .rst_n(!rst), .m_wb_cyc(wb_cyc),
         .m_wb_stb(wb_stb), .m_wb_we(wb_we), .m_wb_adr(wb_adr), .m_wb_dat_o(wb_dat_o), .m_wb_sel(wb_sel),
-        .m_wb_dat_i(wb_dat_i), .m_wb_ack(wb_ack), .m_wb_err(wb_err), .m_wb_rty(1'b0), .m_wb_stall(1'b0));
+        .m_wb_dat_i(wb_dat_i), .m_wb_ack(wb_ack), .m_wb_err(wb_err), .m_wb_rty(wb_rty), .m_wb_stall(1'b0));
     slow_wb_classic_slave s_wb (.clk(clk), .rst(rst), .wait_states(wait_states), .cyc(wb_cyc), .stb(wb_stb),
-        .we(wb_we), .adr(wb_adr), .dat_i(wb_dat_o), .sel(wb_sel), .dat_o(wb_dat_i), .ack(wb_ack), .err(wb_err));
+        .we(wb_we), .adr(wb_adr), .dat_i(wb_dat_o), .sel(wb_sel), .dat_o(wb_dat_i), .ack(wb_ack), .err(wb_err),
+        .rty(wb_rty));
+
+    wire [5:0] av_address; wire [31:0] av_writedata, av_readdata; wire [3:0] av_byteenable; wire [1:0] av_response;
+    wire av_read, av_write, av_waitrequest, av_readdatavalid, av_writeresponsevalid;
+    hwsim_avmm_master #(.ADDR_W(6), .WORD_ADDRESS(0)) m_avmm (.clk(clk), .rst_n(!rst),
+        .m_avmm_address(av_address), .m_avmm_read(av_read), .m_avmm_write(av_write),
+        .m_avmm_writedata(av_writedata), .m_avmm_byteenable(av_byteenable), .m_avmm_readdata(av_readdata),
+        .m_avmm_waitrequest(av_waitrequest), .m_avmm_readdatavalid(av_readdatavalid),
+        .m_avmm_response(av_response), .m_avmm_writeresponsevalid(av_writeresponsevalid));
+    slow_avmm_slave s_avmm (.clk(clk), .rst(rst), .wait_states(wait_states), .address(av_address), .read(av_read),
+        .write(av_write), .writedata(av_writedata), .byteenable(av_byteenable), .readdata(av_readdata),
+        .waitrequest(av_waitrequest), .readdatavalid(av_readdatavalid), .response(av_response),
+        .writeresponsevalid(av_writeresponsevalid));
 endmodule
 
 `default_nettype wire
