@@ -69,7 +69,9 @@ class DriverGreenlet(greenlet):
                 self.outcome = ("return", request) if self.dead else ("await", request)
         if self.outcome is not None:
             self.wake.set()
-        _event_loop._inst.run()   # what cocotb does after every callback: run the tasks it woke
+        loop = _event_loop._inst  # what cocotb does after every callback: run the tasks it woke (if any)
+        if loop._callbacks:
+            loop.run()
 
     def unpark(self) -> None:
         if self.callback is not None:

@@ -18,7 +18,6 @@ driver sees a clear error within a bound, never a hang. The hot path pays two at
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 import cocotb
@@ -32,6 +31,7 @@ from .bridge import CAN_PARK, PARKED, DriverGreenlet, bridge_await, current_driv
 from .buses import check_access, split_halves
 
 _NO_DELAY = 3  # cocotb's GPI action for an immediate deposit (cocotb.handle.Immediate)
+_VALUE_CHANGE = simulator.VALUE_CHANGE
 _MASK = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFF_FFFF, 8: 0xFFFF_FFFF_FFFF_FFFF}
 DEFAULT_TIMEOUT_NS = 1_000_000  # 1 ms of simulated time: 100,000 clocks at 100 MHz, far above any wait state
 
@@ -61,6 +61,9 @@ class HdlBus:
         self._rdata_hi = master.rsp_rdata_hi._handle
         self._resp = master.rsp_resp._handle
         self._done = master.rsp_tgl.value_change
+        # how a parked access asks for the callback at rsp_tgl's next change (the transaction's end): the
+        # simulator's own function, called with (handle, resume, VALUE_CHANGE), so no Python frame of ours
+        self._register = simulator.register_value_change_callback
         self._tgl = int(master.cmd_tgl.value)
         self._hi = int(master.cmd_addr_hi.value)
         self._lo = -1     # cmd_addr and cmd_wstrb as last deposited by the bridged accesses (-1: unknown)
@@ -193,8 +196,8 @@ class HdlBus:
         self._tgl ^= 1
         self._tgl_h.set_signal_val_int(_NO_DELAY, self._tgl)
         self.transactions += 1
-        if self.parks:  # park on the completion callback (what _wait does, inlined on the hot path)
-            driver.callback = self._register(driver.resume)
+        if self.parks:  # park the driver on the completion callback, which resumes it (bridge.py)
+            driver.callback = self._register(self._rsp_tgl_h, driver.resume, _VALUE_CHANGE)
             driver.parent.switch(PARKED)
         else:
             driver.parent.switch(self._done)
@@ -239,8 +242,8 @@ class HdlBus:
         self._tgl ^= 1
         self._tgl_h.set_signal_val_int(_NO_DELAY, self._tgl)
         self.transactions += 1
-        if self.parks:  # park on the completion callback (what _wait does, inlined on the hot path)
-            driver.callback = self._register(driver.resume)
+        if self.parks:  # park the driver on the completion callback, which resumes it (bridge.py)
+            driver.callback = self._register(self._rsp_tgl_h, driver.resume, _VALUE_CHANGE)
             driver.parent.switch(PARKED)
         else:
             driver.parent.switch(self._done)
@@ -249,20 +252,6 @@ class HdlBus:
         resp = self._resp.get_signal_val_long()
         if resp and resp in self.errors:
             raise self._fail("write", addr, nbytes, resp)
-
-    def _wait(self, driver: Any) -> None:
-        """From the driver's greenlet: until the transaction ends. Parked on the master's completion
-        callback, which switches straight back here (no cocotb task, trigger or scheduler pass), or
-        (park=False) by awaiting the completion trigger in the cocotb task (the driver's parent)."""
-        if self.parks:
-            driver.callback = self._register(driver.resume)
-            driver.parent.switch(PARKED)
-        else:
-            driver.parent.switch(self._done)
-
-    def _register(self, resume: Callable[[], None]) -> Any:
-        """The simulator calls `resume` once, at rsp_tgl's next change (the transaction's end)."""
-        return simulator.register_value_change_callback(self._rsp_tgl_h, resume, simulator.VALUE_CHANGE)
 
     def _check_write(self, addr: int, nbytes: int) -> None:
         """Refuse a write this bus kind cannot carry (none here; APB3 refuses narrow ones)."""

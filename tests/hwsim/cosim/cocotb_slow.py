@@ -31,9 +31,9 @@ class Counted:
         self.waits += 1
         return self.trigger.__await__()
 
-    def _counted_register(self, resume: Any) -> Any:
+    def _counted_register(self, *args: Any) -> Any:
         self.waits += 1
-        return self.register(resume)
+        return self.register(*args)
 
 
 async def reset(dut: Any, wait_states: int) -> None:
