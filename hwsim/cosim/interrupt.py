@@ -2,22 +2,27 @@
 
 A line is one signal, or one bit of a vector (`bit=`; `SimInterrupt.lines` makes one per bit), active
 high or low, level- or edge-triggered. `wait` is an await on the signal's value changes, bounded in both
-simulated and wall-clock time; nothing runs per clock.
+simulated and wall-clock time; nothing runs per clock. A bridged driver's wait on a level line parks its
+greenlet on two raw simulator callbacks (the line's value change, the poll timer) instead of awaiting a
+`First` in the cocotb task, which would start and cancel a task per trigger on every wait (bridge.py).
 """
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
 from typing import Any
 
 import cocotb
 import cocotb.handle
+from cocotb import simulator
 from cocotb.triggers import Event, First, Timer
 from cocotb.utils import get_sim_steps, get_sim_time
 
 from mmiotk.irq import Interrupt, IrqTimeoutError
 
-from .bridge import bridge_await
+from .bridge import CAN_PARK, bridge_await, current_driver
 
 
 class SimInterrupt(Interrupt):
@@ -103,7 +108,42 @@ class SimInterrupt(Interrupt):
                                       f"{max(timeout, self.min_wall_timeout)} s of wall-clock time")
 
     def _wait(self, timeout: float) -> int:
-        return bridge_await(self.wait_async(timeout))
+        if self.edge or not CAN_PARK:
+            return bridge_await(self.wait_async(timeout))
+        return self._wait_parked(current_driver(), timeout)
+
+    def _wait_parked(self, driver: Any, timeout: float) -> int:
+        """`wait_async`'s loop, run in the driver's greenlet: parked on the line's value change or the
+        poll timer, whichever fires first (the other is deregistered before anything else runs)."""
+        n = self._take()
+        if n:
+            return n
+        end = get_sim_time("step") + max(1, get_sim_steps(timeout, "sec", round_mode="ceil"))
+        wall_end = time.monotonic() + max(timeout, self.min_wall_timeout)
+        chunk = max(1, get_sim_steps(self.poll_interval, "sec", round_mode="ceil"))
+        handle = self.line._handle
+        armed = _Armed()
+
+        def register(resume: Callable[[], None]) -> _Armed:
+            armed.arm(resume,
+                      lambda cb: simulator.register_value_change_callback(handle, cb, simulator.VALUE_CHANGE),
+                      lambda cb: simulator.register_timed_callback(min(chunk, remaining), cb))
+            return armed
+
+        while True:
+            remaining = end - get_sim_time("step")
+            if remaining <= 0:
+                raise IrqTimeoutError(f"interrupt {self.name!r}: none within {timeout} s of simulated time")
+            try:
+                driver.park(register)
+            finally:
+                armed.deregister()   # the one that did not fire (both, if the driver is being unwound)
+            n = self._take()
+            if n:
+                return n
+            if time.monotonic() > wall_end:
+                raise IrqTimeoutError(f"interrupt {self.name!r}: none within "
+                                      f"{max(timeout, self.min_wall_timeout)} s of wall-clock time")
 
     def _mask(self) -> None:
         self.masked = True
@@ -116,3 +156,27 @@ class SimInterrupt(Interrupt):
         if self._watcher is not None:
             self._watcher.cancel()
             self._watcher = None
+
+
+
+class _Armed:
+    """The callbacks of one parked wait as one handle: the first to fire resumes the driver, and
+    `deregister` removes those still pending (never one that fired: a fired callback is gone)."""
+
+    def __init__(self) -> None:
+        self.pending: list[Any] = []
+
+    def arm(self, resume: Callable[[], None], *registers: Callable[[Callable[[], None]], Any]) -> None:
+        def fired(slot: list[Any]) -> None:
+            if slot in self.pending:
+                self.pending.remove(slot)
+            resume()
+
+        for register in registers:
+            slot: list[Any] = []
+            slot.append(register(functools.partial(fired, slot)))
+            self.pending.append(slot)
+
+    def deregister(self) -> None:
+        while self.pending:
+            self.pending.pop()[0].deregister()

@@ -38,6 +38,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HDL_DIR = Path(__file__).resolve().parent / "hdl"
 SHM_SOURCE = HDL_DIR / "hwsim_shm.c"
+VL_THREADS_SOURCE = HDL_DIR / "hwsim_vl_threads.cpp"  # linked into cocotb's Verilator builds: one thread
 SIMULATORS = ("icarus", "verilator")
 
 
@@ -156,11 +157,19 @@ class SimulationTimeout(RuntimeError):
     stopped process) and its unfinished cases have no results."""
 
 
+# make variables of every Verilator build (cocotb's and the pure-HDL benches'): the model (OPT_FAST) and
+# Verilator's runtime (OPT_GLOBAL: verilated.cpp, the timing scheduler, the VPI layer that cocotb's main
+# loop calls several times per time slot) -O2 instead of Verilator's default -Os. The runtime at -Os cost
+# the cocotb build 12% of its time in VerilatedVpiImp::s() alone, a singleton accessor left out of line.
+VERILATOR_MAKE_OPT = ("OPT_FAST=-O2", "OPT_GLOBAL=-O2")
+
+
 def _get_runner(sim: str, timeout: float | None = None) -> Any:
     """cocotb's runner for `sim`. For Verilator, only the top level's own signals are made public
     (cocotb's default, every signal, costs half the speed) unless HWSIM_PUBLIC=all asks for them all, and
-    the model is compiled -O2 rather than -Os. Each command it runs is killed after `timeout` s (None: no
-    bound); cocotb's own runner waits for ever, so a SIGSTOPped simulator would hang the caller."""
+    the model and Verilator's runtime are compiled -O2 rather than -Os (VERILATOR_MAKE_OPT). Each command
+    it runs is killed after `timeout` s (None: no bound); cocotb's own runner waits for ever, so a
+    SIGSTOPped simulator would hang the caller."""
     from cocotb_tools.runner import Verilator, get_runner
 
     base = type(get_runner(sim))
@@ -179,16 +188,19 @@ def _get_runner(sim: str, timeout: float | None = None) -> Any:
                 if result.returncode != 0:
                     raise RuntimeError(f"Command failed with return code: {result.returncode}")
 
-    if sim != "verilator" or os.environ.get("HWSIM_PUBLIC") == "all":
+    if sim != "verilator":
         return BoundedRunner()
     assert issubclass(BoundedRunner, Verilator)
+    every_signal = os.environ.get("HWSIM_PUBLIC") == "all"
 
     class TopPublicVerilator(BoundedRunner):
         def _build_command(self) -> list[list[str]]:
             cmds = super()._build_command()
-            cmds[0] = [arg for arg in cmds[0] if arg != "--public-flat-rw"]
-            cmds[0][1:1] = ["--public-depth", "1"]
-            cmds[1] += ["OPT_FAST=-O2"]
+            if not every_signal:
+                cmds[0] = [arg for arg in cmds[0] if arg != "--public-flat-rw"]
+                cmds[0][1:1] = ["--public-depth", "1"]
+            cmds[0].append(str(VL_THREADS_SOURCE))
+            cmds[1] += VERILATOR_MAKE_OPT
             return cmds
 
     return TopPublicVerilator()
@@ -206,8 +218,8 @@ def _contents(files: Sequence[Path], includes: Sequence[Path]) -> dict[str, list
     """What the build reads: each source (name, content hash) and each include directory's HDL files."""
     incs = [[p.name, _digest(p)] for inc in includes for p in sorted(inc.iterdir())
             if p.suffix in (".v", ".sv", ".vh", ".svh")]
-    return {"files": [[f.name, _digest(f)] for f in files], "includes": incs, "shm": [[SHM_SOURCE.name,
-                                                                                     _digest(SHM_SOURCE)]]}
+    return {"files": [[f.name, _digest(f)] for f in files], "includes": incs,
+            "shm": [[src.name, _digest(src)] for src in (SHM_SOURCE, VL_THREADS_SOURCE)]}
 
 
 def _newest(files: Sequence[Path], includes: Sequence[Path]) -> float:
@@ -247,7 +259,8 @@ def build(sim: str | None, sources: Sequence[str | Path], top: str,
     public = os.environ.get("HWSIM_PUBLIC", "top")
     cflags = " ".join(verilator_cflags()) if sim == "verilator" else ""
     key = json.dumps({"sim": sim, "top": top, "params": params, "defines": macros, "waves": waves,
-                      "public": public, **_contents(files, incs), "args": list(build_args), "cflags": cflags})
+                      "public": public, "make": list(VERILATOR_MAKE_OPT), **_contents(files, incs),
+                      "args": list(build_args), "cflags": cflags})
     build_dir = build_root() / sim / f"{top}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
     compiled = False
     with _locked(build_dir):
@@ -299,7 +312,8 @@ def build_standalone(sim: str | None, sources: Sequence[str | Path], top: str, *
             out = build_dir / "obj" / f"V{top}"
             cmd = ["verilator", "--binary", "--timing", "--timescale", "1ns/1ps", "-Wno-fatal", "-O3",
                    "--x-assign", "fast",
-                   "--x-initial", "fast", "-j", "2", "-MAKEFLAGS", "OPT_FAST=-O2", "--top-module", top,
+                   "--x-initial", "fast", "-j", "2", *(f for opt in VERILATOR_MAKE_OPT for f in ("-MAKEFLAGS", opt)),
+                   "--top-module", top,
                    "-Mdir", str(build_dir / "obj"),
                    *(["-CFLAGS", " ".join(coroutine_cflags())] if coroutine_cflags() else []),
                    "-LDFLAGS", f"-L{build_dir} -lhwsim_shm -Wl,-rpath,{build_dir}"]
@@ -370,6 +384,10 @@ def run(built: SimBuild, module: str, *, test_dir: Path, testcase: str | Sequenc
     log_file = test_dir / f"{module}.log"
     results_xml.unlink(missing_ok=True)
     env = {"HWSIM_SHM_LIB": str(built.shm_lib), "COCOTB_ANSI_OUTPUT": "0", **(extra_env or {})}
+    # numpy's OpenBLAS starts a thread pool on import; a simulator process with a second thread pays for
+    # locking in every malloc/free of the simulation's hot path, and nothing here uses BLAS
+    if "OPENBLAS_NUM_THREADS" not in os.environ:
+        env.setdefault("OPENBLAS_NUM_THREADS", "1")
     if built.waves and built.sim == "icarus":
         plusargs = [*plusargs, f"+dumpfile_path={waves_file(built, test_dir)}"]
     runner = _get_runner(built.sim, timeout)
