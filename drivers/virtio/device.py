@@ -30,7 +30,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from mmiotk import barrier
@@ -58,6 +58,23 @@ def deliver(done: Done, who: str) -> int:
     return len(done)
 
 
+class _Plug:
+    """What `VirtioDevice.batch()` returns: a plug on the doorbell, one object per device (it nests)."""
+
+    __slots__ = ("_dev",)
+
+    def __init__(self, dev: VirtioDevice) -> None:
+        self._dev = dev
+
+    def __enter__(self) -> None:
+        dev = self._dev
+        with dev._lock:
+            dev._plug += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self._dev._unplug()
+
+
 class VirtioDevice:
     """Steps 1-3 of §3.1.1 happen here; the subclass negotiates, reads its config, calls `setup_queue`
     and `start`. `regs` is a transport (`VirtioTransport`: virtio-mmio or virtio-pci), or a mapped
@@ -81,6 +98,7 @@ class VirtioDevice:
         self.failure: BaseException | None = None  # why the device was marked failed, if it was
         self._lock = threading.Lock()
         self._plug = 0
+        self._batch = _Plug(self)
         self._dead = False
         self._progress_at = time.monotonic()  # the last completion, or when the ring last was idle
         self._thread: threading.Thread | None = None
@@ -133,31 +151,32 @@ class VirtioDevice:
     def _complete_error(self, token: Any, done: Done) -> None:
         """`_complete` raised for `token`: add the callback that fails it (the ring no longer holds it)."""
 
-    # --- doorbells ----------------------------------------------------------------------------------
+    # --- doorbells ---------------------------------------------------------------------------------
     def _kick(self) -> Exception | None:
-        """Under the lock: ring the doorbell; the error of a device that cannot be reached (fail it after
-        releasing the lock) instead of raising into a submitter whose request is already queued."""
+        """Under the lock: publish what was added and ring the doorbell; the error of a device that cannot be
+        reached (fail it after releasing the lock) instead of raising into a submitter whose request is
+        already queued. Work published to a device that had nothing outstanding starts the stall clock."""
+        vq = self.vq
         try:
-            self.vq.kick()
+            if vq.avail_published == vq.last_used:
+                self._progress_at = time.monotonic()
+            vq.kick()
         except Exception as exc:
             return exc
         return None
 
-    @contextlib.contextmanager
-    def batch(self) -> Iterator[None]:
-        """Work submitted inside shares one doorbell, rung on exit."""
+    def batch(self) -> _Plug:
+        """`with dev.batch():` work submitted inside shares one doorbell, rung on exit (nests)."""
+        return self._batch
+
+    def _unplug(self) -> None:
+        error = None
         with self._lock:
-            self._plug += 1
-        try:
-            yield
-        finally:
-            error = None
-            with self._lock:
-                self._plug -= 1
-                if not self._plug and not self._dead:
-                    error = self._kick()
-            if error is not None:
-                self._fail(error)
+            self._plug -= 1
+            if not self._plug and not self._dead:
+                error = self._kick()
+        if error is not None:
+            self._fail(error)
 
     # --- completions --------------------------------------------------------------------------------
     def _reap(self) -> int:
@@ -166,29 +185,29 @@ class VirtioDevice:
         with self._lock:
             if self._dead:
                 return 0
-            for token, written in self.vq.pop_used():
+            used = self.vq.pop_used()
+            if not used:
+                return 0  # nothing freed room, so nothing waiting can start either
+            complete = self._complete
+            for token, written in used:
                 try:
-                    self._complete(token, written, done)
+                    complete(token, written, done)
                 except Exception:
                     log.exception("%s: completing a request failed; it completes with an error", self.dev.name)
                     self._complete_error(token, done)
-            if done:
-                self._progress_at = time.monotonic()
+            self._progress_at = time.monotonic()
             self._restart(done)
             self._plug += 1  # work the callbacks submit shares one doorbell
         try:
             deliver(done, self.dev.name)
         finally:
-            with self._lock:
-                self._plug -= 1
-                if not self._plug and not self._dead:
-                    self.vq.kick()
+            self._unplug()
         return len(done)
 
     def _check_stall(self) -> int:
-        """Fail the device when requests are in flight and none completed for `request_timeout` s."""
+        """Fail the device when it has requests published to it and none completed for `request_timeout` s."""
         vq, now = self.vq, time.monotonic()
-        if vq.num_free == vq.size:
+        if vq.avail_published == vq.last_used:
             self._progress_at = now
             return 0
         if now - self._progress_at <= self.request_timeout:
@@ -196,11 +215,6 @@ class VirtioDevice:
         return self._fail(VirtioError(
             f"{self.dev.name}: no request completed for {self.request_timeout} s with "
             f"{vq.size - vq.num_free} descriptors in flight; the device is marked failed"))
-
-    def _note_submit(self) -> None:
-        """Under the lock, before a request goes on an idle ring: the stall clock starts now."""
-        if self.vq.num_free == self.vq.size:
-            self._progress_at = time.monotonic()
 
     def _fail(self, exc: BaseException) -> int:
         """Mark the device failed: reset it if it still answers, complete everything IO_NOT_PRESENT."""
