@@ -88,6 +88,7 @@ class ReqType:
 
 
 _READ, _WRITE = BlockCommand.READ, BlockCommand.WRITE
+_OK, _IO = BlockStatus.OK, BlockStatus.IO
 _STATUS = {0: BlockStatus.OK, 1: BlockStatus.IO, 2: BlockStatus.NOT_SUPPORTED}  # OK, IOERR, UNSUPP
 
 
@@ -341,10 +342,22 @@ class VirtioBlk(VirtioDevice, BlockDevice):
             if chain is None or nbytes > self._size_max:
                 return self._start_chain(op, completion, flush_after, slot, nbytes)
             # the common request: header, one data segment and status on the slot's own chain
-            flag = DESC_F_WRITE if cmd is _READ else 0
-            addr = self._data_address(op, slot, nbytes, not flag)
+            vmo = op.vmo
+            addr = vmo.dma_addr  # type: ignore[union-attr]
+            if addr is not None and self._coherent:
+                addr += op.offset_vmo * self._bs
+                if not (self._dma_lo <= addr and addr + nbytes <= self._dma_hi):
+                    addr = self._data_address(op, slot, nbytes, cmd is _WRITE)
+                else:
+                    slot.bounced = False  # zero copy
+                    self.zero_copy_ops += 1
+            else:
+                addr = self._data_address(op, slot, nbytes, cmd is _WRITE)
             out_hdr = slot.out_hdr
-            out_hdr.type = ReqType.IN if flag else ReqType.OUT
+            if cmd is _READ:
+                out_hdr.type, flag = ReqType.IN, DESC_F_WRITE
+            else:
+                out_hdr.type, flag = ReqType.OUT, 0
             out_hdr.sector = (op.offset_dev + self._start_block) * self._spb
             slot.req.status = 0xFF  # the device overwrites it
             if not self._coherent:
@@ -421,22 +434,21 @@ class VirtioBlk(VirtioDevice, BlockDevice):
     # --- completion (under the lock; VirtioDevice calls the callbacks after releasing it) --------------
     def _complete(self, slot: _Slot, written: int, done: Done) -> None:
         op, completion = slot.op, slot.completion
-        assert op is not None and completion is not None
         if not self._coherent:
             slot.mem.sync_for_cpu()
-        status = _STATUS.get(slot.req.status, BlockStatus.IO)
+        status = _STATUS.get(slot.req.status, _IO)
         self._free_slots.append(slot)
         if slot.bounced or not self._coherent:
             try:
-                if op.command is _READ and status is BlockStatus.OK and not slot.flushing:
-                    self._data_in(slot, op)
+                if op.command is _READ and status is _OK and not slot.flushing:  # type: ignore[union-attr]
+                    self._data_in(slot, op)  # type: ignore[arg-type]
             finally:
                 slot.bounced = False
-        if slot.flush_after and not slot.flushing and status is BlockStatus.OK:
+        if slot.flush_after and not slot.flushing and status is _OK:
             # FORCE_ACCESS: the write completes when the flush does
-            self._backlog.appendleft(_Waiting(op, completion, True, flushing=True))
+            self._backlog.appendleft(_Waiting(op, completion, True, flushing=True))  # type: ignore[arg-type]
         else:
-            done.append((completion, status, op))
+            done.append((completion, status, op))  # type: ignore[arg-type]
         slot.op = slot.completion = None
 
     def _data_in(self, slot: _Slot, op: BlockOp) -> None:

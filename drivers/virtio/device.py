@@ -157,6 +157,8 @@ class VirtioDevice:
         reached (fail it after releasing the lock) instead of raising into a submitter whose request is
         already queued. Work published to a device that had nothing outstanding starts the stall clock."""
         vq = self.vq
+        if not vq.pending:
+            return None
         try:
             if vq.avail_published == vq.last_used:
                 self._progress_at = time.monotonic()

@@ -46,6 +46,7 @@ AVAIL_F_NO_INTERRUPT = 1
 USED_F_NO_NOTIFY = 1
 DESC_SIZE = 16
 _DESC = struct.Struct("<QIHH")  # addr, len, flags, next
+_pack_desc = _DESC.pack_into
 MAX_QUEUE_SIZE = 32768
 
 
@@ -153,6 +154,11 @@ class Virtqueue:
         return self._last_used
 
     @property
+    def pending(self) -> bool:
+        """Chains were added since the last kick (`kick()` has something to publish)."""
+        return self._avail_idx != self._published
+
+    @property
     def avail_published(self) -> int:
         """avail->idx as the device sees it (free-running, mod 2**16)."""
         return self._published
@@ -245,18 +251,20 @@ class Virtqueue:
         now (addr, length, flags); the other descriptors and every link stay as `reserve` wrote them (the
         device never writes the table). Returns the head. VirtioError (changing nothing) when the chain is
         already in flight or the values do not pack."""
-        head, offset, link, nxt, _ids = chain
-        if self._chains[head] is not None:
+        head = chain.head
+        chains = self._chains
+        if chains[head] is not None:
             raise VirtioError(f"queue {self.index}: reserved chain {head} is already in flight")
         try:
-            _DESC.pack_into(self._table, offset, addr, length, flags | link, nxt)
+            _pack_desc(self._table, chain.offset, addr, length, flags | chain.link, chain.next)
         except (struct.error, TypeError, ValueError) as exc:
             raise VirtioError(f"queue {self.index}: descriptor ({addr!r}, {length!r}, {flags!r}) does not pack: "
                               f"{exc}") from None
-        self._chains[head] = ()
+        chains[head] = ()
         self._tokens[head] = token
-        self._avail[2 + (self._avail_idx & self._mask)] = head
-        self._avail_idx = (self._avail_idx + 1) & 0xFFFF
+        idx = self._avail_idx
+        self._avail[2 + (idx & self._mask)] = head
+        self._avail_idx = (idx + 1) & 0xFFFF
         return head
 
     def _add_indirect(self, segments: Sequence[tuple[int, int, int]], token: Any) -> int:
@@ -296,7 +304,7 @@ class Virtqueue:
         barrier.mb()                       # the index before reading used->flags (avail_event) and ringing
         if self.event_idx:
             # vring_need_event: ring only if avail_event lies in [old, new)
-            if (new - int(self._avail_event[0]) - 1) & 0xFFFF >= (new - old) & 0xFFFF:
+            if (new - self._avail_event[0] - 1) & 0xFFFF >= (new - old) & 0xFFFF:
                 return False
         elif self._used16[0] & USED_F_NO_NOTIFY:
             return False
@@ -330,8 +338,9 @@ class Virtqueue:
                     raise VirtioError(f"queue {self.index}: device returned descriptor {head}, which is not the "
                                       "head of a chain in flight")
                 chains[head] = None
-                free.extend(ids)
-                out.append((tokens[head], int(used32[slot + 1])))
+                if ids:  # () for a reserved chain: its descriptors stay with it
+                    free.extend(ids)
+                out.append((tokens[head], used32[slot + 1]))
                 tokens[head] = None
                 last = (last + 1) & 0xFFFF
             self._last_used = last
