@@ -92,6 +92,9 @@ _OK, _IO = BlockStatus.OK, BlockStatus.IO
 _STATUS = {0: BlockStatus.OK, 1: BlockStatus.IO, 2: BlockStatus.NOT_SUPPORTED}  # OK, IOERR, UNSUPP
 
 
+_IN, _OUT = ReqType.IN, ReqType.OUT
+
+
 class VirtioBlkConfig(RegisterBlock, name="virtio-blk config"):
     """struct virtio_blk_config (§5.2.4); 64-bit capacity as two 32-bit halves (§4.2.2.2)."""
 
@@ -342,26 +345,22 @@ class VirtioBlk(VirtioDevice, BlockDevice):
             if chain is None or nbytes > self._size_max:
                 return self._start_chain(op, completion, flush_after, slot, nbytes)
             # the common request: header, one data segment and status on the slot's own chain
-            vmo = op.vmo
-            addr = vmo.dma_addr  # type: ignore[union-attr]
-            if addr is not None and self._coherent:
-                addr += op.offset_vmo * self._bs
-                if not (self._dma_lo <= addr and addr + nbytes <= self._dma_hi):
-                    addr = self._data_address(op, slot, nbytes, cmd is _WRITE)
-                else:
-                    slot.bounced = False  # zero copy
-                    self.zero_copy_ops += 1
-            else:
-                addr = self._data_address(op, slot, nbytes, cmd is _WRITE)
             out_hdr = slot.out_hdr
             if cmd is _READ:
-                out_hdr.type, flag = ReqType.IN, DESC_F_WRITE
+                out_hdr.type, flag = _IN, DESC_F_WRITE
             else:
-                out_hdr.type, flag = ReqType.OUT, 0
+                out_hdr.type, flag = _OUT, 0
             out_hdr.sector = (op.offset_dev + self._start_block) * self._spb
             slot.req.status = 0xFF  # the device overwrites it
-            if not self._coherent:
-                slot.mem.sync_for_device()
+            addr = op.vmo.dma_addr  # type: ignore[union-attr]
+            if addr is not None and self._coherent \
+                    and self._dma_lo <= (addr := addr + op.offset_vmo * self._bs) <= self._dma_hi - nbytes:
+                slot.bounced = False  # zero copy, nothing to sync
+                self.zero_copy_ops += 1
+            else:
+                addr = self._data_address(op, slot, nbytes, not flag)
+                if not self._coherent:
+                    slot.mem.sync_for_device()
             self.vq.add_reserved(chain, addr, nbytes, flag, slot)
             free.pop()
             slot.op, slot.completion, slot.flush_after, slot.flushing = op, completion, flush_after, False

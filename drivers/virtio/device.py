@@ -238,16 +238,16 @@ class VirtioDevice:
     def poll(self, timeout: float = 0.0) -> int:
         """Deliver completions on this thread, waiting up to `timeout` s for at least one; returns how many."""
         try:
-            return self._poll(timeout)
+            return self._reap() or self._poll(timeout)
         except RevokedError:
             raise
         except Exception as exc:  # the device side failed (QEMU died, the device broke the ring)
             return self._fail(exc)
 
     def _poll(self, timeout: float) -> int:
-        n = self._reap()
-        if n or timeout <= 0:
-            return n or self._check_stall()
+        """Nothing was there: spin on the used ring, then sleep on the interrupt, until `timeout`."""
+        if timeout <= 0:
+            return self._check_stall()
         now = time.monotonic()
         deadline, spin_end = now + timeout, now + self.spin
         vq = self.vq
