@@ -304,7 +304,8 @@ class VirtioBlk(VirtioDevice, BlockDevice):
                 return
             flush_after = False
         status = kick_error = None
-        with self._lock:
+        self._acquire()
+        try:
             if self._dead:
                 status = BlockStatus.IO_NOT_PRESENT
             else:
@@ -316,6 +317,8 @@ class VirtioBlk(VirtioDevice, BlockDevice):
                     status = BlockStatus.IO
                 if not self._plug:
                     kick_error = self._kick()
+        finally:
+            self._release()
         if kick_error is not None:
             self._fail(kick_error)  # completes this request too: it is on the ring or in the backlog
         if status is not None:

@@ -154,11 +154,6 @@ class Virtqueue:
         return self._last_used
 
     @property
-    def pending(self) -> bool:
-        """Chains were added since the last kick (`kick()` has something to publish)."""
-        return self._avail_idx != self._published
-
-    @property
     def avail_published(self) -> int:
         """avail->idx as the device sees it (free-running, mod 2**16)."""
         return self._published
