@@ -73,6 +73,13 @@ def measure(dev: BlockDevice, command: BlockCommand, depth: int, *, seconds: flo
         if ready and issued < limit and clock() < stop:
             k = min(len(ready), limit - issued)  # not what completes meanwhile
             issued += k
+            if k == 1:  # queue() rings the doorbell itself
+                op = popleft()
+                op.offset_dev = slot = randrange(slots) * per
+                if stamp:
+                    op.cookie[0] = slot // per
+                queue(op, completion)
+                continue
             with batch():
                 for _ in range(k):
                     op = popleft()
