@@ -292,7 +292,7 @@ class VirtioBlk(VirtioDevice, BlockDevice):
         cmd, vmo, n, dev_off, vmo_off = op.command, op.vmo, op.length, op.offset_dev, op.offset_vmo
         # Fast path: a read/write that is plainly valid (a subset of what validate() accepts); anything
         # else goes through validate() itself, so the statuses are exactly the protocol's.
-        if (cmd is _READ or cmd is _WRITE and self._writable) and vmo.__class__ is Vmo and n.__class__ is int \
+        if (cmd is _READ or (cmd is _WRITE and self._writable)) and vmo.__class__ is Vmo and n.__class__ is int \
                 and dev_off.__class__ is int and vmo_off.__class__ is int and 0 < n <= self._max_blocks \
                 and 0 <= dev_off <= self._blocks - n and 0 <= vmo_off and (vmo_off + n) * self._bs <= vmo.array.size:
             flush_after = cmd is _WRITE and self._flush_writes \

@@ -204,7 +204,7 @@ class Virtqueue:
         ids = free[-n:]
         pack, table = _DESC.pack_into, self._table
         try:
-            for i, nxt, (addr, length, flags) in zip(ids, ids[1:], segments):  # each links to the next
+            for i, nxt, (addr, length, flags) in zip(ids[:-1], ids[1:], segments[:-1], strict=True):  # to the next
                 pack(table, 16 * i, addr, length, flags | DESC_F_NEXT, nxt)
             addr, length, flags = segments[-1]
             pack(table, 16 * ids[-1], addr, length, flags, 0)
