@@ -10,12 +10,17 @@ Requests beyond the free slots, or beyond the ring's free descriptors, wait in a
 Zero-copy: when an op's Vmo has a `dma_addr` inside the device's DMA window, that address goes straight into
 the descriptor. Otherwise the data is bounced through the slot's DMA buffer and `bytes_copied` counts it.
 
+Each slot also keeps its own three-descriptor chain (header, data, status), reserved once when the ring has
+room beside those chains for any other request: a read or write with one data segment rewrites only the
+data descriptor and the avail entry. Flushes, write-zeroes and multi-segment transfers take descriptors from
+the free list.
+
 Where completions come from: the device returns each chain on the used ring; `VirtioDevice` reaps the
 ring (in `poll()` on the caller's thread with completions="poll", else on its IRQ thread) and calls
 `_complete` here under the lock with the chain's token, its slot (which holds the request, as Linux's
-per-tag `virtblk_req` does): it reads the slot's `status` byte, copies
-bounced reads out and frees the slot; the op's completion callback then runs outside the lock, on that same
-thread. On unbind every request still on the ring or in the backlog completes IO_NOT_PRESENT (`_detach`).
+per-tag `virtblk_req` does): it reads the slot's `status` byte, copies bounced reads out and frees the slot;
+the op's completion callback then runs outside the lock, on that same thread. On unbind every request
+still on the ring or in the backlog completes IO_NOT_PRESENT (`_detach`).
 
 Options: `writeback` (True/False: set the cache mode through CONFIG_WCE, or emulate writethrough with a
 flush after every write when the device has a cache but no CONFIG_WCE), `readonly`, `start`/`length` (expose

@@ -20,7 +20,8 @@ Failure. Any error from the device side other than revocation (QEMU killed: Qemu
 device should not have returned: VirtioError) marks the device failed (`failed`, `failure`): it is reset if it
 still answers, and every request in flight or waiting completes IO_NOT_PRESENT at once, as do later ones.
 So does a device that completes nothing for `request_timeout` s while requests are in flight (a stopped
-QEMU, a stalled simulator), like Linux's block-layer timeout. `unbind()` fails what is left even when the
+QEMU, a stalled simulator), like Linux's block-layer timeout; the clock is kept where poll() and the IRQ
+thread wait (`_check_stall`), never per request. `unbind()` fails what is left even when the
 reset itself fails.
 """
 

@@ -12,6 +12,9 @@ with one idx store and at most one notification, so a caller submitting a batch 
 
 Descriptors come from a free list (a stack of indices); each chain remembers its indices and the caller's
 token in shadow lists, so completion never trusts descriptor memory the device could have scribbled on.
+A driver whose requests have a fixed shape can also `reserve()` a chain for good and put it on the ring
+again and again with `add_reserved()`, which rewrites one descriptor (virtio-blk: each request slot's
+header, data, status); the device only reads the table, so links written once stay valid.
 
 With VIRTIO_F_RING_INDIRECT_DESC (`indirect`: a DMA buffer of one table per ring entry), a chain longer than
 `indirect_threshold` segments takes one ring descriptor pointing at its own table (§2.7.5.3). With
