@@ -300,14 +300,14 @@ class VirtioBlk(VirtioDevice, BlockDevice):
         if (cmd is _READ or (cmd is _WRITE and self._writable)) and vmo.__class__ is Vmo and n.__class__ is int \
                 and dev_off.__class__ is int and vmo_off.__class__ is int and 0 < n <= self._max_blocks \
                 and 0 <= dev_off <= self._blocks - n and 0 <= vmo_off and (vmo_off + n) * self._bs <= vmo.array.size:
-            flush_after = cmd is _WRITE and self._flush_writes \
-                and (self.emulated_writethrough or bool(op.flags and op.flags & OpFlag.FORCE_ACCESS))
+            pass
         else:
             status = self._check(op)
             if status is not None:
                 completion(status, op)
                 return
-            flush_after = False
+        flush_after = cmd is _WRITE and self._flush_writes \
+            and (self.emulated_writethrough or bool(op.flags and op.flags & OpFlag.FORCE_ACCESS))
         status = kick_error = None
         self._acquire()
         try:

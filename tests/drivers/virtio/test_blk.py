@@ -189,6 +189,10 @@ def test_force_access_write_is_followed_by_a_flush() -> None:
         write_blocks(blk, 1, data(1), flags=OpFlag.FORCE_ACCESS)
         assert model.requests[T_FLUSH] == 1
         assert model.media.sector(1) == data(1)  # on the media, not only in the device's cache
+        vmo = Vmo(np.frombuffer(data(1, seed=3), dtype=np.uint8).copy())
+        op = BlockOp(BlockCommand.WRITE, 1, np.int64(2), 0, vmo, flags=OpFlag.FORCE_ACCESS)  # off the fast path
+        assert run_op(blk, op) is BlockStatus.OK
+        assert model.requests[T_FLUSH] == 2 and model.media.sector(2) == data(1, seed=3)
 
 
 def test_writethrough_through_config_wce_turns_the_device_cache_off() -> None:
