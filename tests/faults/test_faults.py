@@ -222,7 +222,7 @@ def test_a_stopped_simulator_is_killed_and_named_within_its_run_timeout(tmp_path
     """SIGSTOP the simulator mid-run: runner.run kills it after its wall-clock bound and raises
     SimulationTimeout naming the module and the bound (cocotb's runner alone would wait for ever)."""
     rtl = Path(__file__).resolve().parents[1] / "hwsim" / "cosim" / "rtl"
-    masters = ("hwsim_axil_master.v", "hwsim_apb_master.v", "hwsim_wb_master.v")
+    masters = ("hwsim_axil_master.v", "hwsim_apb_master.v", "hwsim_wb_master.v", "hwsim_avmm_master.v")
     built = runner.build("icarus", [*(runner.hdl_source(m) for m in masters), rtl / "tb_slow.v"], "tb_slow")
     pid_file = tmp_path / "sim.pid"
     outcome: list[BaseException] = []
