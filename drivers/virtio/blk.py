@@ -10,11 +10,17 @@ Requests beyond the free slots, or beyond the ring's free descriptors, wait in a
 Zero-copy: when an op's Vmo has a `dma_addr` inside the device's DMA window, that address goes straight into
 the descriptor. Otherwise the data is bounced through the slot's DMA buffer and `bytes_copied` counts it.
 
+Each slot also keeps its own three-descriptor chain (header, data, status), reserved once when the ring has
+room beside those chains for any other request: a read or write with one data segment rewrites only the
+data descriptor and the avail entry. Flushes, write-zeroes and multi-segment transfers take descriptors from
+the free list.
+
 Where completions come from: the device returns each chain on the used ring; `VirtioDevice` reaps the
 ring (in `poll()` on the caller's thread with completions="poll", else on its IRQ thread) and calls
-`_complete` here under the lock with the chain's `_Req`, which reads the slot's `status` byte, copies
-bounced reads out and frees the slot; the op's completion callback then runs outside the lock, on that same
-thread. On unbind every request still on the ring or in the backlog completes IO_NOT_PRESENT (`_detach`).
+`_complete` here under the lock with the chain's token, its slot (which holds the request, as Linux's
+per-tag `virtblk_req` does): it reads the slot's `status` byte, copies bounced reads out and frees the slot;
+the op's completion callback then runs outside the lock, on that same thread. On unbind every request
+still on the ring or in the backlog completes IO_NOT_PRESENT (`_detach`).
 
 Options: `writeback` (True/False: set the cache mode through CONFIG_WCE, or emulate writethrough with a
 flush after every write when the device has a cache but no CONFIG_WCE), `readonly`, `start`/`length` (expose
@@ -56,7 +62,7 @@ from . import VirtioError
 from .device import DEFAULT_REQUEST_TIMEOUT, Done, VirtioDevice
 from .mmio import Feature, bit
 from .pci import VIRTIO_PCI_MODERN_DEVICE_ID_BASE, VIRTIO_PCI_VENDOR_ID, VirtioPci
-from .virtqueue import DESC_F_WRITE
+from .virtqueue import DESC_F_WRITE, ReservedChain
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +93,11 @@ class ReqType:
 
 
 _READ, _WRITE = BlockCommand.READ, BlockCommand.WRITE
+_OK, _IO = BlockStatus.OK, BlockStatus.IO
 _STATUS = {0: BlockStatus.OK, 1: BlockStatus.IO, 2: BlockStatus.NOT_SUPPORTED}  # OK, IOERR, UNSUPP
+
+
+_IN, _OUT = ReqType.IN, ReqType.OUT
 
 
 class VirtioBlkConfig(RegisterBlock, name="virtio-blk config"):
@@ -129,10 +139,12 @@ assert sizeof(VirtioBlkReqSlot) == SLOT
 
 
 class _Slot:
-    """What the hot path needs of one slot, computed once: its fields, descriptors and DMA memory."""
+    """One request slot: what the hot path needs of it, computed once (its fields, descriptors and DMA
+    memory), and the request it holds while that is on the ring (Linux's `struct virtblk_req`, preallocated
+    per tag). The slot is the chain's token: completion finds the request through it."""
 
-    __slots__ = ("bounce", "hdr_seg", "index", "mem", "out_hdr", "req", "segs_flush", "segs_write_zeroes",
-                 "status_seg", "write_zeroes")
+    __slots__ = ("bounce", "bounced", "chain", "completion", "flush_after", "flushing", "hdr_seg", "index", "mem",
+                 "op", "out_hdr", "req", "segs_flush", "segs_write_zeroes", "status_seg", "write_zeroes")
 
     def __init__(self, slots: DmaBuffer, k: int) -> None:
         self.index = k
@@ -146,16 +158,22 @@ class _Slot:
         zeroes = (base + VirtioBlkReqSlot.write_zeroes.offset, sizeof(VirtioBlkDiscardWriteZeroes), 0)
         self.segs_write_zeroes = [self.hdr_seg, zeroes, self.status_seg]
         self.bounce: DmaBuffer | None = None   # made on first use: most ops are zero-copy
+        self.chain: ReservedChain | None = None  # its own descriptors, when the ring has room for them
+        # the request in the slot
+        self.op: BlockOp | None = None
+        self.completion: Completion | None = None
+        self.flush_after = False   # FORCE_ACCESS or emulated writethrough: a FLUSH follows the write
+        self.flushing = False      # the write is done; this is the FLUSH that makes it durable
+        self.bounced = False       # its data goes through `bounce`
 
 
-class _Req:
-    __slots__ = ("bounce", "completion", "flush_after", "flushing", "op", "slot")
+class _Waiting:
+    """A request in the backlog: no slot or no room on the ring yet."""
 
-    def __init__(self, op: BlockOp, completion: Completion, flush_after: bool) -> None:
-        self.op, self.completion, self.flush_after = op, completion, flush_after
-        self.flushing = False  # the write is done; the FLUSH that makes it durable is in flight
-        self.slot: _Slot | None = None
-        self.bounce: DmaBuffer | None = None
+    __slots__ = ("completion", "flush_after", "flushing", "op")
+
+    def __init__(self, op: BlockOp, completion: Completion, flush_after: bool, flushing: bool = False) -> None:
+        self.op, self.completion, self.flush_after, self.flushing = op, completion, flush_after, flushing
 
 
 class VirtioBlk(VirtioDevice, BlockDevice):
@@ -174,7 +192,7 @@ class VirtioBlk(VirtioDevice, BlockDevice):
                 raise ValueError(f"virtio-blk: option {option!r} must be true or false, got {value!r}")
         self.bytes_copied = 0      # bounced through DMA buffers (0 when every Vmo is DMA-able)
         self.zero_copy_ops = 0
-        self._backlog: deque[_Req] = deque()
+        self._backlog: deque[_Waiting] = deque()
         self._dma_lo = pool.base + pool.dma_offset
         self._dma_hi = self._dma_lo + pool.size
         self._coherent = pool.coherent
@@ -202,6 +220,7 @@ class VirtioBlk(VirtioDevice, BlockDevice):
                 raise VirtioError(f"{dev.name}: writeback was asked for, but the device offers neither "
                                   "CONFIG_WCE nor FLUSH: it has no write cache")
             self.emulated_writethrough = writeback is False and self.writeback
+            self._flush_writes = self.writeback  # writes may need a FLUSH after them (FORCE_ACCESS, writethrough)
             bs = blk_size if dev.has(BlkFeature.BLK_SIZE) else SECTOR
             if bs < SECTOR or bs & (bs - 1):
                 raise VirtioError(f"{dev.name}: blk_size {bs} is not a power of two >= {SECTOR}")
@@ -212,7 +231,7 @@ class VirtioBlk(VirtioDevice, BlockDevice):
                     or start + length > disk_blocks:
                 raise ValueError(f"virtio-blk {dev.name}: range start={start!r} length={length!r} is not inside "
                                  f"the disk's {disk_blocks} blocks of {bs} bytes")
-            self._start = start
+            self._start_block = start
             self.max_wz_sectors = max_wz if dev.has(BlkFeature.WRITE_ZEROES) else 0
             self._size_max = size_max if dev.has(BlkFeature.SIZE_MAX) and size_max else 1 << 32
             segs = seg_max if dev.has(BlkFeature.SEG_MAX) and seg_max else 1 << 16
@@ -227,6 +246,7 @@ class VirtioBlk(VirtioDevice, BlockDevice):
                 topo = {"physical_block_size": bs << exp, "alignment_offset": align * bs,
                         "min_io_size": min_io * bs, "opt_io_size": opt_io * bs}
             self._info = BlockInfo(length, bs, max_transfer, flags, **topo)
+            self._blocks = length
             self._bs, self._max_blocks, self._writable = bs, max_transfer // bs, not flags & BlockFlag.READONLY
             # 4. the request queue (step 7), and a slot per request in flight for header and status
             segs_per_req = 2 + -(-max_transfer // self._size_max)
@@ -235,6 +255,13 @@ class VirtioBlk(VirtioDevice, BlockDevice):
             nslots = min(MAX_IN_FLIGHT, vq.size if self._indirect is not None else vq.size // segs_per_req)
             self._slots = pool.alloc(SLOT * nslots, align=SLOT, name="blk-headers")
             self._slot_list = [_Slot(self._slots, k) for k in range(nslots)]
+            # Each slot keeps its own header-data-status chain (one descriptor rewritten per request) when the
+            # ring still has room beside them for the longest chain of any other request, and three-segment
+            # chains are not to go through indirect tables.
+            other = 3 if self._indirect is not None else max(3, segs_per_req)
+            if vq.size - 3 * nslots >= other and (self._indirect is None or indirect_threshold >= 3):
+                for slot in self._slot_list:
+                    slot.chain = vq.reserve([slot.hdr_seg, (slot.hdr_seg[0], 0, DESC_F_WRITE), slot.status_seg], 1)
             self._free_slots = self._slot_list[::-1]
             self.max_in_flight = nslots
             # 5. DRIVER_OK (step 8): the device is live
@@ -267,36 +294,36 @@ class VirtioBlk(VirtioDevice, BlockDevice):
         if self._dead:
             completion(BlockStatus.IO_NOT_PRESENT, op)
             return
-        cmd, vmo, n = op.command, op.vmo, op.length
+        cmd, vmo, n, dev_off, vmo_off = op.command, op.vmo, op.length, op.offset_dev, op.offset_vmo
         # Fast path: a read/write that is plainly valid (a subset of what validate() accepts); anything
         # else goes through validate() itself, so the statuses are exactly the protocol's.
-        if (cmd is _READ or (cmd is _WRITE and self._writable)) and type(vmo) is Vmo and type(n) is int \
-                and type(op.offset_dev) is int and type(op.offset_vmo) is int and 0 < n <= self._max_blocks \
-                and 0 <= op.offset_dev <= self._info.block_count - n and 0 <= op.offset_vmo \
-                and (op.offset_vmo + n) * self._bs <= vmo.array.size:
-            status = None
+        if (cmd is _READ or (cmd is _WRITE and self._writable)) and vmo.__class__ is Vmo and n.__class__ is int \
+                and dev_off.__class__ is int and vmo_off.__class__ is int and 0 < n <= self._max_blocks \
+                and 0 <= dev_off <= self._blocks - n and 0 <= vmo_off and (vmo_off + n) * self._bs <= vmo.array.size:
+            pass
         else:
             status = self._check(op)
-        if status is not None:
-            completion(status, op)
-            return
-        req = _Req(op, completion, cmd is _WRITE and self.writeback
-                   and (self.emulated_writethrough or bool(op.flags and op.flags & OpFlag.FORCE_ACCESS)))
-        kick_error = None
-        with self._lock:
+            if status is not None:
+                completion(status, op)
+                return
+        flush_after = cmd is _WRITE and self._flush_writes \
+            and (self.emulated_writethrough or bool(op.flags and op.flags & OpFlag.FORCE_ACCESS))
+        status = kick_error = None
+        self._acquire()
+        try:
             if self._dead:
                 status = BlockStatus.IO_NOT_PRESENT
             else:
                 try:
-                    if not self._backlog:
-                        self._note_submit()
-                    if self._backlog or not self._start_req(req):
-                        self._backlog.append(req)
+                    if self._backlog or not self._start_request(op, completion, flush_after, False):
+                        self._backlog.append(_Waiting(op, completion, flush_after))
                 except Exception:  # e.g. no DMA memory left for a bounce buffer: this request fails alone
                     log.exception("%s: a request could not be put on the ring", self.dev.name)
                     status = BlockStatus.IO
                 if not self._plug:
                     kick_error = self._kick()
+        finally:
+            self._release()
         if kick_error is not None:
             self._fail(kick_error)  # completes this request too: it is on the ring or in the backlog
         if status is not None:
@@ -313,109 +340,131 @@ class VirtioBlk(VirtioDevice, BlockDevice):
         return status
 
     # --- submission (under the lock) ----------------------------------------------------------------
-    def _start_req(self, req: _Req) -> bool:
-        """Put `req` in a free slot and on the ring; False (nothing changed) when there is no room."""
+    def _start_request(self, op: BlockOp, completion: Completion, flush_after: bool, flushing: bool) -> bool:
+        """Put the request in a free slot and on the ring; False (nothing changed) when there is no room."""
         free = self._free_slots
         if not free:
             return False
-        op, slot = req.op, free[-1]
+        slot = free[-1]
         cmd = op.command
+        if (cmd is _READ or cmd is _WRITE) and not flushing:
+            nbytes = op.length * self._bs
+            chain = slot.chain
+            if chain is None or nbytes > self._size_max:
+                return self._start_chain(op, completion, flush_after, slot, nbytes)
+            # the common request: header, one data segment and status on the slot's own chain
+            out_hdr = slot.out_hdr
+            if cmd is _READ:
+                out_hdr.type, flag = _IN, DESC_F_WRITE
+            else:
+                out_hdr.type, flag = _OUT, 0
+            out_hdr.sector = (op.offset_dev + self._start_block) * self._spb
+            slot.req.status = 0xFF  # the device overwrites it
+            addr = op.vmo.dma_addr  # type: ignore[union-attr]
+            if addr is not None and self._coherent \
+                    and self._dma_lo <= (addr := addr + op.offset_vmo * self._bs) <= self._dma_hi - nbytes:
+                slot.bounced = False  # zero copy, nothing to sync
+                self.zero_copy_ops += 1
+            else:
+                addr = self._data_address(op, slot, nbytes, not flag)
+                if not self._coherent:
+                    slot.mem.sync_for_device()
+            self.vq.add_reserved(chain, addr, nbytes, flag, slot)
+            free.pop()
+            slot.op, slot.completion, slot.flush_after, slot.flushing = op, completion, flush_after, False
+            return True
         out_hdr = slot.out_hdr
-        if (cmd is _READ or cmd is _WRITE) and not req.flushing:
-            segs = self._rw_segments(req, op, slot)
-            if segs is None:
-                return False
-            out_hdr.type = ReqType.IN if cmd is _READ else ReqType.OUT
-            out_hdr.sector = (op.offset_dev + self._start) * self._spb
-        elif cmd is BlockCommand.TRIM:
+        if cmd is BlockCommand.TRIM:
             segs = slot.segs_write_zeroes
-            if self.vq.num_free < len(segs):
-                return False
             out_hdr.type = ReqType.WRITE_ZEROES
             # the header's sector is for reads and writes only, 0 otherwise (§5.2.6): the range is in the
             # write-zeroes segment
-            out_hdr.sector = 0
-            slot.write_zeroes.sector = (op.offset_dev + self._start) * self._spb
+            slot.write_zeroes.sector = (op.offset_dev + self._start_block) * self._spb
             slot.write_zeroes.num_sectors = op.length * self._spb
             slot.write_zeroes.flags = 0  # no UNMAP
         else:
             segs = slot.segs_flush
-            if self.vq.num_free < len(segs):
-                return False
             out_hdr.type = ReqType.FLUSH
-            out_hdr.sector = 0
+        if self.vq.num_free < len(segs):
+            return False
+        out_hdr.sector = 0
+        return self._add_chain(op, completion, flush_after, flushing, slot, segs)
+
+    def _start_chain(self, op: BlockOp, completion: Completion, flush_after: bool, slot: _Slot,
+                     nbytes: int) -> bool:
+        """A read or write on descriptors from the free list: the data in size_max pieces."""
+        step = self._size_max
+        if self.vq.num_free < 2 + -(-nbytes // step):
+            return False
+        flag = DESC_F_WRITE if op.command is _READ else 0
+        addr = self._data_address(op, slot, nbytes, not flag)
+        slot.out_hdr.type = ReqType.IN if flag else ReqType.OUT
+        slot.out_hdr.sector = (op.offset_dev + self._start_block) * self._spb
+        data = [(addr + o, min(step, nbytes - o), flag) for o in range(0, nbytes, step)]
+        return self._add_chain(op, completion, flush_after, False, slot, [slot.hdr_seg, *data, slot.status_seg])
+
+    def _add_chain(self, op: BlockOp, completion: Completion, flush_after: bool, flushing: bool, slot: _Slot,
+                   segs: list[tuple[int, int, int]]) -> bool:
         slot.req.status = 0xFF  # the device overwrites it
         if not self._coherent:
             slot.mem.sync_for_device()
-        self.vq.add(segs, req)
-        free.pop()
-        req.slot = slot
+        self.vq.add(segs, slot)
+        self._free_slots.pop()
+        slot.op, slot.completion, slot.flush_after, slot.flushing = op, completion, flush_after, flushing
         return True
 
-    def _rw_segments(self, req: _Req, op: BlockOp, slot: _Slot) -> list[tuple[int, int, int]] | None:
-        """Header, data and status segments of a read or write in `slot`; None when the ring is full."""
-        bs, vmo = self._bs, op.vmo
+    def _data_address(self, op: BlockOp, slot: _Slot, nbytes: int, write: bool) -> int:
+        """Where the device finds the data: the Vmo's own memory when the device reaches it (zero copy), else
+        the slot's bounce buffer, filled now for writes."""
+        vmo = op.vmo
         assert vmo is not None
-        nbytes, voff = op.length * bs, op.offset_vmo * bs
-        step = self._size_max
-        if self.vq.num_free < 2 + -(-nbytes // step):
-            return None
-        read = op.command is _READ
-        flag = DESC_F_WRITE if read else 0
+        voff = op.offset_vmo * self._bs
         addr = vmo.dma_addr
         if addr is not None and self._dma_lo <= addr + voff and addr + voff + nbytes <= self._dma_hi:
-            addr += voff
+            slot.bounced = False
             self.zero_copy_ops += 1
             if not self._coherent and isinstance(vmo.array, DmaBuffer):
                 cast(DmaBuffer, vmo.array[voff:voff + nbytes]).sync_for_device()
-        else:
-            addr = self._bounce_out(req, slot, nbytes, voff, read)
-        hdr, status_seg = slot.hdr_seg, slot.status_seg
-        if nbytes <= step:
-            return [hdr, (addr, nbytes, flag), status_seg]
-        return [hdr, *((addr + o, min(step, nbytes - o), flag) for o in range(0, nbytes, step)), status_seg]
-
-    def _bounce_out(self, req: _Req, slot: _Slot, nbytes: int, voff: int, read: bool) -> int:
-        """The slot's bounce buffer for data the device cannot reach in place; filled now for writes."""
+            return int(addr + voff)
         bounce = slot.bounce
         if bounce is None:
             bounce = slot.bounce = self.pool.alloc(self._info.max_transfer_size, align=4096,
                                                    name=f"bounce{slot.index}", zero=False)
-        req.bounce = bounce
-        if not read:
-            assert req.op.vmo is not None
-            bounce[:nbytes] = req.op.vmo.array[voff:voff + nbytes]
+        slot.bounced = True
+        if write:
+            bounce[:nbytes] = vmo.array[voff:voff + nbytes]
             self.bytes_copied += nbytes
             if not self._coherent:
                 cast(DmaBuffer, bounce[:nbytes]).sync_for_device()
         return int(bounce.dma_addr)
 
     # --- completion (under the lock; VirtioDevice calls the callbacks after releasing it) --------------
-    def _complete(self, req: _Req, written: int, done: Done) -> None:
-        slot, op = req.slot, req.op
-        assert slot is not None
+    def _complete(self, slot: _Slot, written: int, done: Done) -> None:
+        op, completion = slot.op, slot.completion
         if not self._coherent:
             slot.mem.sync_for_cpu()
-        status = _STATUS.get(slot.req.status, BlockStatus.IO)
+        status = _STATUS.get(slot.req.status, _IO)
         self._free_slots.append(slot)
-        try:
-            if op.command is _READ and status is BlockStatus.OK and not req.flushing:
-                self._data_in(req)
-        finally:
-            req.bounce = None
-        if req.flush_after and not req.flushing and status is BlockStatus.OK:
-            req.flushing = True  # FORCE_ACCESS: the write completes when the flush does
-            self._backlog.appendleft(req)
-            return
-        done.append((req.completion, status, op))
+        if slot.bounced or not self._coherent:
+            try:
+                if op.command is _READ and status is _OK and not slot.flushing:  # type: ignore[union-attr]
+                    self._data_in(slot, op)  # type: ignore[arg-type]
+            finally:
+                slot.bounced = False
+        if slot.flush_after and not slot.flushing and status is _OK:
+            # FORCE_ACCESS: the write completes when the flush does
+            self._backlog.appendleft(_Waiting(op, completion, True, flushing=True))  # type: ignore[arg-type]
+        else:
+            done.append((completion, status, op))  # type: ignore[arg-type]
+        slot.op = slot.completion = None
 
-    def _data_in(self, req: _Req) -> None:
+    def _data_in(self, slot: _Slot, op: BlockOp) -> None:
         """What the device read: copy it out of the bounce buffer, or make the Vmo's own memory visible to
         the CPU (non-coherent pools)."""
-        op, bs = req.op, self._bs
+        bs = self._bs
         assert op.vmo is not None
         lo, hi = op.offset_vmo * bs, (op.offset_vmo + op.length) * bs
-        bounce, array = req.bounce, op.vmo.array
+        bounce, array = slot.bounce if slot.bounced else None, op.vmo.array
         if bounce is not None:
             if not self._coherent:
                 cast(DmaBuffer, bounce[:hi - lo]).sync_for_cpu()
@@ -424,24 +473,32 @@ class VirtioBlk(VirtioDevice, BlockDevice):
         elif not self._coherent and isinstance(array, DmaBuffer):
             cast(DmaBuffer, array[lo:hi]).sync_for_cpu()
 
-    def _complete_error(self, req: _Req, done: Done) -> None:
-        done.append((req.completion, BlockStatus.IO, req.op))
+    def _complete_error(self, slot: _Slot, done: Done) -> None:
+        assert slot.op is not None and slot.completion is not None
+        done.append((slot.completion, BlockStatus.IO, slot.op))
+        slot.op = slot.completion = None
 
     def _restart(self, done: Done) -> None:
         backlog = self._backlog
         while backlog:
+            w = backlog[0]
             try:
-                if not self._start_req(backlog[0]):
+                if not self._start_request(w.op, w.completion, w.flush_after, w.flushing):
                     return
             except Exception:
                 log.exception("%s: a request could not be put on the ring", self.dev.name)
-                done.append((backlog[0].completion, BlockStatus.IO, backlog[0].op))
+                done.append((w.completion, BlockStatus.IO, w.op))
             backlog.popleft()
 
     def _detach(self) -> Done:
-        pending = [*self.vq.detach_all(), *self._backlog]
+        pending: list[_Slot | _Waiting] = [*self.vq.detach_all(), *self._backlog]
         self._backlog.clear()
-        return [(req.completion, BlockStatus.IO_NOT_PRESENT, req.op) for req in pending]
+        done: Done = []
+        for req in pending:
+            assert req.op is not None and req.completion is not None
+            done.append((req.completion, BlockStatus.IO_NOT_PRESENT, req.op))
+            req.op = req.completion = None
+        return done
 
     def release(self) -> None:
         """Free the DMA buffers (after unbind)."""

@@ -12,6 +12,9 @@ with one idx store and at most one notification, so a caller submitting a batch 
 
 Descriptors come from a free list (a stack of indices); each chain remembers its indices and the caller's
 token in shadow lists, so completion never trusts descriptor memory the device could have scribbled on.
+A driver whose requests have a fixed shape can also `reserve()` a chain for good and put it on the ring
+again and again with `add_reserved()`, which rewrites one descriptor (virtio-blk: each request slot's
+header, data, status); the device only reads the table, so links written once stay valid.
 
 With VIRTIO_F_RING_INDIRECT_DESC (`indirect`: a DMA buffer of one table per ring entry), a chain longer than
 `indirect_threshold` segments takes one ring descriptor pointing at its own table (§2.7.5.3). With
@@ -26,7 +29,7 @@ from __future__ import annotations
 import struct
 import sys
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 
@@ -46,7 +49,18 @@ AVAIL_F_NO_INTERRUPT = 1
 USED_F_NO_NOTIFY = 1
 DESC_SIZE = 16
 _DESC = struct.Struct("<QIHH")  # addr, len, flags, next
+_pack_desc = _DESC.pack_into
 MAX_QUEUE_SIZE = 32768
+
+
+class ReservedChain(NamedTuple):
+    """Descriptors `Virtqueue.reserve` linked into a chain for good."""
+
+    head: int
+    offset: int       # of the variable descriptor in the table
+    link: int         # DESC_F_NEXT unless the variable descriptor is the last
+    next: int         # the descriptor after it (0 for the last)
+    ids: tuple[int, ...]
 
 
 class VirtqueueFull(VirtioError):
@@ -103,7 +117,8 @@ class Virtqueue:
         self._used16 = le_view(arr, used_off, 4, "H")      # flags [0], idx [1]
         self._used32 = le_view(arr, used_off + 4, 8 * size, "I")  # id [2i], len [2i + 1]
         self._free: list[int] = list(range(size - 1, -1, -1))
-        self._chains: list[list[int] | None] = [None] * size
+        self._reserved: set[int] = set()  # descriptors of reserved chains: never on the free list again
+        self._chains: list[Sequence[int] | None] = [None] * size  # () for a reserved chain in flight
         self._tokens: list[Any] = [None] * size
         self._avail_event = le_view(arr, used_off + 4 + 8 * size, 2, "H")  # EVENT_IDX: the device's avail_event
         self.event_idx = event_idx
@@ -187,17 +202,15 @@ class Virtqueue:
             if n == 0:
                 raise VirtioError(f"queue {self.index}: a chain needs at least one segment")
             raise VirtqueueFull(f"queue {self.index}: {n} descriptors needed, {len(free)} free")
-        if self._ind is not None and self.indirect_threshold < n <= self._ind_entries:
+        if n > self.indirect_threshold and self._ind is not None and n <= self._ind_entries:
             return self._add_indirect(segments, token)
         ids = free[-n:]
         pack, table = _DESC.pack_into, self._table
-        nxt = 0
         try:
-            for k in range(n - 1, -1, -1):  # back to front: each descriptor links to the one after it
-                i = ids[k]
-                addr, length, flags = segments[k]
-                pack(table, 16 * i, addr, length, flags if k == n - 1 else flags | DESC_F_NEXT, nxt)
-                nxt = i
+            for i, nxt, (addr, length, flags) in zip(ids[:-1], ids[1:], segments[:-1], strict=True):  # to the next
+                pack(table, 16 * i, addr, length, flags | DESC_F_NEXT, nxt)
+            addr, length, flags = segments[-1]
+            pack(table, 16 * ids[-1], addr, length, flags, 0)
         except (struct.error, TypeError, ValueError) as exc:
             # the descriptors stay on the free list: unpublished, they are just scratch memory
             raise VirtioError(f"queue {self.index}: segments {list(segments)!r:.200} are not (address, length, "
@@ -208,6 +221,48 @@ class Virtqueue:
         self._tokens[head] = token
         self._avail[2 + (self._avail_idx & self._mask)] = head
         self._avail_idx = (self._avail_idx + 1) & 0xFFFF
+        return head
+
+    def reserve(self, segments: Sequence[tuple[int, int, int]], variable: int) -> ReservedChain:
+        """Take descriptors off the free list for good and write `segments` into them as one chain, once:
+        a chain the owner puts on the ring again and again with `add_reserved`, which rewrites only
+        descriptor `variable` of it (an in-order driver's per-request slot: virtio-blk's header, data and
+        status). Raises VirtqueueFull (changing nothing) when too few descriptors are free."""
+        n = len(segments)
+        if not 0 <= variable < n <= len(self._free):
+            raise VirtqueueFull(f"queue {self.index}: cannot reserve {n} descriptors ({len(self._free)} free) with "
+                                f"descriptor {variable} variable")
+        ids = self._free[-n:]
+        nexts = [*ids[1:], 0]
+        for k, (addr, length, flags) in enumerate(segments):
+            _DESC.pack_into(self._table, DESC_SIZE * ids[k], addr, length, flags | DESC_F_NEXT if k < n - 1 else flags,
+                            nexts[k])
+        del self._free[-n:]
+        self._reserved.update(ids)
+        if not self._coherent:
+            self._driver_area.sync_for_device()
+        return ReservedChain(ids[0], DESC_SIZE * ids[variable], DESC_F_NEXT if variable < n - 1 else 0,
+                             nexts[variable], tuple(ids))
+
+    def add_reserved(self, chain: ReservedChain, addr: int, length: int, flags: int, token: Any) -> int:
+        """Put reserved `chain` in the avail ring, unpublished until `kick()`, with its variable descriptor
+        now (addr, length, flags); the other descriptors and every link stay as `reserve` wrote them (the
+        device never writes the table). Returns the head. VirtioError (changing nothing) when the chain is
+        already in flight or the values do not pack."""
+        head = chain.head
+        chains = self._chains
+        if chains[head] is not None:
+            raise VirtioError(f"queue {self.index}: reserved chain {head} is already in flight")
+        try:
+            _pack_desc(self._table, chain.offset, addr, length, flags | chain.link, chain.next)
+        except (struct.error, TypeError, ValueError) as exc:
+            raise VirtioError(f"queue {self.index}: descriptor ({addr!r}, {length!r}, {flags!r}) does not pack: "
+                              f"{exc}") from None
+        chains[head] = ()
+        self._tokens[head] = token
+        idx = self._avail_idx
+        self._avail[2 + (idx & self._mask)] = head
+        self._avail_idx = (idx + 1) & 0xFFFF
         return head
 
     def _add_indirect(self, segments: Sequence[tuple[int, int, int]], token: Any) -> int:
@@ -247,7 +302,7 @@ class Virtqueue:
         barrier.mb()                       # the index before reading used->flags (avail_event) and ringing
         if self.event_idx:
             # vring_need_event: ring only if avail_event lies in [old, new)
-            if (new - int(self._avail_event[0]) - 1) & 0xFFFF >= (new - old) & 0xFFFF:
+            if (new - self._avail_event[0] - 1) & 0xFFFF >= (new - old) & 0xFFFF:
                 return False
         elif self._used16[0] & USED_F_NO_NOTIFY:
             return False
@@ -264,44 +319,46 @@ class Virtqueue:
         """(token, bytes the device wrote) of every chain the device returned since the last call."""
         if not self._coherent:
             self._device_area.sync_for_cpu()
-        end = int(self._used16[1])
+        end = self._used16[1]
         last = self._last_used
         if end == last:
             return []
-        barrier.rmb()                      # the index before the entries it covers
         used32, chains, tokens, free, mask = self._used32, self._chains, self._tokens, self._free, self._mask
         out = []
-        while last != end:
-            slot = 2 * (last & mask)
-            head = int(used32[slot])
-            ids = chains[head] if head < self.size else None
-            if ids is None:
-                self._last_used = last
-                raise VirtioError(f"queue {self.index}: device returned descriptor {head}, which is not the "
-                                  "head of a chain in flight")
-            chains[head] = None
-            free.extend(ids)
-            out.append((tokens[head], int(used32[slot + 1])))
-            tokens[head] = None
-            last = (last + 1) & 0xFFFF
-            if last == end and self.event_idx and not self._irq_off:
-                # interrupt at the next used entry, then look again: one may have come in meanwhile
-                self._avail[2 + self.size] = last
-                if not self._coherent:
-                    self._driver_area.sync_for_device()
-                barrier.mb()
-                if not self._coherent:
-                    self._device_area.sync_for_cpu()
-                end = int(self._used16[1])
-                if end != last:
-                    barrier.rmb()
-        self._last_used = last
-        return out
+        while True:
+            barrier.rmb()                  # the index before the entries it covers
+            while last != end:
+                slot = 2 * (last & mask)
+                head = used32[slot]
+                ids = chains[head] if head < self.size else None
+                if ids is None:
+                    self._last_used = last
+                    raise VirtioError(f"queue {self.index}: device returned descriptor {head}, which is not the "
+                                      "head of a chain in flight")
+                chains[head] = None
+                if ids:  # () for a reserved chain: its descriptors stay with it
+                    free.extend(ids)
+                out.append((tokens[head], used32[slot + 1]))
+                tokens[head] = None
+                last = (last + 1) & 0xFFFF
+            self._last_used = last
+            if not self.event_idx or self._irq_off:
+                return out
+            # interrupt at the next used entry, then look again: one may have come in meanwhile
+            self._avail[2 + self.size] = last
+            if not self._coherent:
+                self._driver_area.sync_for_device()
+            barrier.mb()
+            if not self._coherent:
+                self._device_area.sync_for_cpu()
+            end = self._used16[1]
+            if end == last:
+                return out
 
     def detach_all(self) -> list[Any]:
         """Forget every chain in flight (after a device reset) and return their tokens."""
         tokens = [t for c, t in zip(self._chains, self._tokens, strict=True) if c is not None]
         self._chains = [None] * self.size
         self._tokens = [None] * self.size
-        self._free = list(range(self.size - 1, -1, -1))
+        self._free = [i for i in range(self.size - 1, -1, -1) if i not in self._reserved]
         return tokens

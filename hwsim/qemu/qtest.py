@@ -160,6 +160,19 @@ class QtestClient:
             raise MmioValueError(f"qtest write at {addr:#x}: value {value!r} does not fit in {8 * width} bits")
         self._exchange(b"%s 0x%x 0x%x" % (op, addr, value))
 
+    def read_checked(self, addr: int, width: int) -> int:
+        """`read` for a caller that has checked width and address already (a mapped window's accessors)."""
+        reply = self._exchange(b"%s 0x%x" % (_READ[width], addr))
+        try:
+            return int(reply, 16)
+        except ValueError:
+            raise QemuError(f"qtest read at {addr:#x}: unexpected reply {reply!r}") from None
+
+    def write_checked(self, addr: int, width: int, value: int) -> None:
+        """`write` for a caller that has checked width, address and value already (a mapped window's
+        accessors): the doorbell path, without a second round of the same checks."""
+        self._exchange(b"%s 0x%x 0x%x" % (_WRITE[width], addr, value))
+
     def read_bytes(self, addr: int, n: int) -> bytes:
         """`n` bytes through QEMU's view of memory (`b64read`), in 1 MiB lines."""
         if not isinstance(n, int) or n < 0:

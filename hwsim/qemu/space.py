@@ -55,19 +55,21 @@ GIC_TYPES = ("arm_gic", "arm-gicv3", "kvm-arm-gic", "kvm-arm-gicv3")
 
 
 class QemuWindow(Window):
-    """A transaction-backed window: one qtest line per access."""
+    """A transaction-backed window: one qtest line per access. The mapping's accessors have checked offset,
+    width and value (the Window contract), so accesses go to the client's `*_checked` requests."""
 
     mechanism = "qemu qtest"
 
     def __init__(self, paddr: int, size: int, client: QtestClient) -> None:
         super().__init__(paddr, size)
         self._client = client
+        self._read, self._write = client.read_checked, client.write_checked
 
     def read(self, offset: int, width: int) -> int:
-        return self._client.read(self.paddr + offset, width)
+        return self._read(self.paddr + offset, width)
 
     def write(self, offset: int, width: int, value: int) -> None:
-        self._client.write(self.paddr + offset, width, value)
+        self._write(self.paddr + offset, width, value)
 
     def read_block(self, offset: int, n: int) -> bytes:
         return self._client.read_bytes(self.paddr + offset, n)

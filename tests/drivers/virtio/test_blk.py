@@ -189,6 +189,10 @@ def test_force_access_write_is_followed_by_a_flush() -> None:
         write_blocks(blk, 1, data(1), flags=OpFlag.FORCE_ACCESS)
         assert model.requests[T_FLUSH] == 1
         assert model.media.sector(1) == data(1)  # on the media, not only in the device's cache
+        vmo = Vmo(np.frombuffer(data(1, seed=3), dtype=np.uint8).copy())
+        op = BlockOp(BlockCommand.WRITE, 1, np.int64(2), 0, vmo, flags=OpFlag.FORCE_ACCESS)  # off the fast path
+        assert run_op(blk, op) is BlockStatus.OK
+        assert model.requests[T_FLUSH] == 2 and model.media.sector(2) == data(1, seed=3)
 
 
 def test_writethrough_through_config_wce_turns_the_device_cache_off() -> None:
@@ -372,6 +376,25 @@ def test_trim_is_write_zeroes_with_the_header_sector_zero() -> None:
         assert run_op(blk, BlockOp(BlockCommand.TRIM, 2, 9)) is BlockStatus.OK
         assert read_blocks(blk, 8, 4) == data(4)[:BS] + bytes(2 * BS) + data(4)[3 * BS:]
         assert model.requests[13] == 1
+
+
+def test_reads_and_writes_use_each_slots_reserved_chain_and_other_requests_the_free_list() -> None:
+    model = VirtioBlkModel(size=1 << 20)
+    with model_blk(model, writeback=True) as blk:
+        vq = blk.vq
+        reserved = 3 * blk.max_in_flight
+        assert vq.num_free == vq.size - reserved  # header, data, status of every slot, written once
+        write_blocks(blk, 3, data(8))
+        assert read_blocks(blk, 3, 8) == data(8)
+        flush(blk)
+        assert run_op(blk, BlockOp(BlockCommand.TRIM, 1, 3)) is BlockStatus.OK
+        assert model.requests[T_FLUSH] == 1 and model.requests[13] == 1  # on chains from the free list
+        assert read_blocks(blk, 3, 2) == bytes(BS) + data(8)[BS:2 * BS]
+        assert vq.num_free == vq.size - reserved and vq.in_flight == 0
+    with model_blk(VirtioBlkModel(size=1 << 20), queue_size=16) as blk:  # no room beside them: none reserved
+        assert blk.vq.num_free == 16
+        write_blocks(blk, 0, data(2))
+        assert read_blocks(blk, 0, 2) == data(2)
 
 
 def test_long_chains_go_through_an_indirect_table_when_offered() -> None:

@@ -5,6 +5,7 @@ every request whatever the reset does. On the behavioural model; QEMU killed and
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -154,6 +155,19 @@ def test_a_device_that_completes_nothing_fails_its_requests_after_the_request_ti
             assert got.all_done.wait(10)
             assert blk.failed and "no request completed" in str(blk.failure)
             assert all(got.statuses[id(op)] == [BlockStatus.IO_NOT_PRESENT] for op in ops)
+
+
+def test_an_idle_spell_longer_than_the_request_timeout_is_no_stall() -> None:
+    with ModelSpace(VirtioBlkModel(size=1 << 20), ram_size=16 << 20) as space:
+        board = virtio_blk_board(space, "faults")
+        with bound_virtio_blk(board, space, space.interrupt, completions="poll", request_timeout=0.2) as blk:
+            assert blk.poll(0) == 0  # idle: the stall clock has nothing to time
+            time.sleep(0.3)
+            for _ in range(3):
+                assert run_op(blk, BlockOp(BlockCommand.READ, 1, 0, 0, Vmo(np.zeros(BS, dtype=np.uint8))),
+                              timeout=5) is BlockStatus.OK
+                time.sleep(0.3)
+            assert not blk.failed
 
 
 def test_unbind_answers_every_request_even_when_the_reset_fails() -> None:

@@ -307,6 +307,51 @@ def test_detach_all_returns_every_token_and_frees_every_descriptor(
     assert vq.num_free == 8
 
 
+def test_a_reserved_chain_goes_on_the_ring_again_and_again_and_keeps_its_descriptors(
+        queue: tuple[Device, Virtqueue]) -> None:
+    device, vq = queue
+    hdr, status = flush_chain(device)
+    chain = vq.reserve([hdr, status], 1)
+    assert vq.num_free == 6 and len(chain.ids) == 2
+    for round_ in range(10):  # QueueNum 8: the ring indices wrap
+        vq.add_reserved(chain, status[0], 1, DESC_F_WRITE, f"r{round_}")
+        assert vq.kick()
+        assert vq.pop_used() == [(f"r{round_}", 1)]
+        assert device.model.requests[4] == round_ + 1  # a FLUSH each time: header and links as reserved
+        assert vq.num_free == 6 and vq.in_flight == 0
+    vq.add(flush_chain(device), "other")  # free-list chains still work beside it
+    vq.kick()
+    assert vq.pop_used() == [("other", 1)]
+
+
+def test_a_reserved_chain_in_flight_cannot_be_added_again(queue: tuple[Device, Virtqueue]) -> None:
+    device, vq = queue
+    hdr, status = flush_chain(device)
+    chain = vq.reserve([hdr, status], 1)
+    vq.add_reserved(chain, *status, "first")
+    with pytest.raises(VirtioError, match=f"reserved chain {chain.head} is already in flight"):
+        vq.add_reserved(chain, *status, "second")
+    vq.kick()
+    assert vq.pop_used() == [("first", 1)]
+
+
+def test_reserving_more_than_is_free_raises_and_changes_nothing(queue: tuple[Device, Virtqueue]) -> None:
+    device, vq = queue
+    vq.reserve(flush_chain(device) * 3, 0)
+    with pytest.raises(VirtqueueFull, match="cannot reserve 4 descriptors"):
+        vq.reserve(flush_chain(device) * 2, 0)
+    assert vq.num_free == 2
+
+
+def test_detach_all_keeps_reserved_descriptors_off_the_free_list(queue: tuple[Device, Virtqueue]) -> None:
+    device, vq = queue
+    chain = vq.reserve(flush_chain(device), 1)
+    vq.add_reserved(chain, *flush_chain(device)[1], "held")
+    vq.add(flush_chain(device), "plain")
+    assert sorted(vq.detach_all()) == ["held", "plain"]
+    assert vq.num_free == 6 and not set(chain.ids) & set(vq._free)
+
+
 def test_ring_memory_must_be_page_aligned_and_large_enough(device: Device) -> None:
     dev = device.transport()
     ready(dev)
