@@ -49,6 +49,7 @@ DEFAULT_MAX_IO = 128 << 10  # bytes per request (and per tag buffer)
 _EVENT = 1 << 32  # user_data of the eventfd read; tags are below 2**16
 _NODE_TIMEOUT = 10.0  # seconds for /dev/ublkcN to appear after ADD_DEV
 _DRAIN_TIMEOUT = 30.0  # seconds a stopping queue waits for the device's outstanding ops
+_FAIL_TIMEOUT = 5.0  # seconds a clean stop waits for ops the device holds before the ring's close fails them
 
 
 @dataclass
@@ -58,6 +59,8 @@ class UblkStats:
     bytes_read: int = 0
     bytes_written: int = 0
     bytes_copied: int = 0  # by the server itself: with USER_COPY it has nothing to copy, so this stays 0
+    committed: int = 0  # results handed to the kernel: each request's exactly once
+    aborted: int = 0  # requests a clean stop failed with EIO (included in `errors`)
 
 
 def _errno_of(status: BlockStatus) -> int:
@@ -85,6 +88,8 @@ class _Queue:
         self.error: BaseException | None = None
         self.fetching = 0  # tags with a FETCH or COMMIT_AND_FETCH in the kernel
         self.in_device = 0  # tags whose op the device still holds
+        self.owned = bytearray(depth)  # 1 while the server holds the tag's request (fetched, not committed)
+        self.abandoned = False  # the device kept ops past a clean stop's bound: its buffers must stay
         self._tid = 0
         self.thread = threading.Thread(target=self._run, name=f"ublk{server.dev_id}-q{q_id}", daemon=True)
 
@@ -119,6 +124,13 @@ class _Queue:
                     log.warning("ublk device %d queue %d tag %d: fetch failed: %s", self.server.dev_id,
                                 self.q_id, cqe.user_data, os.strerror(-cqe.res))
             self._commit_done()
+            failing_since = self.server.failing_since
+            if failing_since and self.in_device and time.monotonic() - failing_since > _FAIL_TIMEOUT:
+                log.error("ublk device %d: the device still holds %d ops %g s into the stop; closing the ring "
+                          "so the kernel fails them", self.server.dev_id, self.in_device, _FAIL_TIMEOUT)
+                self.abandoned = True
+                self.ring.close()
+                return
             if self.server.stopping.is_set():
                 stopping_since = stopping_since or time.monotonic()
                 if self.in_device == 0 or time.monotonic() - stopping_since > _DRAIN_TIMEOUT:
@@ -135,16 +147,27 @@ class _Queue:
         self.fetching += 1
 
     def _commit_done(self) -> None:
+        server = self.server
         while self.done:
             tag, result = self.done.popleft()
             self.in_device -= 1
-            if self.server.stopping.is_set() and self.server.aborting:
+            if not self.owned[tag]:
+                log.error("ublk device %d queue %d tag %d: a second result (%d) dropped", server.dev_id,
+                          self.q_id, tag, result)
+                continue
+            self.owned[tag] = 0
+            if server.stopping.is_set() and server.aborting:
                 continue  # no refetch: the ring's close cancels the tag
+            if server.failing_since and result >= 0:  # a clean stop fails what it has not answered yet
+                result = -errno.EIO
+                server.count_abort()
             self._io_cmd(U.IO_COMMIT_AND_FETCH_REQ, tag, result)
+            server.stats.committed += 1  # the queue thread alone counts this
 
     def _start(self, tag: int) -> None:
         op_flags, nr_sectors, start_sector = struct.unpack_from("<IIQ", self.descs, tag * ctypes.sizeof(U.IoDesc))
         self.in_device += 1
+        self.owned[tag] = 1
         self.server.handle(self, tag, op_flags, nr_sectors, start_sector)
 
     # --- any thread ------------------------------------------------------------------------------------
@@ -152,9 +175,12 @@ class _Queue:
         """Hand the result of `tag` to the queue thread (which commits it)."""
         self.done.append((tag, result))
         if threading.get_ident() != self._tid:
-            with self._close_lock:
-                if self.event >= 0:  # a device completing after the queue closed: nobody left to tell
-                    os.eventfd_write(self.event, 1)
+            self.wake()
+
+    def wake(self) -> None:
+        with self._close_lock:
+            if self.event >= 0:  # a device completing after the queue closed: nobody left to tell
+                os.eventfd_write(self.event, 1)
 
     def close(self) -> None:
         self.ring.close()
@@ -188,6 +214,7 @@ class UblkServer:
         self.stats = UblkStats()
         self.stopping = threading.Event()
         self.aborting = False
+        self.failing_since = 0.0  # monotonic time a clean stop began failing the pending requests
         self._pool = getattr(device, "pool", None)
         self._buffers: list[object] = []
         self._control: Control | None = None
@@ -270,20 +297,39 @@ class UblkServer:
                     raise UblkError(errno.ENOENT, f"{path} did not appear within {_NODE_TIMEOUT:g} s") from None
                 time.sleep(0.01)
 
-    def stop(self) -> None:
-        """STOP_DEV, then DEL_DEV_ASYNC. The kernel deletes the disk: requests in flight complete through us
-        first; later I/O on descriptors still open finds 0 blocks (reads return nothing, writes ENOSPC)."""
+    def stop(self, *, drain: bool = False) -> None:
+        """The clean stop: every request not yet answered fails with EIO (the device sees no new op; what
+        it holds is failed when it completes, or by the ring's close after `_FAIL_TIMEOUT`), STOP_DEV
+        deletes the disk, DEL_DEV_ASYNC the device. Later I/O on descriptors still open fails too.
+
+        `drain=True` instead lets the requests in flight (and those the kernel still dispatches while it
+        deletes the disk) complete normally first."""
         with self._lock:
             if self._control is None:
                 return
+            timer = None
             try:
+                queue = self._queue
+                if not drain and queue is not None:
+                    self.failing_since = time.monotonic()
+                    queue.wake()  # commit what the device already finished, as failures
+                    timer = threading.Timer(_FAIL_TIMEOUT + 0.1, queue.wake)  # recheck what the device holds
+                    timer.daemon = True
+                    timer.start()
                 if self._added:
                     try:
                         self._control.command(U.CMD_STOP_DEV, "STOP_DEV", self.dev_id)
                     except UblkError as exc:
                         log.warning("%s", exc)
             finally:
+                if timer is not None:
+                    timer.cancel()
                 self._teardown()
+
+    def count_abort(self) -> None:
+        with self._stats_lock:
+            self.stats.aborted += 1
+            self.stats.errors += 1
 
     def _teardown(self) -> None:
         self.stopping.set()
@@ -298,6 +344,8 @@ class UblkServer:
                 self._buffers.clear()
             else:
                 queue.close()  # closing the ring cancels the fetches still in the kernel
+                if queue.abandoned:  # the device may still write into the tag buffers
+                    self._buffers.clear()
         if self._cdev >= 0:
             os.close(self._cdev)
             self._cdev = -1
@@ -316,15 +364,16 @@ class UblkServer:
         if queue is not None and queue.error is not None:
             raise UblkError(errno.EIO, f"ublk device {self.dev_id}: queue 0 failed: {queue.error!r}")
 
-    def serve_until(self, stop: threading.Event, poll: float = 0.25) -> None:
-        """Serve until `stop` is set (or the queue ends because the kernel removed the device), then stop()."""
+    def serve_until(self, stop: threading.Event, poll: float = 0.25, *, drain: bool = False) -> None:
+        """Serve until `stop` is set (or the queue ends because the kernel removed the device), then
+        stop(drain=drain)."""
         try:
             while not stop.wait(poll):
                 queue = self._queue
                 if queue is None or not queue.thread.is_alive():
                     break
         finally:
-            self.stop()
+            self.stop(drain=drain)
 
     def __enter__(self) -> UblkServer:
         return self.start()
@@ -339,6 +388,10 @@ class UblkServer:
         nbytes, offset = nr_sectors << U.SECTOR_SHIFT, start_sector << U.SECTOR_SHIFT
         with self._stats_lock:
             self.stats.requests += 1
+        if self.failing_since:  # a clean stop: the device sees nothing more
+            self.count_abort()
+            queue.complete(tag, -errno.EIO)
+            return
         vmo = queue.vmos[tag]
         where = U.user_copy_offset(queue.q_id, tag)
         finish: Callable[[BlockStatus, BlockOp], None]
@@ -401,6 +454,9 @@ class UblkServer:
         def done(status: BlockStatus, _op: BlockOp) -> None:
             if status is not BlockStatus.OK:
                 self._fail(queue, tag, _errno_of(BlockStatus(status)))
+                return
+            if self.failing_since:  # a clean stop fails it anyway: the kernel gets no data
+                queue.complete(tag, 0)
                 return
             try:
                 put = os.pwrite(queue.cdev, vmo.array.data[:nbytes], where)

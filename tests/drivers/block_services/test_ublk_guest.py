@@ -1,12 +1,14 @@
 """The ublk server under a real kernel (Debian's 6.12 in the guest, ublk_drv loaded): a file system on
 /dev/ublkbN made, checked, remounted and read back, and fio's verify job, on a RAM-disk and on virtio-blk
 over the behavioural model (our driver under the kernel's block layer all the way down); the device's
-block size, queue depth, read-only flag, FLUSH and TRIM as the kernel sees them; a clean stop; and a server
-killed mid-I/O leaving the kernel's I/O failing, not hanging. One boot with the other backend tests."""
+block size, queue depth, read-only flag, FLUSH and TRIM as the kernel sees them; a clean stop failing the
+pending I/O, and a draining one; and a server killed mid-I/O (the CLI's RAM-disk, TRIM checked first)
+leaving the kernel's I/O failing, not hanging. One boot with the other backend tests."""
 
 from __future__ import annotations
 
 import errno
+import mmap
 import os
 import signal
 import subprocess
@@ -143,7 +145,9 @@ def _wait_for_io(dev_id: int, count: int = 200) -> None:
         time.sleep(0.1)
 
 
-def test_ublk_clean_stop_under_io_removes_the_disk_and_fails_the_io(ramdisk: RamDisk) -> None:
+def _stop_under_fio(ramdisk: RamDisk, *, drain: bool) -> tuple[UblkServer, str, float]:
+    """Serve `ramdisk`, put fio random writes at QD16 on it (a descriptor of ours open too), stop(drain=...)
+    under that load; return the server, fio's output and the seconds fio took to end after the stop."""
     server = UblkServer(ramdisk, queue_depth=8).start()
     dev_id, path = server.dev_id, server.path
     fd = os.open(path, os.O_RDWR | os.O_DIRECT)
@@ -151,10 +155,10 @@ def test_ublk_clean_stop_under_io_removes_the_disk_and_fails_the_io(ramdisk: Ram
     try:
         _wait_for_io(dev_id)
         stopped = time.monotonic()
-        server.stop()
+        server.stop(drain=drain)
         out, _ = fio.communicate(timeout=KILL_BOUND)
-        assert time.monotonic() - stopped < KILL_BOUND
-        assert fio.returncode != 0 and "error" in out.lower(), out[-2000:]  # ENOSPC: the disk has no blocks
+        took = time.monotonic() - stopped
+        assert fio.returncode != 0 and "error" in out.lower(), out[-2000:]
         assert not os.path.exists(path)
         assert not os.path.exists(f"/dev/ublkc{dev_id}")
         try:  # the dead disk has no blocks left: a read finds nothing, a write fails
@@ -163,13 +167,30 @@ def test_ublk_clean_stop_under_io_removes_the_disk_and_fails_the_io(ramdisk: Ram
             pass
         with pytest.raises(OSError):
             os.pwrite(fd, b"\0" * 4096, 0)
-        assert server.stats.errors == 0 and server.stats.bytes_written > 0  # what it took, it completed
+        return server, out, took
     finally:
         os.close(fd)
         if fio.poll() is None:
             os.kill(fio.pid, signal.SIGKILL)
             fio.wait(10)
         server.stop()  # a second stop does nothing
+
+
+def test_ublk_clean_stop_under_io_fails_the_pending_io_and_removes_the_disk(ramdisk: RamDisk) -> None:
+    server, out, took = _stop_under_fio(ramdisk, drain=False)
+    assert took < KILL_BOUND
+    assert "Input/output error" in out, out[-2000:]  # the requests pending at the stop failed with EIO
+    assert server.stats.aborted > 0 and server.stats.errors == server.stats.aborted
+    assert server.stats.committed == server.stats.requests  # each request answered exactly once
+    assert server.stats.bytes_written > 0
+
+
+def test_ublk_draining_stop_completes_the_io_in_flight_first(ramdisk: RamDisk) -> None:
+    server, out, took = _stop_under_fio(ramdisk, drain=True)
+    assert took < KILL_BOUND
+    assert "Input/output error" not in out, out[-2000:]  # ENOSPC: the disk has no blocks left
+    assert server.stats.errors == 0 and server.stats.aborted == 0  # what it took, it completed
+    assert server.stats.committed == server.stats.requests
 
 
 def test_ublk_server_killed_mid_io_leaves_io_errors_not_a_hang() -> None:
@@ -181,6 +202,19 @@ def test_ublk_server_killed_mid_io_leaves_io_errors_not_a_hang() -> None:
         path = serve.stdout.readline().strip()
         assert path.startswith("/dev/ublkb"), serve.stderr.read() if serve.stderr else path
         dev_id = int(path.removeprefix("/dev/ublkb"))
+        queue = Path(f"/sys/block/ublkb{dev_id}/queue")
+        assert int((queue / "discard_max_bytes").read_text()) > 0  # the CLI's RAM-disk offers TRIM
+        assert (queue / "fua").read_text().strip() == "1"
+        fd = os.open(path, os.O_RDWR | os.O_DIRECT)
+        try:
+            block = mmap.mmap(-1, 1 << 16)  # O_DIRECT wants aligned memory
+            block.write(b"\xa5" * (1 << 16))
+            assert os.pwritev(fd, [block], 1 << 20) == 1 << 16
+            subprocess.run(["blkdiscard", "-o", str(1 << 20), "-l", str(1 << 15), path], check=True, timeout=60)
+            assert os.preadv(fd, [block], 1 << 20) == 1 << 16  # DISCARD reached the RAM-disk's TRIM: zeros
+            assert block[:1 << 15] == bytes(1 << 15) and block[1 << 15:] == b"\xa5" * (1 << 15)
+        finally:
+            os.close(fd)
         fio = _busy_fio(path)
         _wait_for_io(dev_id)
         os.kill(serve.pid, signal.SIGKILL)
