@@ -61,7 +61,8 @@ def open_device(args: argparse.Namespace) -> Iterator[BlockDevice]:
     if args.ramdisk is not None:
         from drivers.block.ramdisk import RamDisk
 
-        flags = BlockFlag.READONLY if args.read_only else BlockFlag.NONE
+        # TRIM always works on a RAM-disk (it zeroes) and a completed write is as durable as RAM gets (FUA)
+        flags = BlockFlag.READONLY if args.read_only else BlockFlag.TRIM_SUPPORT | BlockFlag.FUA_SUPPORT
         size = args.ramdisk
         if size % args.block_size:
             raise ValueError(f"--ramdisk {size}: not a multiple of the {args.block_size}-byte block size")
@@ -194,10 +195,11 @@ def _run_ublk(args: argparse.Namespace) -> int:
             server.start()
             print(f"serving {_describe(device)} as {server.path} (ublk, user copy)", file=sys.stderr)
             print(server.path, flush=True)
-            server.serve_until(stop)
+            server.serve_until(stop, drain=args.drain)
         s = server.stats
         print(f"stopped: {s.requests} requests, {s.bytes_read} bytes read, {s.bytes_written} bytes written, "
-              f"{s.errors} errors, {server.bytes_copied} bytes copied", file=sys.stderr)
+              f"{s.errors} errors ({s.aborted} failed by the stop), {server.bytes_copied} bytes copied",
+              file=sys.stderr)
     return 0
 
 
@@ -215,6 +217,8 @@ def register_serve(sub: argparse._SubParsersAction) -> None:
                         help="with --ublk: requests in flight, 1..64 (default 64)")
     parser.add_argument("--dev-id", type=int, default=-1, metavar="N",
                         help="with --ublk: the N of /dev/ublkbN (default: the kernel picks)")
+    parser.add_argument("--drain", action="store_true",
+                        help="with --ublk: on stop, let requests in flight complete instead of failing them")
     parser.add_argument("--dma", action="store_true",
                         help="let clients allocate buffers in the device's DMA memory (zero-copy; such clients "
                              "can see all of that memory: trusted clients only)")

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from drivers.block_services.cli import parse_size, register_nbd, register_serve
+from drivers.block.protocol import BlockCommand, BlockFlag, BlockOp, BlockStatus, Vmo, run_op
+from drivers.block_services.cli import open_device, parse_size, register_nbd, register_serve
 from drivers.block_services.client import BlockClient
 from mmiotk import cli
 
@@ -116,6 +117,20 @@ def test_help_describes_the_device_options(capsys: pytest.CaptureFixture[str], c
 @pytest.mark.parametrize(("text", "value"), [("64M", 64 << 20), ("1GiB", 1 << 30), ("4096", 4096), ("8k", 8192)])
 def test_sizes_take_unit_suffixes(text: str, value: int) -> None:
     assert parse_size(text) == value
+
+
+@pytest.mark.parametrize(("extra", "flags"), [([], BlockFlag.TRIM_SUPPORT | BlockFlag.FUA_SUPPORT),
+                                               (["--read-only"], BlockFlag.READONLY)])
+def test_the_cli_ram_disk_offers_trim_and_fua_unless_read_only(extra: list[str], flags: BlockFlag) -> None:
+    args = cli.build_parser([register_serve]).parse_args(["serve", "--ramdisk", "1M", "--ublk", *extra])
+    with open_device(args) as disk:
+        assert disk.query().flags == flags
+        if not extra:  # TRIM works: it zeroes
+            buf = np.full(1024, 9, dtype=np.uint8)
+            assert run_op(disk, BlockOp(BlockCommand.WRITE, 2, 4, 0, Vmo(buf))) is BlockStatus.OK
+            assert run_op(disk, BlockOp(BlockCommand.TRIM, 1, 4)) is BlockStatus.OK
+            assert run_op(disk, BlockOp(BlockCommand.READ, 2, 4, 0, Vmo(buf))) is BlockStatus.OK
+            assert not buf[:512].any() and (buf[512:] == 9).all()
 
 
 def test_registering_twice_keeps_one_command(capsys: pytest.CaptureFixture[str]) -> None:
