@@ -1,11 +1,8 @@
 """UblkServer: any BlockDevice as /dev/ublkbN, under the Linux kernel's own block layer (ublk_drv, 6.0+).
 
 The control commands (ADD_DEV, SET_PARAMS, START_DEV, STOP_DEV, DEL_DEV_ASYNC) go to /dev/ublk-control as
-io_uring URING_CMDs in an SQE128 ring. Each queue has a thread owning its own ring on /dev/ublkcN: it
-submits FETCH_REQ for every tag, and for each request the kernel hands over it starts the device op and,
-when the op completes, commits the result with COMMIT_AND_FETCH_REQ (which also fetches the tag's next
-request). The kernel insists that one task issues all of a queue's commands, so completions arriving on the
-device's threads are passed to the queue thread through a deque and an eventfd the ring reads.
+io_uring URING_CMDs in an SQE128 ring (ublk_control.py). Each queue has a thread owning its own ring on
+/dev/ublkcN (ublk_queue.py); this module maps each request the kernel hands over to a device op.
 
 Data moves with UBLK_F_USER_COPY: the server pread()s a write's data from /dev/ublkcN at the request's
 user-copy offset straight into the tag's buffer, and pwrite()s a read's data from it, and that buffer is the
@@ -13,19 +10,18 @@ device's own DMA memory where the device has a pool (virtio-blk), so its driver 
 kernel does the one copy between the request's pages and the buffer; the server itself copies nothing
 (`stats.bytes_copied` stays 0; `bytes_copied` adds the device's own bounce copies, as the FIFO server does).
 
-No UBLK_F_USER_RECOVERY: when the server dies, the kernel cancels its commands and fails every request
+`stop()` fails the requests still pending with EIO; `stop(drain=True)` lets them complete. No
+UBLK_F_USER_RECOVERY: when the server dies, the kernel cancels its commands and fails every request
 with an I/O error; `delete_device(dev_id)` then removes what is left (see docs/ublk.md).
 """
 
 from __future__ import annotations
 
-import collections
 import ctypes
 import errno
 import logging
 import mmap
 import os
-import struct
 import threading
 import time
 from collections.abc import Callable
@@ -36,9 +32,9 @@ import numpy as np
 from drivers.block.protocol import BlockCommand, BlockDevice, BlockFlag, BlockInfo, BlockOp, BlockStatus, OpFlag, Vmo
 
 from . import ublk_cmd as U
-from .io_uring import Ring
 from .session import device_bytes_copied
 from .ublk_control import Control, UblkError, delete_device, device_info
+from .ublk_queue import DRAIN_TIMEOUT, FAIL_TIMEOUT, UblkQueue
 
 __all__ = ["UblkError", "UblkServer", "UblkStats", "delete_device", "device_info"]
 
@@ -46,10 +42,7 @@ log = logging.getLogger(__name__)
 
 MAX_QUEUE_DEPTH = 64
 DEFAULT_MAX_IO = 128 << 10  # bytes per request (and per tag buffer)
-_EVENT = 1 << 32  # user_data of the eventfd read; tags are below 2**16
 _NODE_TIMEOUT = 10.0  # seconds for /dev/ublkcN to appear after ADD_DEV
-_DRAIN_TIMEOUT = 30.0  # seconds a stopping queue waits for the device's outstanding ops
-_FAIL_TIMEOUT = 5.0  # seconds a clean stop waits for ops the device holds before the ring's close fails them
 
 
 @dataclass
@@ -67,128 +60,6 @@ def _errno_of(status: BlockStatus) -> int:
     return {BlockStatus.ACCESS_DENIED: errno.EPERM, BlockStatus.OUT_OF_RANGE: errno.EINVAL,
             BlockStatus.INVALID_ARGS: errno.EINVAL, BlockStatus.NOT_SUPPORTED: errno.EOPNOTSUPP,
             BlockStatus.IO_NOT_PRESENT: errno.ENODEV}.get(status, errno.EIO)
-
-
-class _Queue:
-    """One hardware queue: its thread, its ring on /dev/ublkcN, its request descriptors and tag buffers."""
-
-    def __init__(self, server: UblkServer, q_id: int, cdev: int) -> None:
-        self.server, self.q_id, self.cdev = server, q_id, cdev
-        depth = server.queue_depth
-        size = -(-depth * ctypes.sizeof(U.IoDesc) // mmap.PAGESIZE) * mmap.PAGESIZE
-        self.descs = mmap.mmap(cdev, size, mmap.MAP_SHARED | mmap.MAP_POPULATE, mmap.PROT_READ,
-                               offset=U.io_desc_offset(q_id))
-        self.vmos = [server.tag_buffer() for _ in range(depth)]
-        self.ring = Ring(2 * depth + 2)
-        self.event = os.eventfd(0, os.EFD_CLOEXEC)
-        self._close_lock = threading.Lock()
-        self._event_buf = ctypes.c_uint64()
-        self.done: collections.deque[tuple[int, int]] = collections.deque()
-        self.ready = threading.Event()
-        self.error: BaseException | None = None
-        self.fetching = 0  # tags with a FETCH or COMMIT_AND_FETCH in the kernel
-        self.in_device = 0  # tags whose op the device still holds
-        self.owned = bytearray(depth)  # 1 while the server holds the tag's request (fetched, not committed)
-        self.abandoned = False  # the device kept ops past a clean stop's bound: its buffers must stay
-        self._tid = 0
-        self.thread = threading.Thread(target=self._run, name=f"ublk{server.dev_id}-q{q_id}", daemon=True)
-
-    # --- the queue thread ------------------------------------------------------------------------------
-    def _run(self) -> None:
-        self._tid = threading.get_ident()
-        try:
-            self._serve()
-        except BaseException as exc:
-            self.error = exc
-            log.exception("ublk queue %d of device %d failed", self.q_id, self.server.dev_id)
-            self.ready.set()
-            self.ring.close()  # the kernel cancels our tags and fails the disk's I/O rather than hang it
-
-    def _serve(self) -> None:
-        for tag in range(self.server.queue_depth):
-            self._io_cmd(U.IO_FETCH_REQ, tag, 0)
-        self._arm_event()
-        self.ring.submit_and_wait(0)
-        self.ready.set()
-        stopping_since = 0.0
-        while True:
-            self.ring.submit_and_wait(1)
-            for cqe in self.ring.completions():
-                if cqe.user_data == _EVENT:
-                    self._arm_event()
-                    continue
-                self.fetching -= 1
-                if cqe.res == U.IO_RES_OK:
-                    self._start(cqe.user_data)
-                elif cqe.res != U.IO_RES_ABORT:  # ABORT: the queue is going away, do not fetch again
-                    log.warning("ublk device %d queue %d tag %d: fetch failed: %s", self.server.dev_id,
-                                self.q_id, cqe.user_data, os.strerror(-cqe.res))
-            self._commit_done()
-            failing_since = self.server.failing_since
-            if failing_since and self.in_device and time.monotonic() - failing_since > _FAIL_TIMEOUT:
-                log.error("ublk device %d: the device still holds %d ops %g s into the stop; closing the ring "
-                          "so the kernel fails them", self.server.dev_id, self.in_device, _FAIL_TIMEOUT)
-                self.abandoned = True
-                self.ring.close()
-                return
-            if self.server.stopping.is_set():
-                stopping_since = stopping_since or time.monotonic()
-                if self.in_device == 0 or time.monotonic() - stopping_since > _DRAIN_TIMEOUT:
-                    return
-                # let the device finish: wake again when it completes (the eventfd) or after a while
-            if self.fetching == 0 and self.in_device == 0:
-                return  # the kernel aborted every tag: the device is gone
-
-    def _arm_event(self) -> None:
-        self.ring.prep_read(self.event, ctypes.addressof(self._event_buf), 8, _EVENT)
-
-    def _io_cmd(self, op: int, tag: int, result: int) -> None:
-        self.ring.prep_uring_cmd(self.cdev, op, bytes(U.IoCmd(q_id=self.q_id, tag=tag, result=result)), tag)
-        self.fetching += 1
-
-    def _commit_done(self) -> None:
-        server = self.server
-        while self.done:
-            tag, result = self.done.popleft()
-            self.in_device -= 1
-            if not self.owned[tag]:
-                log.error("ublk device %d queue %d tag %d: a second result (%d) dropped", server.dev_id,
-                          self.q_id, tag, result)
-                continue
-            self.owned[tag] = 0
-            if server.stopping.is_set() and server.aborting:
-                continue  # no refetch: the ring's close cancels the tag
-            if server.failing_since and result >= 0:  # a clean stop fails what it has not answered yet
-                result = -errno.EIO
-                server.count_abort()
-            self._io_cmd(U.IO_COMMIT_AND_FETCH_REQ, tag, result)
-            server.stats.committed += 1  # the queue thread alone counts this
-
-    def _start(self, tag: int) -> None:
-        op_flags, nr_sectors, start_sector = struct.unpack_from("<IIQ", self.descs, tag * ctypes.sizeof(U.IoDesc))
-        self.in_device += 1
-        self.owned[tag] = 1
-        self.server.handle(self, tag, op_flags, nr_sectors, start_sector)
-
-    # --- any thread ------------------------------------------------------------------------------------
-    def complete(self, tag: int, result: int) -> None:
-        """Hand the result of `tag` to the queue thread (which commits it)."""
-        self.done.append((tag, result))
-        if threading.get_ident() != self._tid:
-            self.wake()
-
-    def wake(self) -> None:
-        with self._close_lock:
-            if self.event >= 0:  # a device completing after the queue closed: nobody left to tell
-                os.eventfd_write(self.event, 1)
-
-    def close(self) -> None:
-        self.ring.close()
-        with self._close_lock:
-            if self.event >= 0:
-                os.close(self.event)
-                self.event = -1
-        self.descs.close()
 
 
 class UblkServer:
@@ -219,7 +90,7 @@ class UblkServer:
         self._buffers: list[object] = []
         self._control: Control | None = None
         self._cdev = -1
-        self._queue: _Queue | None = None
+        self._queue: UblkQueue | None = None
         self._added = False
         self._lock = threading.Lock()
         self._stats_lock = threading.Lock()  # completions arrive on the device's threads
@@ -257,7 +128,7 @@ class UblkServer:
                 raise UblkError(errno.EOPNOTSUPP, "this kernel's ublk has no UBLK_F_USER_COPY (Linux 6.5+)")
             control.command(U.CMD_SET_PARAMS, "SET_PARAMS", self.dev_id, buf=self._params())
             self._cdev = self._open_char_device()
-            self._queue = queue = _Queue(self, 0, self._cdev)
+            self._queue = queue = UblkQueue(self, 0, self._cdev)
             queue.thread.start()
             if not queue.ready.wait(_NODE_TIMEOUT) or queue.error is not None:
                 raise UblkError(errno.EIO, f"ublk device {self.dev_id}: queue 0 did not start: {queue.error}")
@@ -299,7 +170,7 @@ class UblkServer:
 
     def stop(self, *, drain: bool = False) -> None:
         """The clean stop: every request not yet answered fails with EIO (the device sees no new op; what
-        it holds is failed when it completes, or by the ring's close after `_FAIL_TIMEOUT`), STOP_DEV
+        it holds is failed when it completes, or by the ring's close after `FAIL_TIMEOUT`), STOP_DEV
         deletes the disk, DEL_DEV_ASYNC the device. Later I/O on descriptors still open fails too.
 
         `drain=True` instead lets the requests in flight (and those the kernel still dispatches while it
@@ -313,7 +184,7 @@ class UblkServer:
                 if not drain and queue is not None:
                     self.failing_since = time.monotonic()
                     queue.wake()  # commit what the device already finished, as failures
-                    timer = threading.Timer(_FAIL_TIMEOUT + 0.1, queue.wake)  # recheck what the device holds
+                    timer = threading.Timer(FAIL_TIMEOUT + 0.1, queue.wake)  # recheck what the device holds
                     timer.daemon = True
                     timer.start()
                 if self._added:
@@ -338,13 +209,13 @@ class UblkServer:
         if queue is not None:
             if queue.thread.is_alive():
                 os.eventfd_write(queue.event, 1)
-                queue.thread.join(_DRAIN_TIMEOUT + 5)
+                queue.thread.join(DRAIN_TIMEOUT + 5)
             if queue.thread.is_alive():  # the device never completed what it holds: keep what it may still use
                 log.error("ublk device %d: queue thread still running; leaving its ring and buffers", self.dev_id)
                 self._buffers.clear()
             else:
                 queue.close()  # closing the ring cancels the fetches still in the kernel
-                if queue.abandoned:  # the device may still write into the tag buffers
+                if queue.abandoned:  # the device may still use the tag buffers: leave them to it
                     self._buffers.clear()
         if self._cdev >= 0:
             os.close(self._cdev)
@@ -382,7 +253,7 @@ class UblkServer:
         self.stop()
 
     # --- requests (queue thread) -------------------------------------------------------------------------
-    def handle(self, queue: _Queue, tag: int, op_flags: int, nr_sectors: int, start_sector: int) -> None:
+    def handle(self, queue: UblkQueue, tag: int, op_flags: int, nr_sectors: int, start_sector: int) -> None:
         """Start the device op for request `tag`; its result reaches `queue.complete` exactly once."""
         op, bs = op_flags & 0xFF, self.info.block_size
         nbytes, offset = nr_sectors << U.SECTOR_SHIFT, start_sector << U.SECTOR_SHIFT
@@ -433,12 +304,12 @@ class UblkServer:
             log.exception("ublk device %d: the device raised on %s", self.dev_id, block_op.command.name)
             self._fail(queue, tag, errno.EIO)
 
-    def _fail(self, queue: _Queue, tag: int, err: int) -> None:
+    def _fail(self, queue: UblkQueue, tag: int, err: int) -> None:
         with self._stats_lock:
             self.stats.errors += 1
         queue.complete(tag, -err)
 
-    def _finisher(self, queue: _Queue, tag: int, result: int, *,
+    def _finisher(self, queue: UblkQueue, tag: int, result: int, *,
                   written: int = 0) -> Callable[[BlockStatus, BlockOp], None]:
         def done(status: BlockStatus, _op: BlockOp) -> None:
             if status is BlockStatus.OK:
@@ -449,7 +320,7 @@ class UblkServer:
                 self._fail(queue, tag, _errno_of(BlockStatus(status)))
         return done
 
-    def _read_finisher(self, queue: _Queue, tag: int, vmo: Vmo, nbytes: int,
+    def _read_finisher(self, queue: UblkQueue, tag: int, vmo: Vmo, nbytes: int,
                        where: int) -> Callable[[BlockStatus, BlockOp], None]:
         def done(status: BlockStatus, _op: BlockOp) -> None:
             if status is not BlockStatus.OK:

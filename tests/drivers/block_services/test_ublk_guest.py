@@ -2,8 +2,9 @@
 /dev/ublkbN made, checked, remounted and read back, and fio's verify job, on a RAM-disk and on virtio-blk
 over the behavioural model (our driver under the kernel's block layer all the way down); the device's
 block size, queue depth, read-only flag, FLUSH and TRIM as the kernel sees them; a clean stop failing the
-pending I/O, and a draining one; and a server killed mid-I/O (the CLI's RAM-disk, TRIM checked first)
-leaving the kernel's I/O failing, not hanging. One boot with the other backend tests."""
+pending I/O (also what a device that stopped answering holds), and a draining one; and a server killed
+mid-I/O (the CLI's RAM-disk, TRIM checked first) leaving the kernel's I/O failing, not hanging. One boot
+with the other backend tests."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +24,7 @@ import pytest
 from drivers.block.protocol import BlockDevice, BlockFlag, BlockInfo, BlockOp, Completion
 from drivers.block.ramdisk import RamDisk
 from drivers.block_services.ublk import UblkServer, delete_device, device_info
+from drivers.block_services.ublk_queue import FAIL_TIMEOUT
 from hwsim.linux.blockcheck import check_filesystem, fio_verify
 from hwsim.linux.guest import load_module
 from hwsim.linux.machines import BACKENDS
@@ -191,6 +194,49 @@ def test_ublk_draining_stop_completes_the_io_in_flight_first(ramdisk: RamDisk) -
     assert "Input/output error" not in out, out[-2000:]  # ENOSPC: the disk has no blocks left
     assert server.stats.errors == 0 and server.stats.aborted == 0  # what it took, it completed
     assert server.stats.committed == server.stats.requests
+
+
+class Holding(Counting):
+    """Passes ops through until `hold` is set, then keeps them: a device that stopped answering."""
+
+    def __init__(self, inner: BlockDevice) -> None:
+        super().__init__(inner)
+        self.hold = threading.Event()
+        self.held: list[tuple[BlockOp, Completion]] = []
+
+    def queue(self, op: BlockOp, completion: Completion) -> None:
+        if self.hold.is_set():
+            self.held.append((op, completion))
+            return
+        super().queue(op, completion)
+
+
+def test_ublk_clean_stop_fails_the_io_a_stuck_device_holds_within_its_bound(ramdisk: RamDisk) -> None:
+    device = Holding(ramdisk)
+    server = UblkServer(device, queue_depth=8).start()
+    fio = _busy_fio(server.path)
+    try:
+        _wait_for_io(server.dev_id)
+        device.hold.set()
+        deadline = time.monotonic() + 30
+        while len(device.held) < 8:  # every tag is in the device now, none with the kernel
+            assert time.monotonic() < deadline, f"only {len(device.held)} ops reached the held device"
+            time.sleep(0.05)
+        stopped = time.monotonic()
+        server.stop()
+        assert time.monotonic() - stopped < FAIL_TIMEOUT + 10
+        out, _ = fio.communicate(timeout=KILL_BOUND)
+        assert fio.returncode != 0 and "Input/output error" in out, out[-2000:]
+        assert not os.path.exists(server.path)
+        assert server.stats.aborted >= 8 and server.stats.committed == server.stats.requests
+        for op, completion in device.held:  # the device answers at last: the late results are dropped
+            ramdisk.queue(op, completion)
+        assert server.stats.committed == server.stats.requests
+    finally:
+        if fio.poll() is None:
+            os.kill(fio.pid, signal.SIGKILL)
+            fio.wait(10)
+        server.stop()
 
 
 def test_ublk_server_killed_mid_io_leaves_io_errors_not_a_hang() -> None:
