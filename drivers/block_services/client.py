@@ -189,6 +189,11 @@ class BlockClient:
 
     def recv(self) -> list[Response]:
         """The responses in the next FIFO message."""
+        return unpack_responses(self.recv_raw())
+
+    def recv_raw(self) -> bytes:
+        """The next FIFO message as it came (whole `fifo.RESPONSE` records; `recv()` unpacks them), for
+        clients that unpack the records themselves."""
         try:
             data = self._fifo.recv(MAX_BATCH * RECORD_SIZE)
         except (TimeoutError, BlockingIOError):
@@ -196,7 +201,7 @@ class BlockClient:
                                f"{self.timeout} s") from None
         if not data:
             raise ConnectionError(f"block server at {self.path} closed the FIFO")
-        return unpack_responses(data)
+        return data
 
     def transact(self, requests: Sequence[Request]) -> list[Response]:
         """Send `requests` with at most `depth` answered ones outstanding; return the responses in the
