@@ -170,21 +170,23 @@ class UblkServer:
 
     def stop(self, *, drain: bool = False) -> None:
         """The clean stop: every request not yet answered fails with EIO (the device sees no new op; what
-        it holds is failed when it completes, or by the ring's close after `FAIL_TIMEOUT`), STOP_DEV
-        deletes the disk, DEL_DEV_ASYNC the device. Later I/O on descriptors still open fails too.
+        it holds fails when it completes, or after `FAIL_TIMEOUT` if it does not), STOP_DEV deletes the
+        disk, DEL_DEV_ASYNC the device. Later I/O on descriptors still open fails too.
 
         `drain=True` instead lets the requests in flight (and those the kernel still dispatches while it
-        deletes the disk) complete normally first."""
+        deletes the disk) complete normally first; after `DRAIN_TIMEOUT` it fails what is left as above."""
         with self._lock:
             if self._control is None:
                 return
             timer = None
             try:
                 queue = self._queue
-                if not drain and queue is not None:
-                    self.failing_since = time.monotonic()
-                    queue.wake()  # commit what the device already finished, as failures
-                    timer = threading.Timer(FAIL_TIMEOUT + 0.1, queue.wake)  # recheck what the device holds
+                if queue is not None:
+                    if drain:
+                        timer = threading.Timer(DRAIN_TIMEOUT, self._fail_pending, (queue, FAIL_TIMEOUT + 1))
+                    else:
+                        self._fail_pending(queue)
+                        timer = threading.Timer(FAIL_TIMEOUT + 0.1, queue.wake)  # recheck what the device holds
                     timer.daemon = True
                     timer.start()
                 if self._added:
@@ -196,6 +198,12 @@ class UblkServer:
                 if timer is not None:
                     timer.cancel()
                 self._teardown()
+
+    def _fail_pending(self, queue: UblkQueue, held_for: float = 0.0) -> None:
+        """From now on answer every pending request EIO; `held_for`: count the device's ops as held that long
+        already (so the queue fails those at once too)."""
+        self.failing_since = time.monotonic() - held_for
+        queue.wake()  # commit what the device already finished, as failures
 
     def count_abort(self) -> None:
         with self._stats_lock:
