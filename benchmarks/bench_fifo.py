@@ -10,7 +10,9 @@ the server's SEQPACKET FIFO, packed straight from the protocol's struct, keeping
 in two messages (it works on one batch of answers while the server works on the other). "round trips/s"
 is QD1. Every request is a random 4 KiB read. Copies: the server's own (always 0) plus the driver's bounce
 copies, per request, for client buffers that are memfds and for buffers in the device's DMA memory.
-Rounds alternate direct and FIFO sides; each keeps its best.
+Rounds alternate direct and FIFO sides; each keeps its best. CPU time per request is measured too (this
+process while it serves, the client process over its timed loop): wall-clock ratios swing with the load of
+a shared machine, the CPU cost per request much less.
 """
 
 from __future__ import annotations
@@ -43,8 +45,9 @@ MiB = 1 << 20
 DISK = 32 * MiB
 
 
-def direct(dev: BlockDevice, depth: int, seconds: float, seed: int = 1) -> float:
-    """Random 4 KiB reads kept `depth` in flight by calling the driver directly: requests/s."""
+def direct(dev: BlockDevice, depth: int, seconds: float, seed: int = 1) -> tuple[float, float]:
+    """Random 4 KiB reads kept `depth` in flight by calling the driver directly: requests/s, and this
+    process's CPU seconds per request (the device's own threads included)."""
     info = dev.query()
     per = IO // info.block_size
     slots = info.block_count // per
@@ -63,6 +66,7 @@ def direct(dev: BlockDevice, depth: int, seconds: float, seed: int = 1) -> float
             ready.append(op)
             cond.notify()
 
+    cpu = time.process_time()
     start = time.perf_counter()
     end = start + seconds
     while True:
@@ -78,18 +82,20 @@ def direct(dev: BlockDevice, depth: int, seconds: float, seed: int = 1) -> float
             op.offset_dev = rng.randrange(slots) * per
             dev.queue(op, completion)
     elapsed = time.perf_counter() - start
+    cpu = time.process_time() - cpu
     deadline = time.perf_counter() + 10
     while len(ready) < depth - len(batch) and time.perf_counter() < deadline:  # let the tail finish
         time.sleep(0.001)
     if failed:
         raise RuntimeError(f"direct reads failed: {failed[:3]}")
-    return done / elapsed
+    return done / elapsed, cpu / max(done, 1)
 
 
 def client_main(path: str, depth: int, seconds: float, dma: bool) -> None:
-    """The FIFO side, in its own process: prints {"rate": requests/s}. Like the direct side, which reuses
-    its BlockOps, it makes no object per request: it packs each 48-byte record with the protocol's own
-    struct (`fifo.REQUEST`) and reads the answers with `fifo.RESPONSE`, as a C client would."""
+    """The FIFO side, in its own process: prints {"rate": requests/s, "cpu": CPU seconds per request}.
+    Like the direct side, which reuses its BlockOps, it makes no object per request: it packs each 48-byte
+    record with the protocol's own struct (`fifo.REQUEST`) and reads the answers with `fifo.RESPONSE`, as a
+    C client would."""
     from drivers.block_services.client import BlockClient
     from drivers.block_services.fifo import REQUEST, RESPONSE, FifoOp
 
@@ -109,6 +115,7 @@ def client_main(path: str, depth: int, seconds: float, dma: bool) -> None:
         for first in range(0, depth, half):
             blk.send_raw(message(list(range(first + 1, min(depth, first + half) + 1))))
         done = 0
+        cpu = time.process_time()
         start = time.perf_counter()
         end = start + seconds
         while True:
@@ -120,19 +127,22 @@ def client_main(path: str, depth: int, seconds: float, dma: bool) -> None:
                 break
             blk.send_raw(message([reqid for _, reqid, _, _ in answers]))
         elapsed = time.perf_counter() - start
+        cpu = time.process_time() - cpu
         outstanding = depth - len(answers)
         while outstanding > 0:
             outstanding -= len(blk.recv_raw()) // RESPONSE.size
-    print(json.dumps({"rate": done / elapsed}))
+    print(json.dumps({"rate": done / elapsed, "cpu": cpu / max(done, 1)}))
 
 
-def through_server(path: str, depth: int, seconds: float, dma: bool) -> float:
+def through_server(path: str, depth: int, seconds: float, dma: bool) -> tuple[float, float]:
+    """The client process's requests/s and CPU seconds per request."""
     proc = subprocess.run([sys.executable, __file__, "--client", path, "--depth", str(depth), "--seconds",
                            str(seconds)] + (["--dma"] if dma else []),
                           capture_output=True, text=True, timeout=seconds + 60)
     if proc.returncode != 0:
         raise RuntimeError(f"client process failed: {proc.stderr.strip()[-500:]}")
-    return float(json.loads(proc.stdout)["rate"])
+    result = json.loads(proc.stdout)
+    return float(result["rate"]), float(result["cpu"])
 
 
 @contextmanager
@@ -166,23 +176,31 @@ def run_device(name: str, opener: AbstractContextManager[BlockDevice], sockdir: 
         with BlockServer(dev, path, dma=pool) as server:
             kinds = [("memfd", False)] + ([("DMA", True)] if pool is not None else [])
             for depth in depths:
-                best_direct = 0.0
+                best_direct, cpu_direct = 0.0, float("inf")
                 best = dict.fromkeys(kinds, 0.0)
                 copied = dict.fromkeys(kinds, 0.0)
+                cpu_server = dict.fromkeys(kinds, float("inf"))
+                cpu_client = dict.fromkeys(kinds, float("inf"))
                 for _ in range(rounds):
-                    best_direct = max(best_direct, direct(dev, depth, seconds))
+                    rate, cpu = direct(dev, depth, seconds)
+                    best_direct, cpu_direct = max(best_direct, rate), min(cpu_direct, cpu)
                     for kind in kinds:
                         before_req, before_copy = server.stats.requests, device_bytes_copied(dev)
-                        best[kind] = max(best[kind], through_server(path, depth, seconds, kind[1]))
+                        before_cpu = time.process_time()  # this process: the server (and the device's threads)
+                        rate, cpu = through_server(path, depth, seconds, kind[1])
                         nreq = server.stats.requests - before_req
+                        cpu_server[kind] = min(cpu_server[kind], (time.process_time() - before_cpu) / max(nreq, 1))
+                        best[kind], cpu_client[kind] = max(best[kind], rate), min(cpu_client[kind], cpu)
                         copied[kind] = (device_bytes_copied(dev) - before_copy + server.stats.bytes_copied) \
                             / max(nreq, 1)
                 rows.append([name, depth, "direct driver calls", f"{best_direct:,.0f}",
-                             f"{best_direct * IO / MiB:.1f}", "-", "1.00"])
+                             f"{best_direct * IO / MiB:.1f}", "-", "1.00", f"{cpu_direct * 1e6:.1f}", "1.00"])
                 for kind in kinds:
-                    rate = best[kind]
+                    rate, total = best[kind], cpu_server[kind] + cpu_client[kind]
                     rows.append([name, depth, f"FIFO client process, {kind[0]} buffer", f"{rate:,.0f}",
-                                 f"{rate * IO / MiB:.1f}", f"{copied[kind]:.0f}", f"{rate / best_direct:.2f}"])
+                                 f"{rate * IO / MiB:.1f}", f"{copied[kind]:.0f}", f"{rate / best_direct:.2f}",
+                                 f"{cpu_server[kind] * 1e6:.1f} + {cpu_client[kind] * 1e6:.1f}",
+                                 f"{cpu_direct / total:.2f}"])
     return rows
 
 
@@ -207,7 +225,10 @@ def main() -> int:
             rows += run_device("virtio-blk model", virtio_model(image), tmp, args.seconds, args.rounds, [1, 16])
     print(f"4 KiB random reads, best of {args.rounds} rounds of {args.seconds} s; "
           "QD1 requests/s = round trips/s")
-    print_table(["device", "QD", "path", "requests/s", "MiB/s", "bytes copied/req", "vs direct"], rows)
+    print("CPU us/req: the serving process (server thread, device threads) + the client process, least of the "
+          "rounds; CPU ratio: direct's CPU per request over the FIFO's, the speed ratio when one core runs both")
+    print_table(["device", "QD", "path", "requests/s", "MiB/s", "bytes copied/req", "vs direct", "CPU us/req",
+                 "CPU ratio"], rows)
     return 0
 
 
