@@ -1,6 +1,6 @@
 """The block FIFO: 4 KiB requests/s through BlockServer from a client process vs direct driver calls.
 
-Run: .venv/bin/python benchmarks/bench_fifo.py [--seconds 1.5] [--rounds 2] [--no-virtio]
+Run: .venv/bin/python benchmarks/bench_fifo.py [--seconds 0.3] [--rounds 10] [--no-virtio]
 
 Devices: the RAM-disk (completes inside queue(): the protocol with no device cost, so the server's own
 overhead shows) and virtio-blk on the behavioural model (interrupt-thread completions, as a server needs).
@@ -10,7 +10,8 @@ the server's SEQPACKET FIFO, packed straight from the protocol's struct, keeping
 in two messages (it works on one batch of answers while the server works on the other). "round trips/s"
 is QD1. Every request is a random 4 KiB read. Copies: the server's own (always 0) plus the driver's bounce
 copies, per request, for client buffers that are memfds and for buffers in the device's DMA memory.
-Rounds alternate direct and FIFO sides; each keeps its best. CPU time per request is measured too (this
+Many short rounds alternate direct and FIFO sides (one client process per depth and buffer kind serves
+all its rounds, so a round starts no process); each side keeps its best. CPU time per request is measured too (this
 process while it serves, the client process over its timed loop): wall-clock ratios swing with the load of
 a shared machine, the CPU cost per request much less.
 """
@@ -91,11 +92,12 @@ def direct(dev: BlockDevice, depth: int, seconds: float, seed: int = 1) -> tuple
     return done / elapsed, cpu / max(done, 1)
 
 
-def client_main(path: str, depth: int, seconds: float, dma: bool) -> None:
-    """The FIFO side, in its own process: prints {"rate": requests/s, "cpu": CPU seconds per request}.
-    Like the direct side, which reuses its BlockOps, it makes no object per request: it packs each 48-byte
-    record with the protocol's own struct (`fifo.REQUEST`) and reads the answers with `fifo.RESPONSE`, as a
-    C client would."""
+def client_main(path: str, depth: int, dma: bool) -> None:
+    """The FIFO side, in its own process, connected once: for each line "SECONDS" on stdin it keeps `depth`
+    reads in flight for that long, lets the last ones finish, and prints {"rate": requests/s, "cpu": CPU
+    seconds per request}; it ends at end of input. Like the direct side, which reuses its BlockOps, it makes
+    no object per request: it packs each 48-byte record with the protocol's own struct (`fifo.REQUEST`) and
+    reads the answers with `fifo.RESPONSE`, as a C client would."""
     from drivers.block_services.client import BlockClient
     from drivers.block_services.fifo import REQUEST, RESPONSE, FifoOp
 
@@ -111,38 +113,66 @@ def client_main(path: str, depth: int, seconds: float, dma: bool) -> None:
             return b"".join([pack(read, 0, k, 0, vmoid, per, (k - 1) * per, randrange(slots) * per, 0)
                              for k in reqids])
 
-        half = max(1, depth // 2)  # two messages in flight: this process works while the server does
-        for first in range(0, depth, half):
-            blk.send_raw(message(list(range(first + 1, min(depth, first + half) + 1))))
-        done = 0
-        cpu = time.process_time()
-        start = time.perf_counter()
-        end = start + seconds
-        while True:
-            answers = list(iter_unpack(blk.recv_raw()))  # (status, reqid, group, count)
-            if any(status for status, _, _, _ in answers):
-                raise RuntimeError(f"FIFO reads failed: {answers[:3]}")
-            done += len(answers)
-            if time.perf_counter() >= end:
-                break
-            blk.send_raw(message([reqid for _, reqid, _, _ in answers]))
-        elapsed = time.perf_counter() - start
-        cpu = time.process_time() - cpu
-        outstanding = depth - len(answers)
-        while outstanding > 0:
-            outstanding -= len(blk.recv_raw()) // RESPONSE.size
-    print(json.dumps({"rate": done / elapsed, "cpu": cpu / max(done, 1)}))
+        print("ready", flush=True)
+        for line in sys.stdin:
+            seconds = float(line)
+            half = max(1, depth // 2)  # two messages in flight: this process works while the server does
+            for first in range(0, depth, half):
+                blk.send_raw(message(list(range(first + 1, min(depth, first + half) + 1))))
+            done = 0
+            cpu = time.process_time()
+            start = time.perf_counter()
+            end = start + seconds
+            while True:
+                answers = list(iter_unpack(blk.recv_raw()))  # (status, reqid, group, count)
+                if any(status for status, _, _, _ in answers):
+                    raise RuntimeError(f"FIFO reads failed: {answers[:3]}")
+                done += len(answers)
+                if time.perf_counter() >= end:
+                    break
+                blk.send_raw(message([reqid for _, reqid, _, _ in answers]))
+            elapsed = time.perf_counter() - start
+            cpu = time.process_time() - cpu
+            outstanding = depth - len(answers)
+            while outstanding > 0:
+                outstanding -= len(blk.recv_raw()) // RESPONSE.size
+            print(json.dumps({"rate": done / elapsed, "cpu": cpu / max(done, 1)}), flush=True)
 
 
-def through_server(path: str, depth: int, seconds: float, dma: bool) -> tuple[float, float]:
-    """The client process's requests/s and CPU seconds per request."""
-    proc = subprocess.run([sys.executable, __file__, "--client", path, "--depth", str(depth), "--seconds",
-                           str(seconds)] + (["--dma"] if dma else []),
-                          capture_output=True, text=True, timeout=seconds + 60)
-    if proc.returncode != 0:
-        raise RuntimeError(f"client process failed: {proc.stderr.strip()[-500:]}")
-    result = json.loads(proc.stdout)
-    return float(result["rate"]), float(result["cpu"])
+class ClientProcess:
+    """`client_main` in a child process, kept for every round of one depth and buffer kind."""
+
+    def __init__(self, path: str, depth: int, dma: bool) -> None:
+        self.proc = subprocess.Popen([sys.executable, __file__, "--client", path, "--depth", str(depth)]
+                                     + (["--dma"] if dma else []), stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self._line()  # "ready": connected, buffer attached
+
+    def _line(self) -> str:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait(10)
+            err = self.proc.stderr.read() if self.proc.stderr else ""
+            raise RuntimeError(f"client process failed: {err.strip()[-500:]}")
+        return line
+
+    def run(self, seconds: float) -> tuple[float, float]:
+        """One timed window: the client's requests/s and CPU seconds per request."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(f"{seconds}\n")
+        self.proc.stdin.flush()
+        result = json.loads(self._line())
+        return float(result["rate"]), float(result["cpu"])
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
 
 
 @contextmanager
@@ -181,18 +211,24 @@ def run_device(name: str, opener: AbstractContextManager[BlockDevice], sockdir: 
                 copied = dict.fromkeys(kinds, 0.0)
                 cpu_server = dict.fromkeys(kinds, float("inf"))
                 cpu_client = dict.fromkeys(kinds, float("inf"))
-                for _ in range(rounds):
-                    rate, cpu = direct(dev, depth, seconds)
-                    best_direct, cpu_direct = max(best_direct, rate), min(cpu_direct, cpu)
-                    for kind in kinds:
-                        before_req, before_copy = server.stats.requests, device_bytes_copied(dev)
-                        before_cpu = time.process_time()  # this process: the server (and the device's threads)
-                        rate, cpu = through_server(path, depth, seconds, kind[1])
-                        nreq = server.stats.requests - before_req
-                        cpu_server[kind] = min(cpu_server[kind], (time.process_time() - before_cpu) / max(nreq, 1))
-                        best[kind], cpu_client[kind] = max(best[kind], rate), min(cpu_client[kind], cpu)
-                        copied[kind] = (device_bytes_copied(dev) - before_copy + server.stats.bytes_copied) \
-                            / max(nreq, 1)
+                clients = {kind: ClientProcess(path, depth, kind[1]) for kind in kinds}
+                try:
+                    for _ in range(rounds):
+                        rate, cpu = direct(dev, depth, seconds)
+                        best_direct, cpu_direct = max(best_direct, rate), min(cpu_direct, cpu)
+                        for kind, client in clients.items():
+                            before_req, before_copy = server.stats.requests, device_bytes_copied(dev)
+                            before_cpu = time.process_time()  # this process: the server and the device's threads
+                            rate, cpu = client.run(seconds)
+                            nreq = server.stats.requests - before_req
+                            cpu_server[kind] = min(cpu_server[kind],
+                                                   (time.process_time() - before_cpu) / max(nreq, 1))
+                            best[kind], cpu_client[kind] = max(best[kind], rate), min(cpu_client[kind], cpu)
+                            copied[kind] = max(copied[kind], (device_bytes_copied(dev) - before_copy
+                                                              + server.stats.bytes_copied) / max(nreq, 1))
+                finally:
+                    for client in clients.values():
+                        client.close()
                 rows.append([name, depth, "direct driver calls", f"{best_direct:,.0f}",
                              f"{best_direct * IO / MiB:.1f}", "-", "1.00", f"{cpu_direct * 1e6:.1f}", "1.00"])
                 for kind in kinds:
@@ -206,15 +242,15 @@ def run_device(name: str, opener: AbstractContextManager[BlockDevice], sockdir: 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=float, default=1.5)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=0.3, help="length of one round (default 0.3)")
+    parser.add_argument("--rounds", type=int, default=10, help="rounds per depth and path (default 10)")
     parser.add_argument("--no-virtio", action="store_true", help="only the RAM-disk")
     parser.add_argument("--client", help=argparse.SUPPRESS)
     parser.add_argument("--depth", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--dma", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
-        client_main(args.client, args.depth, args.seconds, args.dma)
+        client_main(args.client, args.depth, args.dma)
         return 0
     rows: list[list[object]] = []
     with tempfile.TemporaryDirectory(prefix="bfifo", dir="/tmp") as tmp:
