@@ -38,7 +38,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HDL_DIR = Path(__file__).resolve().parent / "hdl"
 SHM_SOURCE = HDL_DIR / "hwsim_shm.c"
-VL_THREADS_SOURCE = HDL_DIR / "hwsim_vl_threads.cpp"  # linked into cocotb's Verilator builds: one thread
+VL_MAIN_SOURCE = HDL_DIR / "hwsim_vl_main.cpp"  # the main of cocotb's Verilator builds, in place of cocotb's
 SIMULATORS = ("icarus", "verilator")
 
 
@@ -199,7 +199,7 @@ def _get_runner(sim: str, timeout: float | None = None) -> Any:
             if not every_signal:
                 cmds[0] = [arg for arg in cmds[0] if arg != "--public-flat-rw"]
                 cmds[0][1:1] = ["--public-depth", "1"]
-            cmds[0].append(str(VL_THREADS_SOURCE))
+            cmds[0] = [str(VL_MAIN_SOURCE) if Path(arg).name == "verilator.cpp" else arg for arg in cmds[0]]
             cmds[1] += VERILATOR_MAKE_OPT
             return cmds
 
@@ -219,7 +219,7 @@ def _contents(files: Sequence[Path], includes: Sequence[Path]) -> dict[str, list
     incs = [[p.name, _digest(p)] for inc in includes for p in sorted(inc.iterdir())
             if p.suffix in (".v", ".sv", ".vh", ".svh")]
     return {"files": [[f.name, _digest(f)] for f in files], "includes": incs,
-            "shm": [[src.name, _digest(src)] for src in (SHM_SOURCE, VL_THREADS_SOURCE)]}
+            "shm": [[src.name, _digest(src)] for src in (SHM_SOURCE, VL_MAIN_SOURCE)]}
 
 
 def _newest(files: Sequence[Path], includes: Sequence[Path]) -> float:
