@@ -198,6 +198,7 @@ def measure(sim: str, scale: float, latency: int, width: int, rounds: int) -> di
     data["us_req"] = per_req
     data["us_req_sim"] = 1e6 * data["cocotb_cycles_req"] / data["idle_cycles_s"]
     data["us_req_python"] = per_req - data["us_req_sim"]
+    data["clocks_req_python"] = data["us_req_python"] * data["idle_cycles_s"] / 1e6
     data["us_req_verilog"] = 1e6 / data["verilog_req_s"]
     return data
 
@@ -237,6 +238,7 @@ def main() -> None:
         ("us_req", "QD1 us/request, cocotb", "{:12.1f}"),
         ("us_req_sim", "  of which its clocks at the cocotb loop's speed", "{:12.1f}"),
         ("us_req_python", "  of which Python (driver, bridge, 4 MMIO, irq wait)", "{:12.1f}"),
+        ("clocks_req_python", "  Python's share in clocks at the cocotb loop's speed", "{:12,.0f}"),
         ("us_req_verilog", "QD1 us/request, pure Verilog", "{:12.1f}"),
     ]
     width = max(len(label) for _, label, _ in rows)

@@ -37,6 +37,13 @@ module tb_bench #(
     integer     n, i, errors, anon_ok, lat;
     reg  [15:0] latency = 16'd0;
     reg  [31:0] value;
+    // The harness's knobs are variables, as under cocotb (where Python sets them), not constants: Verilator
+    // would fold constant ones and drop logic the cocotb build runs every clock (the back-pressure LFSR
+    // compare on every grant, the bus-port multiplexer). Only +stall= is read; the rest stay as set here.
+    reg  [7:0]  stall = 8'd0;
+    reg         bus_sel = 1'b0, readonly = 1'b0;
+    reg  [63:0] capacity = 64'd2048, media_base = 64'd0;
+    integer     knob;
 
     always @(posedge clk)
         cycles <= cycles + 64'd1;
@@ -44,13 +51,13 @@ module tb_bench #(
     /* verilator lint_off PINCONNECTEMPTY */
     tb_harness #(.DATA_W(DATA_W)) h (
         .clk(clk), .rst_n(rst_n),
-        .bus_sel(1'b0),
+        .bus_sel(bus_sel),
         .ext_axil_awaddr(12'd0), .ext_axil_awvalid(1'b0), .ext_axil_awready(),
         .ext_axil_wdata(32'd0), .ext_axil_wstrb(4'd0), .ext_axil_wvalid(1'b0), .ext_axil_wready(),
         .ext_axil_bresp(), .ext_axil_bvalid(), .ext_axil_bready(1'b0),
         .ext_axil_araddr(12'd0), .ext_axil_arvalid(1'b0), .ext_axil_arready(),
         .ext_axil_rdata(), .ext_axil_rresp(), .ext_axil_rvalid(), .ext_axil_rready(1'b0),
-        .capacity(64'd2048), .media_base(64'd0), .readonly(1'b0), .stall(8'd0),
+        .capacity(capacity), .media_base(media_base), .readonly(readonly), .stall(stall),
         .med_latency(latency), .med_latency_step(16'd0), .irq(irq));
     /* verilator lint_on PINCONNECTEMPTY */
 
@@ -79,6 +86,8 @@ module tb_bench #(
             n = 100;
         if ($value$plusargs("latency=%d", lat))            // media latency per request, in clocks
             latency = lat[15:0];
+        if ($value$plusargs("stall=%d", knob))             // back-pressure, as tb_harness's stall input
+            stall = knob[7:0];
         errors = 0;
         `ANON(0, HOST, 64'h0100_0000);
         `ANON(1, 64'd0, 64'd2048 * 512);
