@@ -192,6 +192,7 @@ def _get_runner(sim: str, timeout: float | None = None) -> Any:
         return BoundedRunner()
     assert issubclass(BoundedRunner, Verilator)
     every_signal = os.environ.get("HWSIM_PUBLIC") == "all"
+    own_main = os.environ.get("HWSIM_VL_MAIN") != "cocotb"   # HWSIM_VL_MAIN=cocotb: cocotb's main, to compare
 
     class TopPublicVerilator(BoundedRunner):
         def _build_command(self) -> list[list[str]]:
@@ -199,7 +200,8 @@ def _get_runner(sim: str, timeout: float | None = None) -> Any:
             if not every_signal:
                 cmds[0] = [arg for arg in cmds[0] if arg != "--public-flat-rw"]
                 cmds[0][1:1] = ["--public-depth", "1"]
-            cmds[0] = [str(VL_MAIN_SOURCE) if Path(arg).name == "verilator.cpp" else arg for arg in cmds[0]]
+            if own_main:
+                cmds[0] = [str(VL_MAIN_SOURCE) if Path(arg).name == "verilator.cpp" else arg for arg in cmds[0]]
             cmds[1] += VERILATOR_MAKE_OPT
             return cmds
 
@@ -259,7 +261,8 @@ def build(sim: str | None, sources: Sequence[str | Path], top: str,
     public = os.environ.get("HWSIM_PUBLIC", "top")
     cflags = " ".join(verilator_cflags()) if sim == "verilator" else ""
     key = json.dumps({"sim": sim, "top": top, "params": params, "defines": macros, "waves": waves,
-                      "public": public, "make": list(VERILATOR_MAKE_OPT), **_contents(files, incs),
+                      "public": public, "main": os.environ.get("HWSIM_VL_MAIN", "ours"),
+                      "make": list(VERILATOR_MAKE_OPT), **_contents(files, incs),
                       "args": list(build_args), "cflags": cflags})
     build_dir = build_root() / sim / f"{top}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
     compiled = False
