@@ -34,12 +34,14 @@ class SimInterrupt(Interrupt):
     is masked, as an interrupt controller latches edges; `wait` returns the number latched since the last
     wait and consumes them. `timeout` is simulated time; the wait also gives up after
     max(timeout, min_wall_timeout) seconds of wall-clock time, so a simulation that crawls cannot hang a
-    test. Masking keeps the line from being seen.
+    test. Masking keeps the line from being seen. The wall clock is checked every `poll_interval` of
+    simulated time (100 us: 10,000 clocks at 100 MHz, milliseconds of wall-clock time under either
+    simulator), rarely enough that a wait on a device with a realistic latency rarely wakes for it.
     """
 
     def __init__(self, line: cocotb.handle.LogicObject | Any, name: str = "irq", *, edge: bool = False,
                  active_low: bool = False, bit: int | None = None, min_wall_timeout: float = 10.0,
-                 poll_interval: float = 20e-6) -> None:
+                 poll_interval: float = 100e-6) -> None:
         super().__init__(name)
         self.line = line
         self.edge = edge
