@@ -1,6 +1,7 @@
 """The ublk server under a real kernel (Debian's 6.12 in the guest, ublk_drv loaded): a file system on
 /dev/ublkbN made, checked, remounted and read back, and fio's verify job, on a RAM-disk and on virtio-blk
-over the behavioural model (our driver under the kernel's block layer all the way down); the device's
+over the behavioural model and over QEMU's device model (our driver under the kernel's block layer all the
+way down); the device's
 block size, queue depth, read-only flag, FLUSH and TRIM as the kernel sees them; a clean stop failing the
 pending I/O (also what a device that stopped answering holds), and a draining one; and a server killed
 mid-I/O (the CLI's RAM-disk, TRIM checked first) leaving the kernel's I/O failing, not hanging. One boot
@@ -108,6 +109,26 @@ def test_ublk_virtio_blk_on_the_model_carries_ext4_and_fio_verify_from_dma_buffe
             assert server.bytes_copied == 0  # tag buffers are the driver's DMA memory: no bounce either
             assert blk.bytes_copied == 0
         assert device.counts["WRITE"] > 0 and device.counts.get("FLUSH", 0) > 0, device.counts
+
+
+def test_ublk_virtio_blk_on_qemus_device_model_carries_ext4_and_fio_verify(tmp_path: Path) -> None:
+    """The same server over our driver on QEMU's own virtio-blk (qtest; QEMU runs inside this guest)."""
+    from hwsim.integration.block_targets import open_qemu
+
+    image = tmp_path / "disk.img"
+    with open(image, "wb") as f:
+        f.truncate(32 * MiB)
+    with open_qemu(image) as blk:
+        device = Counting(blk)
+        with UblkServer(device, queue_depth=16) as server:
+            assert _queue_attr(server, "logical_block_size") == str(blk.query().block_size)
+            assert len(check_filesystem(server.path, tmp_path).files) == 8
+            assert fio_verify(server.path, size="4M", iodepth=8).read >= 4 * MiB
+            assert server.stats.errors == 0
+            assert server.bytes_copied == 0
+        assert device.counts["WRITE"] > 0 and device.counts.get("FLUSH", 0) > 0, device.counts
+    written = image.read_bytes()[:4 * MiB]  # fio's blocks went through QEMU's device into its disk image
+    assert written.count(0) < len(written) // 2
 
 
 def test_ublk_read_only_device_is_read_only_to_the_kernel() -> None:
