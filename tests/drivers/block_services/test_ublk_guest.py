@@ -1,5 +1,5 @@
 """The ublk server under a real kernel (Debian's 6.12 in the guest, ublk_drv loaded): a file system on
-/dev/ublkbN made, checked, remounted and read back, and fio's verify job, on a RAM-disk and on virtio-blk
+/dev/ublkbN made, checked, remounted and read back, and fio's verify job, on a RAM-disk, a file disk and on virtio-blk
 over the behavioural model and over QEMU's device model (our driver under the kernel's block layer all the
 way down); the device's
 block size, queue depth, read-only flag, FLUSH and TRIM as the kernel sees them; a clean stop failing the
@@ -109,6 +109,29 @@ def test_ublk_virtio_blk_on_the_model_carries_ext4_and_fio_verify_from_dma_buffe
             assert server.bytes_copied == 0  # tag buffers are the driver's DMA memory: no bounce either
             assert blk.bytes_copied == 0
         assert device.counts["WRITE"] > 0 and device.counts.get("FLUSH", 0) > 0, device.counts
+
+
+def test_ublk_file_disk_puts_what_the_kernel_writes_into_its_file(tmp_path: Path) -> None:
+    from drivers.block.filedisk import FileDisk
+
+    path = tmp_path / "backing.img"
+    disk = FileDisk(path, 4096, size=16 * MiB)
+    pattern = os.urandom(64 << 10)
+    try:
+        with UblkServer(disk) as server:
+            assert fio_verify(server.path, size="4M").read >= 4 * MiB
+            fd = os.open(server.path, os.O_RDWR)
+            try:
+                os.pwrite(fd, pattern, 8 * MiB)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            assert server.stats.errors == 0
+    finally:
+        disk.close()
+    with open(path, "rb") as f:
+        f.seek(8 * MiB)
+        assert f.read(len(pattern)) == pattern
 
 
 def test_ublk_virtio_blk_on_qemus_device_model_carries_ext4_and_fio_verify(tmp_path: Path) -> None:
