@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -108,9 +109,15 @@ class MemTarget:
         return args.mem is not None
 
     def run(self, args: argparse.Namespace, job: RegcheckJob) -> RegcheckResult:
-        if not os.path.exists(args.mem):
-            raise MmioError(f"cannot open {args.mem}: no such file")
-        return check_in(DevMemSpace(args.mem), job, job.address(), args.mem)
+        try:
+            st = os.stat(args.mem)
+        except OSError as exc:
+            raise MmioError(f"cannot open {args.mem}: {exc.strerror}") from None
+        address = job.address()
+        if stat.S_ISREG(st.st_mode) and address + job.size > st.st_size:   # a mapping past the end: SIGBUS
+            raise MmioError(f"block {job.block} [{address:#x}, {address + job.size:#x}) is beyond the end of "
+                            f"{args.mem} ({st.st_size:#x} bytes)")
+        return check_in(DevMemSpace(args.mem), job, address, args.mem)
 
 
 class UioTarget:

@@ -90,6 +90,14 @@ def test_regcheck_command_on_a_memory_file(tmp_path, capsys):
     assert "# RAM on " + str(mem) + " @ 0x1000: 2 registers checked, 1 disagreement(s)" in captured.err
 
 
+def test_regcheck_refuses_a_block_past_the_end_of_a_memory_file(tmp_path, capsys):
+    mem = ram_file(tmp_path / "mem.bin", 0x1004)
+    assert main(["regcheck", write_map(tmp_path, RAM_MAP), "--mem", str(mem)]) == 1
+    assert f"block RAM [0x1000, 0x1008) is beyond the end of {mem} (0x1004 bytes)" in capsys.readouterr().err
+    assert main(["regcheck", write_map(tmp_path, RAM_MAP), "--mem", str(tmp_path / "none")]) == 1
+    assert "cannot open" in capsys.readouterr().err
+
+
 def test_regcheck_defaults_to_the_maps_fake_and_reports_json(tmp_path, capsys):
     assert main(["regcheck", write_map(tmp_path, TRUE_MAP), "--format", "json"]) == 0
     report = json.loads(capsys.readouterr().out)

@@ -55,3 +55,13 @@ def test_base_puts_the_block_on_the_virtio_blk_transport(capsys: pytest.CaptureF
     assert main([*argv, "--base", "0x0a003c00"]) == REGCHECK_DISAGREES   # slot 30: a transport, no device
     report = json.loads(capsys.readouterr().out)
     assert [m["register"] for m in report["mismatches"]] == ["VIRTIO_MMIO.DEVICE_ID"]
+
+
+def test_qemu_arg_adds_a_device_to_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rng = tmp_path / "virtio_rng_id.yaml"   # the same header, for an entropy device (DeviceID 4)
+    block = (DATA / "virtio_mmio_id.yaml").read_text()
+    rng.write_text(block.replace("DEVICE_ID, offset: 0x008, access: ro, reset: 0x2",
+                                 "DEVICE_ID, offset: 0x008, access: ro, reset: 0x4"))
+    assert main(["regcheck", str(rng), "--qemu", "virt", "--qemu-arg=-device", "--qemu-arg=virtio-rng-device",
+                 "--base", "0x0a003c00"]) == 0                       # the next slot down: 30
+    assert "5 registers checked, 0 disagreement(s)" in capsys.readouterr().err
