@@ -5,6 +5,8 @@ Core subcommands live here: `peek`, `poke` and `dump` (devmem-style access to /d
 add theirs through the entry-point group `mmiotk.commands` (`demo` from hwsim.integration, `serve` and `nbd`
 from drivers.block_services): an entry names a callable `register(subparsers) -> None` that adds one
 subparser and sets `func(args) -> int`. A registered command wins over a core one of the same name.
+`regcheck` runs the register conformance suite on one target (mmiotk.regcheck_targets; more arrive through
+the entry-point group `mmiotk.regcheck_targets`).
 
 Errors a user can act on (a missing file, an address outside the file, a bad register map) print one line
 naming what was wrong and exit 1; `--debug` shows the traceback instead.
