@@ -71,7 +71,7 @@ class RtlTarget:
         group.add_argument("--include", action="append", default=[], metavar="DIR",
                            help="with --rtl: an include directory (repeat as needed)")
         group.add_argument("--sim-timeout", type=float, default=600.0, metavar="SECONDS",
-                           help="with --rtl: wall-clock limit of the build and the run (default 600)")
+                           help="with --rtl: wall-clock limit of the simulation run (default 600)")
 
     def chosen(self, args: argparse.Namespace) -> bool:
         return args.rtl is not None
