@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from edu_regs import edu_at_reset
 
 from hwsim.linux.machines import BACKENDS, RESERVED_BASE, RESERVED_SIZE
 from mmiotk import CachePolicy, DevMemSpace, MmioError, MmioResource
@@ -36,6 +37,7 @@ def test_unclaimed_mmio_maps_through_dev_mem(edu: str) -> None:
 
 def test_regcheck_on_edu_through_dev_mem(edu: str, capsys: pytest.CaptureFixture[str]) -> None:
     base = bar0(edu)
+    edu_at_reset(devmem_map(base, 0x1000, CachePolicy.UNCACHED_DEVICE))
     assert main(["regcheck", str(Path(__file__).with_name("edu.yaml")), "--mem", "/dev/mem", "--base", hex(base)]) == 0
     assert f"# EDU on /dev/mem @ {base:#x}: 6 registers checked, 0 disagreement(s)" in capsys.readouterr().err
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from edu_regs import EDU_ID
+from edu_regs import EDU_ID, edu_at_reset
 
 from hwsim.linux.machines import BACKENDS
 from mmiotk import CachePolicy, MmioResource, PciSysfsSpace
@@ -39,6 +39,7 @@ def test_edu_bar0_answers_through_resource0(edu: str) -> None:
 
 def test_regcheck_on_edu_bar0_through_resource0(edu: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     edu_map = Path(__file__).with_name("edu.yaml")
+    edu_at_reset(map_bar(PciSysfsSpace(edu), 0, CachePolicy.UNCACHED_DEVICE))
     assert main(["regcheck", str(edu_map), "--pci", edu, "--bar", "0"]) == 0
     assert "6 registers checked, 0 disagreement(s)" in capsys.readouterr().err
     wrong = tmp_path / "edu.yaml"   # the ID of another revision; COMPUTING said to be writable
