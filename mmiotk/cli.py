@@ -5,6 +5,8 @@ Core subcommands live here: `peek`, `poke` and `dump` (devmem-style access to /d
 add theirs through the entry-point group `mmiotk.commands` (`demo` from hwsim.integration, `serve` and `nbd`
 from drivers.block_services): an entry names a callable `register(subparsers) -> None` that adds one
 subparser and sets `func(args) -> int`. A registered command wins over a core one of the same name.
+`regcheck` runs the register conformance suite on one target (mmiotk.regcheck_targets; more arrive through
+the entry-point group `mmiotk.regcheck_targets`).
 
 Errors a user can act on (a missing file, an address outside the file, a bad register map) print one line
 naming what was wrong and exit 1; `--debug` shows the traceback instead.
@@ -292,26 +294,32 @@ def run_regmap_codegen(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_regcheck(args: argparse.Namespace) -> int:
-    from .devmem import DevMemSpace
-    from .policy import CachePolicy
-    from .region import MmioResource
-    from .regmap import load
-    from .regmap.regcheck import check_block
+REGCHECK_DISAGREES = 3
+"""`mmiotk regcheck`'s exit status when the implementation disagrees with the map (1: the check could not run)."""
 
+
+def run_regcheck(args: argparse.Namespace) -> int:
+    import json
+
+    from .regcheck_targets import RegcheckJob, chosen_target
+    from .regmap import load
+
+    target = chosen_target(args, args.regcheck_targets)
     regmap = load(args.map, strict=not args.lenient)
-    cls = regmap.block_class(args.block)
-    base = args.base if args.base is not None else regmap.bases[cls._block_name]
-    size = max(cls._size, 8)
-    space = DevMemSpace(args.mem)
-    buffer = MmioResource(space, base, size).create_region(base, size, cls._block_name).map(
-        CachePolicy.UNCACHED_DEVICE)
-    problems = check_block(cls(buffer))
-    for problem in problems:
-        print(problem)
-    print(f"# {cls._block_name} @ {base:#x}: {len(cls._specs)} registers checked, {len(problems)} disagreement(s) "
+    block = regmap.block_class(args.block)._block_name
+    job = RegcheckJob(os.fspath(args.map), not args.lenient, regmap, block, args.base)
+    result = target.run(args, job)
+    problems = result.mismatches
+    registers = len(regmap.block_class(block)._specs)
+    if args.format == "json":
+        print(json.dumps({"map": job.map_path, "block": block, "target": result.target, "registers": registers,
+                          "mismatches": [dataclasses.asdict(p) for p in problems]}, indent=1))
+    else:
+        for problem in problems:
+            print(problem)
+    print(f"# {block} on {result.target}: {registers} registers checked, {len(problems)} disagreement(s) "
           "with the map", file=sys.stderr)
-    return 1 if problems else 0
+    return REGCHECK_DISAGREES if problems else 0
 
 
 # --- the parser -------------------------------------------------------------------------------------------
@@ -355,16 +363,26 @@ def _core_commands(sub: argparse._SubParsersAction, taken: set[str]) -> None:
         c.add_argument("--lenient", action="store_true", help="repair vendor mistakes with warnings")
         c.set_defaults(func=run_regmap_codegen)
     if "regcheck" not in taken:
+        from .regcheck_targets import add_target_options, targets
+
+        available = targets()
         p = sub.add_parser("regcheck", help="check an implementation against its register map",
                            description="Run the conformance suite generated from MAP (reset values, RW readback, "
-                                       "RO unchanged, W1C/W1S/toggle, RC/RS) on the block at --base in --mem; "
-                                       "exit 1 and list each register where map and implementation disagree.")
+                                       "RO unchanged, W1C/W1S/toggle, RC/RS) on the block in one target: the "
+                                       "map's fake (default), /dev/mem or a memory file, a UIO map, a PCI BAR, "
+                                       "or a registered target (QEMU, RTL). Prints each register where map and "
+                                       f"implementation disagree and exits {REGCHECK_DISAGREES}; 0 when they "
+                                       "agree, 1 when the check could not run.")
         p.add_argument("map", metavar="MAP")
         p.add_argument("--block", help="the block to check (when the map has several)")
-        p.add_argument("--base", type=parse_int, metavar="ADDR", help="its address (default: the map's)")
-        p.add_argument("--mem", default="/dev/mem", metavar="PATH", help="/dev/mem (default) or any file")
+        p.add_argument("--base", type=parse_int, metavar="ADDR",
+                       help="where the block is: its address (--mem, --qemu, --rtl; default: the map's base) or "
+                            "its offset in the UIO map or BAR (--uio, --pci; default 0)")
         p.add_argument("--lenient", action="store_true", help="repair vendor mistakes with warnings")
-        p.set_defaults(func=run_regcheck)
+        p.add_argument("--format", choices=("text", "json"), default="text",
+                       help="text: one line per disagreement (default); json: one document on stdout")
+        add_target_options(p, available)
+        p.set_defaults(func=run_regcheck, regcheck_targets=available)
     if "trace" not in taken:
         p = sub.add_parser("trace", help="show a recorded register trace (.jsonl)",
                            description="Print a trace saved with Trace.save(), one access per line, decoded "

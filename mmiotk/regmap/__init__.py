@@ -102,17 +102,18 @@ class RegisterMap:
     @classmethod
     def _from_importer(cls, data: dict[str, Any], source: str, limits: Limits | None = None) -> RegisterMap:
         """A map from an importer's output (SVD, SystemRDL): already in the schema's normal form, so the
-        models are constructed without pydantic validation (a quarter of a big file's load time); the
-        register layer checks every value all the same."""
+        models are constructed without pydantic validation (a quarter of a big file's load time), and with
+        every field given (`_constant_defaults`: pydantic's per-field default lookup was a quarter of what
+        is left); the register layer checks every value all the same."""
         from .schema import MemoryModel
 
+        fdef, rdef, mdef = (_constant_defaults(m) for m in (FieldModel, RegisterModel, MemoryModel))
+        field, register, memory = (m.model_construct for m in (FieldModel, RegisterModel, MemoryModel))
         blocks = [BlockModel.model_construct(
             **{k: v for k, v in b.items() if k not in ("registers", "memories")},
-            registers=[RegisterModel.model_construct(
-                **{k: v for k, v in r.items() if k != "fields"},
-                fields=[FieldModel.model_construct(**f) for f in r.get("fields", [])])
-                for r in b.get("registers", [])],
-            memories=[MemoryModel.model_construct(**m) for m in b.get("memories", [])]) for b in data["blocks"]]
+            registers=[register(**{**rdef, **r, "fields": [field(**{**fdef, **f}) for f in r.get("fields", ())]})
+                       for r in b.get("registers", ())],
+            memories=[memory(**{**mdef, **m}) for m in b.get("memories", ())]) for b in data["blocks"]]
         model = MapModel.model_construct(name=data["name"], description=data.get("description", ""), blocks=blocks)
         return cls.from_model(model, source, limits)
 
@@ -179,6 +180,25 @@ class RegisterMap:
         from .export import to_c_header
 
         return to_c_header(self, guard)
+
+
+_DEFAULTS: dict[type, dict[str, Any]] = {}
+
+
+def _constant_defaults(model: type[Any]) -> dict[str, Any]:
+    """The defaults of `model`'s optional fields that are constants (None, bool, int, str), computed once:
+    handing them to model_construct spares it pydantic's lookup per field and object. List defaults are
+    left out (each object needs its own list; the importers always give them)."""
+    found = _DEFAULTS.get(model)
+    if found is None:
+        found = {}
+        for name, info in model.model_fields.items():
+            if not info.is_required() and info.default_factory is None:
+                value = info.get_default()
+                if value is None or isinstance(value, (bool, int, str)):
+                    found[name] = value
+        _DEFAULTS[model] = found
+    return found
 
 
 def _block_class(bm: BlockModel, source: str) -> type[RegisterBlock]:

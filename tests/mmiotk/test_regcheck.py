@@ -3,12 +3,16 @@ register where an edited map and the implementation disagree."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
-from mmiotk.cli import main
+from mmiotk.cli import REGCHECK_DISAGREES, main
 from mmiotk.fake import FakeDevice
 from mmiotk.regmap import loads
 from mmiotk.regmap.regcheck import check_block
+from mmiotk.space import PAGE_SIZE as PAGE
 
 TRUE_MAP = """
 name: dev
@@ -51,14 +55,120 @@ def test_a_map_edited_to_be_wrong_is_caught_register_by_register(implementation,
     assert any(p.check.startswith(check) for p in problems), problems
 
 
+RAM_MAP = """
+name: r
+blocks:
+  - name: RAM
+    base: 0x1000
+    registers:
+      - {name: ID, offset: 0, reset: 0x010000ed}
+      - {name: B, offset: 4}
+"""
+
+
+def ram_file(path, size: int, at: int = 0):
+    """A memory file whose word at `at` holds the ID RAM_MAP declares (a file is RAM: every bit RW)."""
+    data = bytearray(size)
+    data[at:at + 4] = (0x010000ED).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    return path
+
+
+def write_map(tmp_path, text: str, name: str = "ram.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
 def test_regcheck_command_on_a_memory_file(tmp_path, capsys):
-    mem = tmp_path / "mem.bin"
-    mem.write_bytes(bytes(0x2000))
-    good = tmp_path / "ram.yaml"
-    good.write_text("name: r\nblocks:\n  - name: RAM\n    base: 0x1000\n    registers:\n"
-                    "      - {name: A, offset: 0}\n      - {name: B, offset: 4}\n")
-    assert main(["regcheck", str(good), "--mem", str(mem)]) == 0
-    bad = tmp_path / "bad.yaml"
-    bad.write_text(good.read_text().replace("{name: B, offset: 4}", "{name: B, offset: 4, reset: 0x5}"))
-    assert main(["regcheck", str(bad), "--mem", str(mem)]) == 1
-    assert "RAM.B: reset value: expected 0x5, read 0x0" in capsys.readouterr().out
+    mem = ram_file(tmp_path / "mem.bin", 0x2000, at=0x1000)
+    assert main(["regcheck", write_map(tmp_path, RAM_MAP), "--mem", str(mem)]) == 0
+    bad = write_map(tmp_path, RAM_MAP.replace("{name: B, offset: 4}", "{name: B, offset: 4, reset: 0x5}"), "bad.yaml")
+    assert main(["regcheck", bad, "--mem", str(mem)]) == REGCHECK_DISAGREES
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == ["RAM.B: reset value: expected 0x5, read 0x0 (bits 0xffffffff)"]
+    assert "# RAM on " + str(mem) + " @ 0x1000: 2 registers checked, 1 disagreement(s)" in captured.err
+
+
+def test_regcheck_refuses_a_block_past_the_end_of_a_memory_file(tmp_path, capsys):
+    mem = ram_file(tmp_path / "mem.bin", 0x1004)
+    assert main(["regcheck", write_map(tmp_path, RAM_MAP), "--mem", str(mem)]) == 1
+    assert f"block RAM [0x1000, 0x1008) is beyond the end of {mem} (0x1004 bytes)" in capsys.readouterr().err
+    assert main(["regcheck", write_map(tmp_path, RAM_MAP), "--mem", str(tmp_path / "none")]) == 1
+    assert "cannot open" in capsys.readouterr().err
+
+
+def test_regcheck_defaults_to_the_maps_fake_and_reports_json(tmp_path, capsys):
+    assert main(["regcheck", write_map(tmp_path, TRUE_MAP), "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["target"] == "fake DEV" and report["registers"] == 5 and report["mismatches"] == []
+
+
+def test_regcheck_json_lists_each_disagreement_with_its_bits(tmp_path, capsys):
+    mem = ram_file(tmp_path / "mem.bin", 0x2000, at=0x1000)
+    # ID's upper half declared read-only: the memory file takes the write of its complement
+    wrong = write_map(tmp_path, RAM_MAP.replace("{name: ID, offset: 0, reset: 0x010000ed}",
+                                                "{name: ID, offset: 0, fields: [{name: LO, lsb: 0, width: 16, "
+                                                "reset: 0xed}, {name: HI, lsb: 16, width: 16, access: ro, "
+                                                "reset: 0x100}]}"))
+    assert main(["regcheck", wrong, "--mem", str(mem), "--format", "json"]) == REGCHECK_DISAGREES
+    report = json.loads(capsys.readouterr().out)
+    assert report["mismatches"] == [{"register": "RAM.ID", "check": "RO bits unchanged by a write",
+                                     "mask": 0xFFFF0000, "expected": 0x0100AAAA, "got": 0xFEFFAAAA}]
+
+
+def make_uio(root: Path, maps: list[tuple[int, int, int]]) -> Path:
+    """sysfs and /dev of a UIO device uio0 with `maps` (addr, size, offset); /dev/uio0 is a file of zeros
+    holding map N at page N."""
+    for i, (addr, size, offset) in enumerate(maps):
+        d = root / "sys" / "class" / "uio" / "uio0" / "maps" / f"map{i}"
+        d.mkdir(parents=True)
+        for name, value in (("addr", addr), ("size", size), ("offset", offset)):
+            (d / name).write_text(f"{value:#x}\n")
+    (root / "dev").mkdir()
+    (root / "dev" / "uio0").write_bytes(bytes(PAGE * (len(maps) + 1)))
+    return root / "dev" / "uio0"
+
+
+def make_pci(root: Path) -> Path:
+    """sysfs of PCI function 0000:00:02.0: BAR0 4 KiB, BAR1 unused, BAR2 64 KiB (resourceN files of zeros)."""
+    d = root / "bus" / "pci" / "devices" / "0000:00:02.0"
+    d.mkdir(parents=True)
+    (d / "resource").write_text(f"{0xFE00_0000:#x} {0xFE00_0FFF:#x} 0x40200\n0x0 0x0 0x0\n"
+                                f"{0xE000_0000:#x} {0xE000_FFFF:#x} 0x40200\n")
+    (d / "resource0").write_bytes(bytes(0x1000))
+    (d / "resource2").write_bytes(bytes(0x10000))
+    return d
+
+
+def test_regcheck_on_a_uio_map_checks_at_the_offset_in_the_map(tmp_path, capsys):
+    dev = make_uio(tmp_path, [(0xFE00_0000, 0x1000, 0), (0xFE01_0000, 0x1000, 0x40)])
+    image = bytearray(dev.read_bytes())
+    image[PAGE + 0x40 + 0x100:PAGE + 0x40 + 0x104] = (0x010000ED).to_bytes(4, "little")  # map1, offset 0x100
+    dev.write_bytes(bytes(image))
+    argv = ["regcheck", write_map(tmp_path, RAM_MAP), "--uio", "uio0", "--uio-map", "1", "--base", "0x100",
+            "--sysfs-root", str(tmp_path / "sys"), "--dev-root", str(tmp_path / "dev")]
+    assert main(argv) == 0
+    assert "# RAM on uio0 map1 @ 0xfe010100: 2 registers checked, 0 disagreement(s)" in capsys.readouterr().err
+    assert main([*argv[:-6], "--base", "0x108", *argv[-4:]]) == REGCHECK_DISAGREES   # ID is not there
+    assert capsys.readouterr().out.startswith("RAM.ID: reset value: expected 0x10000ed, read 0x0")
+    assert main([*argv[:4], "--uio-map", "2", *argv[6:]]) == 1
+    assert "uio0: no map2 (maps: map0, map1)" in capsys.readouterr().err
+
+
+def test_regcheck_on_a_pci_bar_through_sysfs(tmp_path, capsys):
+    d = make_pci(tmp_path)
+    ram_file(d / "resource2", 0x10000, at=0x2000)
+    argv = ["regcheck", write_map(tmp_path, RAM_MAP), "--pci", "0000:00:02.0", "--bar", "2",
+            "--sysfs-root", str(tmp_path)]
+    assert main([*argv, "--base", "0x2000"]) == 0
+    assert "on pci 0000:00:02.0 BAR 2 @ 0xe0002000" in capsys.readouterr().err
+    assert main(argv) == REGCHECK_DISAGREES   # the default: the BAR's start, where ID is not
+    assert main(["regcheck", write_map(tmp_path, RAM_MAP), "--pci", "0000:00:02.0", "--bar", "1",
+                 "--sysfs-root", str(tmp_path)]) == 1
+    assert "BAR 1 is not a memory BAR" in capsys.readouterr().err
+
+
+def test_regcheck_takes_one_target(tmp_path, capsys):
+    assert main(["regcheck", write_map(tmp_path, RAM_MAP), "--fake", "--mem", "/dev/null"]) == 1
+    assert "choose one target, not fake and mem" in capsys.readouterr().err

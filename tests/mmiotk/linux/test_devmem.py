@@ -7,9 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from edu_regs import edu_at_reset
 
 from hwsim.linux.machines import BACKENDS, RESERVED_BASE, RESERVED_SIZE
 from mmiotk import CachePolicy, DevMemSpace, MmioError, MmioResource
+from mmiotk.cli import main
 from mmiotk.devmem import DevMemRefusedError
 from mmiotk.iomem import overlapping, read_iomem
 
@@ -31,6 +33,13 @@ def test_unclaimed_mmio_maps_through_dev_mem(edu: str) -> None:
     assert regs.read32(0x00) == 0x010000ED
     regs.write32(0x04, 0)
     assert regs.read32(0x04) == 0xFFFF_FFFF
+
+
+def test_regcheck_on_edu_through_dev_mem(edu: str, capsys: pytest.CaptureFixture[str]) -> None:
+    base = bar0(edu)
+    edu_at_reset(devmem_map(base, 0x1000, CachePolicy.UNCACHED_DEVICE))
+    assert main(["regcheck", str(Path(__file__).with_name("edu.yaml")), "--mem", "/dev/mem", "--base", hex(base)]) == 0
+    assert f"# EDU on /dev/mem @ {base:#x}: 6 registers checked, 0 disagreement(s)" in capsys.readouterr().err
 
 
 def test_ram_reserved_at_boot_maps_and_holds_data() -> None:

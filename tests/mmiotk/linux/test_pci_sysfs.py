@@ -10,10 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from edu_regs import EDU_ID
+from edu_regs import EDU_ID, edu_at_reset
 
 from hwsim.linux.machines import BACKENDS
 from mmiotk import CachePolicy, MmioResource, PciSysfsSpace
+from mmiotk.cli import REGCHECK_DISAGREES, main
 from mmiotk.pci import BarClaimedError
 
 pytestmark = pytest.mark.linux_guest(BACKENDS)
@@ -34,6 +35,20 @@ def test_edu_bar0_answers_through_resource0(edu: str) -> None:
     assert regs.read32(0x00) == EDU_ID
     regs.write32(0x04, 0x1234_5678)
     assert regs.read32(0x04) == 0xEDCB_A987  # the liveness register returns the complement
+
+
+def test_regcheck_on_edu_bar0_through_resource0(edu: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    edu_map = Path(__file__).with_name("edu.yaml")
+    edu_at_reset(map_bar(PciSysfsSpace(edu), 0, CachePolicy.UNCACHED_DEVICE))
+    assert main(["regcheck", str(edu_map), "--pci", edu, "--bar", "0"]) == 0
+    assert "6 registers checked, 0 disagreement(s)" in capsys.readouterr().err
+    wrong = tmp_path / "edu.yaml"   # the ID of another revision; COMPUTING said to be writable
+    wrong.write_text(edu_map.read_text().replace("reset: 0x010000ed", "reset: 0x020000ed")
+                     .replace("{name: COMPUTING, lsb: 0, access: ro}", "{name: COMPUTING, lsb: 0, access: rw}"))
+    assert main(["regcheck", str(wrong), "--pci", edu, "--bar", "0"]) == REGCHECK_DISAGREES
+    assert capsys.readouterr().out.splitlines() == [
+        "EDU.ID: reset value: expected 0x20000ed, read 0x10000ed (bits 0xffffffff)",
+        "EDU.STATUS: RW bits read back 0x1: expected 0x1, read 0x0 (bits 0x81)"]
 
 
 def test_edu_factorial_runs_on_the_device(edu: str) -> None:

@@ -4,13 +4,15 @@ UioInterrupt — which, uio_pci_generic having no irqcontrol, re-enables the lin
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from edu_regs import EDU_ID, IRQ_ACK, IRQ_RAISE, IRQ_STATUS
+from edu_regs import EDU_ID, IRQ_ACK, IRQ_RAISE, IRQ_STATUS, edu_at_reset
 
 from hwsim.linux.guest import pci_bind, uio_of
 from hwsim.linux.machines import BACKENDS
 from mmiotk import CachePolicy, MmioError, MmioResource, UioSpace
+from mmiotk.cli import main
 from mmiotk.irq import IrqTimeoutError, UioInterrupt, uio_irq_factory
 from mmiotk.pci import PCI_COMMAND, PCI_COMMAND_INTX_DISABLE
 
@@ -41,6 +43,13 @@ def test_uio_pci_generic_exposes_the_bar_as_map0(uio_edu: UioSpace, edu: str, re
     assert uio_edu.driver == "uio_pci_generic"
     assert uio_edu.maps[0].name == edu
     assert regs.read32(0x00) == EDU_ID
+
+
+def test_regcheck_on_edu_through_uio_map0(uio_edu: UioSpace, regs, capsys: pytest.CaptureFixture[str]) -> None:
+    edu_at_reset(regs)
+    assert main(["regcheck", str(Path(__file__).with_name("edu.yaml")), "--uio", uio_edu.device]) == 0
+    assert f"# EDU on {uio_edu.device} map0 @ {uio_edu.maps[0].addr:#x}: 6 registers checked, 0 disagreement(s)" \
+        in capsys.readouterr().err
 
 
 def test_interrupt_arrives_and_is_re_armed_through_config_space(uio_edu: UioSpace, regs, irq: UioInterrupt) -> None:
