@@ -88,26 +88,32 @@ class SimInterrupt(Interrupt):
         self.events += n
         return n
 
+    def _bounds(self, timeout: float) -> tuple[int, float, int]:
+        """A wait's simulated end (steps), its wall-clock end, and the poll timer's period (steps)."""
+        end = get_sim_time("step") + max(1, get_sim_steps(timeout, "sec", round_mode="ceil"))
+        wall_end = time.monotonic() + max(timeout, self.min_wall_timeout)
+        return end, wall_end, max(1, get_sim_steps(self.poll_interval, "sec", round_mode="ceil"))
+
+    def _timed_out(self, seconds: float, clock: str) -> IrqTimeoutError:
+        return IrqTimeoutError(f"interrupt {self.name!r}: none within {seconds} s of {clock} time")
+
     async def wait_async(self, timeout: float) -> int:
         """The awaitable behind `wait`, for cocotb code."""
         n = self._take()
         if n:
             return n
-        end = get_sim_time("step") + max(1, get_sim_steps(timeout, "sec", round_mode="ceil"))
-        wall_end = time.monotonic() + max(timeout, self.min_wall_timeout)
-        chunk = max(1, get_sim_steps(self.poll_interval, "sec", round_mode="ceil"))
+        end, wall_end, chunk = self._bounds(timeout)
         while True:
             remaining = end - get_sim_time("step")
             if remaining <= 0:
-                raise IrqTimeoutError(f"interrupt {self.name!r}: none within {timeout} s of simulated time")
+                raise self._timed_out(timeout, "simulated")
             wake = self._latch.wait() if self.edge else self._change
             await First(wake, Timer(min(chunk, remaining), "step"))
             n = self._take()
             if n:
                 return n
             if time.monotonic() > wall_end:
-                raise IrqTimeoutError(f"interrupt {self.name!r}: none within "
-                                      f"{max(timeout, self.min_wall_timeout)} s of wall-clock time")
+                raise self._timed_out(max(timeout, self.min_wall_timeout), "wall-clock")
 
     def _wait(self, timeout: float) -> int:
         if self.edge or not CAN_PARK:
@@ -120,9 +126,7 @@ class SimInterrupt(Interrupt):
         n = self._take()
         if n:
             return n
-        end = get_sim_time("step") + max(1, get_sim_steps(timeout, "sec", round_mode="ceil"))
-        wall_end = time.monotonic() + max(timeout, self.min_wall_timeout)
-        chunk = max(1, get_sim_steps(self.poll_interval, "sec", round_mode="ceil"))
+        end, wall_end, chunk = self._bounds(timeout)
         handle = self.line._handle
         armed = _Armed()
 
@@ -135,7 +139,7 @@ class SimInterrupt(Interrupt):
         while True:
             remaining = end - get_sim_time("step")
             if remaining <= 0:
-                raise IrqTimeoutError(f"interrupt {self.name!r}: none within {timeout} s of simulated time")
+                raise self._timed_out(timeout, "simulated")
             try:
                 driver.park(register)
             finally:
@@ -144,8 +148,7 @@ class SimInterrupt(Interrupt):
             if n:
                 return n
             if time.monotonic() > wall_end:
-                raise IrqTimeoutError(f"interrupt {self.name!r}: none within "
-                                      f"{max(timeout, self.min_wall_timeout)} s of wall-clock time")
+                raise self._timed_out(max(timeout, self.min_wall_timeout), "wall-clock")
 
     def _mask(self) -> None:
         self.masked = True

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -93,22 +94,44 @@ def test_ublk_ramdisk_carries_ext4_and_fio_verify_with_no_copy_by_the_server(ram
     assert not os.path.exists(server.path)
 
 
-def test_ublk_virtio_blk_on_the_model_carries_ext4_and_fio_verify_from_dma_buffers(tmp_path: Path) -> None:
-    from hwsim.integration.block_targets import open_model
-
+@pytest.fixture
+def disk_image(tmp_path: Path) -> Path:
     image = tmp_path / "disk.img"
     with open(image, "wb") as f:
         f.truncate(32 * MiB)
-    with open_model(image) as blk:
-        device = Counting(blk)
-        with UblkServer(device, queue_depth=16) as server:
-            assert _queue_attr(server, "logical_block_size") == str(blk.query().block_size)
-            assert len(check_filesystem(server.path, tmp_path).files) == 8
-            assert fio_verify(server.path, size="4M", iodepth=8).read >= 4 * MiB
-            assert server.stats.errors == 0
-            assert server.bytes_copied == 0  # tag buffers are the driver's DMA memory: no bounce either
-            assert blk.bytes_copied == 0
-        assert device.counts["WRITE"] > 0 and device.counts.get("FLUSH", 0) > 0, device.counts
+    return image
+
+
+def _serve_virtio_blk(blk: Any, workdir: Path) -> None:
+    """ext4 and fio's verify job through ublk over our virtio-blk driver, with no copy anywhere."""
+    device = Counting(blk)
+    with UblkServer(device, queue_depth=16) as server:
+        assert _queue_attr(server, "logical_block_size") == str(blk.query().block_size)
+        assert len(check_filesystem(server.path, workdir).files) == 8
+        assert fio_verify(server.path, size="4M", iodepth=8).read >= 4 * MiB
+        assert server.stats.errors == 0
+        assert server.bytes_copied == 0  # tag buffers are the driver's DMA memory: no bounce either
+        assert blk.bytes_copied == 0
+    assert device.counts["WRITE"] > 0 and device.counts.get("FLUSH", 0) > 0, device.counts
+
+
+def test_ublk_virtio_blk_on_the_model_carries_ext4_and_fio_verify_from_dma_buffers(disk_image: Path,
+                                                                                    tmp_path: Path) -> None:
+    from hwsim.integration.block_targets import open_model
+
+    with open_model(disk_image) as blk:
+        _serve_virtio_blk(blk, tmp_path)
+
+
+def test_ublk_virtio_blk_on_qemus_device_model_carries_ext4_and_fio_verify(disk_image: Path,
+                                                                          tmp_path: Path) -> None:
+    """The same server over our driver on QEMU's own virtio-blk (qtest; QEMU runs inside this guest)."""
+    from hwsim.integration.block_targets import open_qemu
+
+    with open_qemu(disk_image) as blk:
+        _serve_virtio_blk(blk, tmp_path)
+    written = disk_image.read_bytes()[:4 * MiB]  # fio's blocks went through QEMU's device into its image
+    assert written.count(0) < len(written) // 2
 
 
 def test_ublk_file_disk_puts_what_the_kernel_writes_into_its_file(tmp_path: Path) -> None:
@@ -132,26 +155,6 @@ def test_ublk_file_disk_puts_what_the_kernel_writes_into_its_file(tmp_path: Path
     with open(path, "rb") as f:
         f.seek(8 * MiB)
         assert f.read(len(pattern)) == pattern
-
-
-def test_ublk_virtio_blk_on_qemus_device_model_carries_ext4_and_fio_verify(tmp_path: Path) -> None:
-    """The same server over our driver on QEMU's own virtio-blk (qtest; QEMU runs inside this guest)."""
-    from hwsim.integration.block_targets import open_qemu
-
-    image = tmp_path / "disk.img"
-    with open(image, "wb") as f:
-        f.truncate(32 * MiB)
-    with open_qemu(image) as blk:
-        device = Counting(blk)
-        with UblkServer(device, queue_depth=16) as server:
-            assert _queue_attr(server, "logical_block_size") == str(blk.query().block_size)
-            assert len(check_filesystem(server.path, tmp_path).files) == 8
-            assert fio_verify(server.path, size="4M", iodepth=8).read >= 4 * MiB
-            assert server.stats.errors == 0
-            assert server.bytes_copied == 0
-        assert device.counts["WRITE"] > 0 and device.counts.get("FLUSH", 0) > 0, device.counts
-    written = image.read_bytes()[:4 * MiB]  # fio's blocks went through QEMU's device into its disk image
-    assert written.count(0) < len(written) // 2
 
 
 def test_ublk_read_only_device_is_read_only_to_the_kernel() -> None:
