@@ -101,12 +101,16 @@ class Register:
     `accesswidth` (bits, default the width) splits every access into pieces of that width, in ascending
     address order (a 64-bit register with accesswidth 32 is read and written as two 32-bit halves, low
     first); `modify()` then reads and writes only the pieces holding the fields it names.
+    `reset_mask` (default: every bit) marks the bits whose reset value the declaration defines: a
+    hardware-driven field (SystemRDL without `reset`, SVD outside `resetMask`) has none, and a
+    conformance check does not compare it.
     """
 
     def __init__(self, offset: int, width: int = 32, *, access: Access | str = Access.RW,
                  reset: int | None = None, fields: Iterable[Field] = (), count: int = 1,
                  stride: int | None = None, doc: str = "", name: str | None = None,
-                 alternate_of: str | None = None, accesswidth: int | None = None) -> None:
+                 alternate_of: str | None = None, accesswidth: int | None = None,
+                 reset_mask: int | None = None) -> None:
         self.offset = offset
         self.width = width
         self.access = Access.parse(access)
@@ -118,6 +122,7 @@ class Register:
         self.name = name
         self.alternate_of = alternate_of
         self.accesswidth = accesswidth
+        self.reset_mask = reset_mask
 
     def __set_name__(self, owner: type, name: str) -> None:
         if self.name is None:
@@ -243,6 +248,10 @@ class RegisterSpec:
         self.fields = _compile_fields(decl, self.name, self.width, where)
         self.declared = sum(f.mask for f in self.fields.values())
         self.reset = self._lay_reset(decl, where)
+        mask = decl.reset_mask
+        if mask is not None and (not isinstance(mask, int) or isinstance(mask, bool) or not 0 <= mask <= self.all):
+            raise RegisterDefinitionError(f"{where}: reset_mask {mask!r} does not fit in {self.width} bits")
+        self.reset_mask = self.all if mask is None else mask
         self._derive_masks(decl)
 
     def _place(self, decl: Register, where: str) -> None:

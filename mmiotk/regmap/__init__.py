@@ -217,7 +217,8 @@ def _block_class(bm: BlockModel, source: str) -> type[RegisterBlock]:
                         swmod=fm.swmod, singlepulse=fm.singlepulse) for fm in rm.fields]
         attrs[rm.name] = Register(rm.offset, rm.width, access=rm.access, reset=rm.reset, fields=fields,
                                   count=rm.count, stride=rm.stride, doc=rm.description, name=rm.name,
-                                  alternate_of=rm.alternate_of, accesswidth=rm.accesswidth)
+                                  alternate_of=rm.alternate_of, accesswidth=rm.accesswidth,
+                                  reset_mask=rm.reset_mask)
     memories = {m.name: Memory(m.offset, m.size, m.width, Access.parse(m.access), m.description)
                 for m in bm.memories}
     for name in memories:

@@ -54,6 +54,8 @@ def _register(spec: RegisterSpec, block: str, enums: dict[str, str], out: list[s
     args = [f"{spec.offset:#x}", str(spec.width), f"access={spec.access.value!r}"]
     if spec.reset:
         args.append(f"reset={spec.reset:#x}")
+    if spec.reset_mask != spec.all:
+        args.append(f"reset_mask={spec.reset_mask:#x}")
     if spec.count > 1:
         args += [f"count={spec.count}", f"stride={spec.stride:#x}"]
     if spec.alternate_of:

@@ -20,6 +20,8 @@ def map_to_dict(regmap: RegisterMap) -> dict[str, Any]:
         for spec in cls._specs.values():
             reg: dict[str, Any] = {"name": spec.short, "offset": spec.offset, "width": spec.width,
                                    "access": spec.access.value, "reset": spec.reset}
+            if spec.reset_mask != spec.all:
+                reg["reset_mask"] = spec.reset_mask
             if spec.accesswidth != spec.width:
                 reg["accesswidth"] = spec.accesswidth
             if spec.count > 1:

@@ -11,6 +11,7 @@
             access: rw          # any mmiotk.registers.Access (ro rw wo w1c w0c wc rc wrc ...); fields inherit it
             accesswidth: 32     # default: the width; a wider register is accessed in pieces of this width
             reset: 0            # default 0; a field's own reset overrides its bits
+            reset_mask: 0xff    # default: every bit; the bits `reset` defines (the rest are hardware-driven)
             count: 1            # > 1 makes an array: REG[i] at offset + i * stride
             stride: 4           # default: the register's size
             alternate_of: OTHER # this register deliberately shares OTHER's bytes
@@ -133,6 +134,7 @@ class RegisterModel(_Model):
     width: Literal[8, 16, 32, 64] = 32
     access: Access = "rw"
     reset: Int = 0
+    reset_mask: Int | None = None   # the bits `reset` defines (default all); the rest are hardware-driven
     count: Int = Field(default=1, ge=1)
     stride: Int | None = None
     alternate_of: str | None = None

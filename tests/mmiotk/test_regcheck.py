@@ -55,6 +55,34 @@ def test_a_map_edited_to_be_wrong_is_caught_register_by_register(implementation,
     assert any(p.check.startswith(check) for p in problems), problems
 
 
+@pytest.mark.parametrize(("status", "masked_problems", "unmasked_problems"), [
+    (0xAB03, [], [("DEV.STATUS", "reset value")]),         # the hardware drives STATUS[15:8]
+    (0xAB02, [("DEV.STATUS", "reset value")], [("DEV.STATUS", "reset value")]),   # bit 0 is in the mask
+])
+def test_bits_outside_the_reset_mask_are_not_compared_with_a_reset_value(status, masked_problems,
+                                                                         unmasked_problems):
+    masked = TRUE_MAP.replace("access: ro, reset: 0x3}", "access: ro, reset: 0x3, reset_mask: 0xff}")
+    for text, expected in ((masked, masked_problems), (TRUE_MAP, unmasked_problems)):
+        implementation = FakeDevice(loads(TRUE_MAP))
+        implementation.poke("STATUS", status)
+        problems = check_block(loads(text).bind(implementation.buffer))
+        assert [(p.register, p.check) for p in problems] == expected, problems
+
+
+def test_rdl_fields_without_a_reset_are_left_out_of_the_reset_mask(tmp_path):
+    from mmiotk.regmap import load
+
+    rdl = """addrmap top {
+        reg { field { sw = r; hw = w; } ID[15:0]; field { sw = rw; hw = r; } EN[16:16] = 1; } R @ 0x0;
+        reg { field { sw = rw; hw = r; } A[7:0] = 0x5; } S @ 0x4;
+    };"""
+    (tmp_path / "top.rdl").write_text(rdl)
+    block = load(tmp_path / "top.rdl").blocks["top"]
+    r, s = block._specs["R"], block._specs["S"]
+    assert r.reset_mask == 0xFFFF_0000 and r.reset == 0x1_0000   # ID has none; bits 17-31 read 0
+    assert s.reset_mask == 0xFFFF_FFFF
+
+
 RAM_MAP = """
 name: r
 blocks:

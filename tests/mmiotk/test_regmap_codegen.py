@@ -77,3 +77,14 @@ def test_generated_classes_are_the_map(generated):
     regs = fake.bind()
     regs.LINECTRL.modify(PARITY=module.UART0_LINECTRL_PARITY.EVEN)
     assert fake.peek("LINECTRL").PARITY == 2
+
+
+def test_generated_classes_keep_the_bits_without_a_reset(generated):
+    """An RDL field the hardware drives has no reset: the generated class leaves it out of reset_mask."""
+    _, paths = generated
+    module = _import(paths["aes_regs"])
+    original = load(ROOT / "tests/data/rdl/caliptra/aes/data/aes.rdl")
+    masks = {name: spec.reset_mask for cls in original.blocks.values() for name, spec in cls.specs().items()}
+    generated_masks = {name: spec.reset_mask for cls in module.BLOCKS.values() for name, spec in cls.specs().items()}
+    assert generated_masks == masks
+    assert any(spec.reset_mask != spec.all for cls in original.blocks.values() for spec in cls.specs().values())
