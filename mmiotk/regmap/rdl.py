@@ -184,7 +184,7 @@ class _Converter:
         offset = parent_addr + reg.raw_address_offset - base
         fields = []
         reset = 0
-        reset_mask = 0   # the bits of fields with a reset: the others are hardware-driven, of unknown reset
+        unreset = 0   # the bits of fields without a reset: hardware-driven, of no known reset value
         taken: set[str] = set()
         for f in reg.fields():
             fwhere = f"{where}, field {f.inst_name}"
@@ -195,8 +195,9 @@ class _Converter:
             freset = f.get_property("reset")
             if isinstance(freset, int):
                 reset |= freset << f.low
-                reset_mask |= ((1 << f.width) - 1) << f.low
                 fd["reset"] = freset
+            else:
+                unreset |= ((1 << f.width) - 1) << f.low
             encode = f.get_property("encode")
             if encode is not None:
                 fd["enum"] = {spell_member(m.name): int(m.value) for m in encode}
@@ -216,9 +217,8 @@ class _Converter:
         out: dict[str, Any] = {"name": spell(name), "offset": offset, "width": width, "access": access,
                                "reset": reset,
                                "description": _desc(reg), "fields": fields}
-        declared_bits = declared & ((1 << width) - 1)
-        if reset_mask != declared_bits:   # undeclared bits read 0 (see access above): their reset is known
-            out["reset_mask"] = reset_mask | ((1 << width) - 1) & ~declared_bits
+        if unreset:   # every other bit's reset is known (undeclared bits read 0, see access above)
+            out["reset_mask"] = ((1 << width) - 1) & ~unreset
         if out["name"] != name:
             out["label"] = name
         accesswidth = int(reg.get_property("accesswidth"))

@@ -308,8 +308,9 @@ class _Ctx:
         fields = self.fields(reg, rprops, width, reset, where)
         entry: dict[str, Any] = {"offset": offset, "width": width, "access": access[0], "reset": reset,
                                  "description": _clean(_text(reg, "description")), "fields": fields}
-        if rprops["resetMask"] & mask != mask:   # resetMask: the bits whose reset the file defines
-            entry["reset_mask"] = rprops["resetMask"] & mask
+        known = rprops["resetMask"] & mask   # resetMask: the bits whose reset the file defines
+        if known != mask:
+            entry["reset_mask"] = known
         if alternate or _text(reg, "alternateRegister") or _text(reg, "alternateGroup"):
             entry["_alternate"] = True
         dim = self.dim(reg, where)
