@@ -51,10 +51,11 @@ from .access import (
     RegisterDefinitionError,
 )
 from .block import Memory, RegisterBlock
-from .fields import Field, FieldSpec, Register, RegisterSpec
+from .declaration import Field, Register
 from .handle import RegisterArrayHandle, RegisterHandle
 from .indirect import Indirect
 from .poll import PollTimeout
+from .spec import FieldSpec, RegisterSpec
 from .value import RegisterValue
 
 __all__ = [

@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from ..errors import MmioValueError
 from .access import Access, RegisterDefinitionError
-from .fields import Register, RegisterSpec
+from .declaration import Register
 from .handle import RegisterHandle, _bind_array_handle, _bind_handle
 from .indirect import Indirect
+from .spec import RegisterSpec
 from .value import RegisterValue
 
 

@@ -8,7 +8,7 @@ from typing import Any, cast
 from .. import native
 from ..errors import AccessError, MmioValueError
 from .access import FieldError
-from .fields import FieldSpec, RegisterSpec
+from .spec import FieldSpec, RegisterSpec
 from .value import RegisterValue
 
 # --------------------------------------------------------------------------------------------------

@@ -9,8 +9,8 @@ from .access import WIDTHS, RegisterDefinitionError
 
 if TYPE_CHECKING:
     from .block import RegisterBlock
-    from .fields import RegisterSpec
     from .handle import RegisterHandle
+    from .spec import RegisterSpec
 
 # --------------------------------------------------------------------------------------------------
 # Indirect (index/data) register pairs

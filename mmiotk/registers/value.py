@@ -9,7 +9,7 @@ from .. import native
 from ..errors import AccessError
 
 if TYPE_CHECKING:
-    from .fields import FieldSpec, RegisterSpec
+    from .spec import FieldSpec, RegisterSpec
 
 
 class RegisterValue(int):
