@@ -1,11 +1,12 @@
 """BlockServer: serves one BlockDevice to many client processes over the block FIFO protocol (`fifo`).
 
-A client connects to the server's unix socket (the control channel, `control`), receives its FIFO (one end
-of a SOCK_SEQPACKET socketpair, passed with SCM_RIGHTS), and attaches shared buffers: its own sealed memfds
-(`attach_vmo`) or DMA memory the server allocates from the device's pool (`alloc_vmo`). Requests then name
-a buffer by its vmoid, which is private to the client's session: a client can only ever reach its own
-buffers. The server maps each buffer once and hands the driver a `Vmo` over that mapping (with `dma_addr`
-for DMA memory), so request data is never copied by the server.
+A client connects to the server's unix socket (the control channel, `control`; its requests are answered by
+`control_ops`), receives its FIFO (one end of a SOCK_SEQPACKET socketpair, passed with SCM_RIGHTS), and
+attaches shared buffers: its own sealed memfds (`attach_vmo`) or DMA memory the server allocates from the
+device's pool (`alloc_vmo`). Requests then name a buffer by its vmoid, which is private to the client's
+session: a client can only ever reach its own buffers. The server maps each buffer once and hands the
+driver a `Vmo` over that mapping (with `dma_addr` for DMA memory), so request data is never copied by the
+server.
 
 One thread runs a selector loop and owns every session's state. Completions arrive on any thread (before
 `queue()` returns or later); they are queued and handled by the loop, woken through an eventfd. A client
@@ -31,9 +32,9 @@ import time
 from typing import Any
 
 from drivers.block.protocol import BlockDevice
-from mmiotk.errors import MmioError
 
 from . import control
+from .control_ops import ControlOps
 from .dispatch import Dispatcher, ServerStats
 from .fifo import (
     FIFO_MAX_DEPTH,
@@ -42,7 +43,7 @@ from .fifo import (
     MalformedRecord,
 )
 from .session import AttachedVmo, Session, device_bytes_copied
-from .shared_dma import DmaAllocation, PoolExporter
+from .shared_dma import PoolExporter
 
 __all__ = ["BlockServer", "ServerStats"]
 log = logging.getLogger(__name__)
@@ -76,10 +77,10 @@ class BlockServer:
         self.handshake_timeout = handshake_timeout
         self.idle_timeout = idle_timeout
         self._next_idle_check = 0.0
-        self.max_vmos = max_vmos
-        self.max_vmo_bytes = max_vmo_bytes
         self.stats = ServerStats()
         self._engine = Dispatcher(device, self.stats, self._wake)
+        self._control = ControlOps(device, self.info, self.stats, self._dma, max_vmos, max_vmo_bytes,
+                                   self._close_session)
         self._sessions: dict[int, Session] = {}
         self._next_session = 1
         self._wake_armed = False
@@ -153,6 +154,16 @@ class BlockServer:
         self.stop()
 
     @property
+    def max_vmos(self) -> int:
+        """Buffers one session may hold at once."""
+        return self._control.max_vmos
+
+    @property
+    def max_vmo_bytes(self) -> int:
+        """The largest buffer a client may attach or allocate."""
+        return self._control.max_vmo_bytes
+
+    @property
     def bytes_copied(self) -> int:
         """Bytes copied on the way between client memory and the medium: the server's (none) plus the
         driver's own bounce copies when it reports them (`bytes_copied`/`bytes_bounced`)."""
@@ -216,7 +227,7 @@ class BlockServer:
             self._wake_armed = False
         elif kind == "ctrl":
             assert session is not None
-            self._on_control(session)
+            self._control.on_control(session)
         elif kind == "fifo":
             assert session is not None
             if mask & selectors.EVENT_WRITE:
@@ -297,98 +308,6 @@ class BlockServer:
         session.held.clear()
         self._sessions.pop(session.sid, None)
         self.stats.clients = len(self._sessions)
-
-    # --- control channel ------------------------------------------------------------------------------
-    def _on_control(self, session: Session) -> None:
-        try:
-            msg, fds = control.recv_msg(session.ctrl)
-        except (EOFError, ConnectionError):
-            self._close_session(session)
-            return
-        except (BlockingIOError, InterruptedError):
-            return
-        except control.ControlError as exc:
-            session.last_active = time.monotonic()
-            self._reply(session, {"ok": False, "error": str(exc)})
-            return
-        session.last_active = time.monotonic()
-        owned: list[int] = []
-        try:
-            reply, out_fds, owned = self._control_op(session, msg, fds)
-        except (ValueError, OSError, MmioError, control.ControlError) as exc:  # MmioError: DMA pool exhausted
-            reply, out_fds = {"ok": False, "error": str(exc)}, []
-        finally:
-            control.close_fds(fds)
-        try:
-            self._reply(session, reply, out_fds)
-        finally:
-            control.close_fds(owned)  # ours to close once sent (the FIFO's client end)
-
-    def _reply(self, session: Session, reply: dict[str, Any], fds: list[int] | None = None) -> None:
-        try:
-            control.send_msg(session.ctrl, reply, fds or [])
-        except OSError:
-            self._close_session(session)  # control is request/reply: a client that does not read is gone
-
-    def _control_op(self, session: Session, msg: dict[str, Any],
-                    fds: list[int]) -> tuple[dict[str, Any], list[int], list[int]]:
-        """(reply, fds to send, fds to close after sending) for one control request."""
-        op = msg.get("op")
-        if op != "attach_vmo" and fds:
-            raise ValueError(f"control op {op!r} takes no file descriptors, got {len(fds)}")
-        if op == "hello":
-            version = msg.get("version", control.PROTOCOL_VERSION)
-            if version != control.PROTOCOL_VERSION:
-                raise ValueError(f"client speaks protocol version {version!r}; this server speaks "
-                                 f"{control.PROTOCOL_VERSION}")
-            info = self.info
-            return {"ok": True, "version": control.PROTOCOL_VERSION, "block_count": info.block_count,
-                    "block_size": info.block_size, "max_transfer_size": info.max_transfer_size,
-                    "flags": int(info.flags), "fifo_depth": FIFO_MAX_DEPTH, "max_batch": MAX_BATCH,
-                    "dma": self._dma is not None, "session": session.sid}, [], []
-        if op == "get_fifo":
-            peer = session.fifo_peer
-            if peer is None:
-                raise ValueError("the FIFO was already handed out for this session")
-            session.fifo_peer = None
-            session.handshake_done = True
-            fd = peer.detach()
-            return {"ok": True}, [fd], [fd]
-        if op == "attach_vmo":
-            if len(fds) != 1:
-                raise ValueError(f"attach_vmo takes exactly one memfd, got {len(fds)}")
-            self._check_vmo_room(session)
-            size = control.check_shareable(fds[0], self.max_vmo_bytes)
-            mapping = control.map_fd(fds[0], size)
-            vmo = session.add_vmo(mapping, None, None)
-            return {"ok": True, "vmoid": vmo.vmoid, "size": size}, [], []
-        if op == "alloc_vmo":
-            if self._dma is None:
-                raise ValueError("this server has no DMA pool to share: attach your own memfd instead")
-            want = msg.get("size")
-            if not isinstance(want, int) or want <= 0 or want > self.max_vmo_bytes:
-                raise ValueError(f"alloc_vmo size must be an int in [1, {self.max_vmo_bytes}], got {want!r}")
-            self._check_vmo_room(session)
-            alloc: DmaAllocation = self._dma.allocate(want)
-            vmo = session.add_vmo(None, alloc, alloc.dma_addr)
-            return {"ok": True, "vmoid": vmo.vmoid, "size": want, "offset": alloc.offset,
-                    "dma_addr": alloc.dma_addr}, [alloc.fd], []
-        if op == "detach_vmo":
-            vmoid = msg.get("vmoid")
-            found = session.vmos.get(vmoid) if isinstance(vmoid, int) else None
-            if found is None:
-                raise ValueError(f"no buffer with vmoid {msg.get('vmoid')!r} in this session")
-            session.drop_vmo(found)
-            return {"ok": True}, [], []
-        if op == "stats":
-            return {"ok": True, **self.stats.as_dict(), "device_bytes_copied": device_bytes_copied(self.device),
-                    "session_vmos": len(session.vmos)}, [], []
-        raise ValueError(f"unknown control op {op!r} (known: hello, get_fifo, attach_vmo, alloc_vmo, "
-                         "detach_vmo, stats)")
-
-    def _check_vmo_room(self, session: Session) -> None:
-        if len(session.vmos) >= self.max_vmos:
-            raise ValueError(f"this session already holds {self.max_vmos} buffers (the limit)")
 
     # --- FIFO -----------------------------------------------------------------------------------------
     def _on_fifo(self, session: Session) -> None:
