@@ -17,7 +17,8 @@ from mmiotk.space import AddressSpace, Window
 
 from .guest_memory import GuestMemory
 from .virtio_blk import VirtioBlkModel
-from .virtio_mmio import WINDOW_SIZE, VirtioMmioDevice
+from .virtio_mmio import VirtioMmioDevice
+from .virtio_mmio_regs import WINDOW_SIZE
 
 DEVICE_BASE = 0x0A000000
 RAM_BASE = 0x40000000

@@ -121,15 +121,8 @@ import struct
 from hwsim.media import SECTOR, BlockMedia
 from mmiotk.errors import MmioValueError
 
-from .virtio_mmio import (
-    F_RING_EVENT_IDX,
-    F_RING_INDIRECT_DESC,
-    F_VERSION_1,
-    FEATURES_OK,
-    ConfigField,
-    VirtioMmioDevice,
-    pack_config,
-)
+from .virtio_mmio import ConfigField, VirtioMmioDevice, pack_config
+from .virtio_mmio_regs import F_RING_EVENT_IDX, F_RING_INDIRECT_DESC, F_VERSION_1, FEATURES_OK
 from .virtqueue import QueueFatal, Segment
 
 # Deliberate duplication: the virtio constants here are written out again, on purpose, in the driver

@@ -1,6 +1,7 @@
 """The virtio-mmio transport of a device model (virtio 1.2, 4.2.2; with `legacy=True` the legacy interface
-of 4.2.4, Version 1): register file, status and feature negotiation, one split virtqueue, interrupt
-status, configuration space access rules.
+of 4.2.4, Version 1): register file, status and feature negotiation, interrupt status, configuration space
+access rules. Its one split virtqueue is set up and processed by `virtio_mmio_queue.QueueHandling` (a base
+of `VirtioMmioDevice`); the register layout and bits are in `virtio_mmio_regs`.
 
 A device (`VirtioBlkModel`) subclasses `VirtioMmioDevice` and supplies its ID, features, configuration
 layout and the handling of one request chain. The behaviour in every case is listed in
@@ -16,43 +17,21 @@ from typing import ClassVar
 from mmiotk.errors import AccessError, MmioValueError
 
 from .guest_memory import GuestMemory
+from .virtio_mmio_queue import QueueHandling
+from .virtio_mmio_regs import (
+    CONFIG_OFFSET,
+    DEVICE_NEEDS_RESET,
+    DRIVER_OK,
+    F_VERSION_1,
+    FEATURES_OK,
+    INT_CONFIG,
+    LEGACY_REGISTERS,
+    MAGIC,
+    REGISTERS,
+    VENDOR_ID,
+)
 from .virtqueue import QueueFatal, Segment, SplitQueue
 
-# Deliberate duplication: the virtio constants here are written out again, on purpose, in the driver
-# (drivers/virtio/) and in the RTL test driver (tests/hwsim/vblk/vblk_driver.py), so that device and
-# drivers stay independent readings of the spec and a misreading in one is caught by the other.
-MAGIC = 0x74726976
-VENDOR_ID = 0x4B544D4D                    # "MMTK"
-# device status bits
-ACKNOWLEDGE, DRIVER, DRIVER_OK, FEATURES_OK, DEVICE_NEEDS_RESET, FAILED = 1, 2, 4, 8, 0x40, 0x80
-# InterruptStatus bits
-INT_VRING, INT_CONFIG = 1, 2
-# transport feature bits
-F_RING_INDIRECT_DESC, F_RING_EVENT_IDX, F_VERSION_1 = 28, 29, 32
-CONFIG_OFFSET = 0x100
-WINDOW_SIZE = 0x200
-
-# offset: (name, direction)
-REGISTERS: dict[int, tuple[str, str]] = {
-    0x000: ("MagicValue", "r"), 0x004: ("Version", "r"), 0x008: ("DeviceID", "r"), 0x00C: ("VendorID", "r"),
-    0x010: ("DeviceFeatures", "r"), 0x014: ("DeviceFeaturesSel", "w"),
-    0x020: ("DriverFeatures", "w"), 0x024: ("DriverFeaturesSel", "w"),
-    0x030: ("QueueSel", "w"), 0x034: ("QueueNumMax", "r"), 0x038: ("QueueNum", "w"),
-    0x044: ("QueueReady", "rw"), 0x050: ("QueueNotify", "w"),
-    0x060: ("InterruptStatus", "r"), 0x064: ("InterruptACK", "w"), 0x070: ("Status", "rw"),
-    0x080: ("QueueDescLow", "w"), 0x084: ("QueueDescHigh", "w"),
-    0x090: ("QueueDriverLow", "w"), 0x094: ("QueueDriverHigh", "w"),
-    0x0A0: ("QueueDeviceLow", "w"), 0x0A4: ("QueueDeviceHigh", "w"),
-    0x0AC: ("SHMSel", "w"), 0x0B0: ("SHMLenLow", "r"), 0x0B4: ("SHMLenHigh", "r"),
-    0x0B8: ("SHMBaseLow", "r"), 0x0BC: ("SHMBaseHigh", "r"), 0x0C0: ("QueueReset", "rw"),
-    0x0FC: ("ConfigGeneration", "r"),
-}
-# the legacy interface (Version 1): these replace QueueReady and the queue address registers
-LEGACY_REGISTERS: dict[int, tuple[str, str]] = {
-    **{off: reg for off, reg in REGISTERS.items()
-       if off < 0x044 or off in (0x050, 0x060, 0x064, 0x070)},      # no QueueReady, no ConfigGeneration
-    0x028: ("GuestPageSize", "w"), 0x03C: ("QueueAlign", "w"), 0x040: ("QueuePFN", "rw"),
-}
 _QUEUE_ADDR = {0x080: ("desc", 0), 0x084: ("desc", 32), 0x090: ("avail", 0), 0x094: ("avail", 32),
                0x0A0: ("used", 0), 0x0A4: ("used", 32)}
 
@@ -64,7 +43,7 @@ class ConfigField:
         self.name, self.offset, self.width, self.writable = name, offset, width, writable
 
 
-class VirtioMmioDevice:
+class VirtioMmioDevice(QueueHandling):
     """The transport. Thread-safe: register accesses and processing hold `lock`; `irq_changed` (a
     Condition on it) is notified whenever InterruptStatus changes, for interrupt lines to wait on.
     """
@@ -321,100 +300,6 @@ class VirtioMmioDevice:
             self.on_features_ok()
         if new & DRIVER_OK and not new & FEATURES_OK:
             self.needs_reset("DRIVER_OK was set before FEATURES_OK")
-
-    def _set_queue_ready(self, value: int) -> None:
-        if not value:
-            self.queue = None
-            return
-        if self.queue is not None:
-            return
-        problem = None
-        if not self.status & FEATURES_OK:
-            problem = "QueueReady=1 before FEATURES_OK"
-        elif self.memory is None:
-            problem = "the device has no guest memory attached"
-        else:
-            problem = SplitQueue.layout_problem(self.memory, self.queue_num, self.queue_size_max,
-                                                self.queue_addr["desc"], self.queue_addr["avail"],
-                                                self.queue_addr["used"])
-        if problem is not None:
-            self.last_error = f"queue 0 not enabled: {problem}"
-            return                                             # QueueReady reads back 0
-        assert self.memory is not None
-        self.queue = SplitQueue(self.memory, self.queue_num, self.queue_addr["desc"], self.queue_addr["avail"],
-                                self.queue_addr["used"], indirect=self.has_feature(F_RING_INDIRECT_DESC),
-                                event_idx=self.has_feature(F_RING_EVENT_IDX))
-
-    def _set_queue_pfn(self, pfn: int) -> None:
-        """Legacy queue set-up: descriptors at pfn * GuestPageSize, the avail ring right after them, the used
-        ring at the next QueueAlign boundary (virtio 1.2, 2.7.2 legacy layout); 0 disables the queue."""
-        self.queue_pfn = pfn
-        if not pfn:
-            self.queue = None
-            return
-        align, page = self.queue_align, self.guest_page_size
-        problem = None
-        if not align or align & (align - 1) or not page or page & (page - 1):
-            problem = f"QueueAlign {align} and GuestPageSize {page} must be powers of two"
-        elif self.memory is None:
-            problem = "the device has no guest memory attached"
-        else:
-            desc = pfn * page
-            avail = desc + 16 * self.queue_num
-            used = (avail + 6 + 2 * self.queue_num + align - 1) & ~(align - 1)
-            problem = SplitQueue.layout_problem(self.memory, self.queue_num, self.queue_size_max, desc, avail,
-                                                used)
-        if problem is not None:
-            self.queue_pfn = 0
-            self.last_error = f"queue 0 not enabled: {problem}"
-            return
-        assert self.memory is not None
-        self.queue = SplitQueue(self.memory, self.queue_num, desc, avail, used,
-                                indirect=self.has_feature(F_RING_INDIRECT_DESC),
-                                event_idx=self.has_feature(F_RING_EVENT_IDX))
-
-    # --- processing ----------------------------------------------------------------------------------
-    def _notify(self, index: int) -> None:
-        if index != 0 or self.queue is None or not self.status & DRIVER_OK \
-                or self.status & (DEVICE_NEEDS_RESET | FAILED):
-            return
-        if self.deferred:
-            self.notify_pending = True
-        else:
-            self.run_queue()
-
-    def run_queue(self) -> int:
-        """Process every available chain; the number completed. Deferred devices run this when their
-        interrupt is waited on or InterruptStatus is read."""
-        with self.lock:
-            self.notify_pending = False
-            queue = self.queue
-            if queue is None or not self.status & DRIVER_OK or self.status & (DEVICE_NEEDS_RESET | FAILED):
-                return 0
-            done = 0
-            fatal = None
-            old = queue.used_idx
-            try:
-                while True:
-                    while queue.pending():
-                        head = queue.pop()
-                        written = self.handle(queue.walk(head))
-                        queue.push_used(head, written)
-                        done += 1
-                    # EVENT_IDX: ask for the next notification, then look once more (the driver may have
-                    # added a chain and read the old avail_event meanwhile: 2.7.10)
-                    queue.ask_notify()
-                    if not queue.pending():
-                        break
-            except QueueFatal as exc:
-                fatal = str(exc)
-            if done:
-                queue.publish()
-                if queue.needs_interrupt(old):
-                    self._raise(INT_VRING)
-            if fatal is not None:
-                self.needs_reset(fatal)
-            return done
 
     # --- configuration space -------------------------------------------------------------------------
     def _config_field(self, rel: int, width: int, op: str) -> ConfigField | None:
