@@ -30,7 +30,7 @@ _ACCESS = {("value", ""): "rw", ("value", "c"): "wrc", ("value", "s"): "wrs",
 
 def fields(tree: SvdTree, reg: ET.Element, rprops: dict[str, Any], width: int, reset: int,
            where: str) -> list[dict[str, Any]]:
-    """The schema fields of register `reg` (dims unrolled; overlaps, misfits and duplicates repaired)."""
+    """The schema fields of register `reg`, dims unrolled (overlaps, misfits and duplicate names: Problems)."""
     fcontainer = reg.find("fields")
     if fcontainer is None:
         return []
@@ -83,6 +83,7 @@ def fields(tree: SvdTree, reg: ET.Element, rprops: dict[str, Any], width: int, r
 
 
 def position(tree: SvdTree, fe: ET.Element, where: str) -> tuple[int, int]:
+    """(lsb, width) from whichever of SVD's three spellings the field uses."""
     bit_offset, bit_width = child_text(fe, "bitOffset"), child_text(fe, "bitWidth")
     lsb_text, msb_text, bit_range = child_text(fe, "lsb"), child_text(fe, "msb"), child_text(fe, "bitRange")
     if bit_offset is not None:
@@ -100,6 +101,7 @@ def position(tree: SvdTree, fe: ET.Element, where: str) -> tuple[int, int]:
 
 
 def enums(tree: SvdTree, fe: ET.Element, fd: dict[str, Any], fwidth: int, where: str) -> None:
+    """Set `enum` / `write_enum` of `fd` from the field's enumeratedValues (the first group of a usage wins)."""
     for group in fe.findall("enumeratedValues"):
         usage = child_text(group, "usage") or "read-write"
         group = tree.derive(group, partial(tree.find_enum, where=where), where)
@@ -115,6 +117,7 @@ def enums(tree: SvdTree, fe: ET.Element, fd: dict[str, Any], fwidth: int, where:
 
 
 def enum_values(tree: SvdTree, group: ET.Element, fwidth: int, where: str) -> dict[str, int | str]:
+    """Member name -> value (or a `0b1x` pattern) of one enumeratedValues group."""
     out: dict[str, int | str] = {}
     taken: set[str] = set()
     for ev in group.findall("enumeratedValue"):
