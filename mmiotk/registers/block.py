@@ -221,7 +221,7 @@ def _check_overlaps(block: str, specs: Mapping[str, RegisterSpec]) -> None:
         start = item[0]
         active = [a for a in active if a[1] > start]
         for other in active:
-            if _complementary(other[3], item[3]):
+            if _complementary_registers(other[3], item[3]):
                 continue   # a read-only and a write-only register may share an address (SystemRDL allows it)
             clash = first_clash(other[3], item[3])
             if clash is not None:
@@ -234,7 +234,7 @@ def _check_overlaps(block: str, specs: Mapping[str, RegisterSpec]) -> None:
         active.append(item)
 
 
-def _complementary(a: RegisterSpec, b: RegisterSpec) -> bool:
+def _complementary_registers(a: RegisterSpec, b: RegisterSpec) -> bool:
     return (not a.writable and not b.readable) or (not a.readable and not b.writable)
 
 

@@ -325,7 +325,7 @@ def _compile_fields(decl: Register, qual: str, width: int, where: str) -> dict[s
         if used & mask:
             for other in (f for f in fields.values() if f.mask & mask):
                 # a read-only and a write-only field may share bits (a read sees one, a write the other)
-                if not _complementary(access, other.access):
+                if not _complementary_fields(access, other.access):
                     raise RegisterDefinitionError(f"{fwhere}: bits [{lsb + fwidth - 1}:{lsb}] overlap field "
                                                   f"{other.name} [{other.msb}:{other.lsb}]")
         used |= mask
@@ -340,7 +340,7 @@ def _compile_fields(decl: Register, qual: str, width: int, where: str) -> dict[s
     return fields
 
 
-def _complementary(a: Access, b: Access) -> bool:
+def _complementary_fields(a: Access, b: Access) -> bool:
     """One field only read (writes ignored), the other only written (reads refused)."""
     return ((a.write_op == "none" and a.readable and not b.readable and b.write_op != "none")
             or (b.write_op == "none" and b.readable and not a.readable and a.write_op != "none"))

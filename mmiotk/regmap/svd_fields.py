@@ -58,7 +58,7 @@ def fields(tree: SvdTree, reg: ET.Element, rprops: dict[str, Any], width: int, r
             access = access_type(tree, child_text(fe, "access") or rprops.get("access"),
                                  child_text(fe, "modifiedWriteValues") or rprops.get("modifiedWriteValues"),
                                  child_text(fe, "readAction") or rprops.get("readAction"), ewhere)
-            clash = next((u for u in used if u[0] & fmask and not _complementary(u[2], access[0])), None)
+            clash = next((u for u in used if u[0] & fmask and not _complementary_accesses(u[2], access[0])), None)
             if clash is not None:
                 tree.problems(ewhere, f"bits [{lsb + fwidth - 1}:{lsb}] overlap field {clash[1]}",
                               "dropped the field")
@@ -185,6 +185,6 @@ def access_type(tree: SvdTree, access: str | None, mwv: str | None, read_action:
     return found, precious
 
 
-def _complementary(a: str, b: str) -> bool:
+def _complementary_accesses(a: str, b: str) -> bool:
     ro_like, wo_like = ("ro", "rc", "rs"), ("wo", "wo1", "woc", "wos")
     return (a in ro_like and b in wo_like) or (b in ro_like and a in wo_like)

@@ -64,7 +64,7 @@ def reference_svd(path: Path) -> tuple[dict[int, list[tuple]], dict[int, set[str
     """address -> [(size, reset, fields)] from cmsis-svd, its clusters and arrays walked here. Three of its
     bugs are worked around, each against the SVD schema: a cluster's <size> is not passed to its registers;
     a derivedFrom enumeratedValues is copied wrongly (it ends up with no values) and enum values written
-    0b... are not parsed: such enums are not compared (`None` matches anything; test_regmap_svd.py covers
+    0b... are not parsed: such enums are not compared (`None` matches anything; test_regmap_loaders.py covers
     both on files written there)."""
     from cmsis_svd.parser import SVDParser
     from lxml import etree
