@@ -4,7 +4,8 @@ Init follows §3.1.1 top to bottom in `VirtioBlk.__init__` (the generic steps in
 request is a chain (§5.2.6, `struct virtio_blk_req`): the header `out_hdr` (type, sector) the device reads,
 the data, one `status` byte the device writes. Headers and status bytes live in one DMA buffer, a 64-byte
 `VirtioBlkReqSlot` per request in flight (at most 64), written through its fields as Linux's virtio_blk.c
-writes `vbr->out_hdr`; everything else a slot needs (its descriptors, its bounce buffer) is computed once.
+writes `vbr->out_hdr` (a read or write sets header and status with one struct store of the same layout, the
+hot path's cheaper form); everything else a slot needs (its descriptors, its bounce buffer) is computed once.
 Requests beyond the free slots, or beyond the ring's free descriptors, wait in a backlog.
 
 Zero-copy: when an op's Vmo has a `dma_addr` inside the device's DMA window, that address goes straight into
