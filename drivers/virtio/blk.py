@@ -1,8 +1,9 @@
 """virtio-blk (virtio 1.2 §5.2): a BlockDevice over one split virtqueue, on virtio-mmio or virtio-pci.
 
-Init follows §3.1.1 top to bottom in `VirtioBlk.__init__` (the generic steps in `virtio.device`). Each
-request is a chain (§5.2.6, `struct virtio_blk_req`): the header `out_hdr` (type, sector) the device reads,
-the data, one `status` byte the device writes. Headers and status bytes live in one DMA buffer, a 64-byte
+Init follows §3.1.1 top to bottom in `VirtioBlk.__init__` (the generic steps in `virtio.device`; feature
+bits, config layout and request structures in `virtio.blk_uapi`). Each request is a chain (§5.2.6, `struct
+virtio_blk_req`): the header `out_hdr` (type, sector) the device reads, the data, one `status` byte the
+device writes. Headers and status bytes live in one DMA buffer, a 64-byte
 `VirtioBlkReqSlot` per request in flight (at most 64), written through its fields as Linux's virtio_blk.c
 writes `vbr->out_hdr` (a read or write sets header and status with one struct store of the same layout, the
 hot path's cheaper form); everything else a slot needs (its descriptors, its bounce buffer) is computed once.
@@ -37,14 +38,13 @@ from __future__ import annotations
 import logging
 import struct
 from collections import deque
-from ctypes import LittleEndianStructure, c_uint8, c_uint32, c_uint64, sizeof
+from ctypes import LittleEndianStructure, c_uint8, sizeof
 from typing import Any, cast
 
 from mmiotk.bus import Device
 from mmiotk.dma import DmaBuffer, DmaPool
 from mmiotk.irq import Interrupt
 from mmiotk.policy import CachePolicy
-from mmiotk.registers import RO, Register, RegisterBlock
 
 from ..block.driver import BlockDriver
 from ..block.protocol import (
@@ -61,6 +61,15 @@ from ..block.protocol import (
 )
 from ..bus.pci import PciDevice
 from . import VirtioError
+from .blk_uapi import (
+    SECTOR,
+    BlkFeature,
+    ReqStatus,
+    ReqType,
+    VirtioBlkConfig,
+    VirtioBlkDiscardWriteZeroes,
+    VirtioBlkOutHdr,
+)
 from .device import DEFAULT_REQUEST_TIMEOUT, Done, VirtioDevice
 from .mmio import Feature, bit
 from .pci import VIRTIO_PCI_MODERN_DEVICE_ID_BASE, VIRTIO_PCI_VENDOR_ID, VirtioPci
@@ -68,67 +77,18 @@ from .virtqueue import DESC_F_WRITE, ReservedChain
 
 log = logging.getLogger(__name__)
 
-# Deliberate duplication: the virtio constants here are written out again, on purpose, in the device
-# model (hwsim/models/) and in the RTL test driver (tests/hwsim/vblk/vblk_driver.py), so that device and
-# drivers stay independent readings of the spec and a misreading in one is caught by the other.
-SECTOR = 512                  # the unit of `sector` in every request, whatever blk_size says
 MAX_IN_FLIGHT = 64
 SLOT = 64                     # bytes per request slot (a VirtioBlkReqSlot)
 
 
-class BlkFeature:
-    SIZE_MAX = 1
-    SEG_MAX = 2
-    RO = 5
-    BLK_SIZE = 6
-    FLUSH = 9
-    TOPOLOGY = 10
-    CONFIG_WCE = 11
-    WRITE_ZEROES = 14
-
-
-class ReqType:
-    IN = 0
-    OUT = 1
-    FLUSH = 4
-    WRITE_ZEROES = 13
-
-
 _READ, _WRITE = BlockCommand.READ, BlockCommand.WRITE
 _OK, _IO = BlockStatus.OK, BlockStatus.IO
-_STATUS = {0: BlockStatus.OK, 1: BlockStatus.IO, 2: BlockStatus.NOT_SUPPORTED}  # OK, IOERR, UNSUPP
+_STATUS = {ReqStatus.OK: BlockStatus.OK, ReqStatus.IOERR: BlockStatus.IO,
+           ReqStatus.UNSUPP: BlockStatus.NOT_SUPPORTED}
 _STATUS_OF = tuple(_STATUS.get(byte, BlockStatus.IO) for byte in range(256))  # any other byte: IO
 
 
 _IN, _OUT = ReqType.IN, ReqType.OUT
-
-
-class VirtioBlkConfig(RegisterBlock, name="virtio-blk config"):
-    """struct virtio_blk_config (§5.2.4); 64-bit capacity as two 32-bit halves (§4.2.2.2)."""
-
-    CAPACITY_LO = Register(0x00, access=RO)
-    CAPACITY_HI = Register(0x04, access=RO)
-    SIZE_MAX = Register(0x08, access=RO)
-    SEG_MAX = Register(0x0C, access=RO)
-    BLK_SIZE = Register(0x14, access=RO)
-    PHYSICAL_BLOCK_EXP = Register(0x18, width=8, access=RO)
-    ALIGNMENT_OFFSET = Register(0x19, width=8, access=RO)
-    MIN_IO_SIZE = Register(0x1A, width=16, access=RO)
-    OPT_IO_SIZE = Register(0x1C, access=RO)
-    WRITEBACK = Register(0x20, width=8)
-    MAX_WRITE_ZEROES_SECTORS = Register(0x30, access=RO)
-
-
-class VirtioBlkOutHdr(LittleEndianStructure):
-    """struct virtio_blk_outhdr (§5.2.6): the part of a request the device reads first."""
-
-    _fields_ = [("type", c_uint32), ("reserved", c_uint32), ("sector", c_uint64)]
-
-
-class VirtioBlkDiscardWriteZeroes(LittleEndianStructure):
-    """struct virtio_blk_discard_write_zeroes (§5.2.6): the data of a WRITE_ZEROES request."""
-
-    _fields_ = [("sector", c_uint64), ("num_sectors", c_uint32), ("flags", c_uint32)]
 
 
 class VirtioBlkReqSlot(LittleEndianStructure):
