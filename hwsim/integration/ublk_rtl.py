@@ -11,7 +11,11 @@ guest sees the checkout read-only, so the build is made on the host before the b
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -31,7 +35,14 @@ STOP_TIMEOUT = 120.0    # wall-clock seconds from the stop request to the simula
 
 def build() -> runner.SimBuild:
     """The controller for Verilator under cocotb (the default tb_cosim build, cached)."""
-    return simbuild.build(SIM)
+    try:
+        return simbuild.build(SIM)
+    except OSError as exc:
+        if exc.errno != errno.EROFS:
+            raise
+        raise RuntimeError(f"no finished Verilator build of the controller in the read-only {runner.build_root()} "
+                           "(a Linux guest's view of the checkout): call hwsim.integration.ublk_rtl.build() on "
+                           "the host first (the guest tests' linux_guest_prepare does)") from exc
 
 
 @dataclass
@@ -70,15 +81,22 @@ def serve_rtl(image: str | Path, workdir: str | Path, *, queue_depth: int = 16,
 
     thread = threading.Thread(target=simulate, name="ublk-rtl-sim", daemon=True)
     thread.start()
+    served: ServedRtl | None = None
+    wedged = False
     try:
         served = _wait_ready(ready, thread, sim_dir, outcome)
         yield served
     finally:
         stop.write_text("stop\n")
         thread.join(STOP_TIMEOUT)
-    if thread.is_alive():
-        raise RuntimeError(f"the RTL simulation did not end within {STOP_TIMEOUT:g} s of the stop; log tail:\n"
-                           f"{_log_tail(sim_dir)}")
+        if thread.is_alive() and served is not None:  # wedged: end it (the runner then reaps it)
+            wedged = True
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(served.pid, signal.SIGKILL)
+            thread.join(30)
+    if wedged:
+        raise RuntimeError(f"the RTL simulation did not end within {STOP_TIMEOUT:g} s of the stop (killed it); "
+                           f"log tail:\n{_log_tail(sim_dir)}")
     _check(outcome, sim_dir)
     served.result = json.loads(result.read_text())
 
