@@ -43,16 +43,18 @@ def _write(path: str, record: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _control(device: PostedBlockDevice, outcome: dict[str, Any]) -> None:
-    """Start the server, announce it, serve until the stop file appears (or the timeout), stop it."""
+def _control(device: PostedBlockDevice, outcome: dict[str, Any], abort: threading.Event) -> None:
+    """Start the server, announce it, serve until the stop file appears (or `abort` is set: the pump
+    failed; or the timeout), stop it."""
     ready, stop = os.environ["UBLK_RTL_READY"], Path(os.environ["UBLK_RTL_STOP"])
     deadline = time.monotonic() + float(os.environ.get("UBLK_RTL_TIMEOUT", "1200"))
     try:
         server = UblkServer(device, queue_depth=int(os.environ.get("UBLK_RTL_DEPTH", "16"))).start()
         outcome["server"] = server
+        logging.info("serving %s", server.path)
         try:
             _write(ready, {"path": server.path, "dev_id": server.dev_id, "pid": os.getpid()})
-            while not stop.exists():
+            while not stop.exists() and not abort.is_set():
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"no stop file {stop} within UBLK_RTL_TIMEOUT")
                 time.sleep(STOP_POLL)
@@ -67,8 +69,8 @@ def _control(device: PostedBlockDevice, outcome: dict[str, Any]) -> None:
 
 @cocotb.test()
 async def serve_ublk(dut: Any) -> None:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="ublk-rtl %(levelname)s: %(message)s",
-                        force=True)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, force=True,
+                        format="ublk-rtl %(relativeCreated)7.0f ms %(levelname)s: %(message)s")
     env = await VblkEnv.create(dut, media=BlockMedia(os.environ["UBLK_RTL_IMAGE"]))
     outcome: dict[str, Any] = {}
 
@@ -77,11 +79,15 @@ async def serve_ublk(dut: Any) -> None:
         # ring in memory would advance nothing
         with bound_virtio_blk(BOARD, env.space, lambda number: env.irq, memory=env.ram, spin=0.0) as blk:
             device = PostedBlockDevice(blk)
-            control = threading.Thread(target=_control, args=(device, outcome), name="ublk-rtl-control")
+            logging.info("driver bound: %s", device.info)
+            abort = threading.Event()
+            control = threading.Thread(target=_control, args=(device, outcome, abort), name="ublk-rtl-control",
+                                       daemon=True)  # a wedged one must not keep the simulator from exiting
             control.start()
             try:
                 device.pump(lambda: not control.is_alive())
             finally:
+                abort.set()  # no-op after a normal stop; after a failing pump it stops the server
                 device.close()
                 control.join(60)
             return device
@@ -95,6 +101,7 @@ async def serve_ublk(dut: Any) -> None:
         if server is not None:
             record.update(stats=dataclasses.asdict(server.stats), bytes_copied=server.bytes_copied)
         _write(os.environ["UBLK_RTL_RESULT"], record)
+        logging.info("done: %s", record)
     finally:
         env.close()
     if "error" in outcome:
