@@ -68,7 +68,10 @@ def serve_rtl(image: str | Path, workdir: str | Path, *, queue_depth: int = 16,
     built = build()
     env = {"UBLK_RTL_IMAGE": str(Path(image).resolve()), "UBLK_RTL_READY": str(ready),
            "UBLK_RTL_STOP": str(stop), "UBLK_RTL_RESULT": str(result), "UBLK_RTL_DEPTH": str(queue_depth),
-           "UBLK_RTL_TIMEOUT": str(serve_timeout)}
+           "UBLK_RTL_TIMEOUT": str(serve_timeout),
+           # cocotb would rewrite the asserts of every module imported after it (numpy's too) and, in a
+           # read-only checkout, recompile them at each start; the serving module asserts nothing
+           "COCOTB_REWRITE_ASSERTION_FILES": ""}
     outcome: dict[str, Any] = {}
     sim_dir = workdir / "sim"
 
