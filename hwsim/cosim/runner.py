@@ -127,15 +127,23 @@ def _locked(directory: Path) -> Iterator[None]:
         yield
 
 
+def _shm_lib(sim: str, build_dir: Path) -> Path:
+    return build_dir / ("hwsim_shm.vpi" if sim == "icarus" else "libhwsim_shm.so")
+
+
+def _is_fresh(out: Path) -> bool:
+    return out.exists() and out.stat().st_mtime >= SHM_SOURCE.stat().st_mtime
+
+
 def _compile_shm(sim: str, build_dir: Path) -> Path:
     if sim == "icarus":
-        out = build_dir / "hwsim_shm.vpi"
-        if not out.exists() or out.stat().st_mtime < SHM_SOURCE.stat().st_mtime:
+        out = _shm_lib(sim, build_dir)
+        if not _is_fresh(out):
             subprocess.run(["iverilog-vpi", "--name=hwsim_shm", "-DHWSIM_VPI", str(SHM_SOURCE)],
                            cwd=build_dir, check=True, capture_output=True, timeout=300)
         return out
-    out = build_dir / "libhwsim_shm.so"
-    if not out.exists() or out.stat().st_mtime < SHM_SOURCE.stat().st_mtime:
+    out = _shm_lib(sim, build_dir)
+    if not _is_fresh(out):
         subprocess.run([os.environ.get("CC", "cc"), "-O2", "-fPIC", "-shared", "-o", str(out), str(SHM_SOURCE)],
                        check=True, capture_output=True, timeout=300)
     return out
@@ -265,10 +273,14 @@ def build(sim: str | None, sources: Sequence[str | Path], top: str,
                       "make": list(VERILATOR_MAKE_OPT), **_contents(files, incs),
                       "args": list(build_args), "cflags": cflags})
     build_dir = build_root() / sim / f"{top}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
+    stamp, shm = build_dir / "build.stamp", _shm_lib(sim, build_dir)
+    if stamp.exists() and _is_fresh(shm) and stamp.read_text() == key:
+        # finished (the stamp is written last): reused without the lock, so a read-only checkout (a Linux
+        # guest's view of it) runs what the host built
+        return SimBuild(sim, top, build_dir, shm, params, waves, False)
     compiled = False
     with _locked(build_dir):
         shm = _compile_shm(sim, build_dir)
-        stamp = build_dir / "build.stamp"
         if not stamp.exists() or stamp.read_text() != key:
             if sim == "icarus":
                 args = ["-L", str(build_dir), "-m", "hwsim_shm"]

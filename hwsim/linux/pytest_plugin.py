@@ -5,7 +5,9 @@ one of a machine to run boots that machine once and runs every selected test of 
 inside the guest (the same files, the host's .venv Python, the same root dir); the guest records each
 test's outcome to a JSON-lines file in the writable share, and each GuestItem then passes, fails with the
 guest's traceback, or is skipped as the guest said. Inside the guest ($MMIOTK_LINUX_GUEST set) marked tests
-run as plain tests and this plugin only records results.
+run as plain tests and this plugin only records results. `linux_guest_prepare(fn)` on a test has the host
+call fn() before that test's machine boots (`fn=`: pytest takes a lone
+callable argument of a mark for the decorated function).
 
 Load it from a conftest with `pytest_plugins = ["hwsim.linux.pytest_plugin"]`.
 """
@@ -17,6 +19,7 @@ import os
 import shlex
 import sys
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +38,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "linux_guest(machine): run inside a Linux guest booted as `machine` (hwsim.linux.Machine); "
                    "all tests of one machine share one boot")
+    config.addinivalue_line(
+        "markers", "linux_guest_prepare(fn=f): call f() on the host before the guest boots (once per fn and "
+                   "boot), for what the guest cannot make itself, e.g. a simulator build in its read-only "
+                   "view of the checkout; when fn raises, the tests that asked for it fail with its error")
     if not IN_GUEST:
         config.stash[_GROUPS] = GuestGroups(config)
 
@@ -63,7 +70,11 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         guest.own_markers = list(item.own_markers)
         guest.keywords.update(item.keywords)
         guest.add_marker(pytest.mark.timeout(GUEST_TIMEOUT + 60))  # the first of a machine waits for the boot
-        groups.add(machine, item.nodeid)
+        guest.prepare = [m.kwargs.get("fn", m.args[0] if m.args else None) for m in
+                         item.iter_markers("linux_guest_prepare")]
+        if not all(callable(fn) for fn in guest.prepare):
+            raise pytest.UsageError(f"{item.nodeid}: linux_guest_prepare needs fn=a callable, got {guest.prepare}")
+        groups.add(machine, item.nodeid, guest.prepare)
         items[i] = guest
 
 
@@ -75,9 +86,13 @@ class GuestGroups:
         self.nodeids: dict[Machine, list[str]] = {}
         self.results: dict[Machine, dict[str, dict[str, Any]] | LinuxGuestError] = {}
         self.runs: dict[Machine, GuestRun] = {}
+        self.prepare: dict[Machine, list[Callable[[], object]]] = {}
+        self.prepare_errors: dict[Callable[[], object], BaseException] = {}
 
-    def add(self, machine: Machine, nodeid: str) -> None:
+    def add(self, machine: Machine, nodeid: str, prepare: Sequence[Callable[[], object]] = ()) -> None:
         self.nodeids.setdefault(machine, []).append(nodeid)
+        steps = self.prepare.setdefault(machine, [])
+        steps.extend(fn for fn in prepare if fn not in steps)
 
     def result(self, machine: Machine, nodeid: str) -> dict[str, Any]:
         if machine not in self.results:
@@ -99,6 +114,11 @@ class GuestGroups:
         return list(found.values()) if isinstance(found, dict) else []
 
     def _boot(self, machine: Machine) -> dict[str, dict[str, Any]]:
+        for fn in self.prepare.get(machine, []):
+            try:
+                fn()
+            except Exception as exc:  # only the tests that asked for it fail (GuestItem.runtest)
+                self.prepare_errors[fn] = exc
         with tempfile.TemporaryDirectory(prefix=f"linux-guest-{machine.name}-") as tmp:
             share = Path(tmp)
             results = share / "results.jsonl"
@@ -141,9 +161,15 @@ class GuestItem(pytest.Item):
         super().__init__(**kwargs)
         self.machine = machine
         self.groups = groups
+        self.prepare: list[Callable[[], object]] = []
 
     def runtest(self) -> None:
         record = self.groups.result(self.machine, self.nodeid)
+        for fn in self.prepare:
+            if fn in self.groups.prepare_errors:
+                error = self.groups.prepare_errors[fn]
+                raise GuestTestFailure(f"the host's preparation {getattr(fn, '__qualname__', fn)} failed: "
+                                       f"{type(error).__name__}: {error}")
         if record["outcome"] == "skipped":
             pytest.skip(f"in the guest: {record['text']}")
         if record["outcome"] != "passed":

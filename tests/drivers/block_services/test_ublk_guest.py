@@ -1,7 +1,7 @@
 """The ublk server under a real kernel (Debian's 6.12 in the guest, ublk_drv loaded): a file system on
 /dev/ublkbN made, checked, remounted and read back, and fio's verify job, on a RAM-disk, a file disk and on virtio-blk
-over the behavioural model and over QEMU's device model (our driver under the kernel's block layer all the
-way down); the device's
+over the behavioural model, over QEMU's device model and over the RTL controller under Verilator (our
+driver under the kernel's block layer all the way down); the device's
 block size, queue depth, read-only flag, FLUSH and TRIM as the kernel sees them; a clean stop failing the
 pending I/O (also what a device that stopped answering holds), and a draining one; and a server killed
 mid-I/O (the CLI's RAM-disk, TRIM checked first) leaving the kernel's I/O failing, not hanging. One boot
@@ -131,6 +131,38 @@ def test_ublk_virtio_blk_on_qemus_device_model_carries_ext4_and_fio_verify(disk_
     with open_qemu(disk_image) as blk:
         _serve_virtio_blk(blk, tmp_path)
     written = disk_image.read_bytes()[:4 * MiB]  # fio's blocks went through QEMU's device into its image
+    assert written.count(0) < len(written) // 2
+
+
+def _build_rtl() -> None:
+    from hwsim.integration.ublk_rtl import build
+
+    build()  # on the host: the guest's view of the checkout (and so of .sim_build) is read-only
+
+
+@pytest.mark.linux_guest_prepare(fn=_build_rtl)
+def test_ublk_virtio_blk_on_the_rtl_carries_ext4_and_fio_verify(tmp_path: Path) -> None:
+    """The same server over our driver bound to the RTL controller (Verilator, started inside this guest):
+    the server runs in the simulator's process, its queue thread posting ops to the driver's greenlet."""
+    from hwsim.integration.ublk_rtl import serve_rtl
+
+    image = tmp_path / "rtl.img"
+    with open(image, "wb") as f:
+        f.truncate(16 * MiB)
+    with serve_rtl(image, tmp_path / "rtl") as served:
+        assert Path(f"/sys/block/ublkb{served.dev_id}/size").read_text().strip() == str(16 * MiB // 512)
+        assert len(check_filesystem(served.path, tmp_path, files=4).files) == 4
+        assert fio_verify(served.path, size="1M", iodepth=8).read >= 1 * MiB
+    result = served.result
+    assert not os.path.exists(served.path)
+    stats = result["stats"]
+    assert result["error"] is None and stats["errors"] == 0, result
+    assert stats["committed"] == stats["requests"] > 0  # every request answered exactly once
+    assert result["posted"] == result["completed"] == stats["requests"]
+    assert result["bytes_copied"] == 0 and result["device_bytes_copied"] == 0  # tag buffers are DMA memory
+    assert result["counts"]["WRITE"] > 0 and result["counts"].get("FLUSH", 0) > 0, result["counts"]
+    assert result["cycles"] > 0
+    written = image.read_bytes()[:1 * MiB]  # fio's blocks went through the RTL's DMA and cache into its media
     assert written.count(0) < len(written) // 2
 
 

@@ -10,7 +10,7 @@ import pytest
 from rtl_cases import VARIANT, RunModule, cocotb_cases, simulators
 
 MODULES = {"cocotb_regs": {}, "cocotb_requests": {}, "cocotb_malformed": {}, "cocotb_variant": VARIANT,
-           "cocotb_stall": {}}
+           "cocotb_stall": {}, "cocotb_posted": {}}
 CASES = [pytest.param(module, case, id=f"{module.removeprefix('cocotb_')}.{case}")
          for module in MODULES for case in cocotb_cases(module)]
 
