@@ -301,14 +301,18 @@ REGCHECK_DISAGREES = 3
 def run_regcheck(args: argparse.Namespace) -> int:
     import json
 
-    from .regcheck_targets import RegcheckJob, chosen_target
+    from .regcheck_targets import RegcheckJob, RegcheckUsageError, check_target_options, chosen_target
     from .regmap import load
 
-    target = chosen_target(args, args.regcheck_targets)
-    regmap = load(args.map, strict=not args.lenient)
-    block = regmap.block_class(args.block)._block_name
-    job = RegcheckJob(os.fspath(args.map), not args.lenient, regmap, block, args.base)
-    result = target.run(args, job)
+    try:
+        check_target_options(args, args.regcheck_options)
+        target = chosen_target(args, args.regcheck_targets)
+        regmap = load(args.map, strict=not args.lenient)
+        block = regmap.block_class(args.block)._block_name
+        job = RegcheckJob(os.fspath(args.map), not args.lenient, regmap, block, args.base)
+        result = target.run(args, job)
+    except RegcheckUsageError as exc:
+        args.regcheck_parser.error(str(exc))  # exits 2, after the usage line
     problems = result.mismatches
     registers = len(regmap.block_class(block)._specs)
     if args.format == "json":
@@ -372,7 +376,8 @@ def _core_commands(sub: argparse._SubParsersAction, taken: set[str]) -> None:
                                        "map's fake (default), /dev/mem or a memory file, a UIO map, a PCI BAR, "
                                        "or a registered target (QEMU, RTL). Prints each register where map and "
                                        f"implementation disagree and exits {REGCHECK_DISAGREES}; 0 when they "
-                                       "agree, 1 when the check could not run.")
+                                       "agree, 1 when the check could not run, 2 on a usage error (such as "
+                                       "a target's option without the target: --bar without --pci).")
         p.add_argument("map", metavar="MAP")
         p.add_argument("--block", help="the block to check (when the map has several)")
         p.add_argument("--base", type=parse_int, metavar="ADDR",
@@ -381,8 +386,8 @@ def _core_commands(sub: argparse._SubParsersAction, taken: set[str]) -> None:
         p.add_argument("--lenient", action="store_true", help="repair vendor mistakes with warnings")
         p.add_argument("--format", choices=("text", "json"), default="text",
                        help="text: one line per disagreement (default); json: one document on stdout")
-        add_target_options(p, available)
-        p.set_defaults(func=run_regcheck, regcheck_targets=available)
+        options = add_target_options(p, available)
+        p.set_defaults(func=run_regcheck, regcheck_targets=available, regcheck_options=options, regcheck_parser=p)
     if "trace" not in taken:
         p = sub.add_parser("trace", help="show a recorded register trace (.jsonl)",
                            description="Print a trace saved with Trace.save(), one access per line, decoded "

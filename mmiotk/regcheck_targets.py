@@ -7,6 +7,10 @@ a memory file (`--mem`), one map of a UIO device (`--uio`), a PCI BAR through sy
 mmiotk add theirs through the entry-point group `mmiotk.regcheck_targets` (QEMU's device models through
 qtest from hwsim.qemu, RTL under cocotb from hwsim.cosim): an entry names a class whose instances have the
 methods of `RegcheckTarget`, so the core never imports them.
+
+The first option a target adds chooses it; the others belong to it (`--bar` to `--pci`, `--top` to `--rtl`).
+One of those given without its target is a usage error (`check_target_options`), not silently ignored: the
+parser leaves them out of the namespace unless given, and fills in their defaults once checked.
 """
 
 from __future__ import annotations
@@ -62,11 +66,16 @@ class RegcheckResult:
     mismatches: list[Mismatch]
 
 
+class RegcheckUsageError(MmioError):
+    """Options that do not go together (an option given without its target, a target without what it
+    needs): `mmiotk regcheck` reports it as a usage error (exit status 2)."""
+
+
 class RegcheckTarget(Protocol):
     """A target of `mmiotk regcheck` (the core's, or a class named by a `mmiotk.regcheck_targets` entry)."""
 
     def add_arguments(self, group: argparse._ArgumentGroup) -> None:
-        """Add this target's options (one of them chooses the target)."""
+        """Add this target's options: the first chooses the target, the others are valid only with it."""
 
     def chosen(self, args: argparse.Namespace) -> bool:
         """Whether the options given choose this target."""
@@ -170,12 +179,56 @@ def targets() -> list[RegcheckTarget]:
     return found
 
 
-def add_target_options(parser: argparse.ArgumentParser, available: Sequence[RegcheckTarget]) -> None:
+@dataclass(frozen=True)
+class TargetOptions:
+    """A target's options as the parser holds them: the one that chooses it, and those that need it (with the
+    defaults the parser leaves out, so that `check_target_options` can tell a given option from a default)."""
+
+    target: RegcheckTarget
+    chooser: str                                  # e.g. "--pci"
+    options: tuple[tuple[argparse.Action, Any], ...]  # (action, its default)
+
+
+def add_target_options(parser: argparse.ArgumentParser, available: Sequence[RegcheckTarget]
+                       ) -> list[TargetOptions]:
+    """Every target's options in one group; what `check_target_options` needs to check them."""
     group = parser.add_argument_group("target (one of; default --fake)")
+    table = []
     for target in available:
+        before = len(parser._actions)
         target.add_arguments(group)
+        added = parser._actions[before:]
+        if not added:
+            raise TypeError(f"regcheck target {type(target).__name__} added no option to choose it")
+        options = []
+        for action in added[1:]:
+            options.append((action, action.default))
+            action.default = argparse.SUPPRESS  # in the namespace only when given
+        table.append(TargetOptions(target, added[0].option_strings[-1], tuple(options)))
     group.add_argument("--sysfs-root", default="/sys", metavar="DIR", help=argparse.SUPPRESS)
     group.add_argument("--dev-root", default="/dev", metavar="DIR", help=argparse.SUPPRESS)
+    return table
+
+
+def check_target_options(args: argparse.Namespace, table: Sequence[TargetOptions]) -> None:
+    """Fill in the defaults of the target options not given; RegcheckUsageError for one given without its
+    target (naming both)."""
+    given = {id(entry): [action for action, _ in entry.options if hasattr(args, action.dest)] for entry in table}
+    for entry in table:  # every default first: a target's chosen() may look at any of its options
+        for action, default in entry.options:
+            if not hasattr(args, action.dest):
+                setattr(args, action.dest, _default_value(action, default))
+    stray = [f"{action.option_strings[-1]} is an option of {entry.chooser}, which was not given" for entry in table
+             if given[id(entry)] and not entry.target.chosen(args) for action in given[id(entry)]]
+    if stray:
+        raise RegcheckUsageError("; ".join(stray))
+
+
+def _default_value(action: argparse.Action, default: Any) -> Any:
+    """What argparse would have stored for a default: a string default goes through the option's type."""
+    if isinstance(default, str) and action.type is not None and callable(action.type):
+        return action.type(default)
+    return default
 
 
 def chosen_target(args: argparse.Namespace, available: Sequence[RegcheckTarget]) -> RegcheckTarget:

@@ -73,6 +73,7 @@ class RamDisk(BlockDevice):
         self.data = np.zeros(size, dtype=np.uint8)
         self._info = BlockInfo(size // block_size, block_size, max_transfer_size, flags)
         self._bad = np.zeros(size // block_size, dtype=bool)
+        self._any_bad = False  # some block is marked bad (else ops skip looking)
         self._written = np.zeros(size // block_size, dtype=bool)  # False: a hole (never written, or trimmed)
         self._dead = False
         self._lock = threading.Lock()  # serialises data copies against unbind and fault injection
@@ -133,6 +134,7 @@ class RamDisk(BlockDevice):
                              f"{count}-block disk")
         with self._lock:
             self._bad[offset:offset + length] = bad
+            self._any_bad = bool(self._bad.any())
 
     # --- internals ------------------------------------------------------------------------------------
     def _execute_safely(self, op: BlockOp) -> BlockStatus:
@@ -164,7 +166,7 @@ class RamDisk(BlockDevice):
         with self._lock:
             if self._dead:
                 return BlockStatus.IO_NOT_PRESENT
-            if self._bad[op.offset_dev:op.offset_dev + op.length].any():
+            if self._any_bad and self._bad[op.offset_dev:op.offset_dev + op.length].any():
                 return BlockStatus.IO
             if op.command is BlockCommand.TRIM:
                 self.data[dev] = 0

@@ -106,6 +106,10 @@ class Export:
     def _blocks(self, command: BlockCommand, first: int, count: int, vmo: Vmo, flags: OpFlag,
                 finish: WriteDone) -> None:
         step = self._max_blocks
+        if count <= step:  # one op, the usual case: no counting
+            self.device.queue(BlockOp(command, count, first, 0, vmo, flags),
+                              lambda status, _op: finish(status if status is BlockStatus.OK else BlockStatus(status)))
+            return
         starts = range(0, count, step)
         parts = _Parts(len(starts), finish)
         for done in starts:

@@ -1,11 +1,18 @@
-"""One NBD client's connection: its socket, the reply queue and sender thread, and its request slots.
+"""One NBD client's connection: its socket, its replies and sender thread, and its request slots.
 
 `Connection.run()` (the connection's thread) runs the handshake (nbd_handshake.py), then the transmission
-phase (nbd_transmission.py) until DISC, EOF, an error or the server stopping. Replies go through a
-per-connection queue and sender thread: completions (on the device's thread) only enqueue, so a client that
-stops reading blocks its own sender and nothing else (and is dropped after `_SEND_TIMEOUT`); the queue is
-bounded by the connection's in-flight limit (`_MAX_INFLIGHT` slots), and the reader stops reading requests
-while the queue is full. Every receive polls the server's stop flag, so `stop()` ends it promptly.
+phase (nbd_transmission.py) until DISC, EOF, an error or the server stopping.
+
+Replies go out on the thread that produced them when nothing is queued ahead, one sendmsg for a reply's
+header and data. The connection's own thread (its reader, on which synchronous devices such as the RAM and
+file disks complete) waits for its own client when the socket is full, as its reader would have to anyway.
+Any other thread (a device's worker or interrupt thread, shared by every client) never waits: what the
+socket does not take, and every reply behind it, waits in a per-connection queue for the connection's sender
+thread. So a client that stops reading blocks its own connection and nothing else (and is dropped after
+`_SEND_TIMEOUT`), and an uncongested reply costs no thread switch. At most `_MAX_INFLIGHT` asynchronous
+requests are in flight per connection, and the reader stops reading requests while `_MAX_QUEUED` replies
+wait. The socket is non-blocking; every wait for a request polls the server's stop flag, so `stop()` ends it
+promptly.
 """
 
 from __future__ import annotations
@@ -31,6 +38,11 @@ TICK = 0.25  # seconds between checks of the stop flag while waiting on a client
 _SEND_TIMEOUT = 30.0  # a client that does not read its replies for this long is dropped
 _MAX_INFLIGHT = 64  # asynchronous requests per connection
 _MAX_QUEUED = 2 * _MAX_INFLIGHT  # replies waiting for the sender before the reader stops reading
+_SNDBUF = 4 << 20  # unix socket send buffer asked for (the kernel caps it at net.core.wmem_max), so replies
+# to a client's pipelined 256 KiB reads rarely find the socket full
+_MAX_IOV = 256  # buffers per sendmsg (Linux takes at most IOV_MAX = 1024)
+
+Parts = tuple[bytes | memoryview, ...]
 
 
 class Connection:
@@ -41,26 +53,34 @@ class Connection:
         self.export = server.export
         self.sock = sock
         self.peer = peer
-        self.sock.settimeout(_SEND_TIMEOUT)
-        if sock.family != socket.AF_UNIX:
+        self.sock.setblocking(False)  # every wait is a select that also watches the stop flag
+        if sock.family == socket.AF_UNIX:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SNDBUF)
+            except OSError:
+                pass  # the default buffer works too, with more replies finished by the sender
+        else:  # TCP keeps its autotuned buffers (setting SO_SNDBUF would turn that off)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.send_lock = threading.Lock()
-        self.slots = threading.BoundedSemaphore(_MAX_INFLIGHT)
         self.thread = threading.Thread(target=self.run, name=f"nbd {peer}", daemon=True)
         self.broken = False
         self.pid = 0
         self.evicted = False
         self.last_active = time.monotonic()
-        self.inflight = 0  # asynchronous requests whose reply has not been sent
+        self.inflight = 0  # asynchronous requests whose reply has not been sent (under lock)
         # replies: (parts, holds a slot); filled by the reader and by completions, emptied by the sender
-        self.outq: collections.deque[tuple[tuple[bytes | memoryview, ...], bool]] = collections.deque()
-        self.out_cond = threading.Condition()
+        self.outq: collections.deque[tuple[Parts, bool]] = collections.deque()
+        self.lock = threading.Lock()  # guards outq, sending, inflight
+        self.work = threading.Condition(self.lock)  # the sender waits here for replies to send
+        self.room = threading.Condition(self.lock)  # the reader waits here for a slot or queue room
+        self.sending = False  # a thread is writing a reply to the socket; nobody else may start one
+        self.reader = 0  # the connection thread's ident: its replies may wait for the client
         self.sender: threading.Thread | None = None
         self.sender_done = False
         self.structured = False  # NBD_OPT_STRUCTURED_REPLY was acknowledged
         self.contexts: list[str] = []  # the metadata contexts SET_META_CONTEXT selected
 
     def run(self) -> None:
+        self.reader = threading.get_ident()
         try:
             handshake = Handshake(self, self.server)
             if handshake.run():
@@ -93,62 +113,96 @@ class Connection:
             pass
 
     # --- replies ----------------------------------------------------------------------------------------
-    def enqueue(self, parts: tuple[bytes | memoryview, ...], slot: bool) -> None:
-        """Queue a reply for the sender; never blocks (completions call it on the device's thread)."""
-        with self.out_cond:
-            if not self.broken and not self.sender_done:
-                self.outq.append((parts, slot))
-                self.out_cond.notify()
+    def enqueue(self, parts: Parts, slot: bool) -> None:
+        """Send a reply, or queue it for the sender. Only the connection's own thread waits for the client;
+        completions on any other thread never block. `slot`: the reply ends an asynchronous request, whose
+        slot comes back once the reply is out (or will never go out)."""
+        with self.lock:
+            if self.broken or self.sender_done:
+                if slot:
+                    self._release()  # nobody will send it: the connection is going away
                 return
-        if slot:
-            self.release_slot()  # nobody will send it: the connection is going away
+            if self.outq or self.sending:
+                self.outq.append((parts, slot))
+                self.work.notify()
+                return
+            self.sending = True
+        rest: Parts = ()
+        try:
+            rest = self.send_nowait(parts)
+            if rest and threading.get_ident() == self.reader:
+                self.send(*rest)
+                rest = ()
+        except Exception as exc:
+            self.drop_replies(exc)
+            rest = ()
+        with self.lock:
+            self.sending = False
+            if rest:
+                self.outq.appendleft((rest, slot))  # before anything queued while this one went out
+            elif slot:
+                self._release()
+            if self.outq:
+                self.work.notify()
+        if not rest:
+            self.last_active = time.monotonic()
 
     def release_slot(self) -> None:
-        with self.out_cond:
-            self.inflight -= 1
-        self.slots.release()
+        with self.lock:
+            self._release()
+
+    def _release(self) -> None:
+        """Under the lock: one asynchronous request fewer in flight."""
+        self.inflight -= 1
+        self.room.notify()
 
     def send_loop(self) -> None:
-        """The sender thread: one blocking sendall at a time, for this client only."""
+        """The sender thread: the replies the socket did not take at once, one blocking send at a time."""
         while True:
-            with self.out_cond:
-                while not self.outq and not self.sender_done:
-                    self.out_cond.wait()
+            with self.lock:
+                while self.sending or (not self.outq and not self.sender_done):
+                    self.work.wait()
                 if not self.outq:
                     return
                 parts, slot = self.outq.popleft()
-                self.out_cond.notify_all()  # a reader waiting for room
+                self.sending = True
+                self.room.notify()  # a reader waiting for room
             try:
                 self.send(*parts)
                 self.last_active = time.monotonic()
-            except Exception as exc:  # OSError: the client is gone or stopped reading; else a bug: say so
-                (log.debug if isinstance(exc, OSError) else log.exception)("nbd %s: dropping replies: %s",
-                                                                           self.peer, exc)
-                self.broken = True
-                self.evict()  # the reader sees EOF and ends the connection
+            except Exception as exc:
+                self.drop_replies(exc)
             finally:
-                if slot:
-                    self.release_slot()
+                with self.lock:
+                    self.sending = False
+                    if slot:
+                        self._release()
+
+    def drop_replies(self, exc: Exception) -> None:
+        """A send failed: OSError, the client is gone or stopped reading; anything else is a bug: say so."""
+        (log.debug if isinstance(exc, OSError) else log.exception)("nbd %s: dropping replies: %s", self.peer, exc)
+        self.broken = True
+        self.evict()  # the reader sees EOF and ends the connection
 
     def wait_for_room(self) -> None:
         """The reader, before queuing a reply of its own: wait while the sender is behind."""
-        with self.out_cond:
+        with self.lock:
             while len(self.outq) >= _MAX_QUEUED and not self.broken:
                 if self.server._stop.is_set() or self.evicted:
                     raise Closed("server stopping")
-                self.out_cond.wait(TICK)
+                self.room.wait(TICK)
 
     def stop_sender(self) -> None:
-        with self.out_cond:
+        with self.lock:
             self.sender_done = True
-            self.out_cond.notify_all()
+            self.work.notify()
         if self.sender is not None and self.sender is not threading.current_thread():
             self.sender.join(_SEND_TIMEOUT + 5)
-        with self.out_cond:  # what the sender did not get to (it stopped on an error)
-            left, self.outq = list(self.outq), collections.deque()
-        for _, slot in left:
-            if slot:
-                self.release_slot()
+        with self.lock:  # what the sender did not get to (it stopped on an error)
+            for _, slot in self.outq:
+                if slot:
+                    self._release()
+            self.outq.clear()
 
     # --- socket helpers -------------------------------------------------------------------------------
     def recv_into(self, view: memoryview, deadline: float | None = None, idle: bool = False) -> None:
@@ -158,15 +212,15 @@ class Connection:
         while got < len(view):
             if self.server._stop.is_set() or self.evicted:
                 raise Closed("server stopping" if not self.evicted else "evicted")
-            now = time.monotonic()
-            if deadline is not None and now > deadline:
+            if deadline is not None and time.monotonic() > deadline:
                 raise Closed("handshake timed out")
-            if idle and not got and self.idle_for(now) > self.server.idle_timeout:
-                raise Closed(f"idle for {self.server.idle_timeout} s")
-            ready, _, _ = select.select([self.sock], [], [], TICK)
-            if not ready:
+            try:
+                n = self.sock.recv_into(view[got:])
+            except BlockingIOError:  # nothing there yet: wait for it, a tick at a time
+                if idle and not got and self.idle_for(time.monotonic()) > self.server.idle_timeout:
+                    raise Closed(f"idle for {self.server.idle_timeout} s") from None
+                select.select([self.sock], [], [], TICK)
                 continue
-            n = self.sock.recv_into(view[got:])
             if n == 0:
                 raise Closed("client closed the connection")
             got += n
@@ -176,16 +230,34 @@ class Connection:
         self.recv_into(memoryview(buf), deadline)
         return bytes(buf)
 
-    def send(self, *parts: bytes | memoryview) -> None:
-        with self.send_lock:
-            if self.broken:
-                return
+    def send_nowait(self, parts: Parts) -> Parts:
+        """Write what the socket takes of `parts` now; the rest (empty: all sent). Raises OSError."""
+        views = [memoryview(part) for part in parts]
+        while views:
             try:
-                for part in parts:
-                    self.sock.sendall(part)
-            except OSError:
-                self.broken = True  # the reader notices EOF next; nothing more goes out
-                raise
+                sent = self.sock.sendmsg(views[:_MAX_IOV])
+            except BlockingIOError:
+                break
+            while views and sent >= views[0].nbytes:
+                sent -= views.pop(0).nbytes
+            if sent:
+                views[0] = views[0][sent:]
+                break  # a short write: the socket is full
+        return tuple(views)
+
+    def send(self, *parts: bytes | memoryview) -> None:
+        """Write `parts` whole, waiting for the client; TimeoutError after `_SEND_TIMEOUT` s without progress."""
+        if self.broken:
+            return
+        rest: Parts = parts
+        try:
+            while rest := self.send_nowait(rest):  # the socket is full: wait until it takes more
+                _, ready, _ = select.select([], [self.sock], [], _SEND_TIMEOUT)
+                if not ready:
+                    raise TimeoutError(f"the client read nothing for {_SEND_TIMEOUT} s")
+        except OSError:
+            self.broken = True  # the reader notices EOF next; nothing more goes out
+            raise
 
     # --- request slots ----------------------------------------------------------------------------------
     def submit(self, start: Callable[[], None]) -> None:
@@ -197,18 +269,19 @@ class Connection:
             raise
 
     def acquire(self) -> None:
-        while not self.slots.acquire(timeout=TICK):
-            if self.server._stop.is_set() or self.evicted:
-                raise Closed("server stopping")
-        with self.out_cond:
+        """Take a slot for an asynchronous request, waiting while `_MAX_INFLIGHT` are in flight."""
+        with self.lock:
+            while self.inflight >= _MAX_INFLIGHT:
+                if self.server._stop.is_set() or self.evicted:
+                    raise Closed("server stopping")
+                self.room.wait(TICK)
             self.inflight += 1
 
     def drain(self, timeout: float = 30.0) -> None:
         """Wait for this connection's asynchronous requests to finish before the socket closes."""
-        taken = 0
         deadline = time.monotonic() + timeout
-        while taken < _MAX_INFLIGHT and time.monotonic() < deadline:
-            if self.slots.acquire(timeout=TICK):
-                taken += 1
-        if taken < _MAX_INFLIGHT:
-            log.warning("nbd %s: %d requests still in flight at close", self.peer, _MAX_INFLIGHT - taken)
+        with self.lock:
+            while self.inflight and time.monotonic() < deadline:
+                self.room.wait(TICK)
+            if self.inflight:
+                log.warning("nbd %s: %d requests still in flight at close", self.peer, self.inflight)

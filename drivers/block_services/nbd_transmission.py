@@ -45,6 +45,12 @@ class Transmission:
         self.server = conn.server
         self.structured = conn.structured
         self.contexts = conn.contexts
+        # the flags each supported command may carry (BLOCK_STATUS only once a context was selected)
+        self.allowed = {P.CMD_READ: P.CMD_FLAG_FUA | (P.CMD_FLAG_DF if self.structured else 0),
+                        P.CMD_WRITE: P.CMD_FLAG_FUA, P.CMD_FLUSH: P.CMD_FLAG_FUA,
+                        P.CMD_TRIM: P.CMD_FLAG_FUA, P.CMD_WRITE_ZEROES: P.CMD_FLAG_FUA | P.CMD_FLAG_NO_HOLE}
+        if self.contexts:
+            self.allowed[P.CMD_BLOCK_STATUS] = P.CMD_FLAG_REQ_ONE
 
     def run(self) -> None:
         """Requests until DISC (returns) or the connection ends (raises Closed or OSError)."""
@@ -74,11 +80,7 @@ class Transmission:
 
     def check(self, flags: int, kind: int, offset: int, length: int) -> tuple[int, str]:
         """The NBD error (and why) for a request that must not reach the device, or (0, "")."""
-        allowed = {P.CMD_READ: P.CMD_FLAG_FUA | (P.CMD_FLAG_DF if self.structured else 0),
-                   P.CMD_WRITE: P.CMD_FLAG_FUA, P.CMD_FLUSH: P.CMD_FLAG_FUA,
-                   P.CMD_TRIM: P.CMD_FLAG_FUA, P.CMD_WRITE_ZEROES: P.CMD_FLAG_FUA | P.CMD_FLAG_NO_HOLE}
-        if self.contexts:
-            allowed[P.CMD_BLOCK_STATUS] = P.CMD_FLAG_REQ_ONE
+        allowed = self.allowed
         if kind not in allowed:
             if kind == P.CMD_BLOCK_STATUS:
                 return P.EINVAL, "no metadata context was selected (NBD_OPT_SET_META_CONTEXT)"

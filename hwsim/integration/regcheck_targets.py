@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from mmiotk.errors import MmioError
-from mmiotk.regcheck_targets import RegcheckJob, RegcheckResult, check_in
+from mmiotk.regcheck_targets import RegcheckJob, RegcheckResult, RegcheckUsageError, check_in
 from mmiotk.regmap.regcheck import Mismatch
 
 JOB_ENV = "MMIOTK_REGCHECK_JOB"
@@ -34,9 +34,10 @@ class QemuTarget:
 
     def add_arguments(self, group: argparse._ArgumentGroup) -> None:
         group.add_argument("--qemu", choices=("virt",), metavar="MACHINE",
-                           help="QEMU's device models through qtest: `virt` (qemu-system-aarch64 -M virt: its "
-                                "PL011 at 0x09000000, virtio-mmio slots from 0x0a000000 with a virtio-blk in "
-                                "slot 31, ...); the block at --base (default: the map's)")
+                           help="QEMU's device models through qtest, on its one machine so far, `virt` "
+                                "(qemu-system-aarch64 -M virt: its PL011 at 0x09000000, virtio-mmio slots from "
+                                "0x0a000000 with a virtio-blk in slot 31, ...); the block at --base (default: "
+                                "the map's)")
         group.add_argument("--qemu-arg", action="append", default=[], metavar="ARG",
                            help="with --qemu: one more QEMU argument, e.g. --qemu-arg=-device "
                                 "--qemu-arg=virtio-rng-device (repeat as needed)")
@@ -79,7 +80,7 @@ class RtlTarget:
     def run(self, args: argparse.Namespace, job: RegcheckJob) -> RegcheckResult:
         missing = [opt for opt, value in (("--top", args.top), ("--master", args.master)) if not value]
         if missing:
-            raise MmioError(f"--rtl needs {' and '.join(missing)}")
+            raise RegcheckUsageError(f"--rtl needs {' and '.join(missing)}")
         from hwsim.cosim import runner
 
         sources = [Path(s) for s in args.rtl]

@@ -200,3 +200,26 @@ def test_regcheck_on_a_pci_bar_through_sysfs(tmp_path, capsys):
 def test_regcheck_takes_one_target(tmp_path, capsys):
     assert main(["regcheck", write_map(tmp_path, RAM_MAP), "--fake", "--mem", "/dev/null"]) == 1
     assert "choose one target, not fake and mem" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("options", "stray", "target"), [
+    (["--bar", "0"], "--bar", "--pci"),                      # the default value counts: it was given
+    (["--uio-map", "1"], "--uio-map", "--uio"),
+    (["--mem", "/dev/null", "--bar", "2"], "--bar", "--pci"),
+    (["--fake", "--uio-map", "0"], "--uio-map", "--uio"),
+])
+def test_an_option_without_its_target_is_a_usage_error(tmp_path, capsys, options, stray, target):
+    with pytest.raises(SystemExit) as exit_:
+        main(["regcheck", write_map(tmp_path, RAM_MAP), *options])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{stray} is an option of {target}, which was not given" in err
+    assert err.startswith("usage: mmiotk regcheck")
+
+
+def test_target_options_keep_their_defaults_when_not_given(tmp_path, capsys):
+    d = make_pci(tmp_path)
+    ram_file(d / "resource0", 0x1000)
+    argv = ["regcheck", write_map(tmp_path, RAM_MAP), "--pci", "0000:00:02.0", "--sysfs-root", str(tmp_path)]
+    assert main(argv) == 0   # --bar not given: BAR 0
+    assert "on pci 0000:00:02.0 BAR 0 @ 0xfe000000" in capsys.readouterr().err

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from drivers.block.ramdisk import RamDisk
@@ -67,6 +68,34 @@ def test_a_client_that_stops_reading_replies_does_not_stall_another(worker_disk:
         stuck.close()
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("worker", [False, True], ids=["inline-device", "worker-device"])
+def test_pipelined_replies_beyond_the_socket_buffers_arrive_whole_and_once(worker: bool, sockdir: Path) -> None:
+    """Replies the socket cannot take at once: the connection's own thread waits for its client (a device
+    completing inline), another thread's go to the sender (a worker); either way each arrives whole."""
+    disk = RamDisk(BLOCKS * BS, BS, worker=worker)
+    disk.data[:] = np.random.default_rng(3).integers(0, 256, disk.data.size, dtype=np.uint8)
+    half = BLOCKS * BS // 2
+    server = nbd(disk, sockdir)
+    try:
+        raw = connect(server)
+        for handle in range(48):  # 24 MiB of replies before the client reads any
+            raw.request(P.CMD_READ, (handle % 2) * half, half, handle=handle)
+        seen = []
+        for _ in range(48):
+            error, handle, data = raw.simple_reply(half)
+            assert error == 0
+            start = (handle % 2) * half
+            assert data == disk.data[start:start + half].tobytes()
+            seen.append(handle)
+        assert sorted(seen) == list(range(48))
+        raw.request(P.CMD_FLUSH, handle=99)
+        assert raw.simple_reply()[:2] == (0, 99)
+        raw.close()
+    finally:
+        server.stop()
+        disk.unbind()
 
 
 def test_idle_connections_make_room_for_a_new_one(worker_disk: RamDisk, sockdir: Path) -> None:
