@@ -40,10 +40,13 @@ namespace {
 TraceFile* trace_file = nullptr;
 #endif
 
-// Value-change callbacks until none fires any more (a callback may write signals that others watch).
-void settle() {
+// Value-change callbacks until none fires any more (a callback may write signals that others watch);
+// true if any ran.
+bool settle() {
+    if (!VerilatedVpi::callValueCbs()) return false;
     while (VerilatedVpi::callValueCbs()) {
     }
+    return true;
 }
 
 void finish() {
@@ -87,15 +90,18 @@ int main(int argc, char** argv) {
     const uint64_t never = ~0ULL;
     while (!Verilated::gotFinish()) {
         do {
+            bool ran;  // a callback ran since the last doInertialPuts: it may have queued puts
             do {
                 top->eval_step();
                 VerilatedVpi::clearEvalNeeded();
                 VerilatedVpi::doInertialPuts();
-                settle();
+                ran = settle();
             } while (VerilatedVpi::evalNeeded());
-            if (VerilatedVpi::hasCbs(cbReadWriteSynch)) VerilatedVpi::callCbs(cbReadWriteSynch);
-            VerilatedVpi::doInertialPuts();  // those a value-change callback queued
-            settle();
+            if (VerilatedVpi::hasCbs(cbReadWriteSynch) && VerilatedVpi::callCbs(cbReadWriteSynch)) ran = true;
+            if (ran) {  // nothing ran: no put is queued and no signal moved since the scan above
+                VerilatedVpi::doInertialPuts();  // those a value-change or ReadWrite callback queued
+                settle();
+            }
         } while (VerilatedVpi::evalNeeded());
         top->eval_end_step();
         if (VerilatedVpi::hasCbs(cbReadOnlySynch)) VerilatedVpi::callCbs(cbReadOnlySynch);
@@ -108,7 +114,11 @@ int main(int argc, char** argv) {
         sim_time = next;
         context->time(next);
         if (VerilatedVpi::callCbs(cbNextSimTime)) settle();
-        if (VerilatedVpi::callCbs(cbAfterDelay)) settle();
+        // Timed callbacks only when one is due (callCbs would otherwise walk the future list for nothing);
+        // the deadline is read after NextSimTime's callbacks, which may have registered one for now.
+        if ((VerilatedVpi::hasCbs(cbAfterDelay) || VerilatedVpi::cbNextDeadline() <= next)
+            && VerilatedVpi::callCbs(cbAfterDelay))
+            settle();
     }
     top->final();
     finish();
