@@ -5,11 +5,16 @@
 // written a signal, then ReadWrite, ReadOnly, the next time slot (the model's own events or a cocotb
 // timer, whichever is first), NextSimTime and the timed callbacks. What differs is only the cost of a time
 // slot in which no callback runs, the common case when the clock is in HDL and Python waits on one
-// trigger per transaction: the value-change list is scanned again only after a callback actually ran,
-// ReadWrite and ReadOnly are dispatched only when one is registered, the context's time is kept current
-// (Verilator's runtime otherwise asks sc_time_stamp() on every query), and the model runs one thread
-// (the default context would start a worker per CPU, idle for this single-threaded model, and a process
-// with a second thread pays for locking in every malloc and VerilatedMutex).
+// trigger per transaction. Everything the VPI layer holds besides signal values (the callback lists,
+// the queued puts, the eval-needed flag) changes only inside a callback, since cocotb's Python runs
+// nowhere else; so the loop counts the callbacks that ran (`epoch`) and asks the VPI layer again only
+// when that count moved: queued puts are applied, the eval-needed flag read, the ReadWrite/ReadOnly
+// lists checked and NextSimTime dispatched only after a callback ran since the last time; timed
+// callbacks are dispatched only when one is due; and the value-change list is scanned once per
+// evaluation (after the model ran: only then can a watched signal have moved). The context's time is
+// kept current (Verilator's runtime otherwise asks sc_time_stamp() on every query), and the model runs
+// one thread (the default context would start a worker per CPU, idle for this single-threaded model,
+// and a process with a second thread pays for locking in every malloc and VerilatedMutex).
 // On the virtio-blk controller, cocotb's main spent about a fifth of a QD1 read in this per-slot
 // bookkeeping (docs/performance.md).
 #include <algorithm>
@@ -40,10 +45,30 @@ namespace {
 TraceFile* trace_file = nullptr;
 #endif
 
-// Value-change callbacks until none fires any more (a callback may write signals that others watch).
-void settle() {
+uint64_t epoch = 1;  // bumped whenever callbacks ran (the start-of-simulation ones count as one)
+
+// Callbacks of `reason`; true (and the epoch moved on) if any ran.
+bool call(uint32_t reason) {
+    if (!VerilatedVpi::callCbs(reason)) return false;
+    ++epoch;
+    return true;
+}
+
+// Value-change callbacks until none fires any more (a callback may write signals that others watch);
+// true (and the epoch moved on) if any ran.
+bool settle() {
+    if (!VerilatedVpi::callValueCbs()) return false;
     while (VerilatedVpi::callValueCbs()) {
     }
+    ++epoch;
+    return true;
+}
+
+// The eval-needed flag, read and cleared: the evaluation it asks for comes next.
+bool take_eval_needed() {
+    const bool needed = VerilatedVpi::evalNeeded();
+    VerilatedVpi::clearEvalNeeded();
+    return needed;
 }
 
 void finish() {
@@ -85,20 +110,48 @@ int main(int argc, char** argv) {
     settle();
 
     const uint64_t never = ~0ULL;
+    uint64_t synced = 0;      // epoch when the queued puts were last applied (no callback since: none queued)
+    uint64_t listed = 0;      // epoch when has_rw and has_ro were read
+    uint64_t next_called = 0; // epoch when NextSimTime was last dispatched (none registered since then)
+    uint64_t delay_checked = 0;  // epoch when the current list of timed callbacks was last checked
+    bool has_rw = false, has_ro = false;
     while (!Verilated::gotFinish()) {
+        bool again;
         do {
             do {
                 top->eval_step();
-                VerilatedVpi::clearEvalNeeded();
+                bool check = false;  // the eval-needed flag may be set
+                if (synced != epoch) {  // callbacks ran since the last evaluation: it has seen their puts
+                    VerilatedVpi::clearEvalNeeded();
+                    VerilatedVpi::doInertialPuts();
+                    synced = epoch;
+                    check = true;
+                }
+                if (settle()) check = true;
+                again = check && take_eval_needed();
+            } while (again);
+            if (listed != epoch) {
+                has_rw = VerilatedVpi::hasCbs(cbReadWriteSynch);
+                has_ro = VerilatedVpi::hasCbs(cbReadOnlySynch);
+                listed = epoch;
+            }
+            if (has_rw) call(cbReadWriteSynch);
+            bool check = false;
+            if (synced != epoch) {  // those a value-change or ReadWrite callback queued
                 VerilatedVpi::doInertialPuts();
-                settle();
-            } while (VerilatedVpi::evalNeeded());
-            if (VerilatedVpi::hasCbs(cbReadWriteSynch)) VerilatedVpi::callCbs(cbReadWriteSynch);
-            VerilatedVpi::doInertialPuts();  // those a value-change callback queued
-            settle();
-        } while (VerilatedVpi::evalNeeded());
+                synced = epoch;
+                check = true;
+            }
+            if (settle()) check = true;
+            again = check && take_eval_needed();
+        } while (again);
         top->eval_end_step();
-        if (VerilatedVpi::hasCbs(cbReadOnlySynch)) VerilatedVpi::callCbs(cbReadOnlySynch);
+        if (listed != epoch) {
+            has_ro = VerilatedVpi::hasCbs(cbReadOnlySynch);
+            has_rw = VerilatedVpi::hasCbs(cbReadWriteSynch);
+            listed = epoch;
+        }
+        if (has_ro) call(cbReadOnlySynch);
 #if VM_TRACE
         if (trace_file) trace_file->dump(sim_time);
 #endif
@@ -107,8 +160,17 @@ int main(int argc, char** argv) {
         if (next == never) break;  // nothing scheduled any more: the simulation is over
         sim_time = next;
         context->time(next);
-        if (VerilatedVpi::callCbs(cbNextSimTime)) settle();
-        if (VerilatedVpi::callCbs(cbAfterDelay)) settle();
+        if (next_called != epoch) {  // a cbNextSimTime is registered only from a callback
+            next_called = epoch;
+            if (call(cbNextSimTime)) settle();
+        }
+        // Timed callbacks only when one is due: its time has come (the deadline is read again after
+        // NextSimTime's callbacks, which may have registered one), or, after callbacks ran, one that any
+        // callCbs since then moved to the current list. Otherwise callCbs would walk the future list for
+        // nothing.
+        const bool moved = delay_checked != epoch && VerilatedVpi::hasCbs(cbAfterDelay);
+        delay_checked = epoch;
+        if ((moved || VerilatedVpi::cbNextDeadline() <= next) && call(cbAfterDelay)) settle();
     }
     top->final();
     finish();

@@ -60,7 +60,7 @@ module tb_cosim #(
 
     tb_harness #(.HOST_BASE(HOST_BASE), .HOST_SIZE(HOST_SIZE), .F_RO(F_RO), .F_FLUSH(F_FLUSH),
                  .F_CONFIG_WCE(F_CONFIG_WCE), .LEGACY(LEGACY), .WRITEBACK(WRITEBACK), .BLK_SIZE(BLK_SIZE),
-                 .PHYS_BLOCK_EXP(PHYS_BLOCK_EXP), .DATA_W(DATA_W)) h (
+                 .PHYS_BLOCK_EXP(PHYS_BLOCK_EXP), .DATA_W(DATA_W), .REG_KNOBS(1)) h (
         .clk(clk), .rst_n(rst_n),
         .bus_sel(bus_sel),
         .ext_axil_awaddr(ext_axil_awaddr), .ext_axil_awvalid(ext_axil_awvalid),

@@ -12,6 +12,13 @@
 //  * media latency: a prepared request (med_cmd 3) is ready med_latency + med_latency_step * (its first
 //    sector mod 256) cycles later (med_ready[tag]); several count down at once, so requests the
 //    controller has in flight finish in the media's order, not the driver's.
+//  * REG_KNOBS = 1 (the cocotb top level) takes capacity, media_base, readonly and stall at each rising
+//    edge instead of using them as they are. Under Verilator a signal that VPI may write at any time is an
+//    input whose whole combinational cone (here the DMA and media grants into the copy engine, the range
+//    check, the media address) is evaluated again in every time slot, clock edge or not; behind a
+//    register that cone is evaluated only when its flops change, as in the pure-Verilog bench, whose
+//    knobs are ordinary variables. A knob written from Python then takes effect one clock later, which
+//    no user of these knobs can tell: they are set between bus transactions, each several clocks long.
 `timescale 1ns/1ps
 `default_nettype none
 
@@ -25,7 +32,8 @@ module tb_harness #(
     parameter        WRITEBACK    = 0,
     parameter [31:0] BLK_SIZE     = 32'd512,
     parameter [7:0]  PHYS_BLOCK_EXP = 8'd3,
-    parameter        DATA_W       = 32
+    parameter        DATA_W       = 32,
+    parameter        REG_KNOBS    = 0
 ) (
     input  wire        clk,
     input  wire        rst_n,
@@ -71,6 +79,28 @@ module tb_harness #(
 `define SHM_SYNC(s)              $hwsim_sync(s)
 `endif
 
+    // ---- the knobs (REG_KNOBS: one flop each, see above) -------------------------------------------
+    wire [63:0] capacity_k, media_base_k;
+    wire        readonly_k;
+    wire [7:0]  stall_k;
+    generate
+        if (REG_KNOBS != 0) begin : g_knobs
+            reg [63:0] capacity_q = 64'd0, media_base_q = 64'd0;
+            reg        readonly_q = 1'b0;
+            reg [7:0]  stall_q = 8'd0;
+            always @(posedge clk) begin
+                capacity_q   <= capacity;
+                media_base_q <= media_base;
+                readonly_q   <= readonly;
+                stall_q      <= stall;
+            end
+            assign capacity_k = capacity_q, media_base_k = media_base_q, readonly_k = readonly_q,
+                   stall_k = stall_q;
+        end else begin : g_knobs
+            assign capacity_k = capacity, media_base_k = media_base, readonly_k = readonly, stall_k = stall;
+        end
+    endgenerate
+
     // ---- the device --------------------------------------------------------------------------------
     wire [11:0] awaddr, araddr;
     wire [31:0] wdata, rdata;
@@ -103,15 +133,15 @@ module tb_harness #(
         .dma_wstrb(dma_wstrb), .dma_gnt(dma_gnt), .dma_rvalid(dma_rvalid), .dma_rdata(dma_rdata),
         .med_req(med_req), .med_cmd(med_cmd), .med_addr(med_addr), .med_wdata(med_wdata),
         .med_gnt(med_gnt), .med_rvalid(med_rvalid), .med_rdata(med_rdata), .med_ready(med_ready),
-        .capacity(capacity), .media_base(media_base), .readonly(readonly), .irq(irq));
+        .capacity(capacity_k), .media_base(media_base_k), .readonly(readonly_k), .irq(irq));
     wire unused_med = &{1'b0, med_wdata[DATA_W-1:3]};
 
     // ---- memory models -----------------------------------------------------------------------------
     reg [15:0] lfsr;
     always @(posedge clk)
         lfsr <= (!rst_n || lfsr == 16'd0) ? 16'hace1 : {lfsr[14:0], lfsr[15] ^ lfsr[13] ^ lfsr[12] ^ lfsr[10]};
-    assign dma_gnt = (stall == 8'd0) || (stall != 8'hff && lfsr[7:0] >= stall);
-    assign med_gnt = (stall == 8'd0) || (stall != 8'hff && lfsr[15:8] >= stall);
+    assign dma_gnt = (stall_k == 8'd0) || (stall_k != 8'hff && lfsr[7:0] >= stall_k);
+    assign med_gnt = (stall_k == 8'd0) || (stall_k != 8'hff && lfsr[15:8] >= stall_k);
 
     integer t;
     always @(posedge clk) begin
