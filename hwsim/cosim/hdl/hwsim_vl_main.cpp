@@ -115,18 +115,21 @@ int main(int argc, char** argv) {
     uint64_t next_called = 0; // epoch when NextSimTime was last dispatched (none registered since then)
     uint64_t delay_checked = 0;  // epoch when the current list of timed callbacks was last checked
     bool has_rw = false, has_ro = false;
+    // Apply the puts callbacks queued since the last time (none when no callback ran); true if there were.
+    auto apply_puts = [&](bool clear_eval_needed) {
+        if (synced == epoch) return false;
+        if (clear_eval_needed) VerilatedVpi::clearEvalNeeded();
+        VerilatedVpi::doInertialPuts();
+        synced = epoch;
+        return true;
+    };
     while (!Verilated::gotFinish()) {
         bool again;
         do {
             do {
                 top->eval_step();
-                bool check = false;  // the eval-needed flag may be set
-                if (synced != epoch) {  // callbacks ran since the last evaluation: it has seen their puts
-                    VerilatedVpi::clearEvalNeeded();
-                    VerilatedVpi::doInertialPuts();
-                    synced = epoch;
-                    check = true;
-                }
+                // callbacks ran since the last evaluation: it has seen their puts, apply the ones queued
+                bool check = apply_puts(true);  // the eval-needed flag may be set
                 if (settle()) check = true;
                 again = check && take_eval_needed();
             } while (again);
@@ -136,12 +139,7 @@ int main(int argc, char** argv) {
                 listed = epoch;
             }
             if (has_rw) call(cbReadWriteSynch);
-            bool check = false;
-            if (synced != epoch) {  // those a value-change or ReadWrite callback queued
-                VerilatedVpi::doInertialPuts();
-                synced = epoch;
-                check = true;
-            }
+            bool check = apply_puts(false);  // those a value-change or ReadWrite callback queued
             if (settle()) check = true;
             again = check && take_eval_needed();
         } while (again);
