@@ -31,6 +31,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
+from timing import cpus_apart  # noqa: E402
+
 from drivers.block.protocol import BlockCommand, BlockDevice, BlockOp, BlockStatus, Vmo  # noqa: E402
 from hwsim.integration.block_targets import virtio_blk_board  # noqa: E402
 
@@ -44,8 +46,8 @@ def measure(dev: BlockDevice, command: BlockCommand, depth: int, *, seconds: flo
             poll: Callable[[float], int] | None = None, stamp: bool = False) -> tuple[int, float]:
     """Random 4 KiB `command`s at queue `depth` for `seconds` or `count` requests: (completed, elapsed).
 
-    Completions put their op back on a ready list; the loop re-queues everything ready in one batch (one
-    doorbell) and polls when nothing is ready, so devices that complete inside queue() work too. `stamp`
+    Completions put their op back on a ready list; the loop re-queues everything ready in one `queue_many`
+    (one doorbell) and polls when nothing is ready, so devices that complete inside queue() work too. `stamp`
     writes each 4 KiB block's index into its first 8 bytes (the baseline driver checks them)."""
     info = dev.query()
     per = IO // info.block_size
@@ -62,13 +64,12 @@ def measure(dev: BlockDevice, command: BlockCommand, depth: int, *, seconds: flo
             errors += 1
         ready.append(op)
 
-    batch = getattr(dev, "batch", None) or _nothing
     clock = time.perf_counter
     start = clock()
     stop = start + seconds if seconds is not None else float("inf")
     issued = 0
     limit = count if count is not None else 1 << 62
-    randrange, popleft, queue = rng.randrange, ready.popleft, dev.queue
+    randrange, popleft, queue, queue_many = rng.randrange, ready.popleft, dev.queue, dev.queue_many
     while True:  # every op is either in flight or back on `ready`
         if ready and issued < limit and clock() < stop:
             k = min(len(ready), limit - issued)  # not what completes meanwhile
@@ -80,13 +81,12 @@ def measure(dev: BlockDevice, command: BlockCommand, depth: int, *, seconds: flo
                     op.cookie[0] = slot // per
                 queue(op, completion)
                 continue
-            with batch():
-                for _ in range(k):
-                    op = popleft()
-                    op.offset_dev = slot = randrange(slots) * per
-                    if stamp:
-                        op.cookie[0] = slot // per
-                    queue(op, completion)
+            ops = [popleft() for _ in range(k)]
+            for op in ops:
+                op.offset_dev = slot = randrange(slots) * per
+                if stamp:
+                    op.cookie[0] = slot // per
+            queue_many(ops, completion)
         elif len(ready) < depth:
             if poll is None:
                 raise RuntimeError("ops in flight on a device that cannot be polled")
@@ -101,16 +101,6 @@ def measure(dev: BlockDevice, command: BlockCommand, depth: int, *, seconds: flo
     if errors:
         raise RuntimeError(f"{errors} of {done} requests failed")
     return done, elapsed
-
-
-class _nothing:
-    """batch() of a device without one."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def dma_vmos(blk: Any, depth: int) -> list[Vmo]:
@@ -181,7 +171,8 @@ def bench_qemu(seconds: float, rounds: int, rows: list[Row], baseline: list[Row]
     with tempfile.TemporaryDirectory(prefix="mmiotk-bench-block-", dir=shm) as tmp:
         image = os.path.join(tmp, "disk.img")
         make_image(image, DISK // IO)
-        with QemuSpace(image=image, ram_size=128 * MiB) as space:
+        with QemuSpace(image=image, ram_size=128 * MiB) as space, cpus_apart(space.pid) as pinning:
+            print(f"qemu: {pinning}")
             best: dict[tuple[str, str, int], tuple[int, float]] = {}
 
             def keep(key: tuple[str, str, int], result: tuple[int, float]) -> None:
@@ -228,7 +219,8 @@ def bench_qemu_pci(seconds: float, rounds: int, rows: list[Row]) -> None:
         image = os.path.join(tmp, "disk.img")
         make_image(image, DISK // IO)
         with QemuSpace(transport="pci", image=image, ram_size=128 * MiB) as space, \
-                bound_virtio_blk_pci(space, spin=1.0) as blk:
+                cpus_apart(space.pid) as pinning, bound_virtio_blk_pci(space, spin=1.0) as blk:
+            print(f"qemu-pci: {pinning}")
             bench_device("qemu-pci", blk, seconds, rounds, rows)
 
 

@@ -2,14 +2,15 @@
 
 `bind` builds the device (a RamDisk from board properties, a VirtioBlk over the mapped registers) and sets
 `self.block`; the rest is the same for every block driver and lives here: `query` needs a bound device;
-`queue` on a driver that is not bound (never, or no longer) completes IO_NOT_PRESENT; `extents` is the
-bound device's; `unbind` unbinds the
-block device (which completes whatever it still holds) before the bus revokes the regions.
+`queue` (and `queue_many`) on a driver that is not bound (never, or no longer) completes IO_NOT_PRESENT;
+`extents` is the bound device's; `unbind` unbinds the block device (which completes whatever it still
+holds) before the bus revokes the regions.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import Generic, Protocol, TypeVar
 
 from mmiotk.bus import DeviceGoneError, Driver
@@ -22,6 +23,7 @@ class UnbindableBlockDevice(Protocol):
 
     def query(self) -> BlockInfo: ...
     def queue(self, op: BlockOp, completion: Completion) -> None: ...
+    def queue_many(self, ops: Sequence[BlockOp], completion: Completion) -> None: ...
     def wait_for(self, done: threading.Event, timeout: float) -> bool: ...
     def extents(self, offset: int, length: int) -> list[Extent]: ...
     def unbind(self) -> None: ...
@@ -52,6 +54,13 @@ class BlockDriver(Driver, BlockDevice, Generic[BlockT]):
             completion(BlockStatus.IO_NOT_PRESENT, op)
             return
         self.block.queue(op, completion)
+
+    def queue_many(self, ops: Sequence[BlockOp], completion: Completion) -> None:
+        if self.block is None:
+            for op in ops:
+                completion(BlockStatus.IO_NOT_PRESENT, op)
+            return
+        self.block.queue_many(ops, completion)
 
     def wait_for(self, done: threading.Event, timeout: float) -> bool:
         """The bound device's wait (a polled device polls while it waits); unbound, ops have completed."""

@@ -1,7 +1,9 @@
 """The block protocol every block device speaks, after Fuchsia's block_impl (RAM-disk example).
 
 `query()` describes the device; `queue(op, completion)` starts one operation and calls
-`completion(status, op)` exactly once — before `queue` returns or later, from any thread. Lengths and
+`completion(status, op)` exactly once — before `queue` returns or later, from any thread;
+`queue_many(ops, completion)` is `queue` for each op in order, which a device may do in one pass (one lock
+hold and one doorbell, as Linux's blk-mq `queue_rqs` hands a driver a whole plug list). Lengths and
 offsets count blocks. Buffers are `Vmo`s (after Fuchsia's VMOs): a byte array and, when it lives in memory
 the device can reach by DMA, its device-visible address, so drivers can use it in place (zero-copy).
 The synchronous helpers `read_blocks`, `write_blocks` and `flush` wait with a timeout and raise
@@ -16,7 +18,7 @@ import enum
 import operator
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -201,6 +203,13 @@ class BlockDevice(ABC):
 
     @abstractmethod
     def queue(self, op: BlockOp, completion: Completion) -> None: ...
+
+    def queue_many(self, ops: Sequence[BlockOp], completion: Completion) -> None:
+        """`queue(op, completion)` for each op, in order. Devices whose per-request cost is mostly the call
+        around it (a lock, a doorbell) override this to submit the whole batch at once."""
+        queue = self.queue
+        for op in ops:
+            queue(op, completion)
 
     def wait_for(self, done: threading.Event, timeout: float) -> bool:
         """Wait until `done` is set or `timeout` passes. Devices that complete only when polled (no

@@ -147,6 +147,17 @@ class VirtioDevice:
     def _complete(self, token: Any, written: int, done: Done) -> None:
         raise NotImplementedError
 
+    def _complete_used(self, used: list[tuple[Any, int]], done: Done) -> None:
+        """`_complete` each returned chain; one that raises completes with an error (`_complete_error`) and
+        the others still complete. A subclass may do its common case inline, the rest through this."""
+        complete = self._complete
+        for token, written in used:
+            try:
+                complete(token, written, done)
+            except Exception:
+                log.exception("%s: completing a request failed; it completes with an error", self.dev.name)
+                self._complete_error(token, done)
+
     def _restart(self, done: Done) -> None:
         """Put waiting work on the ring after completions freed room (failing, into `done`, what cannot go)."""
 
@@ -195,13 +206,7 @@ class VirtioDevice:
             used = self.vq.pop_used()
             if not used:
                 return 0  # nothing freed room, so nothing waiting can start either
-            complete = self._complete
-            for token, written in used:
-                try:
-                    complete(token, written, done)
-                except Exception:
-                    log.exception("%s: completing a request failed; it completes with an error", self.dev.name)
-                    self._complete_error(token, done)
+            self._complete_used(used, done)
             self._restart(done)
             self._plug += 1  # work the callbacks submit shares one doorbell
         finally:
@@ -250,7 +255,11 @@ class VirtioDevice:
     def poll(self, timeout: float = 0.0) -> int:
         """Deliver completions on this thread, waiting up to `timeout` s for at least one; returns how many."""
         try:
-            return self._reap() or self._poll(timeout)
+            if self.vq.has_used():
+                n = self._reap()
+                if n:
+                    return n
+            return self._poll(timeout)
         except RevokedError:
             raise
         except Exception as exc:  # the device side failed (QEMU died, the device broke the ring)

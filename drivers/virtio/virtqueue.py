@@ -57,14 +57,16 @@ class ReservedChain:
     """Descriptors `Virtqueue.reserve` linked into a chain for good. A slotted class, not a NamedTuple:
     `add_reserved` reads four of its fields per request, and slot reads are the cheaper attribute access."""
 
-    __slots__ = ("head", "ids", "link", "next", "offset")
+    __slots__ = ("addr", "flags", "head", "ids", "length", "link", "next", "offset")
 
-    def __init__(self, head: int, offset: int, link: int, next: int, ids: tuple[int, ...]) -> None:
+    def __init__(self, head: int, offset: int, link: int, next: int, ids: tuple[int, ...],
+                 variable: tuple[int, int, int]) -> None:
         self.head = head
         self.offset = offset  # of the variable descriptor in the table
         self.link = link      # DESC_F_NEXT unless the variable descriptor is the last
         self.next = next      # the descriptor after it (0 for the last)
         self.ids = ids
+        self.addr, self.length, self.flags = variable  # what the variable descriptor holds now
 
     def __repr__(self) -> str:
         return f"<ReservedChain head {self.head}, descriptors {list(self.ids)}>"
@@ -249,22 +251,25 @@ class Virtqueue:
         if not self._coherent:
             self._driver_area.sync_for_device()
         return ReservedChain(ids[0], DESC_SIZE * ids[variable], DESC_F_NEXT if variable < n - 1 else 0,
-                             nexts[variable], tuple(ids))
+                             nexts[variable], tuple(ids), tuple(segments[variable]))
 
     def add_reserved(self, chain: ReservedChain, addr: int, length: int, flags: int, token: Any) -> int:
         """Put reserved `chain` in the avail ring, unpublished until `kick()`, with its variable descriptor
         now (addr, length, flags); the other descriptors and every link stay as `reserve` wrote them (the
-        device never writes the table). Returns the head. VirtioError (changing nothing) when the chain is
-        already in flight or the values do not pack."""
+        device never writes the table). A descriptor that already holds these values is not written again:
+        a buffer that comes back to the same chain costs the device's cache line nothing. Returns the head.
+        VirtioError (changing nothing) when the chain is already in flight or the values do not pack."""
         head = chain.head
         chains = self._chains
         if chains[head] is not None:
             raise VirtioError(f"queue {self.index}: reserved chain {head} is already in flight")
-        try:
-            _pack_desc(self._table, chain.offset, addr, length, flags | chain.link, chain.next)
-        except (struct.error, TypeError, ValueError) as exc:
-            raise VirtioError(f"queue {self.index}: descriptor ({addr!r}, {length!r}, {flags!r}) does not pack: "
-                              f"{exc}") from None
+        if addr != chain.addr or length != chain.length or flags != chain.flags:
+            try:
+                _pack_desc(self._table, chain.offset, addr, length, flags | chain.link, chain.next)
+            except (struct.error, TypeError, ValueError) as exc:
+                raise VirtioError(f"queue {self.index}: descriptor ({addr!r}, {length!r}, {flags!r}) does not "
+                                  f"pack: {exc}") from None
+            chain.addr, chain.length, chain.flags = addr, length, flags
         chains[head] = ()
         self._tokens[head] = token
         idx = self._avail_idx
