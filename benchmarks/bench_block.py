@@ -7,7 +7,9 @@ The same VirtioBlk driver, bound through the platform bus with completions="poll
 Icarus and Verilator (few requests there: a simulator does thousands of bus transactions per second).
 The RAM-disk is the in-process ceiling: the protocol without any device. On QEMU the minimal hand-written
 polling driver (benchmarks/qemu_baseline_driver.py) reads the same image in the same QEMU, rounds
-interleaved with ours; each side keeps its best round, and the ratio is printed. `--targets ...,qemu-pci`
+interleaved with ours; each side keeps its best round, and the ratio is printed. On QEMU the driver's process
+runs on one CPU and QEMU on the others (`timing.cpus_apart`), and the qtest client polls for replies
+(`reply_spin`): both drivers poll, and each gets the same machine. `--targets ...,qemu-pci`
 adds QEMU's virtio-blk-pci through the virtio-pci transport (not in the default set; compare it with the
 `qemu` rows of the same run).
 """
@@ -39,6 +41,7 @@ from hwsim.integration.block_targets import virtio_blk_board  # noqa: E402
 IO = 4096
 MiB = 1 << 20
 DISK = 64 * MiB
+REPLY_SPIN = 1e-3  # s: both drivers on QEMU poll, so the qtest client polls for its replies too (QemuOptions)
 
 
 def measure(dev: BlockDevice, command: BlockCommand, depth: int, *, seconds: float | None = None,
@@ -171,7 +174,8 @@ def bench_qemu(seconds: float, rounds: int, rows: list[Row], baseline: list[Row]
     with tempfile.TemporaryDirectory(prefix="mmiotk-bench-block-", dir=shm) as tmp:
         image = os.path.join(tmp, "disk.img")
         make_image(image, DISK // IO)
-        with QemuSpace(image=image, ram_size=128 * MiB) as space, cpus_apart(space.pid) as pinning:
+        with QemuSpace(image=image, ram_size=128 * MiB, reply_spin=REPLY_SPIN) as space, \
+                cpus_apart(space.pid) as pinning:
             print(f"qemu: {pinning}")
             best: dict[tuple[str, str, int], tuple[int, float]] = {}
 
@@ -218,7 +222,7 @@ def bench_qemu_pci(seconds: float, rounds: int, rows: list[Row]) -> None:
     with tempfile.TemporaryDirectory(prefix="mmiotk-bench-block-", dir=shm) as tmp:
         image = os.path.join(tmp, "disk.img")
         make_image(image, DISK // IO)
-        with QemuSpace(transport="pci", image=image, ram_size=128 * MiB) as space, \
+        with QemuSpace(transport="pci", image=image, ram_size=128 * MiB, reply_spin=REPLY_SPIN) as space, \
                 cpus_apart(space.pid) as pinning, bound_virtio_blk_pci(space, spin=1.0) as blk:
             print(f"qemu-pci: {pinning}")
             bench_device("qemu-pci", blk, seconds, rounds, rows)

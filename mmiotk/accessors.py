@@ -66,8 +66,11 @@ class PyAccessors:
     def _core_attach(self, memory: memoryview) -> None:
         """Access `memory` directly (the compiled core only)."""
 
+    def _core_attach_bus(self, read: Any, write: Any, start: int, size: int) -> None:
+        """Call a transaction-backed window's `read`/`write` at `start` + offset (the compiled core only)."""
+
     def _core_direct(self, on: bool) -> bool:
-        """Turn direct access on or off; returns whether it is on (never, here)."""
+        """Turn the compiled path on or off; returns whether it is on (never, here)."""
         return False
 
     def _core_detach(self) -> None:
@@ -75,6 +78,10 @@ class PyAccessors:
 
     @property
     def _core_is_direct(self) -> bool:
+        return False
+
+    @property
+    def _core_is_bus(self) -> bool:
         return False
 
     # --- failure diagnosis (cold path) ----------------------------------------------------------------

@@ -41,9 +41,12 @@ class MmioBuffer(AccessorBase):
         # Block copies on memory-backed windows slice this directly; None when transaction-backed or revoked.
         self._mem = window.memory[start:start + size] if window.memory is not None else None
         self._lanes = (self._l8, self._l16, self._l32, self._l64)
-        # The compiled core reads and writes memory itself only where the lanes are plain memoryviews.
+        # The compiled core reads and writes memory itself only where the lanes are plain memoryviews, and
+        # calls the window itself only where they are plain BusLanes.
         if self._mem is not None and byteorder == NATIVE:
             self._core_attach(self._mem)
+        elif window.memory is None and byteorder == "little":
+            self._core_attach_bus(window.read, window.write, start, size)
         region.add_mapping(self)
 
     # --- identity -----------------------------------------------------------------------------------

@@ -482,7 +482,7 @@ class VirtioBlk(VirtioDevice, BlockDevice):
             if slot.bounced or slot.flush_after:
                 super()._complete_used([(slot, written)], done)
                 continue
-            finish((slot.completion, status_of[slot_bytes[slot.status_at]], slot.op))  # type: ignore[arg-type]
+            finish((slot.completion, status_of[slot_bytes[slot.status_at]], slot.op))
             free.append(slot)
             slot.op = slot.completion = None
 

@@ -251,7 +251,7 @@ class Virtqueue:
         if not self._coherent:
             self._driver_area.sync_for_device()
         return ReservedChain(ids[0], DESC_SIZE * ids[variable], DESC_F_NEXT if variable < n - 1 else 0,
-                             nexts[variable], tuple(ids), tuple(segments[variable]))
+                             nexts[variable], tuple(ids), segments[variable])
 
     def add_reserved(self, chain: ReservedChain, addr: int, length: int, flags: int, token: Any) -> int:
         """Put reserved `chain` in the avail ring, unpublished until `kick()`, with its variable descriptor

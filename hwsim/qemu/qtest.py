@@ -35,15 +35,19 @@ _PUMP_SLICE = 0.02        # longest select() of an interrupt wait before it re-c
 class QtestClient:
     """Register and memory access through qtest. Thread-safe: one exchange at a time.
 
-    `describe_death()` returns why the peer is gone (exit status, stderr tail) for error messages.
+    `describe_death()` returns why the peer is gone (exit status, stderr tail) for error messages. `spin`
+    (seconds) busy-polls the socket for each reply that long before sleeping in `recv` (see QemuOptions).
     """
 
-    def __init__(self, sock: socket.socket, *, timeout: float = 10.0,
+    def __init__(self, sock: socket.socket, *, timeout: float = 10.0, spin: float = 0.0,
                  describe_death: Callable[[], str] | None = None) -> None:
         if timeout <= 0:
             raise MmioValueError(f"qtest timeout must be > 0 seconds, got {timeout!r}")
+        if not 0 <= spin <= timeout:
+            raise MmioValueError(f"qtest spin must be 0..{timeout} seconds, got {spin!r}")
         self._sock = sock
         self.timeout = timeout
+        self.spin = spin
         self._describe_death = describe_death or (lambda: "")
         self._buf = bytearray()
         self._lock = threading.Lock()
@@ -63,12 +67,16 @@ class QtestClient:
 
     def _read_line(self, deadline: float, what: str) -> bytes | None:
         """The next line without its newline, or None when `deadline` passes first."""
+        spin_until = time.monotonic() + self.spin if self.spin else 0.0
         while True:
             nl = self._buf.find(b"\n")
             if nl >= 0:
                 line = bytes(self._buf[:nl])
                 del self._buf[:nl + 1]
                 return line
+            if spin_until and self._spin_recv(spin_until, what):
+                continue
+            spin_until = 0.0
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
@@ -82,6 +90,22 @@ class QtestClient:
             if not chunk:
                 raise self._died(what)
             self._buf += chunk
+
+    def _spin_recv(self, until: float, what: str) -> bool:
+        """Busy-poll the socket until something arrives (True, appended) or `until` passes (False)."""
+        recv, clock = self._sock.recv, time.monotonic
+        while clock() < until:
+            try:
+                chunk = recv(65536, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                continue
+            except OSError as exc:
+                raise self._died(f"{what} ({exc})") from None
+            if not chunk:
+                raise self._died(what)
+            self._buf += chunk
+            return True
+        return False
 
     def _take_async(self, line: bytes) -> bool:
         """Record an `IRQ raise/lower N` line; False when `line` is not one."""

@@ -170,7 +170,8 @@ class QemuSpace(AddressSpace):
         def describe_death() -> str:
             return process.describe(settle=0.5)
 
-        self.qtest = QtestClient(qtest_sock, timeout=self.options.command_timeout, describe_death=describe_death)
+        self.qtest = QtestClient(qtest_sock, timeout=self.options.command_timeout, spin=self.options.reply_spin,
+                                 describe_death=describe_death)
         self._closers.append(self.qtest.close)
         self._closers.append(qmp_sock.close)
         self.qmp = QmpClient(qmp_sock, timeout=self.options.command_timeout, describe_death=describe_death)

@@ -4,8 +4,11 @@
  * `Core` is the C base of MmioBuffer. While a buffer is attached to a memory-backed window in native byte
  * order (and neither revoked nor traced), each accessor here does the whole hot path: exact-int offset and
  * value, range, alignment, then one access of exactly the width through mmio_io.h with the barriers Linux
- * puts around it. Anything else - a revoked or traced buffer, a transaction-backed window, a numpy integer,
- * a bad offset or value - goes to the pure-Python accessor of the same name (registered by
+ * puts around it. On a transaction-backed window in little-endian order (QEMU's qtest, a simulator's bus)
+ * the same checks are made here and the window's own read/write is called: one bus transaction, as the
+ * Python path's lane makes it, without that path's two Python frames per access. Anything else - a revoked
+ * or traced buffer, a numpy integer, a bad offset or value - goes to the pure-Python accessor of the same
+ * name (registered by
  * mmiotk.accessor_core), which is the reference behaviour and raises the specific error. So the two paths
  * cannot disagree about errors: there is only one place that words them.
  */
@@ -78,25 +81,62 @@ checked_value(PyObject *arg, unsigned long long max, unsigned long long *out)
     return 1;
 }
 
-#define DEFINE_READ(bits, suffix, FB)                                                            \
+/* One transaction on a transaction-backed window: window.read(bus_start + off, width), the barrier an ordered
+ * read puts after it (Linux __io_ar) when `ordered`. */
+static PyObject *
+bus_read(CoreObject *self, Py_ssize_t off, int width, int ordered)
+{
+    PyObject *args[2] = {PyLong_FromSsize_t(self->bus_start + off), PyLong_FromLong(width)};
+    PyObject *value = NULL;
+    if (args[0] != NULL && args[1] != NULL)
+        value = PyObject_Vectorcall(self->bus_read, args, 2, NULL);
+    Py_XDECREF(args[0]);
+    Py_XDECREF(args[1]);
+    if (value != NULL && ordered)
+        mmio_io_ar(0);
+    return value;
+}
+
+/* window.write(bus_start + off, width, value), after the barrier an ordered write puts before it (__io_bw). */
+static PyObject *
+bus_write(CoreObject *self, Py_ssize_t off, int width, PyObject *value, int ordered)
+{
+    if (ordered)
+        mmio_io_bw();
+    PyObject *args[3] = {PyLong_FromSsize_t(self->bus_start + off), PyLong_FromLong(width), value};
+    PyObject *result = NULL;
+    if (args[0] != NULL && args[1] != NULL)
+        result = PyObject_Vectorcall(self->bus_write, args, 3, NULL);
+    Py_XDECREF(args[0]);
+    Py_XDECREF(args[1]);
+    return result;
+}
+
+#define DEFINE_READ(bits, suffix, FB, ORDERED)                                                   \
     static PyObject *Core_read##bits##suffix(CoreObject *self, PyObject *arg)                  \
     {                                                                                          \
         if (self->direct) {                                                                    \
             Py_ssize_t off = checked_offset(self, arg, (bits) / 8);                            \
             if (off >= 0)                                                                      \
                 return PyLong_FromUnsignedLongLong(mmio_read##bits##suffix(self->base + off)); \
+        } else if (self->bus) {                                                                \
+            Py_ssize_t off = checked_offset(self, arg, (bits) / 8);                            \
+            if (off >= 0)                                                                      \
+                return bus_read(self, off, (bits) / 8, ORDERED);                               \
         }                                                                                      \
         PyObject *args[2] = {(PyObject *)self, arg};                                           \
         return fallback(FB, args, 2);                                                          \
     }
 
-#define DEFINE_WRITE(bits, suffix, FB)                                                                   \
+#define DEFINE_WRITE(bits, suffix, FB, ORDERED)                                                          \
     static PyObject *Core_write##bits##suffix(CoreObject *self, PyObject *const *args, Py_ssize_t nargs) \
     {                                                                                                  \
-        if (self->direct && nargs == 2) {                                                              \
+        if ((self->direct || self->bus) && nargs == 2) {                                               \
             Py_ssize_t off = checked_offset(self, args[0], (bits) / 8);                                \
             unsigned long long v;                                                                      \
             if (off >= 0 && checked_value(args[1], UINT##bits##_MAX, &v)) {                            \
+                if (!self->direct)                                                                     \
+                    return bus_write(self, off, (bits) / 8, args[1], ORDERED);                         \
                 mmio_write##bits##suffix(self->base + off, (uint##bits##_t)v);                         \
                 Py_RETURN_NONE;                                                                        \
             }                                                                                          \
@@ -110,22 +150,22 @@ checked_value(PyObject *arg, unsigned long long max, unsigned long long *out)
         return fallback(FB, all, 3);                                                                   \
     }
 
-DEFINE_READ(8, , FB_READ8)
-DEFINE_READ(16, , FB_READ16)
-DEFINE_READ(32, , FB_READ32)
-DEFINE_READ(64, , FB_READ64)
-DEFINE_READ(8, _relaxed, FB_READ8_RELAXED)
-DEFINE_READ(16, _relaxed, FB_READ16_RELAXED)
-DEFINE_READ(32, _relaxed, FB_READ32_RELAXED)
-DEFINE_READ(64, _relaxed, FB_READ64_RELAXED)
-DEFINE_WRITE(8, , FB_WRITE8)
-DEFINE_WRITE(16, , FB_WRITE16)
-DEFINE_WRITE(32, , FB_WRITE32)
-DEFINE_WRITE(64, , FB_WRITE64)
-DEFINE_WRITE(8, _relaxed, FB_WRITE8_RELAXED)
-DEFINE_WRITE(16, _relaxed, FB_WRITE16_RELAXED)
-DEFINE_WRITE(32, _relaxed, FB_WRITE32_RELAXED)
-DEFINE_WRITE(64, _relaxed, FB_WRITE64_RELAXED)
+DEFINE_READ(8, , FB_READ8, 1)
+DEFINE_READ(16, , FB_READ16, 1)
+DEFINE_READ(32, , FB_READ32, 1)
+DEFINE_READ(64, , FB_READ64, 1)
+DEFINE_READ(8, _relaxed, FB_READ8_RELAXED, 0)
+DEFINE_READ(16, _relaxed, FB_READ16_RELAXED, 0)
+DEFINE_READ(32, _relaxed, FB_READ32_RELAXED, 0)
+DEFINE_READ(64, _relaxed, FB_READ64_RELAXED, 0)
+DEFINE_WRITE(8, , FB_WRITE8, 1)
+DEFINE_WRITE(16, , FB_WRITE16, 1)
+DEFINE_WRITE(32, , FB_WRITE32, 1)
+DEFINE_WRITE(64, , FB_WRITE64, 1)
+DEFINE_WRITE(8, _relaxed, FB_WRITE8_RELAXED, 0)
+DEFINE_WRITE(16, _relaxed, FB_WRITE16_RELAXED, 0)
+DEFINE_WRITE(32, _relaxed, FB_WRITE32_RELAXED, 0)
+DEFINE_WRITE(64, _relaxed, FB_WRITE64_RELAXED, 0)
 
 /* modify32(offset, clear_mask, set_mask): ordered read, then ordered write of (old & ~clear) | set. */
 static PyObject *
@@ -228,6 +268,17 @@ core_release(CoreObject *self)
         self->attached = 0;
         PyBuffer_Release(&self->view);
     }
+    self->bus = 0;
+    Py_CLEAR(self->bus_read);
+    Py_CLEAR(self->bus_write);
+}
+
+static void
+set_size(CoreObject *self, Py_ssize_t size)
+{
+    self->size = size;
+    for (int w = 1; w <= 8; w++)
+        self->last[w] = size - w;
 }
 
 static PyObject *
@@ -238,10 +289,28 @@ Core_core_attach(CoreObject *self, PyObject *memory)
         return NULL;
     self->attached = 1;
     self->base = self->view.buf;
-    self->size = self->view.len;
-    for (int w = 1; w <= 8; w++)
-        self->last[w] = self->size - w;
+    set_size(self, self->view.len);
     self->direct = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Core_core_attach_bus(CoreObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !PyCallable_Check(args[0]) || !PyCallable_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "_core_attach_bus(read, write, start, size) needs two callables and "
+                                         "two ints");
+        return NULL;
+    }
+    Py_ssize_t start = PyLong_AsSsize_t(args[2]), size = PyLong_AsSsize_t(args[3]);
+    if ((start == -1 || size == -1) && PyErr_Occurred())
+        return NULL;
+    core_release(self);
+    self->bus_read = Py_NewRef(args[0]);
+    self->bus_write = Py_NewRef(args[1]);
+    self->bus_start = start;
+    set_size(self, size);
+    self->bus = 1;
     Py_RETURN_NONE;
 }
 
@@ -252,7 +321,8 @@ Core_core_direct(CoreObject *self, PyObject *flag)
     if (on < 0)
         return NULL;
     self->direct = on && self->attached;
-    return PyBool_FromLong(self->direct);
+    self->bus = on && self->bus_write != NULL;
+    return PyBool_FromLong(self->direct || self->bus);
 }
 
 static PyObject *
@@ -266,6 +336,12 @@ static PyObject *
 Core_get_core_is_direct(CoreObject *self, void *Py_UNUSED(closure))
 {
     return PyBool_FromLong(self->direct);
+}
+
+static PyObject *
+Core_get_core_is_bus(CoreObject *self, void *Py_UNUSED(closure))
+{
+    return PyBool_FromLong(self->bus);
 }
 
 static void
@@ -299,14 +375,17 @@ static PyMethodDef Core_methods[] = {
     WR(read_block, "Copy n bytes out (a block copy, not register accesses)."),
     WR(write_block, "Copy data in; checked whole before any byte is written."),
     {"_core_attach", (PyCFunction)Core_core_attach, METH_O, "Access this writable buffer directly."},
+    {"_core_attach_bus", (PyCFunction)(void (*)(void))Core_core_attach_bus, METH_FASTCALL,
+     "Make each access one call of this transaction-backed window's read/write, at start + offset."},
     {"_core_direct", (PyCFunction)Core_core_direct, METH_O,
-     "Turn direct access on (if attached) or off (every access goes to the Python path)."},
+     "Turn the compiled path on (if attached) or off (every access goes to the Python path)."},
     {"_core_detach", (PyCFunction)Core_core_detach, METH_NOARGS, "Release the memory; the Python path only."},
     {NULL, NULL, 0, NULL},
 };
 
 static PyGetSetDef Core_getset[] = {
-    {"_core_is_direct", (getter)Core_get_core_is_direct, NULL, "Accesses take the compiled path.", NULL},
+    {"_core_is_direct", (getter)Core_get_core_is_direct, NULL, "Accesses go straight to memory.", NULL},
+    {"_core_is_bus", (getter)Core_get_core_is_bus, NULL, "Accesses call the window's read/write from C.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

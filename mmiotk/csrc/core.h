@@ -19,6 +19,12 @@ typedef struct {
     int direct;         /* accesses go straight to memory */
     int attached;       /* `view` is held */
     Py_buffer view;
+    /* A transaction-backed window instead: its read(offset, width) and write(offset, width, value), called
+     * from here at bus_start + offset while `bus` is on. */
+    int bus;
+    PyObject *bus_read;
+    PyObject *bus_write;
+    Py_ssize_t bus_start;
 } CoreObject;
 
 extern PyTypeObject CoreType;

@@ -40,11 +40,69 @@ def test_compiled_core_is_in_use_unless_pure_python_is_forced(regs):
         assert regs._core_is_direct and barrier.FENCE_MECHANISM.startswith("compiled core")
 
 
-def test_transaction_backed_and_byte_swapped_buffers_take_the_python_path(resource):
+def test_byte_swapped_buffers_take_the_python_path_and_transaction_backed_ones_call_their_window(resource):
     space = CallbackSpace(0x100, lambda off, width: 0, lambda off, width, value: None)
-    assert not space.map_all()._core_is_direct
+    bus = space.map_all()
+    assert not bus._core_is_direct and bus._core_is_bus == (native.CORE == "compiled")
     big = resource.create_region(0x4000_1000, 0x100, "be").map(CachePolicy.UNCACHED, byteorder="big")
-    assert not big._core_is_direct
+    assert not big._core_is_direct and not big._core_is_bus
+
+
+@pytest.fixture
+def bus():
+    """A transaction-backed buffer (a view 0x10 into its window) and the log of the calls it makes."""
+    calls: list[tuple] = []
+
+    def read(off, width):
+        calls.append(("read", off, width))
+        return (1 << (8 * width)) - 2
+
+    space = CallbackSpace(0x100, read, lambda off, width, value: calls.append(("write", off, width, value)))
+    return space.map_all("bus").view(0x10, 0x40), calls
+
+
+@pytest.mark.parametrize("relaxed", [False, True])
+@pytest.mark.parametrize("bits", WIDTHS)
+def test_a_transaction_backed_access_is_one_call_of_the_window_at_the_absolute_offset(bus, bits, relaxed):
+    buf, calls = bus
+    read, write = accessors(buf, bits, relaxed)
+    width = bits // 8
+    assert read(2 * width) == (1 << bits) - 2
+    write(3 * width, (1 << bits) - 1)
+    write(np.uint8(width), np.uint8(5))  # numpy integers go the Python way, to the same window
+    assert calls == [("read", 0x10 + 2 * width, width), ("write", 0x10 + 3 * width, width, (1 << bits) - 1),
+                     ("write", 0x10 + width, width, 5)]
+
+
+@pytest.mark.parametrize("bits", WIDTHS)
+def test_a_bad_transaction_backed_access_raises_as_before_and_calls_nothing(bus, bits):
+    buf, calls = bus
+    read, write = accessors(buf, bits, False)
+    with pytest.raises(OutOfRangeError, match=rf"bus: read{bits} at offset 0x40, width {bits} bits"):
+        read(0x40)
+    with pytest.raises(MmioValueError, match=rf"value {1 << bits} does not fit in {bits} bits"):
+        write(0, 1 << bits)
+    with pytest.raises(TypeError, match="offset must be an int"):
+        write(1.0, 1)
+    if bits > 8:
+        with pytest.raises(AlignmentError, match=f"not aligned to {bits // 8} bytes"):
+            read(1)
+    assert calls == []
+
+
+def test_a_traced_or_revoked_transaction_backed_buffer_leaves_the_compiled_path(bus):
+    buf, calls = bus
+    on = buf._core_is_bus
+    with buf.trace() as trace:
+        assert not buf._core_is_bus
+        buf.write32(4, 9)
+    assert buf._core_is_bus == on == (native.CORE == "compiled")
+    assert [(a.kind, a.offset, a.value) for a in trace] == [("write", 4, 9)]
+    buf.region.revoke()
+    assert not buf._core_is_bus
+    with pytest.raises(RevokedError, match="region 'bus' was revoked"):
+        buf.read32(0)
+    assert calls == [("write", 0x14, 4, 9)]
 
 
 def test_pure_python_core_passes_the_same_accessor_tests(tmp_path):

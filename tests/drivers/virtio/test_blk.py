@@ -146,6 +146,76 @@ def test_a_batch_rings_the_doorbell_once() -> None:
         wait_all(blk, lambda: len(statuses) == 10)
 
 
+def test_queue_many_rings_once_and_completes_every_op_once_in_order_bad_ones_at_once() -> None:
+    with model_blk() as blk:
+        vmo = dma_vmo(blk, 8 * BS)
+        vmo.array[:] = np.frombuffer(data(8, seed=3), dtype=np.uint8)
+        ops = [BlockOp(BlockCommand.WRITE, 1, i, i, vmo) for i in range(8)]
+        ops.insert(3, BlockOp(BlockCommand.READ, 1, 1 << 40, 0, vmo))   # off the disk
+        ops.insert(6, BlockOp(BlockCommand.WRITE, 99, 0, 0, vmo))       # longer than the Vmo
+        ops.append(BlockOp(BlockCommand.FLUSH))
+        seen: list[tuple[BlockStatus, BlockOp]] = []
+        before = blk.vq.notifications
+        blk.queue_many(ops, lambda s, op: seen.append((s, op)))
+        assert blk.vq.notifications == before + 1
+        # the two bad ones (and the FLUSH of a device without a write cache) completed inside the call, in
+        # their order, before anything was reaped
+        assert not blk.writeback
+        assert seen == [(BlockStatus.OUT_OF_RANGE, ops[3]), (BlockStatus.OUT_OF_RANGE, ops[6]),
+                        (BlockStatus.OK, ops[-1])]
+        wait_all(blk, lambda: len(seen) == len(ops))
+        assert sorted(id(op) for _, op in seen) == sorted(id(op) for op in ops)  # each exactly once
+        assert {s for s, op in seen if op not in (ops[3], ops[6])} == {BlockStatus.OK}
+        assert read_blocks_polled(blk, 0, 8) == data(8, seed=3)
+
+
+def test_queue_many_beyond_the_slots_waits_in_the_backlog_and_completes_everything() -> None:
+    with model_blk() as blk:
+        vmo = dma_vmo(blk, BS)
+        ops = [BlockOp(BlockCommand.READ, 1, i % 64, 0, vmo) for i in range(3 * blk.max_in_flight)]
+        seen: list[BlockStatus] = []
+        blk.queue_many(ops, lambda s, op: seen.append(s))
+        assert blk.vq.in_flight == blk.max_in_flight
+        wait_all(blk, lambda: len(seen) == len(ops))
+        assert set(seen) == {BlockStatus.OK} and blk.vq.in_flight == 0
+
+
+def test_queue_many_on_a_failed_device_completes_everything_not_present() -> None:
+    with model_blk() as blk:
+        blk._fail(VirtioError("test: the device is gone"))
+        vmo = dma_vmo(blk, BS)
+        seen: list[BlockStatus] = []
+        blk.queue_many([BlockOp(BlockCommand.READ, 1, i, 0, vmo) for i in range(5)], lambda s, op: seen.append(s))
+        assert seen == [BlockStatus.IO_NOT_PRESENT] * 5
+
+
+def test_a_buffer_that_comes_back_to_its_slot_leaves_the_descriptor_as_it_was(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import drivers.virtio.virtqueue as virtqueue
+
+    written: list[int] = []
+    pack = virtqueue._pack_desc
+    monkeypatch.setattr(virtqueue, "_pack_desc",
+                        lambda table, offset, *v: (written.append(offset), pack(table, offset, *v)))
+    with model_blk() as blk:
+        vmo = dma_vmo(blk, BS)
+        chain = blk._slot_list[0].chain
+        assert chain is not None
+        seen: list[BlockStatus] = []
+        for i in range(blk.max_in_flight + 1):  # every slot once (FIFO), then slot 0 again
+            blk.queue(BlockOp(BlockCommand.READ, 1, i, 0, vmo), lambda s, op: seen.append(s))
+            wait_all(blk, lambda: blk.vq.in_flight == 0)
+        assert written.count(chain.offset) == 1 and len(written) == blk.max_in_flight
+        assert (chain.addr, chain.length, chain.flags) == (vmo.dma_addr, BS, 2)
+        other = dma_vmo(blk, 2 * BS)
+        for _ in range(blk.max_in_flight):  # back to slot 0, another buffer: rewritten
+            blk.queue(BlockOp(BlockCommand.READ, 2, 0, 0, other), lambda s, op: seen.append(s))
+            wait_all(blk, lambda: blk.vq.in_flight == 0)
+        assert written.count(chain.offset) == 2
+        assert (chain.addr, chain.length) == (other.dma_addr, 2 * BS)
+        assert set(seen) == {BlockStatus.OK}
+
+
 def test_ops_queued_from_completions_share_one_doorbell() -> None:
     with model_blk() as blk:
         vmo = dma_vmo(blk, BS)

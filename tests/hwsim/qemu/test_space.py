@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 import struct
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +13,7 @@ import numpy as np
 import pytest
 
 from hwsim.qemu import QemuError, QemuSpace
+from hwsim.qemu.qtest import QtestClient
 from mmiotk import CachePolicy, IrqTimeoutError, MmioBuffer, MmioResource, MmioValueError, OutOfRangeError
 
 DISK_SECTORS = 2048                       # 1 MiB image
@@ -192,6 +196,40 @@ def test_malformed_options_are_refused_before_launch(tmp_path: Path) -> None:
         QemuSpace(qemu_binary="no-such-qemu-binary")
     with pytest.raises(MmioValueError, match="transport must be one of mmio, pci, got 'isa'"):
         QemuSpace(transport="isa")
+    for spin in (-1e-3, 11.0, True, "1ms"):
+        with pytest.raises(MmioValueError, match=r"reply_spin must be 0\.\.command_timeout \(10\.0\) seconds"):
+            QemuSpace(reply_spin=spin)
+
+
+def test_a_spinning_qtest_client_gets_replies_inside_and_beyond_its_spin() -> None:
+    ours, peer = socket.socketpair()
+    client = QtestClient(ours, timeout=5.0, spin=0.02)
+
+    def answer(delay: float, reply: bytes) -> None:
+        assert peer.recv(100).startswith(b"readl")
+        time.sleep(delay)
+        peer.sendall(b"IRQ raise 3\n" + reply)
+
+    try:
+        for delay, value in ((0.0, 7), (0.1, 9)):  # within the 20 ms of spinning, then after it (sleeps)
+            server = threading.Thread(target=answer, args=(delay, b"OK 0x%016x\n" % value))
+            server.start()
+            assert client.read(0x1000, 4) == value
+            server.join(5)
+        assert client.irq_raises == {3: 2}
+        peer.close()
+        with pytest.raises(QemuError, match="QEMU went away"):
+            client.read(0x1000, 4)
+    finally:
+        ours.close()
+
+
+def test_register_accesses_work_with_the_client_spinning_for_replies() -> None:
+    with QemuSpace(ram_size=8 << 20, reply_spin=1e-3) as qemu:
+        assert qemu.qtest.spin == 1e-3
+        assert qemu.qtest.read(qemu.device_base, 4) == 0x74726976      # "virt"
+        qemu.qtest.write(qemu.device_base + 0x70, 4, 1)                  # Status: ACKNOWLEDGE
+        assert qemu.qtest.read(qemu.device_base + 0x70, 4) == 1
 
 
 def test_the_pci_transport_puts_a_modern_virtio_blk_pci_on_the_host_bridge() -> None:
