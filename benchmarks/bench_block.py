@@ -72,19 +72,12 @@ def measure(dev: BlockDevice, command: BlockCommand, depth: int, *, seconds: flo
     stop = start + seconds if seconds is not None else float("inf")
     issued = 0
     limit = count if count is not None else 1 << 62
-    randrange, popleft, queue, queue_many = rng.randrange, ready.popleft, dev.queue, dev.queue_many
+    randrange, popleft, queue_many = rng.randrange, ready.popleft, dev.queue_many
     while True:  # every op is either in flight or back on `ready`
         if ready and issued < limit and clock() < stop:
             k = min(len(ready), limit - issued)  # not what completes meanwhile
             issued += k
-            if k == 1:  # queue() rings the doorbell itself
-                op = popleft()
-                op.offset_dev = slot = randrange(slots) * per
-                if stamp:
-                    op.cookie[0] = slot // per
-                queue(op, completion)
-                continue
-            ops = [popleft() for _ in range(k)]
+            ops = [popleft()] if k == 1 else [popleft() for _ in range(k)]
             for op in ops:
                 op.offset_dev = slot = randrange(slots) * per
                 if stamp:

@@ -4,10 +4,11 @@ Init follows §3.1.1 top to bottom in `VirtioBlk.__init__` (the generic steps in
 bits, config layout and request structures in `virtio.blk_uapi`). Each request is a chain (§5.2.6, `struct
 virtio_blk_req`): the header `out_hdr` (type, sector) the device reads, the data, one `status` byte the
 device writes. Headers and status bytes live in one DMA buffer, a 64-byte
-`VirtioBlkReqSlot` per request in flight (at most 64), written through its fields as Linux's virtio_blk.c
-writes `vbr->out_hdr` (a read or write sets header and status with one struct store of the same layout, the
-hot path's cheaper form); everything else a slot needs (its descriptors, its bounce buffer) is computed once.
-Requests beyond the free slots, or beyond the ring's free descriptors, wait in a backlog.
+`VirtioBlkReqSlot` per request in flight (at most 64; `virtio.blk_slot`), written through its fields as
+Linux's virtio_blk.c writes `vbr->out_hdr` (a read or write sets header and status with one struct store of
+the same layout, the hot path's cheaper form); everything else a slot needs (its descriptors, its bounce
+buffer) is computed once. Requests beyond the free slots, or beyond the ring's free descriptors, wait in a
+backlog. `queue_many` submits a batch under one lock and one doorbell; `queue` is a batch of one.
 
 Zero-copy: when an op's Vmo has a `dma_addr` inside the device's DMA window, that address goes straight into
 the descriptor. Otherwise the data is bounced through the slot's DMA buffer and `bytes_copied` counts it.
@@ -36,10 +37,8 @@ offered; TOPOLOGY goes into `BlockInfo`; legacy (Version 1) devices bind too.
 from __future__ import annotations
 
 import logging
-import struct
 from collections import deque
 from collections.abc import Sequence
-from ctypes import LittleEndianStructure, c_uint8, sizeof
 from typing import Any, cast
 
 from mmiotk.bus import Device
@@ -62,24 +61,22 @@ from ..block.protocol import (
 )
 from ..bus.pci import PciDevice
 from . import VirtioError
+from .blk_slot import SLOT, RequestSlot, WaitingRequest, pack_rw_header
 from .blk_uapi import (
     SECTOR,
     BlkFeature,
     ReqStatus,
     ReqType,
     VirtioBlkConfig,
-    VirtioBlkDiscardWriteZeroes,
-    VirtioBlkOutHdr,
 )
 from .device import DEFAULT_REQUEST_TIMEOUT, Done, VirtioDevice, deliver
 from .mmio import Feature, bit
 from .pci import VIRTIO_PCI_MODERN_DEVICE_ID_BASE, VIRTIO_PCI_VENDOR_ID, VirtioPci
-from .virtqueue import DESC_F_WRITE, ReservedChain
+from .virtqueue import DESC_F_WRITE
 
 log = logging.getLogger(__name__)
 
 MAX_IN_FLIGHT = 64
-SLOT = 64                     # bytes per request slot (a VirtioBlkReqSlot)
 
 
 _READ, _WRITE = BlockCommand.READ, BlockCommand.WRITE
@@ -90,64 +87,6 @@ _STATUS_OF = tuple(_STATUS.get(byte, BlockStatus.IO) for byte in range(256))  # 
 
 
 _IN, _OUT = ReqType.IN, ReqType.OUT
-
-
-class VirtioBlkReqSlot(LittleEndianStructure):
-    """One request slot in DMA memory: `out_hdr`, `write_zeroes` (used by WRITE_ZEROES only), `status`."""
-
-    _fields_ = [("out_hdr", VirtioBlkOutHdr), ("write_zeroes", VirtioBlkDiscardWriteZeroes),
-                ("status", c_uint8), ("_pad", c_uint8 * (SLOT - 33))]
-
-
-assert sizeof(VirtioBlkReqSlot) == SLOT
-
-# What a read or write sets in its slot, as one store: out_hdr (type, reserved = 0, sector), the write_zeroes
-# bytes (zero; only WRITE_ZEROES uses them, and sets them itself) and status = 0xFF (the device overwrites it).
-# The same bytes as three ctypes field stores, at a third of their cost.
-_RW_HEADER = struct.Struct("<IIQ16xB")
-assert _RW_HEADER.size == VirtioBlkReqSlot.status.offset + 1 and VirtioBlkReqSlot.write_zeroes.offset == 16
-_pack_rw_header = _RW_HEADER.pack_into
-
-
-class _Slot:
-    """One request slot: what the hot path needs of it, computed once (its fields, descriptors and DMA
-    memory), and the request it holds while that is on the ring (Linux's `struct virtblk_req`, preallocated
-    per tag). The slot is the chain's token: completion finds the request through it."""
-
-    __slots__ = ("bounce", "bounced", "chain", "completion", "flush_after", "flushing", "hdr_seg", "index", "mem",
-                 "offset", "op", "out_hdr", "req", "segs_flush", "segs_write_zeroes", "status_at", "status_seg",
-                 "write_zeroes")
-
-    def __init__(self, slots: DmaBuffer, k: int) -> None:
-        self.index = k
-        self.offset = SLOT * k  # in the slots buffer
-        self.status_at = self.offset + VirtioBlkReqSlot.status.offset
-        self.mem = cast(DmaBuffer, slots[SLOT * k:SLOT * (k + 1)])
-        self.req = VirtioBlkReqSlot.from_buffer(cast(Any, slots), SLOT * k)
-        self.out_hdr, self.write_zeroes = self.req.out_hdr, self.req.write_zeroes
-        base = int(self.mem.dma_addr)
-        self.hdr_seg = (base, sizeof(VirtioBlkOutHdr), 0)
-        self.status_seg = (base + VirtioBlkReqSlot.status.offset, 1, DESC_F_WRITE)
-        self.segs_flush = [self.hdr_seg, self.status_seg]
-        zeroes = (base + VirtioBlkReqSlot.write_zeroes.offset, sizeof(VirtioBlkDiscardWriteZeroes), 0)
-        self.segs_write_zeroes = [self.hdr_seg, zeroes, self.status_seg]
-        self.bounce: DmaBuffer | None = None   # made on first use: most ops are zero-copy
-        self.chain: ReservedChain | None = None  # its own descriptors, when the ring has room for them
-        # the request in the slot
-        self.op: BlockOp | None = None
-        self.completion: Completion | None = None
-        self.flush_after = False   # FORCE_ACCESS or emulated writethrough: a FLUSH follows the write
-        self.flushing = False      # the write is done; this is the FLUSH that makes it durable
-        self.bounced = False       # its data goes through `bounce`
-
-
-class _Waiting:
-    """A request in the backlog: no slot or no room on the ring yet."""
-
-    __slots__ = ("completion", "flush_after", "flushing", "op")
-
-    def __init__(self, op: BlockOp, completion: Completion, flush_after: bool, flushing: bool = False) -> None:
-        self.op, self.completion, self.flush_after, self.flushing = op, completion, flush_after, flushing
 
 
 class VirtioBlk(VirtioDevice, BlockDevice):
@@ -166,7 +105,7 @@ class VirtioBlk(VirtioDevice, BlockDevice):
                 raise ValueError(f"virtio-blk: option {option!r} must be true or false, got {value!r}")
         self.bytes_copied = 0      # bounced through DMA buffers (0 when every Vmo is DMA-able)
         self.zero_copy_ops = 0
-        self._backlog: deque[_Waiting] = deque()
+        self._backlog: deque[WaitingRequest] = deque()
         self._dma_lo = pool.base + pool.dma_offset
         self._dma_hi = self._dma_lo + pool.size
         self._coherent = pool.coherent
@@ -228,7 +167,7 @@ class VirtioBlk(VirtioDevice, BlockDevice):
                                   indirect_threshold=indirect_threshold)
             nslots = min(MAX_IN_FLIGHT, vq.size if self._indirect is not None else vq.size // segs_per_req)
             self._slots = pool.alloc(SLOT * nslots, align=SLOT, name="blk-headers")
-            self._slot_list = [_Slot(self._slots, k) for k in range(nslots)]
+            self._slot_list = [RequestSlot(self._slots, k) for k in range(nslots)]
             self._slot_bytes = memoryview(cast(Any, self._slots)).cast("B")
             # Each slot keeps its own header-data-status chain (one descriptor rewritten per request) when the
             # ring still has room beside them for the longest chain of any other request, and three-segment
@@ -242,6 +181,12 @@ class VirtioBlk(VirtioDevice, BlockDevice):
             self._free_slots = deque(self._slot_list)
             self._add_reserved = vq.add_reserved
             self.max_in_flight = nslots
+            # what queue_many reads for every batch, none of which changes once the device is up: one load
+            self._submit_state = (
+                self._backlog, self._start_request, self._free_slots, self._add_reserved, self._slot_bytes,
+                self._writable, self._max_blocks, self._blocks, self._bs, self._dma_lo, self._dma_hi,
+                self._size_max, self._spb, self._start_block, self._coherent, self._flush_writes,
+                self.emulated_writethrough)
             # 5. DRIVER_OK (step 8): the device is live
             self.start()
         except BaseException:
@@ -286,56 +231,55 @@ class VirtioBlk(VirtioDevice, BlockDevice):
             if self._dead:
                 failed = [(completion, BlockStatus.IO_NOT_PRESENT, op) for op in ops]
             else:
-                backlog, start, free, add_reserved = self._backlog, self._start_request, self._free_slots, \
-                    self._add_reserved
-                writable, max_blocks, blocks, bs = self._writable, self._max_blocks, self._blocks, self._bs
-                lo, hi, size_max, spb, first = self._dma_lo, self._dma_hi, self._size_max, self._spb, \
-                    self._start_block
-                direct = self._coherent and not self._flush_writes  # no sync, no FLUSH after a write
-                slot_bytes, zero_copy = self._slot_bytes, 0
+                backlog, start, free, add_reserved, slot_bytes, writable, max_blocks, blocks, bs, lo, hi, \
+                    size_max, spb, first, coherent, flush_writes, writethrough = self._submit_state
+                zero_copy = 0
                 for op in ops:
                     cmd, vmo, n, dev_off, vmo_off = op.command, op.vmo, op.length, op.offset_dev, op.offset_vmo
                     # A read/write that is plainly valid (a subset of what validate() accepts); anything else
                     # goes through validate() itself, so the statuses are exactly the protocol's.
-                    if (cmd is _READ or (cmd is _WRITE and writable)) and vmo.__class__ is Vmo \
-                            and n.__class__ is int and dev_off.__class__ is int and vmo_off.__class__ is int \
-                            and 0 < n <= max_blocks and 0 <= dev_off <= blocks - n and 0 <= vmo_off \
-                            and (vmo_off + n) * bs <= vmo.array.size:
-                        if direct and free and not backlog:
-                            slot, nbytes, addr = free[0], n * bs, vmo.dma_addr
-                            chain = slot.chain
-                            if chain is not None and nbytes <= size_max and addr is not None \
-                                    and lo <= (addr := addr + vmo_off * bs) <= hi - nbytes:
-                                read = cmd is _READ
-                                _pack_rw_header(slot_bytes, slot.offset, _IN if read else _OUT, 0,
-                                                (dev_off + first) * spb, 0xFF)
-                                try:
-                                    add_reserved(chain, addr, nbytes, DESC_F_WRITE if read else 0, slot)
-                                except Exception:  # changed nothing: this request fails alone
-                                    log.exception("%s: a request could not be put on the ring", self.dev.name)
-                                    failed.append((completion, BlockStatus.IO, op))
-                                    continue
-                                free.popleft()
-                                slot.bounced = slot.flush_after = slot.flushing = False
-                                slot.op, slot.completion = op, completion
-                                zero_copy += 1
-                                continue
-                    else:
+                    plain = (cmd is _READ or (cmd is _WRITE and writable)) and vmo.__class__ is Vmo \
+                        and n.__class__ is int and dev_off.__class__ is int and vmo_off.__class__ is int \
+                        and 0 < n <= max_blocks and 0 <= dev_off <= blocks - n and 0 <= vmo_off \
+                        and (vmo_off + n) * bs <= vmo.array.size
+                    if not plain:
                         status = self._check(op)
                         if status is not None:
                             failed.append((completion, status, op))
                             continue
-                    flush_after = cmd is _WRITE and self._flush_writes \
-                        and (self.emulated_writethrough or bool(op.flags and op.flags & OpFlag.FORCE_ACCESS))
+                    flush_after = cmd is _WRITE and flush_writes \
+                        and (writethrough or bool(op.flags and op.flags & OpFlag.FORCE_ACCESS))
+                    if plain and coherent and free and not backlog and not flush_after:
+                        slot, nbytes, addr = free[0], n * bs, vmo.dma_addr  # type: ignore[union-attr]
+                        chain = slot.chain
+                        if chain is not None and nbytes <= size_max and addr is not None \
+                                and lo <= (addr := addr + vmo_off * bs) <= hi - nbytes:
+                            read = cmd is _READ
+                            pack_rw_header(slot_bytes, slot.offset, _IN if read else _OUT, 0,
+                                            (dev_off + first) * spb, 0xFF)
+                            try:
+                                add_reserved(chain, addr, nbytes, DESC_F_WRITE if read else 0, slot)
+                            except Exception:  # changed nothing: this request fails alone
+                                log.exception("%s: a request could not be put on the ring", self.dev.name)
+                                failed.append((completion, BlockStatus.IO, op))
+                                continue
+                            free.popleft()
+                            slot.bounced = slot.flush_after = slot.flushing = False
+                            slot.op, slot.completion = op, completion
+                            zero_copy += 1
+                            continue
                     try:
                         if backlog or not start(op, completion, flush_after, False):
-                            backlog.append(_Waiting(op, completion, flush_after))
+                            backlog.append(WaitingRequest(op, completion, flush_after))
                     except Exception:  # e.g. no DMA memory left for a bounce buffer: this request fails alone
                         log.exception("%s: a request could not be put on the ring", self.dev.name)
                         failed.append((completion, BlockStatus.IO, op))
                 self.zero_copy_ops += zero_copy
                 if not self._plug:
-                    kick_error = self._kick()
+                    try:
+                        self.vq.kick()
+                    except Exception as exc:  # failed after the lock is released, as in _unplug
+                        kick_error = exc
         finally:
             self._release()
         if kick_error is not None:
@@ -371,7 +315,7 @@ class VirtioBlk(VirtioDevice, BlockDevice):
                 req_type, flag = _IN, DESC_F_WRITE
             else:
                 req_type, flag = _OUT, 0
-            _pack_rw_header(self._slot_bytes, slot.offset, req_type, 0, (op.offset_dev + self._start_block) * self._spb,
+            pack_rw_header(self._slot_bytes, slot.offset, req_type, 0, (op.offset_dev + self._start_block) * self._spb,
                             0xFF)
             addr = op.vmo.dma_addr  # type: ignore[union-attr]
             if addr is not None and self._coherent \
@@ -403,7 +347,7 @@ class VirtioBlk(VirtioDevice, BlockDevice):
         out_hdr.sector = 0
         return self._add_chain(op, completion, flush_after, flushing, slot, segs)
 
-    def _start_chain(self, op: BlockOp, completion: Completion, flush_after: bool, slot: _Slot,
+    def _start_chain(self, op: BlockOp, completion: Completion, flush_after: bool, slot: RequestSlot,
                      nbytes: int) -> bool:
         """A read or write on descriptors from the free list: the data in size_max pieces."""
         step = self._size_max
@@ -416,7 +360,7 @@ class VirtioBlk(VirtioDevice, BlockDevice):
         data = [(addr + o, min(step, nbytes - o), flag) for o in range(0, nbytes, step)]
         return self._add_chain(op, completion, flush_after, False, slot, [slot.hdr_seg, *data, slot.status_seg])
 
-    def _add_chain(self, op: BlockOp, completion: Completion, flush_after: bool, flushing: bool, slot: _Slot,
+    def _add_chain(self, op: BlockOp, completion: Completion, flush_after: bool, flushing: bool, slot: RequestSlot,
                    segs: list[tuple[int, int, int]]) -> bool:
         slot.req.status = 0xFF  # the device overwrites it
         if not self._coherent:
@@ -426,7 +370,7 @@ class VirtioBlk(VirtioDevice, BlockDevice):
         slot.op, slot.completion, slot.flush_after, slot.flushing = op, completion, flush_after, flushing
         return True
 
-    def _data_address(self, op: BlockOp, slot: _Slot, nbytes: int, write: bool) -> int:
+    def _data_address(self, op: BlockOp, slot: RequestSlot, nbytes: int, write: bool) -> int:
         """Where the device finds the data: the Vmo's own memory when the device reaches it (zero copy), else
         the slot's bounce buffer, filled now for writes."""
         vmo = op.vmo
@@ -452,7 +396,7 @@ class VirtioBlk(VirtioDevice, BlockDevice):
         return int(bounce.dma_addr)
 
     # --- completion (under the lock; VirtioDevice calls the callbacks after releasing it) --------------
-    def _complete(self, slot: _Slot, written: int, done: Done) -> None:
+    def _complete(self, slot: RequestSlot, written: int, done: Done) -> None:
         op, completion = slot.op, slot.completion
         if not self._coherent:
             slot.mem.sync_for_cpu()
@@ -466,7 +410,7 @@ class VirtioBlk(VirtioDevice, BlockDevice):
                 slot.bounced = False
         if slot.flush_after and not slot.flushing and status is _OK:
             # FORCE_ACCESS: the write completes when the flush does
-            self._backlog.appendleft(_Waiting(op, completion, True, flushing=True))  # type: ignore[arg-type]
+            self._backlog.appendleft(WaitingRequest(op, completion, True, flushing=True))  # type: ignore[arg-type]
         else:
             done.append((completion, status, op))  # type: ignore[arg-type]
         slot.op = slot.completion = None
@@ -486,7 +430,7 @@ class VirtioBlk(VirtioDevice, BlockDevice):
             free.append(slot)
             slot.op = slot.completion = None
 
-    def _data_in(self, slot: _Slot, op: BlockOp) -> None:
+    def _data_in(self, slot: RequestSlot, op: BlockOp) -> None:
         """What the device read: copy it out of the bounce buffer, or make the Vmo's own memory visible to
         the CPU (non-coherent pools)."""
         bs = self._bs
@@ -501,7 +445,7 @@ class VirtioBlk(VirtioDevice, BlockDevice):
         elif not self._coherent and isinstance(array, DmaBuffer):
             cast(DmaBuffer, array[lo:hi]).sync_for_cpu()
 
-    def _complete_error(self, slot: _Slot, done: Done) -> None:
+    def _complete_error(self, slot: RequestSlot, done: Done) -> None:
         assert slot.op is not None and slot.completion is not None
         done.append((slot.completion, BlockStatus.IO, slot.op))
         slot.op = slot.completion = None
@@ -519,7 +463,7 @@ class VirtioBlk(VirtioDevice, BlockDevice):
             backlog.popleft()
 
     def _detach(self) -> Done:
-        pending: list[_Slot | _Waiting] = [*self.vq.detach_all(), *self._backlog]
+        pending: list[RequestSlot | WaitingRequest] = [*self.vq.detach_all(), *self._backlog]
         self._backlog.clear()
         done: Done = []
         for req in pending:

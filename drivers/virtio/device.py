@@ -169,16 +169,6 @@ class VirtioDevice:
         """`_complete` raised for `token`: add the callback that fails it (the ring no longer holds it)."""
 
     # --- doorbells ---------------------------------------------------------------------------------
-    def _kick(self) -> Exception | None:
-        """Under the lock: publish what was added and ring the doorbell; the error of a device that cannot be
-        reached (fail it after releasing the lock) instead of raising into a submitter whose request is
-        already queued."""
-        try:
-            self.vq.kick()
-        except Exception as exc:
-            return exc
-        return None
-
     def batch(self) -> _Plug:
         """`with dev.batch():` work submitted inside shares one doorbell, rung on exit (nests)."""
         return self._batch
@@ -189,7 +179,12 @@ class VirtioDevice:
         try:
             self._plug -= 1
             if not self._plug and not self._dead:
-                error = self._kick()
+                # publish what was added and ring the doorbell. A device that cannot be reached is failed
+                # after the lock is released, not raised into a submitter whose request is already queued.
+                try:
+                    self.vq.kick()
+                except Exception as exc:
+                    error = exc
         finally:
             self._release()
         if error is not None:
