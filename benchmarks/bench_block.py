@@ -77,7 +77,11 @@ def measure(dev: BlockDevice, command: BlockCommand, depth: int, *, seconds: flo
         if ready and issued < limit and clock() < stop:
             k = min(len(ready), limit - issued)  # not what completes meanwhile
             issued += k
-            ops = [popleft()] if k == 1 else [popleft() for _ in range(k)]
+            if k == len(ready):
+                ops = list(ready)
+                ready.clear()
+            else:
+                ops = [popleft() for _ in range(k)]
             for op in ops:
                 op.offset_dev = slot = randrange(slots) * per
                 if stamp:

@@ -263,8 +263,7 @@ class VirtioBlk(VirtioDevice, BlockDevice):
                                 log.exception("%s: a request could not be put on the ring", self.dev.name)
                                 failed.append((completion, BlockStatus.IO, op))
                                 continue
-                            free.popleft()
-                            slot.bounced = slot.flush_after = slot.flushing = False
+                            free.popleft()  # a free slot's bounced, flush_after and flushing are False
                             slot.op, slot.completion = op, completion
                             zero_copy += 1
                             continue
@@ -397,18 +396,20 @@ class VirtioBlk(VirtioDevice, BlockDevice):
 
     # --- completion (under the lock; VirtioDevice calls the callbacks after releasing it) --------------
     def _complete(self, slot: RequestSlot, written: int, done: Done) -> None:
-        op, completion = slot.op, slot.completion
+        op, completion, flush_after, flushing = slot.op, slot.completion, slot.flush_after, slot.flushing
         if not self._coherent:
             slot.mem.sync_for_cpu()
         status = _STATUS_OF[self._slot_bytes[slot.status_at]]  # vbr->status
+        # a free slot has bounced, flush_after and flushing all False (queue_many relies on it)
+        slot.flush_after = slot.flushing = False
         self._free_slots.append(slot)
         if slot.bounced or not self._coherent:
             try:
-                if op.command is _READ and status is _OK and not slot.flushing:  # type: ignore[union-attr]
+                if op.command is _READ and status is _OK and not flushing:  # type: ignore[union-attr]
                     self._data_in(slot, op)  # type: ignore[arg-type]
             finally:
                 slot.bounced = False
-        if slot.flush_after and not slot.flushing and status is _OK:
+        if flush_after and not flushing and status is _OK:
             # FORCE_ACCESS: the write completes when the flush does
             self._backlog.appendleft(WaitingRequest(op, completion, True, flushing=True))  # type: ignore[arg-type]
         else:
