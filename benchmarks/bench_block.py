@@ -260,7 +260,7 @@ def print_rows(rows: list[Row], baseline: list[Row], ratios: dict[int, list[floa
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=0.4, help="per measurement")
-    parser.add_argument("--rounds", type=int, default=7, help="each keeps its best round")
+    parser.add_argument("--rounds", type=int, default=9, help="each keeps its best round")
     parser.add_argument("--rtl-requests", type=int, default=64, help="requests per RTL measurement")
     parser.add_argument("--targets", default="ramdisk,model,qemu,icarus,verilator")
     args = parser.parse_args(argv)
