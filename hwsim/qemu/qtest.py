@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import os
 import select
 import socket
 import threading
@@ -93,11 +94,14 @@ class QtestClient:
 
     def _spin_recv(self, until: float, what: str) -> bool:
         """Busy-poll the socket until something arrives (True, appended) or `until` passes (False)."""
-        recv, clock = self._sock.recv, time.monotonic
+        recv, clock, relax, spins = self._sock.recv, time.monotonic, os.sched_yield, 0
         while clock() < until:
             try:
                 chunk = recv(65536, socket.MSG_DONTWAIT)
             except BlockingIOError:
+                spins += 1
+                if not spins & 7:
+                    relax()  # QEMU's thread may be waiting for this CPU (see VirtioDevice._poll)
                 continue
             except OSError as exc:
                 raise self._died(f"{what} ({exc})") from None

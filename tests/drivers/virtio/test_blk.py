@@ -216,6 +216,19 @@ def test_a_buffer_that_comes_back_to_its_slot_leaves_the_descriptor_as_it_was(
         assert set(seen) == {BlockStatus.OK}
 
 
+def test_a_polling_spin_yields_the_cpu_now_and_then(monkeypatch: pytest.MonkeyPatch) -> None:
+    import drivers.virtio.device as device
+
+    yields = []
+    monkeypatch.setattr(device.os, "sched_yield", lambda: yields.append(1))
+    with model_blk(spin=0.05) as blk:
+        looks = []
+        has_used = blk.vq.has_used
+        monkeypatch.setattr(blk.vq, "has_used", lambda: looks.append(1) or has_used())
+        assert blk.poll(0.02) == 0  # nothing in flight: spins the whole 20 ms
+        assert len(looks) > 16 and len(yields) == (len(looks) - 1) // 8  # the first look is before the spin
+
+
 def test_ops_queued_from_completions_share_one_doorbell() -> None:
     with model_blk() as blk:
         vmo = dma_vmo(blk, BS)
