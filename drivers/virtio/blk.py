@@ -217,19 +217,19 @@ class VirtioBlk(VirtioDevice, BlockDevice):
         self.queue_many((op,), completion)
 
     def queue_many(self, ops: Sequence[BlockOp], completion: Completion) -> None:
-        """Every op on the ring (or in the backlog) under one hold of the lock, then one doorbell; ops that
-        fail at once complete after the lock is released, in order.
+        """Every op on the ring (or in the backlog) under one hold of the lock, then one doorbell; ops
+        answered at once (refused, or needing no device) complete after the lock is released, in order.
 
         The common request - a plainly valid zero-copy read or write, a free slot with its own chain, nothing
         waiting - is put on the ring right here, the same steps as `_start_request` takes for it, unrolled:
         that is most of the driver's CPU per request (bench_block, QEMU at QD16). Everything else goes through
         `_check` and `_start_request`."""
-        failed: Done = []
+        at_once: Done = []  # ops answered without the device (refused, or a FLUSH with no cache)
         kick_error = None
         self._acquire()
         try:
             if self._dead:
-                failed = [(completion, BlockStatus.IO_NOT_PRESENT, op) for op in ops]
+                at_once = [(completion, BlockStatus.IO_NOT_PRESENT, op) for op in ops]
             else:
                 backlog, start, free, add_reserved, slot_bytes, writable, max_blocks, blocks, bs, lo, hi, \
                     size_max, spb, first, coherent, flush_writes, writethrough = self._submit_state
@@ -245,7 +245,7 @@ class VirtioBlk(VirtioDevice, BlockDevice):
                     if not plain:
                         status = self._check(op)
                         if status is not None:
-                            failed.append((completion, status, op))
+                            at_once.append((completion, status, op))
                             continue
                     flush_after = cmd is _WRITE and flush_writes \
                         and (writethrough or bool(op.flags and op.flags & OpFlag.FORCE_ACCESS))
@@ -261,7 +261,7 @@ class VirtioBlk(VirtioDevice, BlockDevice):
                                 add_reserved(chain, addr, nbytes, DESC_F_WRITE if read else 0, slot)
                             except Exception:  # changed nothing: this request fails alone
                                 log.exception("%s: a request could not be put on the ring", self.dev.name)
-                                failed.append((completion, BlockStatus.IO, op))
+                                at_once.append((completion, BlockStatus.IO, op))
                                 continue
                             free.popleft()  # a free slot's bounced, flush_after and flushing are False
                             slot.op, slot.completion = op, completion
@@ -272,7 +272,7 @@ class VirtioBlk(VirtioDevice, BlockDevice):
                             backlog.append(WaitingRequest(op, completion, flush_after))
                     except Exception:  # e.g. no DMA memory left for a bounce buffer: this request fails alone
                         log.exception("%s: a request could not be put on the ring", self.dev.name)
-                        failed.append((completion, BlockStatus.IO, op))
+                        at_once.append((completion, BlockStatus.IO, op))
                 self.zero_copy_ops += zero_copy
                 if not self._plug:
                     try:
@@ -283,8 +283,8 @@ class VirtioBlk(VirtioDevice, BlockDevice):
             self._release()
         if kick_error is not None:
             self._fail(kick_error)  # completes these requests too: they are on the ring or in the backlog
-        if failed:
-            deliver(failed, self.dev.name)
+        if at_once:
+            deliver(at_once, self.dev.name)
 
     def _check(self, op: BlockOp) -> BlockStatus | None:
         """protocol.validate, plus what this device adds: FLUSH without a cache, TRIM limits."""

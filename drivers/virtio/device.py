@@ -251,7 +251,7 @@ class VirtioDevice:
     def poll(self, timeout: float = 0.0) -> int:
         """Deliver completions on this thread, waiting up to `timeout` s for at least one; returns how many."""
         try:
-            if self.vq.has_used():
+            if not self._dead and self.vq.has_used():  # a failed device's rings are not looked at
                 n = self._reap()
                 if n:
                     return n
