@@ -8,7 +8,8 @@ Measured in one run, on the same RTL:
   * the baseline: AxiLiteMaster awaited natively, as a cocotb test would do it, with the HDL clock and
     with the usual cocotb Clock driving clk (a second build, HDL_CLOCK=0);
   * the HDL transactor under that cocotb Clock (what the HDL clock is worth).
-Operations alternate a 32-bit read (QueueNumMax) and a 32-bit write (QueueSel).
+Operations alternate a 32-bit read (QueueNumMax) and a 32-bit write (QueueSel). The two HDL-transactor rows
+(whose ratio is the bridge's cost) are the best of 5 alternating rounds each.
 
     .venv/bin/python benchmarks/bench_sim_mmio.py [--sims icarus,verilator] [--scale 1.0]
 
@@ -27,6 +28,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 QUEUE_SEL, QUEUE_NUM_MAX = 0x030, 0x034
+ROUNDS = 5  # of the bridged and the native HDL-transactor loops, alternating
 
 if "COCOTB_TEST_MODULES" in os.environ:  # imported by cocotb inside the simulator
     import cocotb
@@ -64,8 +66,12 @@ if "COCOTB_TEST_MODULES" in os.environ:  # imported by cocotb inside the simulat
         n = _ops("FAST")
         queue_max = await env.hdl_bus.read32(REGS_BASE + QUEUE_NUM_MAX)
         assert queue_max > 0 and await env.run(regs.read32, QUEUE_NUM_MAX) == queue_max
-        _record("sync_hdl", n, await env.run(_sync_loop, regs, n))
-        _record("native_hdl", n, await _native_loop(env.hdl_bus, n))
+        sync = native = float("inf")
+        for _ in range(ROUNDS):  # interleaved, best of each: a single pair moved by ±15% on the 2-CPU VM
+            sync = min(sync, await env.run(_sync_loop, regs, n))
+            native = min(native, await _native_loop(env.hdl_bus, n))
+        _record("sync_hdl", n, sync)
+        _record("native_hdl", n, native)
         env.close()
 
     @cocotb.test(timeout_time=10_000, timeout_unit="ms")
