@@ -150,22 +150,17 @@ bus_write(CoreObject *self, Py_ssize_t off, int width, PyObject *value, int orde
         return fallback(FB, all, 3);                                                                   \
     }
 
-DEFINE_READ(8, , FB_READ8, 1)
-DEFINE_READ(16, , FB_READ16, 1)
-DEFINE_READ(32, , FB_READ32, 1)
-DEFINE_READ(64, , FB_READ64, 1)
-DEFINE_READ(8, _relaxed, FB_READ8_RELAXED, 0)
-DEFINE_READ(16, _relaxed, FB_READ16_RELAXED, 0)
-DEFINE_READ(32, _relaxed, FB_READ32_RELAXED, 0)
-DEFINE_READ(64, _relaxed, FB_READ64_RELAXED, 0)
-DEFINE_WRITE(8, , FB_WRITE8, 1)
-DEFINE_WRITE(16, , FB_WRITE16, 1)
-DEFINE_WRITE(32, , FB_WRITE32, 1)
-DEFINE_WRITE(64, , FB_WRITE64, 1)
-DEFINE_WRITE(8, _relaxed, FB_WRITE8_RELAXED, 0)
-DEFINE_WRITE(16, _relaxed, FB_WRITE16_RELAXED, 0)
-DEFINE_WRITE(32, _relaxed, FB_WRITE32_RELAXED, 0)
-DEFINE_WRITE(64, _relaxed, FB_WRITE64_RELAXED, 0)
+/* The four accessors of one width: ordered and relaxed, read and write. */
+#define DEFINE_ACCESSORS(bits)                                  \
+    DEFINE_READ(bits, , FB_READ##bits, 1)                       \
+    DEFINE_READ(bits, _relaxed, FB_READ##bits##_RELAXED, 0)     \
+    DEFINE_WRITE(bits, , FB_WRITE##bits, 1)                     \
+    DEFINE_WRITE(bits, _relaxed, FB_WRITE##bits##_RELAXED, 0)
+
+DEFINE_ACCESSORS(8)
+DEFINE_ACCESSORS(16)
+DEFINE_ACCESSORS(32)
+DEFINE_ACCESSORS(64)
 
 /* modify32(offset, clear_mask, set_mask): ordered read, then ordered write of (old & ~clear) | set. */
 static PyObject *
